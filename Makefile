@@ -1,0 +1,54 @@
+# votes: every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK := $(PY) deployments/local/stack.py
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv stubs check-stubs stack-up stack-down stack-status stack-clean run test test-unit lock
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..." >&2; exit 1; }
+	@echo "venv: creating $(VENV) and installing the locked dependencies (first time: a few minutes)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
+	@$(VENV)/bin/uv pip sync -q --python $(PY) requirements.lock
+	@$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	@touch $@
+
+venv: $(STAMP) ## create .venv with the locked dependencies
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
+	$(PY) -m serve_app.grpc_stubs.generate
+
+stack-up: $(STAMP) ## install (if missing) and start Kafka, Redis and FerretDB; waits until healthy
+	$(STACK) up
+
+stack-down: $(STAMP) ## stop the local stack, keep its data
+	$(STACK) down
+
+stack-status: $(STAMP) ## one line per part of the local stack
+	$(STACK) status
+
+stack-clean: $(STAMP) ## stop the local stack and delete its data and logs
+	$(STACK) clean
+
+run: stack-up ## the main job: local stack + `serve run config.yaml` (HTTP :8000, gRPC :9000)
+	@echo "run: HTTP http://127.0.0.1:8000  gRPC 127.0.0.1:9000  Ray dashboard http://127.0.0.1:8265"
+	$(VENV)/bin/serve run config.yaml
+
+test-unit: $(STAMP) ## the unit tests alone (no services needed)
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+test: stack-up ## the whole suite against the real local stack
+	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)

@@ -1,0 +1,115 @@
+"""How votes are counted, exactly once, over an at-least-once Kafka log. Pure functions, no I/O.
+
+Two kinds of duplicates reach the consumer, and each has its own guard:
+
+1. Redelivery of the same Kafka record (a crash before the offset commit, a rebalance). Guarded by
+   the Redis counter script: per partition it remembers the last offset it applied and skips
+   records at or below it, atomically with the increments.
+2. The same vote sent twice by a client (a retry with the same vote_id): two records, two offsets.
+   Guarded by the vote log: MongoDB stores one document per vote_id and remembers which record
+   (partition, offset) was stored. Only that record is counted; any other copy is not.
+
+So a record counts iff it is the stored record of its vote_id and its offset is new to Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from serve_app.votes import VoteRecord
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A vote record together with where Kafka delivered it from."""
+
+    record: VoteRecord
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.partition, self.offset)
+
+
+@dataclass(frozen=True)
+class CounterUpdate:
+    """One record's effect on the counters, as the Redis script applies it."""
+
+    partition: int
+    offset: int
+    counts: bool  # False: a client's duplicate; only the partition's offset advances
+    band: str
+    album: str
+    year: int
+    rank: int
+    second: int  # received_at as epoch seconds, for the per-second rate series
+
+
+def counter_updates(
+    delivered: Iterable[Delivered], stored_positions: Mapping[str, tuple[int, int]]
+) -> list[CounterUpdate]:
+    """Decide which delivered records count: those the vote log stored for their vote_id.
+
+    `stored_positions` maps vote_id -> (partition, offset) of the record the vote log holds.
+    A vote_id missing from it was not stored, which the caller must never let happen; it is
+    treated as not counting, so a bug shows as a missing count rather than a double one.
+    """
+    return [
+        CounterUpdate(
+            partition=item.partition,
+            offset=item.offset,
+            counts=stored_positions.get(item.record.vote_id) == item.position,
+            band=item.record.name,
+            album=item.record.album,
+            year=item.record.year,
+            rank=item.record.rank,
+            second=int(item.record.received_at.timestamp()),
+        )
+        for item in delivered
+    ]
+
+
+@dataclass(frozen=True)
+class Results:
+    """Counts of persisted votes, as the read API shows them."""
+
+    total: int
+    by_band: dict[str, int]
+    by_album: dict[str, int]
+    by_year: dict[str, int]
+    by_rank: dict[str, int]
+    as_of: datetime
+
+
+def apply_in_memory(
+    state: dict[str, object], updates: Iterable[CounterUpdate]
+) -> int:
+    """Reference semantics of the Redis counter script, for tests: returns how many counted.
+
+    `state` holds "offsets" {partition: last applied offset} and "counts" {key: int}.
+    """
+    offsets: dict[int, int] = state.setdefault("offsets", {})  # type: ignore[assignment]
+    counts: dict[str, int] = state.setdefault("counts", {})  # type: ignore[assignment]
+    counted = 0
+    highest: dict[int, int] = {}
+    for update in updates:
+        if update.offset <= offsets.get(update.partition, -1):
+            continue
+        highest[update.partition] = max(highest.get(update.partition, -1), update.offset)
+        if not update.counts:
+            continue
+        counted += 1
+        for key in (
+            "total",
+            f"band:{update.band}",
+            f"album:{update.album}",
+            f"year:{update.year}",
+            f"rank:{update.rank}",
+        ):
+            counts[key] = counts.get(key, 0) + 1
+    offsets.update(highest)
+    return counted

@@ -1,0 +1,257 @@
+"""The ingress deployment: HTTP routes and gRPC methods in one Serve replica, sharing one producer.
+
+A vote's path: HTTP body or gRPC message -> `Vote` (validation) -> `accept()` (vote_id, received_at)
+-> `VoteProducer.send()` (awaits Kafka's ack) -> 202 / reply. Reads go to `serve_app.read`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import grpc
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from ray import serve
+from ray.serve.grpc_util import RayServegRPCContext
+from ray.serve.handle import DeploymentHandle
+
+from serve_app import __version__
+from serve_app.grpc_stubs import votes_pb2 as pb
+from serve_app.http_limits import BodyLimits
+from serve_app.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
+from serve_app.read import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, ReadSide, results_to_proto
+from serve_app.settings import Settings
+from serve_app.votes import Vote, VoteBatch, VoteRecord, accept, describe_errors
+
+log = logging.getLogger(__name__)
+
+
+class Accepted(BaseModel):
+    vote_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class BatchAccepted(BaseModel):
+    accepted: int
+    vote_ids: list[str]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+api = FastAPI(
+    title="votes",
+    version=__version__,
+    description="Cast votes for Guatemalan bands and watch the results live.",
+)
+api.add_middleware(BodyLimits)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    # The standard FastAPI shape, minus the echoed input: it can be large or hostile.
+    errors = [
+        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content=jsonable_encoder({"detail": errors}))
+
+
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "Missing or wrong bearer token"},
+    413: {"model": Problem, "description": "Body larger than 1 MiB"},
+    415: {"model": Problem, "description": "Body is not JSON"},
+    503: {"model": Problem, "description": "Kafka unavailable or overloaded; see Retry-After"},
+}
+
+
+class WriteRejected(Exception):
+    """An error answer of a write route, raised from helpers and rendered by the handler below."""
+
+    def __init__(self, status: int, detail: str, retry_after_s: int | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+
+@api.exception_handler(WriteRejected)
+async def _write_rejected(_request: Request, exc: WriteRejected) -> JSONResponse:
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
+    if exc.status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    return JSONResponse(status_code=exc.status, content={"detail": exc.detail}, headers=headers)
+
+
+@serve.deployment(name="VoteIngress")
+@serve.ingress(api)
+class VoteIngress:
+    def __init__(self, settings: Settings, persister: DeploymentHandle) -> None:
+        self._settings = settings
+        # The pool works on its own (it pulls from Kafka); the handle keeps it in the app.
+        self._persister = persister
+        self._producer = VoteProducer(settings)
+        self._read = ReadSide(settings, self._producer)
+        log.info("VoteIngress ready with settings %s", settings.redacted())
+
+    # ---- HTTP: writes ------------------------------------------------------------------------
+
+    @api.post("/votes", status_code=202, responses=_WRITE_ERRORS)
+    async def cast(
+        self, vote: Vote, authorization: str | None = Header(default=None)
+    ) -> Accepted:
+        """Cast one vote. Answered only once Kafka has acknowledged it."""
+        self._check_http_token(authorization)
+        record = accept(vote, "http")
+        await self._send_http([record])
+        return Accepted(vote_id=record.vote_id)
+
+    @api.post("/insert", status_code=202, responses=_WRITE_ERRORS)
+    async def insert(
+        self, vote: Vote, authorization: str | None = Header(default=None)
+    ) -> Accepted:
+        """The original traffic generators' route: same as POST /votes."""
+        return await self.cast(vote, authorization)
+
+    @api.post("/votes/batch", status_code=202, responses=_WRITE_ERRORS)
+    async def cast_batch(
+        self, batch: VoteBatch, authorization: str | None = Header(default=None)
+    ) -> BatchAccepted:
+        """Cast up to 1000 votes; an invalid batch is rejected whole."""
+        self._check_http_token(authorization)
+        records = [accept(vote, "http") for vote in batch.votes]
+        await self._send_http(records)
+        return BatchAccepted(accepted=len(records), vote_ids=[r.vote_id for r in records])
+
+    # ---- HTTP: reads -------------------------------------------------------------------------
+
+    @api.get("/results", responses={503: {"model": Problem}})
+    async def results(self) -> JSONResponse:
+        return await self._read.results_response()
+
+    @api.get("/votes/recent")
+    async def recent(
+        self, limit: int = Query(RECENT_LIMIT_DEFAULT, ge=1, le=RECENT_LIMIT_MAX)
+    ) -> JSONResponse:
+        return await self._read.recent_response(limit)
+
+    @api.get("/healthz")
+    async def healthz(self) -> JSONResponse:
+        return await self._read.health_response()
+
+    @api.get("/", include_in_schema=False)
+    async def page(self) -> Any:
+        return self._read.page_response()
+
+    # ---- gRPC (method names are the RPC names of votes.v1.VoteService) -----------------------
+
+    async def Cast(self, request: pb.Vote, grpc_context: RayServegRPCContext) -> pb.CastReply:
+        if not self._check_grpc_token(grpc_context):
+            return pb.CastReply()
+        try:
+            vote = Vote.model_validate(_vote_fields(request))
+        except ValidationError as exc:
+            return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
+                               describe_errors(exc), pb.CastReply())
+        record = accept(vote, "grpc")
+        if not await self._send_grpc([record], grpc_context):
+            return pb.CastReply()
+        return pb.CastReply(vote_id=record.vote_id)
+
+    async def CastBatch(
+        self, request: pb.VoteBatch, grpc_context: RayServegRPCContext
+    ) -> pb.BatchReply:
+        if not self._check_grpc_token(grpc_context):
+            return pb.BatchReply()
+        try:
+            batch = VoteBatch.model_validate({"votes": [_vote_fields(v) for v in request.votes]})
+        except ValidationError as exc:
+            return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
+                               describe_errors(exc), pb.BatchReply())
+        records = [accept(vote, "grpc") for vote in batch.votes]
+        if not await self._send_grpc(records, grpc_context):
+            return pb.BatchReply()
+        return pb.BatchReply(accepted=len(records), vote_ids=[r.vote_id for r in records])
+
+    async def GetResults(
+        self, request: pb.ResultsRequest, grpc_context: RayServegRPCContext
+    ) -> pb.Results:
+        results = await self._read.results()
+        if results is None:
+            return _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE,
+                               "the counter store is unavailable", pb.Results())
+        return results_to_proto(results)
+
+    # ---- shared ------------------------------------------------------------------------------
+
+    async def _send_http(self, records: Sequence[VoteRecord]) -> None:
+        try:
+            await self._producer.send(records)
+        except (KafkaUnavailable, KafkaOverloaded) as exc:
+            raise WriteRejected(503, str(exc), self._settings.retry_after_s) from None
+
+    async def _send_grpc(
+        self, records: Sequence[VoteRecord], grpc_context: RayServegRPCContext
+    ) -> bool:
+        try:
+            await self._producer.send(records)
+        except KafkaOverloaded as exc:
+            _grpc_error(grpc_context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), None)
+            return False
+        except KafkaUnavailable as exc:
+            _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE, str(exc), None)
+            return False
+        return True
+
+    def _token_ok(self, presented: str | None) -> bool:
+        expected = self._settings.write_token
+        if expected is None:
+            return True
+        scheme, _, token = (presented or "").partition(" ")
+        # compare_digest: the time taken does not tell how much of a guess was right.
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), expected.get_secret_value().encode()
+        )
+
+    def _check_http_token(self, authorization: str | None) -> None:
+        if not self._token_ok(authorization):
+            raise WriteRejected(401, "missing or invalid bearer token")
+
+    def _check_grpc_token(self, grpc_context: RayServegRPCContext) -> bool:
+        metadata = dict(grpc_context.invocation_metadata())
+        if self._token_ok(metadata.get("authorization")):
+            return True
+        _grpc_error(grpc_context, grpc.StatusCode.UNAUTHENTICATED,
+                    "missing or invalid bearer token", None)
+        return False
+
+    def __del__(self) -> None:
+        producer = getattr(self, "_producer", None)
+        if producer is not None:
+            producer.close()
+
+
+def _vote_fields(message: pb.Vote) -> dict[str, Any]:
+    """A proto Vote as the dict the model validates. proto3 has no 'absent': '' means no vote_id."""
+    return {
+        "name": message.name,
+        "album": message.album,
+        "year": message.year,
+        "rank": message.rank,
+        "vote_id": message.vote_id or None,
+    }
+
+
+def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str,
+                reply: Any) -> Any:
+    grpc_context.set_code(code)
+    grpc_context.set_details(details)
+    return reply
+

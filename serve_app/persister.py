@@ -1,0 +1,269 @@
+"""The consumer pool: each replica of `VotePersister` is a Ray actor running one Kafka consumer.
+
+The loop of one consumer (all in `BatchPersister`, on a thread of its own because poll blocks):
+
+    consume a batch (bounded by size and time)
+      -> decode each record; undecodable ones go to the dead-letter topic with the reason
+      -> MongoDB: insert the votes by vote_id (a duplicate is "already stored")
+      -> Redis: one Lua script applies the counts and the partitions' offsets atomically
+      -> commit the offsets to Kafka
+    any store failing: retry the same batch with backoff, commit nothing, never skip
+
+A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.counting`
+explains why a redelivered record changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+from ray import serve
+
+from serve_app.counting import Delivered, counter_updates
+from serve_app.settings import Settings
+from serve_app.sinks.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
+from serve_app.sinks.redis_counts import RedisCounts
+from serve_app.votes import RecordError, decode_record
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BATCH_MAX_RECORDS = 1000
+BATCH_MAX_WAIT_S = 0.1
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 5.0
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": settings.kafka_consumer_group,
+        "client.id": "votes-persister",
+        # Offsets are committed by hand, only after both stores have the batch.
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        # A killed replica's partitions move to the others within seconds, not the default 45 s.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1500,
+        # A store outage can hold a batch for long; leaving the group then only moves the work.
+        "max.poll.interval.ms": 300_000,
+    }
+
+
+@dataclass
+class PersisterStats:
+    """What one consumer did so far; read by metrics, health and the autoscaling policy."""
+
+    batches: int = 0
+    persisted: int = 0  # records stored (including clients' duplicates, excluding DLQ)
+    counted: int = 0
+    dead_lettered: int = 0
+    store_failures: int = 0
+    last_error: str | None = None
+    assigned: list[int] = field(default_factory=list)
+
+
+class BatchPersister:
+    """One Kafka consumer and its stores. Runs without Ray, so tests can drive it directly."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._topic = settings.kafka_topic
+        self._consumer = Consumer(consumer_config(settings) | {"error_cb": _log_kafka_error})
+        self._dlq = Producer({
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "client.id": "votes-dlq",
+            "acks": "all",
+            "enable.idempotence": True,
+        })
+        timeout = settings.store_timeout_s
+        self._redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._mongo: MongoClient[dict[str, Any]] = MongoClient(
+            settings.mongo_url,
+            serverSelectionTimeoutMS=int(timeout * 1000),
+            connectTimeoutMS=int(timeout * 1000),
+            socketTimeoutMS=int(timeout * 1000),
+        )
+        collection = self._mongo[settings.mongo_database][COLLECTION]
+        self._counts = RedisCounts(self._redis)
+        self._log = MongoVoteLog(collection)
+        self._indexes_ready = False
+        self._collection = collection
+        self.stats = PersisterStats()
+        self._stop = threading.Event()
+
+    # ---- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until stop() is called, then leave the group cleanly."""
+        self._consumer.subscribe(
+            [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(BATCH_MAX_RECORDS, BATCH_MAX_WAIT_S)
+                if messages:
+                    self.process(messages)
+        finally:
+            self._consumer.close()  # commits nothing (auto commit is off); leaves the group
+            self._dlq.flush(5)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def process(self, messages: Sequence[Message]) -> bool:
+        """Persist one batch and commit it. False when stopped before the batch was persisted."""
+        delivered: list[Delivered] = []
+        poison: list[tuple[Message, str]] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer error: %s", error.str())
+                continue
+            try:
+                record = decode_record(message.value())
+            except RecordError as exc:
+                poison.append((message, exc.reason))
+                continue
+            delivered.append(Delivered(record, message.topic(), message.partition(), message.offset()))
+
+        if poison and self._retry("dead-letter", lambda: self._dead_letter(poison)) is None:
+            return False
+        counted = self._retry("persist", lambda: self.persist(delivered))
+        if counted is None:
+            return False
+        self._commit(messages)
+        self.stats.batches += 1
+        self.stats.persisted += len(delivered)
+        self.stats.counted += counted
+        self.stats.dead_lettered += len(poison)
+        return True
+
+    def persist(self, delivered: Sequence[Delivered]) -> int:
+        """Vote log first, counters second: the log decides which copy of a vote counts."""
+        if not delivered:
+            return 0
+        if not self._indexes_ready:
+            ensure_indexes(self._collection)
+            self._indexes_ready = True
+        stored = self._log.store(delivered)
+        return self._counts.apply(self._topic, counter_updates(delivered, stored))
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _retry(self, what: str, action: Callable[[], T]) -> T | None:
+        """Run action until it succeeds (returns its value) or stop() is called (returns None)."""
+        delay = BACKOFF_FIRST_S
+        while True:
+            try:
+                return action()
+            except (redis.RedisError, PyMongoError, KafkaException, OSError) as exc:
+                self.stats.store_failures += 1
+                self.stats.last_error = f"{what}: {type(exc).__name__}: {exc}"
+                log.warning("%s failed, retrying in %.1fs: %s", what, delay, self.stats.last_error)
+            if self._stop.wait(delay):
+                return None
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _dead_letter(self, poison: Sequence[tuple[Message, str]]) -> None:
+        failures: list[str] = []
+
+        def report(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        for message, reason in poison:
+            headers = list(message.headers() or []) + [
+                ("dlq.reason", reason.encode()),
+                ("dlq.topic", message.topic().encode()),
+                ("dlq.partition", str(message.partition()).encode()),
+                ("dlq.offset", str(message.offset()).encode()),
+            ]
+            self._dlq.produce(
+                self._settings.kafka_dlq_topic,
+                key=message.key(),
+                value=message.value(),
+                headers=headers,
+                on_delivery=report,
+            )
+            log.warning("dead-lettered %s[%d]@%d: %s", message.topic(), message.partition(),
+                        message.offset(), reason)
+        remaining = self._dlq.flush(self._settings.kafka_delivery_timeout_s)
+        if remaining or failures:
+            raise KafkaException(f"dead-letter topic did not take {remaining or len(failures)} records")
+
+    def _commit(self, messages: Sequence[Message]) -> None:
+        next_offsets: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is None:
+                key = (message.topic(), message.partition())
+                next_offsets[key] = max(next_offsets.get(key, 0), message.offset() + 1)
+        if not next_offsets:
+            return
+        try:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                asynchronous=False,
+            )
+        except KafkaException as exc:
+            # The partition moved during the batch: its new owner gets the records again, and
+            # the stores' guards make that a no-op. Nothing to undo here.
+            log.warning("offset commit failed (records will be redelivered): %s", exc)
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.stats.assigned = sorted(set(self.stats.assigned) | {p.partition for p in partitions})
+        log.info("assigned partitions %s", [p.partition for p in partitions])
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {p.partition for p in partitions}
+        self.stats.assigned = [p for p in self.stats.assigned if p not in revoked]
+        log.info("revoked partitions %s", sorted(revoked))
+
+
+def _log_kafka_error(error: KafkaError) -> None:
+    log.warning("kafka consumer: %s", error.str())
+
+
+@serve.deployment(name="VotePersister")
+class VotePersister:
+    """A Serve replica that runs a BatchPersister on a background thread.
+
+    Serve starts, health-checks and restarts the replicas; a dead consume thread fails the health
+    check, so Serve replaces the replica. Requests are not part of the work: the pool pulls from
+    Kafka. `stats()` answers what this replica has done.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._persister = BatchPersister(settings)
+        self._thread = threading.Thread(
+            target=self._persister.run, name="vote-persister", daemon=True
+        )
+        self._thread.start()
+
+    def check_health(self) -> None:
+        if not self._thread.is_alive():
+            raise RuntimeError("the consume loop has stopped")
+
+    def stats(self) -> dict[str, Any]:
+        return vars(self._persister.stats) | {"running": self._thread.is_alive()}
+
+    def __del__(self) -> None:
+        # Graceful shutdown: finish or abandon the batch in flight, leave the group.
+        persister = getattr(self, "_persister", None)
+        if persister is not None:
+            persister.stop()
+            self._thread.join(timeout=10)

@@ -1,0 +1,153 @@
+"""Kafka producer with awaitable delivery: a request is answered only after Kafka's ack.
+
+confluent-kafka calls delivery reports from `poll()`. One daemon thread per producer polls and hands
+each report back to the event loop that is awaiting it, so the event loop never blocks on Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from serve_app.settings import Settings
+from serve_app.votes import VoteRecord, encode_record
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not acknowledge in time or refused the record: answer 503 / UNAVAILABLE."""
+
+
+class KafkaOverloaded(RuntimeError):
+    """The producer's local queue is full: answer 503 / RESOURCE_EXHAUSTED."""
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    timeout_ms = int(settings.kafka_delivery_timeout_s * 1000)
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": "votes-ingest",
+        # Accepted means durable: every in-sync replica has the record, and a retried send
+        # inside the producer cannot write it twice.
+        "acks": "all",
+        "enable.idempotence": True,
+        # Bounds how long a record may wait for an ack (Kafka down -> delivery error -> 503).
+        "message.timeout.ms": timeout_ms,
+        "request.timeout.ms": min(timeout_ms, 30_000),
+        "linger.ms": settings.kafka_linger_ms,
+        "compression.type": "lz4",
+        "queue.buffering.max.messages": settings.kafka_producer_queue_max,
+    }
+
+
+class VoteProducer:
+    """Produces vote records and awaits their delivery reports."""
+
+    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
+        self._topic = settings.kafka_topic
+        self._queue_max = settings.kafka_producer_queue_max
+        # Slack over the producer's own message timeout: its delivery error is the better answer.
+        self._await_timeout_s = settings.kafka_delivery_timeout_s + 1.0
+        self._producer = producer or Producer(
+            producer_config(settings) | {"error_cb": _log_client_error}
+        )
+        self._closing = threading.Event()
+        self._poller = threading.Thread(
+            target=self._poll_loop, name="kafka-delivery-reports", daemon=True
+        )
+        self._poller.start()
+
+    def _poll_loop(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, records: Sequence[VoteRecord]) -> None:
+        """Produce the records and return once Kafka acknowledged every one of them.
+
+        Raises KafkaOverloaded before producing anything when the local queue cannot take the
+        whole batch, and KafkaUnavailable when any record was not acknowledged in time. Records
+        of a failed batch may still have reached Kafka: clients retry with the same vote_ids.
+        """
+        if len(self._producer) + len(records) > self._queue_max:
+            raise KafkaOverloaded(
+                f"producer queue full ({len(self._producer)} records waiting for Kafka)"
+            )
+        loop = asyncio.get_running_loop()
+        deliveries: list[asyncio.Future[None]] = []
+        for record in records:
+            message = encode_record(record)
+            delivered: asyncio.Future[None] = loop.create_future()
+            try:
+                self._producer.produce(
+                    self._topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                    on_delivery=_delivery_report(loop, delivered),
+                )
+            except BufferError as exc:
+                raise KafkaOverloaded(f"producer queue full: {exc}") from None
+            except KafkaException as exc:
+                raise KafkaUnavailable(f"Kafka refused the record: {exc}") from None
+            deliveries.append(delivered)
+        try:
+            async with asyncio.timeout(self._await_timeout_s):
+                await asyncio.gather(*deliveries)
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"no acknowledgement from Kafka within {self._await_timeout_s:.0f}s"
+            ) from None
+
+    def health(self, timeout_s: float = 2.0) -> str | None:
+        """None when the cluster answers a metadata request for our topic, else why not."""
+        try:
+            metadata = self._producer.list_topics(self._topic, timeout=timeout_s)
+        except KafkaException as exc:
+            return f"unreachable: {exc.args[0].str() if exc.args else exc}"
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None:
+            reason = topic.error.str() if topic is not None and topic.error else "missing"
+            return f"topic {self._topic!r}: {reason}"
+        return None
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Deliver what is queued (bounded), then stop the poller."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            log.warning("kafka producer closed with %d undelivered records", remaining)
+        self._closing.set()
+        self._poller.join(timeout=1.0)
+
+
+def _log_client_error(error: KafkaError) -> None:
+    # Called from poll(): broker connection problems such as _ALL_BROKERS_DOWN. Requests learn
+    # of them through their own delivery reports; this only makes them visible in the logs.
+    log.warning("kafka producer: %s", error.str())
+
+
+def _delivery_report(
+    loop: asyncio.AbstractEventLoop, delivered: asyncio.Future[None]
+) -> Any:
+    """A confluent-kafka delivery callback that resolves `delivered` on its event loop."""
+
+    def settle(error: KafkaError | None) -> None:
+        if delivered.done():  # the request already gave up (timeout or client gone)
+            return
+        if error is None:
+            delivered.set_result(None)
+        else:
+            delivered.set_exception(KafkaUnavailable(f"Kafka did not take the record: {error.str()}"))
+
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the loop is closed: the replica is shutting down
+            pass
+
+    return on_delivery

@@ -1,0 +1,127 @@
+"""Typed settings: config.yaml's application `args`, overridden by VOTES_* environment variables.
+
+config.yaml is the single source of truth for local runs; a deployment (KubeRay, a shell) overrides
+single values through the environment, e.g. VOTES_KAFKA_BOOTSTRAP_SERVERS=kafka:9092. A wrong
+setting fails at start with a message naming it and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_PREFIX = "VOTES_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", min_length=1, description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    kafka_topic: str = Field("votes", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_dlq_topic: str = Field("votes.dlq", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    kafka_delivery_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="How long a request waits for Kafka's ack before a 503."
+    )
+    kafka_producer_queue_max: int = Field(
+        100_000, ge=1, le=10_000_000, description="Records in flight per replica before 503s."
+    )
+    kafka_linger_ms: float = Field(2.0, ge=0, le=1000)
+    kafka_consumer_group: str = Field("votes-persister", min_length=1)
+    redis_url: str = Field("redis://127.0.0.1:6379/0")
+    mongo_url: str = Field("mongodb://127.0.0.1:27017/")
+    mongo_database: str = Field("votes", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    store_timeout_s: float = Field(2.0, gt=0, le=60, description="Redis/MongoDB call timeout.")
+    write_token: SecretStr | None = Field(
+        None, description="When set, write routes and RPCs require 'Authorization: Bearer <token>'."
+    )
+    retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a 503.")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{server.strip()!r} is not host:port")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("mongo_url")
+    @classmethod
+    def _mongo_scheme(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("mongodb", "mongodb+srv"):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        return value
+
+    @field_validator("write_token")
+    @classmethod
+    def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty VOTES_WRITE_TOKEN (e.g. an unset Secret key) means "no auth", not "token ''".
+        if value is not None and not value.get_secret_value():
+            return None
+        return value
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as safe to print or log: no token, no password in a URL."""
+        shown = self.model_dump()
+        shown["write_token"] = "***" if self.write_token else None
+        shown["redis_url"] = redact_url(self.redis_url)
+        shown["mongo_url"] = redact_url(self.mongo_url)
+        return shown
+
+
+class SettingsError(ValueError):
+    """A setting is wrong; the message names it and where it came from."""
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(
+    args: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge config args with VOTES_* environment overrides and validate them together."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = dict(args or {})
+    origin = {name: "config.yaml args" for name in values}
+    for field in Settings.model_fields:
+        if env_name(field) in environ:
+            values[field] = environ[env_name(field)]
+            origin[field] = f"environment variable {env_name(field)}"
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            if error["type"] == "extra_forbidden":
+                problems.append(
+                    f"unknown setting {name!r} (from {origin.get(name, 'config')}); "
+                    f"known settings: {', '.join(Settings.model_fields)}"
+                )
+            else:
+                problems.append(
+                    f"setting {name!r} (from {origin.get(name, 'defaults')}): {error['msg']}"
+                )
+        raise SettingsError("invalid votes settings:\n  " + "\n  ".join(problems)) from None

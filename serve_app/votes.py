@@ -1,0 +1,237 @@
+"""What a vote is: the model, its validation, and the Kafka record it becomes.
+
+Pure domain code: no I/O here. The HTTP routes, the gRPC methods and the Kafka consumer all
+validate through these types, so a vote means the same thing on every path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
+TEXT_MAX_CHARS = 200
+YEAR_MIN, YEAR_MAX = 1900, 2100
+RANK_MIN, RANK_MAX = 1, 100
+BATCH_MAX_VOTES = 1000
+VOTE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+# Version of the JSON layout of a Kafka record; bumped on an incompatible change.
+RECORD_SCHEMA = "votes.v1.VoteRecord/1"
+
+Source = Literal["http", "grpc"]
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+# Cc: C0/C1 control characters (NUL, newline, ESC, ...); Cs: lone surrogates, which JSON can
+# carry ("\ud800") but UTF-8 cannot encode. Format characters (Cf: RTL marks, ZWJ in emoji)
+# are legitimate text and are kept verbatim.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs"})
+
+
+def _text(value: Any) -> str:
+    """A band or album name: a string, trimmed, 1-200 characters, no control characters."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    text = value.strip()
+    if not text:
+        raise PydanticCustomError("string_empty", "must not be empty or only whitespace")
+    if len(text) > TEXT_MAX_CHARS:
+        raise PydanticCustomError(
+            "string_too_long",
+            "must be at most {max} characters after trimming (got {actual})",
+            {"max": TEXT_MAX_CHARS, "actual": len(text)},
+        )
+    for char in text:
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            raise PydanticCustomError(
+                "control_character",
+                "must not contain control characters (found U+{code:04X})",
+                {"code": ord(char)},
+            )
+    return text
+
+
+def _whole_number(value: Any) -> int:
+    """An integer, or a string of digits as the original traffic generators send it."""
+    # bool is an int subclass in Python; JSON true must not count as 1.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "must be an integer or a string of digits")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        return int(value.strip())
+    raise PydanticCustomError("int_type", "must be an integer or a string of digits")
+
+
+def _vote_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if not re.fullmatch(VOTE_ID_PATTERN, value):
+        raise PydanticCustomError(
+            "vote_id_format",
+            "must be 1-64 characters of letters, digits, '.', '_', ':' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX), BeforeValidator(_whole_number)]
+Rank = Annotated[int, Field(ge=RANK_MIN, le=RANK_MAX), BeforeValidator(_whole_number)]
+VoteId = Annotated[str | None, BeforeValidator(_vote_id)]
+
+
+class Vote(BaseModel):
+    """One vote as a client sends it. Unknown fields are rejected, not silently dropped."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [{"name": "Malacates Trebol Shop", "album": "Pan", "year": 2012, "rank": 1}]
+        },
+    )
+
+    name: Text = Field(description="The band, 1-200 characters after trimming.")
+    album: Text = Field(description="The album, 1-200 characters after trimming.")
+    year: Year = Field(description="Release year, 1900-2100; a string of digits is accepted.")
+    rank: Rank = Field(description="Rank, 1-100; a string of digits is accepted.")
+    vote_id: VoteId = Field(
+        default=None,
+        description="Optional idempotency key: the same vote_id counts once. "
+        "Assigned by the server when absent.",
+    )
+
+
+class VoteBatch(BaseModel):
+    """Up to 1000 votes, accepted whole or not at all."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    votes: list[Vote] = Field(min_length=1, max_length=BATCH_MAX_VOTES)
+
+
+class VoteRecord(BaseModel):
+    """An accepted vote as it travels through Kafka: the vote plus what the server knows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vote_id: Annotated[str, BeforeValidator(_vote_id)]
+    name: Text
+    album: Text
+    year: Year
+    rank: Rank
+    received_at: datetime
+    source: Source
+
+
+def new_vote_id() -> str:
+    return str(uuid.uuid4())
+
+
+def accept(vote: Vote, source: Source, now: datetime | None = None) -> VoteRecord:
+    """Turn a validated vote into the record we produce: assign vote_id and received_at."""
+    return VoteRecord(
+        vote_id=vote.vote_id or new_vote_id(),
+        name=vote.name,
+        album=vote.album,
+        year=vote.year,
+        rank=vote.rank,
+        received_at=now or datetime.now(UTC),
+        source=source,
+    )
+
+
+@dataclass(frozen=True)
+class KafkaMessage:
+    """The bytes of one Kafka record, independent of any client library."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def encode_record(record: VoteRecord) -> KafkaMessage:
+    """Key by vote_id: a client's retry lands on the same partition as its first attempt."""
+    payload = {
+        "vote_id": record.vote_id,
+        "name": record.name,
+        "album": record.album,
+        "year": record.year,
+        "rank": record.rank,
+        "received_at": format_timestamp(record.received_at),
+        "source": record.source,
+    }
+    return KafkaMessage(
+        key=record.vote_id.encode(),
+        value=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+        headers=[
+            ("content-type", b"application/json"),
+            ("schema", RECORD_SCHEMA.encode()),
+            ("source", record.source.encode()),
+        ],
+    )
+
+
+class RecordError(ValueError):
+    """A Kafka record that is not a valid vote record; `reason` says why (for the DLQ)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_record(value: bytes | None) -> VoteRecord:
+    """Parse and re-validate a record read from Kafka. Raises RecordError, never anything else."""
+    if value is None:
+        raise RecordError("empty record (no value)")
+    try:
+        payload = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RecordError(f"not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise RecordError(f"not a JSON object but {type(payload).__name__}")
+    try:
+        return VoteRecord.model_validate(payload)
+    except ValidationError as exc:
+        raise RecordError(f"invalid vote record: {describe_errors(exc)}") from None
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and a Z, the one timestamp format of the API."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe_errors(exc: ValidationError, prefix: str = "") -> str:
+    """One line naming every invalid field, for gRPC details and DLQ reasons."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = prefix + location(error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+def location(loc: tuple[int | str, ...]) -> str:
+    """('votes', 3, 'year') -> 'votes[3].year'."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
