@@ -89,6 +89,25 @@ async def _write_rejected(_request: Request, exc: WriteRejected) -> JSONResponse
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(status_code=exc.status, content={"detail": exc.detail}, headers=headers)
 
+# Module-level helpers sit above the deployment class: Serve serialises the class when it is
+# decorated, and names defined below it would be missing in the replica.
+def _vote_fields(message: pb.Vote) -> dict[str, Any]:
+    """A proto Vote as the dict the model validates. proto3 has no 'absent': '' means no vote_id."""
+    return {
+        "name": message.name,
+        "album": message.album,
+        "year": message.year,
+        "rank": message.rank,
+        "vote_id": message.vote_id or None,
+    }
+
+
+def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str,
+                reply: Any) -> Any:
+    grpc_context.set_code(code)
+    grpc_context.set_details(details)
+    return reply
+
 
 @serve.deployment(name="VoteIngress")
 @serve.ingress(api)
@@ -236,22 +255,4 @@ class VoteIngress:
         producer = getattr(self, "_producer", None)
         if producer is not None:
             producer.close()
-
-
-def _vote_fields(message: pb.Vote) -> dict[str, Any]:
-    """A proto Vote as the dict the model validates. proto3 has no 'absent': '' means no vote_id."""
-    return {
-        "name": message.name,
-        "album": message.album,
-        "year": message.year,
-        "rank": message.rank,
-        "vote_id": message.vote_id or None,
-    }
-
-
-def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str,
-                reply: Any) -> Any:
-    grpc_context.set_code(code)
-    grpc_context.set_details(details)
-    return reply
 

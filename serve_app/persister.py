@@ -29,6 +29,7 @@ from pymongo.errors import PyMongoError
 from ray import serve
 
 from serve_app.counting import Delivered, counter_updates
+from serve_app.kafka_errors import KafkaErrorLog
 from serve_app.settings import Settings
 from serve_app.sinks.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
 from serve_app.sinks.redis_counts import RedisCounts
@@ -80,12 +81,13 @@ class BatchPersister:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._topic = settings.kafka_topic
-        self._consumer = Consumer(consumer_config(settings) | {"error_cb": _log_kafka_error})
+        self._consumer = Consumer(consumer_config(settings) | {"error_cb": KafkaErrorLog("consumer")})
         self._dlq = Producer({
             "bootstrap.servers": settings.kafka_bootstrap_servers,
             "client.id": "votes-dlq",
             "acks": "all",
             "enable.idempotence": True,
+            "error_cb": KafkaErrorLog("dead-letter producer"),
         })
         timeout = settings.store_timeout_s
         self._redis = redis.Redis.from_url(
@@ -232,10 +234,6 @@ class BatchPersister:
         revoked = {p.partition for p in partitions}
         self.stats.assigned = [p for p in self.stats.assigned if p not in revoked]
         log.info("revoked partitions %s", sorted(revoked))
-
-
-def _log_kafka_error(error: KafkaError) -> None:
-    log.warning("kafka consumer: %s", error.str())
 
 
 @serve.deployment(name="VotePersister")

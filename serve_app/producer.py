@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from serve_app.kafka_errors import KafkaErrorLog
 from serve_app.settings import Settings
 from serve_app.votes import VoteRecord, encode_record
 
@@ -55,7 +56,7 @@ class VoteProducer:
         # Slack over the producer's own message timeout: its delivery error is the better answer.
         self._await_timeout_s = settings.kafka_delivery_timeout_s + 1.0
         self._producer = producer or Producer(
-            producer_config(settings) | {"error_cb": _log_client_error}
+            producer_config(settings) | {"error_cb": KafkaErrorLog("producer")}
         )
         self._closing = threading.Event()
         self._poller = threading.Thread(
@@ -123,12 +124,6 @@ class VoteProducer:
             log.warning("kafka producer closed with %d undelivered records", remaining)
         self._closing.set()
         self._poller.join(timeout=1.0)
-
-
-def _log_client_error(error: KafkaError) -> None:
-    # Called from poll(): broker connection problems such as _ALL_BROKERS_DOWN. Requests learn
-    # of them through their own delivery reports; this only makes them visible in the logs.
-    log.warning("kafka producer: %s", error.str())
 
 
 def _delivery_report(

@@ -1,0 +1,228 @@
+"""Shared fixtures: the local stack (started by `make test`) and one Serve app per test session.
+
+The app under test is deployed from the real config.yaml, as `serve run config.yaml` does, with
+only what isolates it from a developer's own `make run`: other ports, its own Kafka topics and
+consumer group, Redis database 1, and its own MongoDB database.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from pymongo import MongoClient
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_HTTP_PORT = 18000
+TEST_GRPC_PORT = 19000
+TEST_REDIS_DB = 1
+PARTITIONS = 6
+
+
+def load_stack_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("votes_stack", ROOT / "deployments/local/stack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def stack() -> Any:
+    """The running local stack; fails (never skips) when it is not up."""
+    module = load_stack_module()
+    running = module.Stack()
+    unhealthy = [part for part in module.PARTS if not running.is_healthy(part)]
+    if unhealthy:
+        pytest.fail(f"local stack not healthy ({', '.join(unhealthy)}): run `make stack-up`")
+    return running
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2) -> Any:
+    """Poll condition until it returns something truthy; fail naming `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(every_s)
+    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Names:
+    """Per-session names that keep tests away from a developer's data."""
+
+    suffix: str
+
+    @property
+    def topic(self) -> str:
+        return f"votes-test-{self.suffix}"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"votes-test-{self.suffix}.dlq"
+
+    @property
+    def group(self) -> str:
+        return f"votes-persister-test-{self.suffix}"
+
+    @property
+    def mongo_database(self) -> str:
+        return f"votes_test_{self.suffix}"
+
+
+@pytest.fixture(scope="session")
+def names() -> Names:
+    return Names(uuid.uuid4().hex[:8])
+
+
+@pytest.fixture(scope="session")
+def app_args(stack: Any, names: Names) -> dict[str, Any]:
+    """config.yaml's args, pointed at this session's topics, group and databases."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return config["applications"][0]["args"] | {
+        "kafka_topic": names.topic,
+        "kafka_dlq_topic": names.dlq_topic,
+        "kafka_consumer_group": names.group,
+        "redis_url": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+        "mongo_database": names.mongo_database,
+    }
+
+
+@pytest.fixture(scope="session")
+def topics(stack: Any, names: Names) -> Iterator[None]:
+    admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
+    futures = admin.create_topics([
+        NewTopic(names.topic, num_partitions=PARTITIONS, replication_factor=1),
+        NewTopic(names.dlq_topic, num_partitions=1, replication_factor=1),
+    ])
+    for future in futures.values():
+        future.result(timeout=30)
+    yield
+    for future in admin.delete_topics([names.topic, names.dlq_topic]).values():
+        try:
+            future.result(timeout=30)
+        except Exception:  # noqa: BLE001 - best-effort clean-up; the broker may be restarting
+            pass
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack: Any) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=6379, db=TEST_REDIS_DB)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mongo_db(stack: Any, names: Names) -> Iterator[Any]:
+    client: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
+                                                      serverSelectionTimeoutMS=5000)
+    yield client[names.mongo_database]
+    client.drop_database(names.mongo_database)
+    client.close()
+
+
+@dataclass
+class Pipeline:
+    """The deployed app: where to reach it and where its data lands."""
+
+    http: httpx.Client
+    grpc_target: str
+    names: Names
+    args: dict[str, Any]
+
+    def results(self) -> dict[str, Any]:
+        response = self.http.get("/results")
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture(scope="session")
+def pipeline(
+    app_args: dict[str, Any], topics: None, redis_client: redis.Redis, mongo_db: Any, names: Names
+) -> Iterator[Pipeline]:
+    """One Ray instance and one deployment of config.yaml for the whole session."""
+    import ray
+    from ray import serve
+    from ray.serve._private import api as serve_private_api
+    from ray.serve.config import gRPCOptions
+    from ray.serve.schema import ServeDeploySchema
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["http_options"]["port"] = TEST_HTTP_PORT
+    config["grpc_options"]["port"] = TEST_GRPC_PORT
+    config["applications"][0]["args"] = app_args
+    schema = ServeDeploySchema.model_validate(config)
+
+    ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
+    # What `serve run config.yaml` does (ray/serve/scripts.py), minus the CLI.
+    client = serve_private_api.serve_start(
+        http_options=schema.http_options.model_dump(),
+        grpc_options=gRPCOptions(**schema.grpc_options.model_dump()),
+        proxy_location=schema.proxy_location,
+    )
+    client.deploy_apps(schema, _blocking=False)
+
+    def app_running() -> bool:
+        app = serve.status().applications.get("votes")
+        if app is not None and app.status == "DEPLOY_FAILED":
+            pytest.fail(f"the app failed to deploy: {app.message}")
+        return app is not None and app.status == "RUNNING"
+
+    try:
+        wait_until(app_running, 180, "the votes app to be RUNNING", every_s=1)
+        http = httpx.Client(base_url=f"http://127.0.0.1:{TEST_HTTP_PORT}", timeout=30)
+        wait_until(lambda: http.get("/healthz").status_code == 200, 60, "/healthz to be 200")
+        yield Pipeline(http, f"127.0.0.1:{TEST_GRPC_PORT}", names, app_args)
+        http.close()
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def read_all(topic: str, timeout_s: float = 30) -> list[Any]:
+    """Every record in topic up to its end as of now (bounded in time), via assign, no group."""
+    consumer = Consumer({
+        "bootstrap.servers": "127.0.0.1:9092",
+        "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+        "enable.auto.commit": False,
+    })
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        remaining: dict[int, int] = {}
+        assignment = []
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                remaining[partition] = high
+                assignment.append(TopicPartition(topic, partition, low))
+        consumer.assign(assignment)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is not None:
+                    continue
+                records.append(message)
+                if message.offset() + 1 >= remaining.get(message.partition(), 0):
+                    remaining.pop(message.partition(), None)
+        assert not remaining, f"could not read {topic} to its end within {timeout_s}s: {remaining}"
+        return records
+    finally:
+        consumer.close()
