@@ -822,7 +822,7 @@ _QUIET_LOGGER.addHandler(logging.NullHandler())
 _QUIET_LOGGER.propagate = False
 
 
-def _quiet_kafka_config(bootstrap: str) -> dict[str, object]:
+def _quiet_kafka_config(bootstrap: str) -> dict[str, Any]:
     """AdminClient config that does not print librdkafka connection errors to stderr."""
     return {
         "bootstrap.servers": bootstrap,

@@ -39,7 +39,7 @@ def stack_module() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def stack(stack_module: ModuleType) -> Any:
+def local_stack(stack_module: ModuleType) -> Any:
     """The Stack (configured from VOTES_* like the script), failing fast if a part is down."""
     stack = stack_module.Stack(out=io.StringIO())
     unhealthy = [part for part in stack_module.PARTS if not stack.is_healthy(part)]
@@ -54,29 +54,34 @@ def stack(stack_module: ModuleType) -> Any:
 
 
 @pytest.fixture(scope="module")
-def kafka_admin(stack: Any) -> AdminClient:
-    return AdminClient({"bootstrap.servers": stack.config.kafka_bootstrap})
+def kafka_admin(local_stack: Any) -> AdminClient:
+    return AdminClient({"bootstrap.servers": local_stack.config.kafka_bootstrap})
 
 
 @pytest.fixture(scope="module")
-def mongo(stack: Any) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+def mongo(local_stack: Any) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        "127.0.0.1", stack.config.mongo_port, directConnection=True, serverSelectionTimeoutMS=5000
+        "127.0.0.1",
+        local_stack.config.mongo_port,
+        directConnection=True,
+        serverSelectionTimeoutMS=5000,
     )
     yield client
     client.drop_database(PROBE_DATABASE)
     client.close()
 
 
-def test_status_reports_every_part_running_and_healthy(stack: Any) -> None:
-    statuses = stack.status()
+def test_status_reports_every_part_running_and_healthy(local_stack: Any) -> None:
+    statuses = local_stack.status()
     assert [s.part for s in statuses] == ["redis", "ferretdb", "kafka"]
     for status in statuses:
         assert status.running and status.healthy, status.line()
 
 
-def test_kafka_topics_exist_with_expected_partitions(stack: Any, kafka_admin: AdminClient) -> None:
-    config = stack.config
+def test_kafka_topics_exist_with_expected_partitions(
+    local_stack: Any, kafka_admin: AdminClient
+) -> None:
+    config = local_stack.config
     topics = kafka_admin.list_topics(timeout=10).topics
     expected = {config.kafka_topic: config.kafka_partitions, config.kafka_dlq_topic: 1}
     for name, partitions in expected.items():
@@ -96,8 +101,8 @@ def test_kafka_broker_does_not_auto_create_topics(kafka_admin: AdminClient) -> N
     assert configs["offsets.topic.replication.factor"].value == "1"
 
 
-def test_redis_is_durable(stack: Any) -> None:
-    client = redis.Redis(host="127.0.0.1", port=stack.config.redis_port, socket_timeout=5)
+def test_redis_is_durable(local_stack: Any) -> None:
+    client = redis.Redis(host="127.0.0.1", port=local_stack.config.redis_port, socket_timeout=5)
     try:
         assert client.ping()
         # Counters are committed before Kafka offsets: every acknowledged write must be fsynced.
