@@ -29,9 +29,15 @@ def is_json_media_type(content_type: str) -> bool:
 
 
 class BodyLimits:
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        on_reject: Callable[[int], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -40,15 +46,15 @@ class BodyLimits:
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if content_type and not is_json_media_type(content_type):
-            await _reject(send, 415, f"Content-Type must be application/json, not {content_type!r}")
+            await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}")
             return
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _reject(send, 400, "Content-Length is not a number")
+                await self._reject(send, 400, "Content-Length is not a number")
                 return
             if int(declared) > self.max_body_bytes:
-                await _reject(send, 413, self._too_large())
+                await self._reject(send, 413, self._too_large())
                 return
 
         # Read the whole (bounded) body here, then replay it to the app in one message.
@@ -61,7 +67,7 @@ class BodyLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await _reject(send, 413, self._too_large())
+                await self._reject(send, 413, self._too_large())
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -81,8 +87,13 @@ class BodyLimits:
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
 
+    async def _reject(self, send: Send, status: int, detail: str) -> None:
+        if self.on_reject is not None:
+            self.on_reject(status)
+        await _send_problem(send, status, detail)
 
-async def _reject(send: Send, status: int, detail: str) -> None:
+
+async def _send_problem(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {

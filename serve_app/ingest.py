@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from ray.serve.handle import DeploymentHandle
 from serve_app import __version__
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.http_limits import BodyLimits
+from serve_app.metrics import IngestMetrics
 from serve_app.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
 from serve_app.read import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, ReadSide, results_to_proto
 from serve_app.settings import Settings
@@ -51,12 +53,20 @@ api = FastAPI(
     version=__version__,
     description="Cast votes for Guatemalan bands and watch the results live.",
 )
-api.add_middleware(BodyLimits)
+# One set of metric objects per replica process, created on first use inside the replica.
+metrics = IngestMetrics()
+_REJECT_REASONS = {413: "too_large", 415: "not_json", 400: "bad_request"}
+api.add_middleware(
+    BodyLimits,
+    on_reject=lambda status: metrics.rejected.inc(
+        tags={"path": "http", "reason": _REJECT_REASONS.get(status, str(status))}),
+)
 
 
 @api.exception_handler(RequestValidationError)
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
     # The standard FastAPI shape, minus the echoed input: it can be large or hostile.
+    metrics.rejected.inc(tags={"path": "http", "reason": "invalid"})
     errors = [
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
         for error in exc.errors()
@@ -75,15 +85,18 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 class WriteRejected(Exception):
     """An error answer of a write route, raised from helpers and rendered by the handler below."""
 
-    def __init__(self, status: int, detail: str, retry_after_s: int | None = None) -> None:
+    def __init__(self, status: int, reason: str, detail: str,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
+        self.reason = reason
         self.detail = detail
         self.retry_after_s = retry_after_s
 
 
 @api.exception_handler(WriteRejected)
 async def _write_rejected(_request: Request, exc: WriteRejected) -> JSONResponse:
+    metrics.rejected.inc(tags={"path": "http", "reason": exc.reason})
     headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
     if exc.status == 401:
         headers = {"WWW-Authenticate": "Bearer"}
@@ -177,6 +190,7 @@ class VoteIngress:
         try:
             vote = Vote.model_validate(_vote_fields(request))
         except ValidationError as exc:
+            metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
             return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
                                describe_errors(exc), pb.CastReply())
         record = accept(vote, "grpc")
@@ -192,6 +206,7 @@ class VoteIngress:
         try:
             batch = VoteBatch.model_validate({"votes": [_vote_fields(v) for v in request.votes]})
         except ValidationError as exc:
+            metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
             return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
                                describe_errors(exc), pb.BatchReply())
         records = [accept(vote, "grpc") for vote in batch.votes]
@@ -210,21 +225,33 @@ class VoteIngress:
 
     # ---- shared ------------------------------------------------------------------------------
 
+    async def _send(self, records: Sequence[VoteRecord], path: str) -> None:
+        """Produce and await the acks; on success record the votes and the latency."""
+        started = time.perf_counter()
+        await self._producer.send(records)
+        metrics.produce_latency.observe(time.perf_counter() - started, tags={"path": path})
+        metrics.accepted.inc(len(records), tags={"path": path})
+
     async def _send_http(self, records: Sequence[VoteRecord]) -> None:
+        retry_after = self._settings.retry_after_s
         try:
-            await self._producer.send(records)
-        except (KafkaUnavailable, KafkaOverloaded) as exc:
-            raise WriteRejected(503, str(exc), self._settings.retry_after_s) from None
+            await self._send(records, "http")
+        except KafkaOverloaded as exc:
+            raise WriteRejected(503, "overloaded", str(exc), retry_after) from None
+        except KafkaUnavailable as exc:
+            raise WriteRejected(503, "kafka_unavailable", str(exc), retry_after) from None
 
     async def _send_grpc(
         self, records: Sequence[VoteRecord], grpc_context: RayServegRPCContext
     ) -> bool:
         try:
-            await self._producer.send(records)
+            await self._send(records, "grpc")
         except KafkaOverloaded as exc:
+            metrics.rejected.inc(tags={"path": "grpc", "reason": "overloaded"})
             _grpc_error(grpc_context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc), None)
             return False
         except KafkaUnavailable as exc:
+            metrics.rejected.inc(tags={"path": "grpc", "reason": "kafka_unavailable"})
             _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE, str(exc), None)
             return False
         return True
@@ -241,12 +268,13 @@ class VoteIngress:
 
     def _check_http_token(self, authorization: str | None) -> None:
         if not self._token_ok(authorization):
-            raise WriteRejected(401, "missing or invalid bearer token")
+            raise WriteRejected(401, "unauthorized", "missing or invalid bearer token")
 
     def _check_grpc_token(self, grpc_context: RayServegRPCContext) -> bool:
         metadata = dict(grpc_context.invocation_metadata())
         if self._token_ok(metadata.get("authorization")):
             return True
+        metrics.rejected.inc(tags={"path": "grpc", "reason": "unauthorized"})
         _grpc_error(grpc_context, grpc.StatusCode.UNAUTHENTICATED,
                     "missing or invalid bearer token", None)
         return False

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import redis
@@ -30,6 +31,7 @@ from ray import serve
 
 from serve_app.counting import Delivered, counter_updates
 from serve_app.kafka_errors import KafkaErrorLog
+from serve_app.metrics import PersistMetrics
 from serve_app.settings import Settings
 from serve_app.sinks.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
 from serve_app.sinks.redis_counts import RedisCounts
@@ -43,6 +45,7 @@ BATCH_MAX_RECORDS = 1000
 BATCH_MAX_WAIT_S = 0.1
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
+LAG_REFRESH_S = 1.0
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -73,13 +76,19 @@ class PersisterStats:
     store_failures: int = 0
     last_error: str | None = None
     assigned: list[int] = field(default_factory=list)
+    lag: dict[int, int] = field(default_factory=dict)  # partition -> records behind
+
+    @property
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
 
 
 class BatchPersister:
     """One Kafka consumer and its stores. Runs without Ray, so tests can drive it directly."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: PersistMetrics | None = None) -> None:
         self._settings = settings
+        self._metrics = metrics or PersistMetrics()
         self._topic = settings.kafka_topic
         self._consumer = Consumer(consumer_config(settings) | {"error_cb": KafkaErrorLog("consumer")})
         self._dlq = Producer({
@@ -106,6 +115,7 @@ class BatchPersister:
         self._collection = collection
         self.stats = PersisterStats()
         self._stop = threading.Event()
+        self._lag_updated_at = 0.0
 
     # ---- the loop ----------------------------------------------------------------------------
 
@@ -119,6 +129,8 @@ class BatchPersister:
                 messages = self._consumer.consume(BATCH_MAX_RECORDS, BATCH_MAX_WAIT_S)
                 if messages:
                     self.process(messages)
+                if time.monotonic() - self._lag_updated_at >= LAG_REFRESH_S:
+                    self._update_lag()
         finally:
             self._consumer.close()  # commits nothing (auto commit is off); leaves the group
             self._dlq.flush(5)
@@ -128,6 +140,7 @@ class BatchPersister:
 
     def process(self, messages: Sequence[Message]) -> bool:
         """Persist one batch and commit it. False when stopped before the batch was persisted."""
+        started = time.monotonic()
         delivered: list[Delivered] = []
         poison: list[tuple[Message, str]] = []
         for message in messages:
@@ -149,10 +162,7 @@ class BatchPersister:
         if counted is None:
             return False
         self._commit(messages)
-        self.stats.batches += 1
-        self.stats.persisted += len(delivered)
-        self.stats.counted += counted
-        self.stats.dead_lettered += len(poison)
+        self._record(delivered, counted, len(poison), time.monotonic() - started)
         return True
 
     def persist(self, delivered: Sequence[Delivered]) -> int:
@@ -175,11 +185,52 @@ class BatchPersister:
                 return action()
             except (redis.RedisError, PyMongoError, KafkaException, OSError) as exc:
                 self.stats.store_failures += 1
+                self._metrics.store_failures.inc(tags={"step": what})
                 self.stats.last_error = f"{what}: {type(exc).__name__}: {exc}"
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, self.stats.last_error)
             if self._stop.wait(delay):
                 return None
             delay = min(delay * 2, BACKOFF_MAX_S)
+
+    def _record(self, delivered: Sequence[Delivered], counted: int, dead: int, took_s: float) -> None:
+        self.stats.batches += 1
+        self.stats.persisted += len(delivered)
+        self.stats.counted += counted
+        self.stats.dead_lettered += dead
+        metrics = self._metrics
+        metrics.batch_size.observe(len(delivered) + dead)
+        metrics.persist_latency.observe(took_s)
+        for amount, counter in ((len(delivered), metrics.persisted), (counted, metrics.counted),
+                                (dead, metrics.dead_lettered)):
+            if amount:
+                counter.inc(amount)
+        now = datetime.now(UTC)
+        for item in delivered:
+            metrics.end_to_end.observe(max(0.0, (now - item.record.received_at).total_seconds()))
+
+    def _update_lag(self) -> None:
+        """Lag of the partitions this consumer owns, from cached watermarks (no broker call)."""
+        self._lag_updated_at = time.monotonic()
+        try:
+            assignment = self._consumer.assignment()
+            positions = self._consumer.position(assignment) if assignment else []
+        except KafkaException:
+            return
+        lag: dict[int, int] = {}
+        for tp in positions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            except KafkaException:
+                continue
+            if high < 0:
+                continue
+            # Before the first fetch the position is unknown (negative): everything is lag.
+            lag[tp.partition] = max(0, high - tp.offset) if tp.offset >= 0 else high
+        for partition in set(self.stats.lag) - set(lag):
+            self._metrics.consumer_lag.set(0, tags={"partition": str(partition)})
+        for partition, value in lag.items():
+            self._metrics.consumer_lag.set(value, tags={"partition": str(partition)})
+        self.stats.lag = lag
 
     def _dead_letter(self, poison: Sequence[tuple[Message, str]]) -> None:
         failures: list[str] = []
@@ -257,7 +308,13 @@ class VotePersister:
             raise RuntimeError("the consume loop has stopped")
 
     def stats(self) -> dict[str, Any]:
-        return vars(self._persister.stats) | {"running": self._thread.is_alive()}
+        stats = self._persister.stats
+        return vars(stats) | {"running": self._thread.is_alive(), "total_lag": stats.total_lag}
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Custom autoscaling metrics for `serve_app.autoscaling` (Serve calls this periodically)."""
+        stats = self._persister.stats
+        return {"lag": float(stats.total_lag), "partitions": float(len(stats.assigned))}
 
     def __del__(self) -> None:
         # Graceful shutdown: finish or abandon the batch in flight, leave the group.

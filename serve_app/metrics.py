@@ -1,0 +1,116 @@
+"""Pipeline metrics, exported in Prometheus format through Ray's metrics agent.
+
+Ray prefixes every name with `ray_` and counters get `_total`, so `votes_accepted` is scraped as
+`ray_votes_accepted_total`. METRICS lists every metric this package defines; the dashboard
+generator and its test check panel queries against it. Documented in the README ("Metrics").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from ray.util.metrics import Counter, Gauge, Histogram
+
+LATENCY_BOUNDARIES_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+BATCH_BOUNDARIES = [1, 5, 10, 25, 50, 100, 250, 500, 1000]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: str  # counter | gauge | histogram
+    description: str
+    tags: tuple[str, ...] = ()
+
+    @property
+    def exported(self) -> str:
+        """The name Prometheus sees."""
+        suffix = "_total" if self.kind == "counter" else ""
+        return f"ray_{self.name}{suffix}"
+
+
+ACCEPTED = MetricSpec("votes_accepted", "counter", "Votes accepted (Kafka acked), by path.", ("path",))
+REJECTED = MetricSpec("votes_rejected", "counter", "Write requests rejected, by path and reason.",
+                      ("path", "reason"))
+PRODUCE_LATENCY = MetricSpec("votes_produce_latency_seconds", "histogram",
+                             "Time from produce to Kafka's ack of a request's records, by path.",
+                             ("path",))
+PERSISTED = MetricSpec("votes_persisted", "counter", "Vote records stored in the vote log.")
+COUNTED = MetricSpec("votes_counted", "counter", "Votes added to the Redis counters.")
+DEAD_LETTERED = MetricSpec("votes_dead_lettered", "counter", "Records sent to the dead-letter topic.")
+STORE_FAILURES = MetricSpec("votes_store_failures", "counter",
+                            "Failed attempts to persist a batch (retried), by step.", ("step",))
+BATCH_SIZE = MetricSpec("votes_persist_batch_size", "histogram", "Records per persisted batch.")
+PERSIST_LATENCY = MetricSpec("votes_persist_latency_seconds", "histogram",
+                             "Time to persist and commit one batch.")
+END_TO_END = MetricSpec("votes_end_to_end_latency_seconds", "histogram",
+                        "From a vote's received_at to its batch being committed.")
+CONSUMER_LAG = MetricSpec("votes_consumer_lag", "gauge",
+                          "Records not yet consumed, per partition owned by a replica.",
+                          ("partition",))
+
+METRICS: tuple[MetricSpec, ...] = (ACCEPTED, REJECTED, PRODUCE_LATENCY, PERSISTED, COUNTED,
+                                   DEAD_LETTERED, STORE_FAILURES, BATCH_SIZE, PERSIST_LATENCY,
+                                   END_TO_END, CONSUMER_LAG)
+
+
+def _make(spec: MetricSpec, boundaries: list[float] | None = None) -> Counter | Gauge | Histogram:
+    if spec.kind == "counter":
+        return Counter(spec.name, spec.description, tag_keys=spec.tags)
+    if spec.kind == "gauge":
+        return Gauge(spec.name, spec.description, tag_keys=spec.tags)
+    return Histogram(spec.name, spec.description, boundaries=boundaries or LATENCY_BOUNDARIES_S,
+                     tag_keys=spec.tags)
+
+
+class IngestMetrics:
+    """The metrics an ingress replica records. Created in the replica, never at import."""
+
+    @cached_property
+    def accepted(self) -> Counter:
+        return _make(ACCEPTED)  # type: ignore[return-value]
+
+    @cached_property
+    def rejected(self) -> Counter:
+        return _make(REJECTED)  # type: ignore[return-value]
+
+    @cached_property
+    def produce_latency(self) -> Histogram:
+        return _make(PRODUCE_LATENCY)  # type: ignore[return-value]
+
+
+class PersistMetrics:
+    """The metrics a persister replica records."""
+
+    @cached_property
+    def persisted(self) -> Counter:
+        return _make(PERSISTED)  # type: ignore[return-value]
+
+    @cached_property
+    def counted(self) -> Counter:
+        return _make(COUNTED)  # type: ignore[return-value]
+
+    @cached_property
+    def dead_lettered(self) -> Counter:
+        return _make(DEAD_LETTERED)  # type: ignore[return-value]
+
+    @cached_property
+    def store_failures(self) -> Counter:
+        return _make(STORE_FAILURES)  # type: ignore[return-value]
+
+    @cached_property
+    def batch_size(self) -> Histogram:
+        return _make(BATCH_SIZE, BATCH_BOUNDARIES)  # type: ignore[return-value]
+
+    @cached_property
+    def persist_latency(self) -> Histogram:
+        return _make(PERSIST_LATENCY)  # type: ignore[return-value]
+
+    @cached_property
+    def end_to_end(self) -> Histogram:
+        return _make(END_TO_END)  # type: ignore[return-value]
+
+    @cached_property
+    def consumer_lag(self) -> Gauge:
+        return _make(CONSUMER_LAG)  # type: ignore[return-value]
