@@ -1,6 +1,7 @@
 """ASGI middleware enforcing the contract's request limits before any route runs.
 
-- 415 for a write whose Content-Type is present and not JSON;
+- 415 for a write whose Content-Type is missing or not JSON (FastAPI would not parse a body
+  without one as JSON, and answer a misleading 422 "not an object");
 - 413 for a body over the limit, decided from Content-Length when given, and otherwise while
   reading, so a client cannot make the server buffer more than the limit.
 """
@@ -45,7 +46,10 @@ class BodyLimits:
             return
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if content_type and not is_json_media_type(content_type):
+        if not content_type:
+            await self._reject(send, 415, "Content-Type must be application/json (it is missing)")
+            return
+        if not is_json_media_type(content_type):
             await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}")
             return
         declared = headers.get(b"content-length")

@@ -29,7 +29,7 @@ from serve_app.metrics import IngestMetrics
 from serve_app.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
 from serve_app.read import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, ReadSide, results_to_proto
 from serve_app.settings import Settings
-from serve_app.votes import Vote, VoteBatch, VoteRecord, accept, describe_errors
+from serve_app.votes import BATCH_MAX_VOTES, Vote, VoteBatch, VoteRecord, accept, describe_errors
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,41 @@ class BatchAccepted(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+# Bodies of the read routes. They return JSONResponse directly (no validation on the way out);
+# the models are here so that the OpenAPI document says what the routes send.
+class ResultsBody(BaseModel):
+    total: int
+    by_band: dict[str, int]
+    by_album: dict[str, int]
+    by_year: dict[str, int]
+    by_rank: dict[str, int]
+    as_of: str
+
+
+class RecentVote(BaseModel):
+    vote_id: str
+    name: str
+    album: str
+    year: int
+    rank: int
+    received_at: str
+
+
+class RecentVotes(BaseModel):
+    votes: list[RecentVote]
+
+
+class Health(BaseModel):
+    kafka: str
+    redis: str
+    mongo: str
+
+
+# gRPC details travel in a trailer; clients refuse trailers beyond 8-16 KiB (a batch of 1000
+# invalid votes described in full is ~350 KB), so the details name the first errors and a count.
+GRPC_DETAILS_MAX_CHARS = 2000
 
 
 api = FastAPI(
@@ -75,10 +110,14 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
 
 
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "Missing or wrong bearer token"},
+    400: {"model": Problem, "description": "Body cannot be parsed (nested too deep, a number "
+          "with thousands of digits)"},
+    401: {"model": Problem, "description": "Missing or wrong bearer token",
+          "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
     413: {"model": Problem, "description": "Body larger than 1 MiB"},
-    415: {"model": Problem, "description": "Body is not JSON"},
-    503: {"model": Problem, "description": "Kafka unavailable or overloaded; see Retry-After"},
+    415: {"model": Problem, "description": "Content-Type missing or not JSON"},
+    503: {"model": Problem, "description": "Kafka unavailable or overloaded; see Retry-After",
+          "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
 }
 
 
@@ -164,23 +203,31 @@ class VoteIngress:
 
     # ---- HTTP: reads -------------------------------------------------------------------------
 
-    @api.get("/results", responses={503: {"model": Problem}})
+    @api.get("/results", response_model=ResultsBody,
+             responses={503: {"model": Problem, "description": "The counter store is down"}})
     async def results(self) -> JSONResponse:
         return await self._read.results_response()
 
-    @api.get("/votes/recent")
+    @api.get("/votes/recent", response_model=RecentVotes,
+             responses={503: {"model": Problem, "description": "The vote log is down"}})
     async def recent(
         self, limit: int = Query(RECENT_LIMIT_DEFAULT, ge=1, le=RECENT_LIMIT_MAX)
     ) -> JSONResponse:
         return await self._read.recent_response(limit)
 
-    @api.get("/healthz")
+    @api.get("/healthz", response_model=Health,
+             responses={503: {"model": Health, "description": "A part is down; it says why"}})
     async def healthz(self) -> JSONResponse:
         return await self._read.health_response()
 
     @api.get("/", include_in_schema=False)
     async def page(self) -> Any:
         return self._read.page_response()
+
+    @api.get("/events", include_in_schema=False)
+    async def events(self) -> Any:
+        """The live page's Server-Sent Events: a results snapshot about once a second."""
+        return self._read.events_response()
 
     # ---- gRPC (method names are the RPC names of votes.v1.VoteService) -----------------------
 
@@ -192,7 +239,8 @@ class VoteIngress:
         except ValidationError as exc:
             metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
             return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
-                               describe_errors(exc), pb.CastReply())
+                               describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
+                               pb.CastReply())
         record = accept(vote, "grpc")
         if not await self._send_grpc([record], grpc_context):
             return pb.CastReply()
@@ -203,12 +251,20 @@ class VoteIngress:
     ) -> pb.BatchReply:
         if not self._check_grpc_token(grpc_context):
             return pb.BatchReply()
+        if len(request.votes) > BATCH_MAX_VOTES:
+            # Before any per-vote work: a 100 MB message holds millions of tiny votes.
+            metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
+            return _grpc_error(
+                grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
+                f"votes: at most {BATCH_MAX_VOTES} votes per batch, got {len(request.votes)}",
+                pb.BatchReply())
         try:
             batch = VoteBatch.model_validate({"votes": [_vote_fields(v) for v in request.votes]})
         except ValidationError as exc:
             metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
             return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
-                               describe_errors(exc), pb.BatchReply())
+                               describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
+                               pb.BatchReply())
         records = [accept(vote, "grpc") for vote in batch.votes]
         if not await self._send_grpc(records, grpc_context):
             return pb.BatchReply()

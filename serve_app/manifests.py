@@ -270,7 +270,9 @@ _BlockDumper.add_representer(str, _represent_str)
 
 
 def dump_yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(
+        data, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=100
+    )
 
 
 def dump_all_yaml(docs: Iterable[Any]) -> str:
@@ -384,7 +386,10 @@ def _render(directory: Path, example_env_fallback: bool) -> Rendered:
     generators += [("Secret", g) for g in spec.get("secretGenerator") or []]
     if generators:
         options = spec.get("generatorOptions") or {}
-        if set(options) != {"disableNameSuffixHash"} or options["disableNameSuffixHash"] is not True:
+        if (
+            set(options) != {"disableNameSuffixHash"}
+            or options["disableNameSuffixHash"] is not True
+        ):
             # Name hashes would need kustomize's name-reference rewriting, which is not implemented.
             raise KustomizeError(
                 f"{path}: generators need `generatorOptions: {{disableNameSuffixHash: true}}`"
@@ -505,7 +510,9 @@ def _image_name(reference: str) -> str:
     return head if sep and "/" not in tail else name
 
 
-def _set_image(docs: list[dict[str, Any]], name: str, reference: str, keep_tag: bool = False) -> None:
+def _set_image(
+    docs: list[dict[str, Any]], name: str, reference: str, keep_tag: bool = False
+) -> None:
     """Like kustomize's image transformer: every containers[]/initContainers[] at any depth."""
 
     def visit(node: Any) -> None:
@@ -550,8 +557,12 @@ def check(files: Mapping[Path, str]) -> list[str]:
             continue
         diff = list(
             difflib.unified_diff(
-                current.splitlines(), wanted.splitlines(), f"{shown} (committed)",
-                f"{shown} (from config.yaml)", lineterm="", n=1,
+                current.splitlines(),
+                wanted.splitlines(),
+                f"{shown} (committed)",
+                f"{shown} (from config.yaml)",
+                lineterm="",
+                n=1,
             )
         )
         changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
@@ -567,7 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         description="Generate kuberay/rayservice.yaml from config.yaml (make manifests).",
     )
     parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if a generated file would change"
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a generated file would change",
     )
     args = parser.parse_args(argv)
     try:

@@ -232,7 +232,8 @@ class BatchPersister:
             self._metrics.consumer_lag.set(value, tags={"partition": str(partition)})
         self.stats.lag = lag
 
-    def _dead_letter(self, poison: Sequence[tuple[Message, str]]) -> None:
+    def _dead_letter(self, poison: Sequence[tuple[Message, str]]) -> int:
+        """Produce the poison records to the DLQ and wait for the acks; returns how many."""
         failures: list[str] = []
 
         def report(error: KafkaError | None, _message: Message) -> None:
@@ -258,6 +259,7 @@ class BatchPersister:
         remaining = self._dlq.flush(self._settings.kafka_delivery_timeout_s)
         if remaining or failures:
             raise KafkaException(f"dead-letter topic did not take {remaining or len(failures)} records")
+        return len(poison)
 
     def _commit(self, messages: Sequence[Message]) -> None:
         next_offsets: dict[tuple[str, int], int] = {}

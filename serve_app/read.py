@@ -2,33 +2,54 @@
 
 Used by the ingress deployment's GET routes and its GetResults RPC. Asyncio clients throughout:
 reads never block the replica's event loop.
+
+The live page (`GET /`, static/index.html) listens to `GET /events`, a Server-Sent Events stream:
+one `snapshot` event about once a second with the results, the latest votes and the votes per
+second of the last minute. One `LiveFeed` per replica reads that snapshot once per tick (one Redis
+pipeline, one MongoDB query) however many pages listen, and hands the same bytes to every stream.
+A stream ends itself after LIVE_STREAM_S, below the HTTP proxy's request_timeout_s (30 s in
+config.yaml), and tells the browser to reconnect (`retry:`), which EventSource does on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from fastapi.responses import HTMLResponse, JSONResponse
-from pymongo import AsyncMongoClient, DESCENDING
-from redis.exceptions import RedisError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from serve_app.counting import Results
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.settings import Settings
 from serve_app.sinks.mongo_log import COLLECTION
-from serve_app.sinks.redis_counts import read_results_pipeline, results_from_replies
+from serve_app.sinks.redis_counts import PER_SECOND, read_results_pipeline, results_from_replies
 from serve_app.votes import format_timestamp
 
 if TYPE_CHECKING:
     from serve_app.producer import VoteProducer
 
+log = logging.getLogger(__name__)
+
 RECENT_LIMIT_MAX = 100
 RECENT_LIMIT_DEFAULT = 20
+
+LIVE_TICK_S = 1.0  # one snapshot per tick per replica
+LIVE_STREAM_S = 25.0  # a stream's lifetime: below config.yaml's request_timeout_s (30 s)
+LIVE_RETRY_MS = 500  # EventSource waits this long before it reconnects
+LIVE_KEEPALIVE_S = 10.0  # a comment line when no snapshot came (a stuck store)
+LIVE_MAX_STREAMS = 100  # per replica; each open stream holds one of max_ongoing_requests
+LIVE_RECENT = 20  # latest votes per snapshot
+LIVE_RATE_S = 60  # seconds of votes:per_second per snapshot
 
 
 class ReadSide:
@@ -46,6 +67,7 @@ class ReadSide:
         )
         self._votes = self._mongo[settings.mongo_database][COLLECTION]
         self._page = resources.files("serve_app").joinpath("static/index.html").read_text()
+        self.live = LiveFeed(self.live_snapshot)
 
     async def results(self) -> Results | None:
         """The counters in one round trip, or None when Redis does not answer."""
@@ -61,16 +83,67 @@ class ReadSide:
             return JSONResponse(status_code=503, content={"detail": "the counter store is unavailable"})
         return JSONResponse(results_to_json(results))
 
+    async def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The latest votes, newest first via the received_at index. Raises PyMongoError."""
+        cursor = self._votes.find({}, {"kafka": 0, "persisted_at": 0}).sort(
+            "received_at", DESCENDING
+        ).limit(limit)
+        documents = await cursor.to_list(length=limit)
+        return [recent_vote_json(doc) for doc in documents]
+
     async def recent_response(self, limit: int) -> JSONResponse:
-        """Newest first via the received_at index; `limit` is validated by the route."""
+        """`limit` is validated by the route."""
         try:
-            cursor = self._votes.find({}, {"kafka": 0, "persisted_at": 0}).sort(
-                "received_at", DESCENDING
-            ).limit(limit)
-            documents = await cursor.to_list(length=limit)
+            votes = await self.recent(limit)
         except PyMongoError as exc:
             return JSONResponse(status_code=503, content={"detail": f"the vote log is unavailable: {type(exc).__name__}"})
-        return JSONResponse({"votes": [recent_vote_json(doc) for doc in documents]})
+        return JSONResponse({"votes": votes})
+
+    async def live_snapshot(self) -> dict[str, Any]:
+        """What the live page shows, in one Redis round trip and one MongoDB query.
+
+        A store that does not answer leaves its part null and names itself in `unavailable`:
+        the page keeps what it has and says so, instead of going blank.
+        """
+        now = time.time()
+        second = int(now)
+        first = second - LIVE_RATE_S + 1
+        pipe: Any = read_results_pipeline(self._redis)
+        pipe.hmget(PER_SECOND, [str(s) for s in range(first, second + 1)])
+        replies, recent = await asyncio.gather(
+            pipe.execute(), self.recent(LIVE_RECENT), return_exceptions=True
+        )
+        snapshot: dict[str, Any] = {
+            "results": None, "per_second": None, "recent": None, "unavailable": [],
+            "server_time": format_timestamp(datetime.fromtimestamp(now, UTC)),
+        }
+        if isinstance(replies, BaseException):
+            snapshot["unavailable"].append("redis")
+        else:
+            snapshot["results"] = results_to_json(results_from_replies(replies[:5], datetime.now(UTC)))
+            snapshot["per_second"] = {
+                "start": first, "counts": [int(count or 0) for count in replies[5]],
+            }
+        if isinstance(recent, BaseException):
+            snapshot["unavailable"].append("mongo")
+        else:
+            snapshot["recent"] = recent
+        return snapshot
+
+    def events_response(self) -> Response:
+        """The live stream, or 503 when this replica already serves LIVE_MAX_STREAMS of them
+        (the page then polls /results and /votes/recent instead)."""
+        if self.live.listeners >= LIVE_MAX_STREAMS:
+            return JSONResponse(status_code=503, content={"detail": "too many live streams"},
+                                headers={"Retry-After": "30"})
+        return StreamingResponse(
+            self.live.stream(),
+            media_type="text/event-stream",
+            headers={
+                "Cache-Control": "no-cache, no-transform",
+                "X-Accel-Buffering": "no",  # nginx (the Kubernetes ingress) must not buffer it
+            },
+        )
 
     async def health(self) -> dict[str, str]:
         kafka, redis_state, mongo = await asyncio.gather(
@@ -99,6 +172,84 @@ class ReadSide:
         except PyMongoError as exc:
             return f"unreachable: {type(exc).__name__}"
         return None
+
+
+def sse_event(event: str, data: Any) -> bytes:
+    """One Server-Sent Event. json.dumps escapes newlines, so the data is one line."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class LiveFeed:
+    """One ticker per replica for every open /events stream.
+
+    While at least one stream is open, a task reads a snapshot every `tick_s` and encodes it once;
+    each stream waits for the next one and writes the same bytes. With no listener the task ends,
+    so an idle replica does no reads.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[Any]], tick_s: float = LIVE_TICK_S) -> None:
+        self._read = read
+        self._tick_s = tick_s
+        self._listeners = 0
+        self._task: asyncio.Task[None] | None = None
+        self._latest: bytes | None = None
+        self._latest_at = 0.0
+        self._seq = 0
+        self._changed: asyncio.Event | None = None
+
+    @property
+    def listeners(self) -> int:
+        return self._listeners
+
+    async def stream(
+        self, lifetime_s: float = LIVE_STREAM_S, retry_ms: int = LIVE_RETRY_MS,
+        keepalive_s: float = LIVE_KEEPALIVE_S,
+    ) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        self._listeners += 1
+        try:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            if self._task is None:
+                self._task = asyncio.create_task(self._run())
+            yield f"retry: {retry_ms}\n\n".encode()
+            seen = 0
+            if self._latest is not None and loop.time() - self._latest_at < 2 * self._tick_s:
+                seen = self._seq
+                yield self._latest
+            deadline = loop.time() + lifetime_s
+            while (remaining := deadline - loop.time()) > 0:
+                if self._seq != seen and self._latest is not None:
+                    seen = self._seq
+                    yield self._latest
+                    continue
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(remaining, keepalive_s))
+                except TimeoutError:
+                    if deadline - loop.time() > 0:
+                        yield b": keep-alive\n\n"
+        finally:
+            self._listeners -= 1
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._listeners > 0:
+                started = loop.time()
+                try:
+                    snapshot = await self._read()
+                except Exception:  # a failed tick must not end every stream
+                    log.exception("live snapshot failed")
+                else:
+                    self._latest = sse_event("snapshot", snapshot)
+                    self._latest_at = loop.time()
+                    self._seq += 1
+                    assert self._changed is not None
+                    changed, self._changed = self._changed, asyncio.Event()
+                    changed.set()
+                await asyncio.sleep(max(0.0, self._tick_s - (loop.time() - started)))
+        finally:
+            self._task = None
 
 
 def results_to_json(results: Results) -> dict[str, Any]:

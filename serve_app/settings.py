@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -81,17 +81,30 @@ class Settings(BaseModel):
         shown["mongo_url"] = redact_url(self.mongo_url)
         return shown
 
+    def __repr_args__(self) -> Any:
+        # repr()/str() of the settings (a log line, a traceback's locals) are redacted too.
+        return list(self.redacted().items())
+
 
 class SettingsError(ValueError):
     """A setting is wrong; the message names it and where it came from."""
 
 
+# Query parameters that carry a secret, e.g. redis://host:6379/0?password=... (redis-py reads it).
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "pwd", "passwd", "secret", "token"})
+
+
 def redact_url(url: str) -> str:
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        parts = parts._replace(netloc=netloc)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key.lower() in _SECRET_QUERY_KEYS for key, _ in query):
+        parts = parts._replace(query=urlencode(
+            [(key, "***" if key.lower() in _SECRET_QUERY_KEYS else value) for key, value in query],
+            safe="*"))
+    return urlunsplit(parts)
 
 
 def env_name(field: str) -> str:

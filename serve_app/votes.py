@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
@@ -90,10 +91,23 @@ def _vote_id(value: Any) -> str | None:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_text)]
-Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX), BeforeValidator(_whole_number)]
-Rank = Annotated[int, Field(ge=RANK_MIN, le=RANK_MAX), BeforeValidator(_whole_number)]
-VoteId = Annotated[str | None, BeforeValidator(_vote_id)]
+def _number_schema(low: int, high: int) -> WithJsonSchema:
+    """The OpenAPI schema of a year/rank as clients may send it: an integer or digits."""
+    return WithJsonSchema({"anyOf": [
+        {"type": "integer", "minimum": low, "maximum": high},
+        {"type": "string", "pattern": r"^\s*[0-9]{1,9}\s*$"},
+    ]})
+
+
+# The JSON schemas (OpenAPI) say what the validators accept; "after trimming" cannot be said in
+# JSON schema, so the text has only its lower bound there.
+Text = Annotated[str, BeforeValidator(_text), WithJsonSchema({"type": "string", "minLength": 1})]
+Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX), BeforeValidator(_whole_number),
+                 _number_schema(YEAR_MIN, YEAR_MAX)]
+Rank = Annotated[int, Field(ge=RANK_MIN, le=RANK_MAX), BeforeValidator(_whole_number),
+                 _number_schema(RANK_MIN, RANK_MAX)]
+VoteId = Annotated[str | None, BeforeValidator(_vote_id), WithJsonSchema(
+    {"anyOf": [{"type": "string", "pattern": VOTE_ID_PATTERN}, {"type": "null"}]})]
 
 
 class Vote(BaseModel):
@@ -188,10 +202,19 @@ def encode_record(record: VoteRecord) -> KafkaMessage:
     )
 
 
+# A reason travels as a Kafka header of the dead-lettered record: bounded, so that a record with
+# thousands of bad fields cannot make the DLQ record too large to produce (which would stall the
+# partition), and valid UTF-8 whatever the record contained.
+RECORD_ERROR_MAX_CHARS = 1000
+
+
 class RecordError(ValueError):
     """A Kafka record that is not a valid vote record; `reason` says why (for the DLQ)."""
 
     def __init__(self, reason: str) -> None:
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+        if len(reason) > RECORD_ERROR_MAX_CHARS:
+            reason = reason[: RECORD_ERROR_MAX_CHARS - 3] + "..."
         super().__init__(reason)
         self.reason = reason
 
@@ -202,14 +225,17 @@ def decode_record(value: bytes | None) -> VoteRecord:
         raise RecordError("empty record (no value)")
     try:
         payload = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and also an integer literal longer
+    # than Python's int-digits limit (4300), which json.loads raises as a bare ValueError.
+    except (ValueError, RecursionError) as exc:
         raise RecordError(f"not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise RecordError(f"not a JSON object but {type(payload).__name__}")
     try:
         return VoteRecord.model_validate(payload)
     except ValidationError as exc:
-        raise RecordError(f"invalid vote record: {describe_errors(exc)}") from None
+        reason = describe_errors(exc, max_chars=RECORD_ERROR_MAX_CHARS)
+        raise RecordError(f"invalid vote record: {reason}") from None
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -217,13 +243,27 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def describe_errors(exc: ValidationError, prefix: str = "") -> str:
-    """One line naming every invalid field, for gRPC details and DLQ reasons."""
-    parts = []
-    for error in exc.errors(include_url=False):
+def describe_errors(exc: ValidationError, prefix: str = "", max_chars: int | None = None) -> str:
+    """One line naming every invalid field, for gRPC details and DLQ reasons.
+
+    With `max_chars`, stops before the line would exceed it and says how many errors it left
+    out: gRPC details travel in a trailer, which clients refuse beyond a few KiB.
+    """
+    errors = exc.errors(include_url=False, include_input=False)
+    parts: list[str] = []
+    used = 0
+    for index, error in enumerate(errors):
         where = prefix + location(error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return "; ".join(parts)
+        part = f"{where}: {error['msg']}" if where else error["msg"]
+        if max_chars is not None and parts and used + len(part) + 40 > max_chars:
+            parts.append(f"... and {len(errors) - index} more errors")
+            break
+        parts.append(part)
+        used += len(part) + 2
+    line = "; ".join(parts)
+    if max_chars is not None and len(line) > max_chars:  # one huge location (a client's key)
+        line = line[: max_chars - 3] + "..."
+    return line
 
 
 def location(loc: tuple[int | str, ...]) -> str:

@@ -8,6 +8,7 @@ consumer group, Redis database 1, and its own MongoDB database.
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,9 +26,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_HTTP_PORT = 18000
-TEST_GRPC_PORT = 19000
-TEST_REDIS_DB = 1
+# Overridable so that concurrent pytest sessions on one machine do not clash.
+TEST_HTTP_PORT = int(os.environ.get("VOTES_TEST_HTTP_PORT", "18000"))
+TEST_GRPC_PORT = int(os.environ.get("VOTES_TEST_GRPC_PORT", "19000"))
+TEST_REDIS_DB = int(os.environ.get("VOTES_TEST_REDIS_DB", "1"))
 PARTITIONS = 6
 
 

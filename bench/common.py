@@ -1,0 +1,324 @@
+"""Shared pieces of the benchmark: isolation names, Kafka/Redis/Mongo helpers, processes, stats.
+
+Nothing here touches a developer's data: every run gets its own Kafka topics, consumer groups,
+MongoDB databases and Redis keys (or a Redis database of its own), and deletes them at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+TMP = RESULTS / "tmp"
+PY = sys.executable
+KAFKA = os.environ.get("VOTES_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+MONGO_URL = "mongodb://127.0.0.1:27017/"
+PARTITIONS = 6
+# Ports the benchmark may use for its own servers (peers, direct-ingress replicas, HAProxy stats).
+PORT_RANGE = range(38000, 39000)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- isolation -------------------------------------------------------------------------------
+
+
+@dataclass
+class Names:
+    """Per-run names: topics, groups and databases no one else uses."""
+
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def topic(self, what: str) -> str:
+        return f"votes-bench-{self.run_id}-{what}"
+
+    def group(self, what: str) -> str:
+        return f"votes-bench-{self.run_id}-{what}"
+
+    def mongo_db(self, what: str) -> str:
+        return f"votes_bench_{self.run_id}_{what}"[:63]
+
+    def redis_prefix(self, what: str) -> str:
+        return f"bench:{self.run_id}:{what}:"
+
+
+# ---- Kafka -----------------------------------------------------------------------------------
+
+
+def admin() -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({"bootstrap.servers": KAFKA})
+
+
+def create_topics(names: Sequence[str], partitions: int = PARTITIONS) -> None:
+    from confluent_kafka.admin import NewTopic
+
+    client = admin()  # keep a reference: a collected client fails its futures
+    futures = client.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+    )
+    for future in futures.values():
+        future.result(timeout=30)
+    # Metadata propagates asynchronously: wait until every partition has a leader.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        metadata = client.list_topics(timeout=10)
+        if all(name in metadata.topics and len(metadata.topics[name].partitions) == partitions
+               and metadata.topics[name].error is None for name in names):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"topics {names} not ready within 30 s")
+
+
+def delete_topics(names: Sequence[str]) -> None:
+    if not names:
+        return
+    client = admin()
+    for future in client.delete_topics(list(names)).values():
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)
+
+
+def topic_records(topic: str) -> int:
+    """Records ever written to the topic: the sum of its partitions' high watermarks."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"bench-watermarks-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            total += high
+        return total
+    finally:
+        consumer.close()
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+def free_port(exclude: Iterable[int] = ()) -> int:
+    """A free 127.0.0.1 port in the benchmark's own range."""
+    excluded = set(exclude)
+    for port in PORT_RANGE:
+        if port in excluded:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 38000-38999")
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
+        return True
+    return False
+
+
+class Proc:
+    """A child process in a session of its own, stopped by its PID (and its group) only."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
+                 log_path: Path | None = None) -> None:
+        self.name = name
+        self.log_path = log_path or TMP / f"{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            list(argv), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.pid = self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, first_signal: int = signal.SIGTERM, grace_s: float = 20.0) -> None:
+        """Signal the process, wait, then kill what is left of its own process group."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, first_signal)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(grace_s)
+        # Its children (Ray's raylet, workers, HAProxy...) share its process group, which is
+        # ours alone (start_new_session): end what is left of it.
+        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+            members = group_members(self.pid)
+            if not members and not self.alive():
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+            psutil.wait_procs(members, timeout=wait_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(2)
+        self._log.close()
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+    return members
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.25,
+             alive: Callable[[], bool] | None = None) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise RuntimeError(f"gave up waiting for {what}: the process exited")
+        with contextlib.suppress(Exception):
+            last = condition()
+            if last:
+                return last
+        time.sleep(every_s)
+    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+
+
+# ---- CPU accounting --------------------------------------------------------------------------
+
+
+def classify(proc: psutil.Process) -> str | None:
+    """Which part of the system a process is, for the CPU breakdown (None: not ours to show)."""
+    try:
+        cmd = " ".join(proc.cmdline())
+        name = proc.name()
+    except psutil.Error:
+        return None
+    if "ray::ServeReplica:votes:VoteIngress" in cmd or "ServeReplica:votes:VoteIngress" in name:
+        return "serve_ingress_replica"
+    if "ServeReplica:votes:VotePersister" in cmd or "ServeReplica:votes:VotePersister" in name:
+        return "serve_pool_replica"
+    if "ProxyActor" in cmd or "ProxyActor" in name:
+        return "serve_proxy"
+    if "haproxy" in name:
+        return "haproxy"
+    if "ServeController" in cmd or "ServeController" in name:
+        return "serve_controller"
+    if "kafka.Kafka" in cmd or "kafka" in name and "java" in name:
+        return "kafka"
+    if name.startswith("redis-server"):
+        return "redis"
+    if "ferretdb" in name.lower():
+        return "ferretdb"
+    if "bench.peers" in cmd:
+        return "peer"
+    if any(part in name for part in ("raylet", "gcs_server")) or "dashboard" in cmd and "ray" in cmd:
+        return "ray_system"
+    return None
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of the system between start() and stop()."""
+
+    def __init__(self, extra: dict[int, str] | None = None) -> None:
+        self._extra = extra or {}
+        self._start: dict[int, tuple[str, float]] = {}
+        self.seconds: dict[str, float] = {}
+        self.wall_s = 0.0
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        times = proc.cpu_times()
+        return times.user + times.system
+
+    def _snapshot(self) -> dict[int, tuple[str, float]]:
+        snap = {}
+        for proc in psutil.process_iter(["pid"]):
+            kind = self._extra.get(proc.pid) or classify(proc)
+            if kind is None:
+                continue
+            with contextlib.suppress(psutil.Error):
+                snap[proc.pid] = (kind, self._cpu(proc))
+        return snap
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._start = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        end = self._snapshot()
+        self.wall_s = time.monotonic() - self._t0
+        seconds: dict[str, float] = {}
+        for pid, (kind, cpu) in end.items():
+            before = self._start.get(pid, (kind, 0.0))[1] if pid in self._start else 0.0
+            seconds[kind] = seconds.get(kind, 0.0) + max(0.0, cpu - before)
+        self.seconds = {k: round(v, 2) for k, v in sorted(seconds.items())}
+        return self.seconds
+
+
+def machine_busy_share(interval_s: float = 1.0) -> float:
+    """Share of all cores busy right now (0-1): how noisy the machine is before a measurement."""
+    return psutil.cpu_percent(interval=interval_s) / 100.0
+
+
+# ---- statistics ------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summarize(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    """Median of each key over the repeats, and its spread (min, max)."""
+    summary: dict[str, Any] = {}
+    for key in keys:
+        values = [run[key] for run in runs if run.get(key) is not None]
+        if not values:
+            summary[key] = None
+            continue
+        summary[key] = round(statistics.median(values), 2)
+        summary[f"{key}_min"] = round(min(values), 2)
+        summary[f"{key}_max"] = round(max(values), 2)
+    return summary
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    log(f"{what}: {time.monotonic() - started:.1f}s")

@@ -1,0 +1,156 @@
+"""The producer and the persister against the real broker, Redis and FerretDB (no Ray, no Serve)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pymongo import MongoClient
+
+from serve_app.counting import Delivered
+from serve_app.persister import BatchPersister
+from serve_app.producer import VoteProducer
+from serve_app.settings import Settings
+from serve_app.sinks import redis_counts
+from serve_app.votes import Vote, accept, encode_record
+from tests.conftest import read_all, wait_until
+
+pytestmark = pytest.mark.integration
+
+REDIS_DB = 2
+
+
+@pytest.fixture
+def settings(stack: Any) -> Iterator[Settings]:
+    """A fresh topic, group, Redis database and Mongo database for each test."""
+    suffix = uuid.uuid4().hex[:8]
+    topic = f"votes-it-{suffix}"
+    admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1),
+                                       NewTopic(topic + ".dlq", num_partitions=1,
+                                                replication_factor=1)]).values():
+        future.result(timeout=30)
+    redis.Redis(db=REDIS_DB).flushdb()
+    yield Settings(
+        kafka_topic=topic,
+        kafka_dlq_topic=topic + ".dlq",
+        kafka_consumer_group=f"it-{suffix}",
+        redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        mongo_database=f"votes_it_{suffix}",
+    )
+    redis.Redis(db=REDIS_DB).flushdb()
+    MongoClient("mongodb://127.0.0.1:27017/").drop_database(f"votes_it_{suffix}")
+    for future in admin.delete_topics([topic, topic + ".dlq"]).values():
+        future.result(timeout=30)
+
+
+def make_vote(band: str = "Gaby Moreno", vote_id: str | None = None) -> Vote:
+    return Vote(name=band, album="Illustrated Songs", year=2012, rank=2, vote_id=vote_id)
+
+
+def test_a_produced_record_reads_back_with_key_value_and_headers(settings: Settings) -> None:
+    record = accept(make_vote(vote_id="it-1"), "grpc", datetime(2026, 11, 27, tzinfo=UTC))
+
+    async def send() -> None:
+        producer = VoteProducer(settings)
+        try:
+            await producer.send([record])
+        finally:
+            producer.close()
+
+    asyncio.run(send())
+    (message,) = read_all(settings.kafka_topic)
+    expected = encode_record(record)
+    assert message.key() == b"it-1"
+    assert message.value() == expected.value
+    assert message.headers() == expected.headers
+    assert json.loads(message.value())["received_at"] == "2026-11-27T00:00:00.000Z"
+
+
+def delivered(records: list[Vote], topic: str, partition: int = 0, first_offset: int = 0) -> list[Delivered]:
+    now = datetime.now(UTC)
+    return [Delivered(accept(vote, "http", now), topic, partition, first_offset + i)
+            for i, vote in enumerate(records)]
+
+
+def counters(db: int = REDIS_DB) -> dict[str, Any]:
+    client = redis.Redis(db=db, decode_responses=True)
+    return {"total": client.get(redis_counts.TOTAL), "by_band": client.hgetall(redis_counts.BY_BAND),
+            "offsets": client.hgetall(redis_counts.APPLIED_OFFSETS)}
+
+
+def test_a_batch_is_persisted_once_and_a_replay_changes_nothing(settings: Settings) -> None:
+    persister = BatchPersister(settings)
+    batch = delivered([make_vote("Alux Nahual", f"v{i}") for i in range(50)], settings.kafka_topic)
+    assert persister.persist(batch) == 50
+    after_first = counters()
+    assert after_first["total"] == "50" and after_first["by_band"] == {"Alux Nahual": "50"}
+    assert after_first["offsets"] == {f"{settings.kafka_topic}:0": "49"}
+
+    assert persister.persist(batch) == 0  # the same batch redelivered
+    assert persister.persist(batch[10:30]) == 0  # part of it, as after a rebalance
+    assert counters() == after_first
+    log = MongoClient("mongodb://127.0.0.1:27017/")[settings.mongo_database]["votes"]
+    assert log.count_documents({}) == 50
+
+
+def test_a_clients_retry_at_a_new_offset_counts_once(settings: Settings) -> None:
+    persister = BatchPersister(settings)
+    first = delivered([make_vote("La Tona", "same-id")], settings.kafka_topic, 1, 5)
+    retry = delivered([make_vote("La Tona", "same-id")], settings.kafka_topic, 1, 9)
+    assert persister.persist(first) == 1
+    assert persister.persist(retry) == 0
+    assert counters()["by_band"] == {"La Tona": "1"}
+    log = MongoClient("mongodb://127.0.0.1:27017/")[settings.mongo_database]["votes"]
+    (document,) = log.find({"_id": "same-id"})
+    assert document["kafka"] == {"topic": settings.kafka_topic, "partition": 1, "offset": 5}
+    assert set(document) == {"_id", "name", "album", "year", "rank", "received_at", "persisted_at",
+                             "source", "kafka"}
+
+
+def run_in_thread(persister: BatchPersister) -> threading.Thread:
+    thread = threading.Thread(target=persister.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -> None:
+    producer = Producer({"bootstrap.servers": "127.0.0.1:9092"})
+    good = [encode_record(accept(make_vote("Easy Easy", f"g{i}"), "http")) for i in range(5)]
+    # Same key for all: one partition, poison in the middle of good records.
+    for value in (good[0].value, b"not json at all", good[1].value, b'{"vote_id": "x"}',
+                  b"\x00" * 900_000, *(g.value for g in good[2:])):
+        producer.produce(settings.kafka_topic, key=b"k", value=value)
+    assert producer.flush(10) == 0
+
+    persister = BatchPersister(settings)
+    thread = run_in_thread(persister)
+    try:
+        wait_until(lambda: persister.stats.counted == 5, 30, f"5 good votes counted ({persister.stats})")
+        wait_until(lambda: persister.stats.dead_lettered == 3, 10, "3 records dead-lettered")
+    finally:
+        persister.stop()
+        thread.join(15)
+    dlq = read_all(settings.kafka_dlq_topic)
+    reasons = sorted(dict(m.headers())["dlq.reason"].decode()[:20] for m in dlq)
+    assert len(dlq) == 3 and any(r.startswith("not JSON") for r in reasons)
+    assert all(dict(m.headers())["dlq.topic"] == settings.kafka_topic.encode() for m in dlq)
+    assert counters()["total"] == "5"
+
+
+def test_counts_survive_a_redis_restart(settings: Settings, stack: Any) -> None:
+    persister = BatchPersister(settings)
+    persister.persist(delivered([make_vote("Viernes Verde", f"r{i}") for i in range(7)], settings.kafka_topic))
+    stack.stop("redis")
+    stack.start("redis")
+    assert counters()["total"] == "7"
+    assert counters()["by_band"] == {"Viernes Verde": "7"}
