@@ -9,7 +9,8 @@ STACK := $(PY) deployments/local/stack.py
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv stubs check-stubs stack-up stack-down stack-status stack-clean run test test-unit lock
+.PHONY: help venv stubs stack-up stack-down stack-status stack-clean run test test-unit lock \
+	manifests check-manifests chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -31,6 +32,12 @@ lock: ## re-resolve requirements.lock from pyproject.toml
 stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
 	$(PY) -m serve_app.grpc_stubs.generate
 
+manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml
+	$(PY) -m serve_app.manifests
+
+check-manifests: $(STAMP) ## exit 1 (with a diff) if kuberay/rayservice.yaml is stale
+	$(PY) -m serve_app.manifests --check
+
 stack-up: $(STAMP) ## install (if missing) and start Kafka, Redis and FerretDB; waits until healthy
 	$(STACK) up
 
@@ -50,5 +57,11 @@ run: stack-up ## the main job: local stack + `serve run config.yaml` (HTTP :8000
 test-unit: $(STAMP) ## the unit tests alone (no services needed)
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-test: stack-up ## the whole suite against the real local stack
+test: stack-up ## the whole suite against the real local stack (chaos scenarios short)
+	@rm -f test-artifacts/chaos-report.jsonl
 	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
+
+chaos: stack-up ## the fault matrix, long and repeated; writes test-artifacts/chaos-report.md
+	@rm -f test-artifacts/chaos-report.jsonl
+	VOTES_CHAOS_FULL=1 $(PY) -m pytest tests/chaos -q -ra $(PYTEST_ARGS); status=$$?; \
+	$(PY) -m tests.chaos.report; exit $$status

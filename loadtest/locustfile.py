@@ -100,9 +100,21 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the traffic")
 
 
+# Set when the test is stopping: no new vote starts, votes in flight finish (with their retries).
+# Locust stops a user that looks idle by killing it, and one that has just woken up may already
+# have sent a request: without this flag such a vote would end up in doubt.
+_STOPPING = threading.Event()
+
+
+@events.test_stopping.add_listener
+def _stopping(**_: Any) -> None:
+    _STOPPING.set()
+
+
 @events.test_start.add_listener
 def _prune_idle_users(environment: Any, **_: Any) -> None:
     """`--tags http` leaves GrpcVoter without tasks (and vice versa): drop such classes."""
+    _STOPPING.clear()
     kept = [cls for cls in environment.user_classes if cls.tasks]
     if kept and len(kept) != len(environment.user_classes):
         environment.user_classes[:] = kept
@@ -162,6 +174,8 @@ class Outcome:
 def send_with_retries(votes: int, attempt: Callable[[], tuple[str, float | None]],
                       deadline_s: float) -> str:
     """Run `attempt` until it accepts or is rejected, or the deadline passes. Tallies `votes`."""
+    if _STOPPING.is_set():
+        return Outcome.REJECTED  # not sent at all: the test is ending
     _count(in_flight=votes)
     outcome, ambiguous, finished = Outcome.RETRY, False, False
     try:

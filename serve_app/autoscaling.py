@@ -60,6 +60,7 @@ _LAST_SCALE_AT = "lag_policy_last_scale_at"
 _DRAINED_SINCE = "lag_policy_drained_since"
 _LAST_REASON = "lag_policy_last_reason"
 _SEEN_REPLICAS = "lag_policy_seen_replicas"
+_ASKED = "lag_policy_asked"  # the size last asked for (logging only)
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,11 @@ def apply_policy(ctx: Any, config: LagPolicyConfig) -> tuple[int, dict[str, Any]
         state=ctx.policy_state or {},
         config=config,
     )
-    if decision.replicas != current:
+    # Serve calls this ~10 times a second and may hold a decision back for a while: log a
+    # request for a new size once, when it is first made.
+    asked = decision.replicas if decision.replicas != current else None
+    if asked is not None and asked != decision.state.get(_ASKED):
         log.info("lag policy, %s: %d -> %d replicas (%s)", ctx.deployment_name, current,
                  decision.replicas, decision.reason)
+    decision.state[_ASKED] = asked
     return decision.replicas, decision.state

@@ -16,7 +16,7 @@ class KafkaErrorLog:
     """An `error_cb` for confluent-kafka clients that logs each distinct error once per interval."""
 
     def __init__(self, client: str, interval_s: float = 30.0) -> None:
-        self._log = logging.getLogger(f"serve_app.kafka.{client}")
+        self._log = logging.getLogger("ray.serve").getChild(f"serve_app.kafka.{client}")
         self._client = client
         self._interval_s = interval_s
         self._last_logged: dict[str, float] = {}

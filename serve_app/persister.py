@@ -37,7 +37,8 @@ from serve_app.sinks.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
 from serve_app.sinks.redis_counts import RedisCounts
 from serve_app.votes import RecordError, decode_record
 
-log = logging.getLogger(__name__)
+# Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
+log = logging.getLogger("ray.serve").getChild(__name__)
 
 T = TypeVar("T")
 
@@ -98,7 +99,7 @@ class BatchPersister:
             "enable.idempotence": True,
             "error_cb": KafkaErrorLog("dead-letter producer"),
         })
-        timeout = settings.store_timeout_s
+        timeout = settings.persist_timeout_s
         self._redis = redis.Redis.from_url(
             settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
         )

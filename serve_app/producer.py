@@ -18,7 +18,8 @@ from serve_app.kafka_errors import KafkaErrorLog
 from serve_app.settings import Settings
 from serve_app.votes import VoteRecord, encode_record
 
-log = logging.getLogger(__name__)
+# Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
+log = logging.getLogger("ray.serve").getChild(__name__)
 
 
 class KafkaUnavailable(RuntimeError):

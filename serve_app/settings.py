@@ -36,7 +36,14 @@ class Settings(BaseModel):
     redis_url: str = Field("redis://127.0.0.1:6379/0")
     mongo_url: str = Field("mongodb://127.0.0.1:27017/")
     mongo_database: str = Field("votes", pattern=r"^[A-Za-z0-9_-]{1,63}$")
-    store_timeout_s: float = Field(2.0, gt=0, le=60, description="Redis/MongoDB call timeout.")
+    store_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Redis/MongoDB call timeout of the read API."
+    )
+    persist_timeout_s: float = Field(
+        30.0, gt=0, le=600,
+        description="Redis/MongoDB call timeout of the pool. Generous: a write that times out is "
+        "retried while the first may still run, which only adds load to a slow store.",
+    )
     write_token: SecretStr | None = Field(
         None, description="When set, write routes and RPCs require 'Authorization: Bearer <token>'."
     )
