@@ -86,6 +86,8 @@ def _count(**deltas: int) -> None:
 def _arguments(parser: Any) -> None:
     parser.add_argument("--grpc-target", default=os.environ.get("VOTES_GRPC_TARGET", "127.0.0.1:9000"),
                         help="host:port of the gRPC API (default 127.0.0.1:9000)")
+    parser.add_argument("--grpc-tls", action="store_true", default=False,
+                        help="connect to the gRPC API over TLS (e.g. an Ingress on :443)")
     parser.add_argument("--tally-file", default=os.environ.get("VOTES_TALLY_FILE", ""),
                         help="write the vote tally (JSON) here when the test ends")
     parser.add_argument("--write-token", default=os.environ.get("VOTES_WRITE_TOKEN", ""),
@@ -308,7 +310,9 @@ class GrpcVoter(User):
         self.timeout_s = options.request_timeout if options else 10.0
         token = options.write_token if options else ""
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.channel = grpc.insecure_channel(target)
+        self.channel = (grpc.secure_channel(target, grpc.ssl_channel_credentials())
+                        if options is not None and options.grpc_tls
+                        else grpc.insecure_channel(target))
         self.stub = pb_grpc.VoteServiceStub(self.channel)
 
     def on_stop(self) -> None:
