@@ -270,23 +270,23 @@ class HttpVoter(FastHttpUser):
     @task(6)
     def insert(self) -> None:
         """The original generators' route and format: every field a string."""
-        self._post("/insert", self.traffic.vote(strings=True), 1, "POST /insert")
+        self._post("/insert", self.traffic.vote(strings=True), 1, "/insert")
 
     @tag("http", "single")
     @task(3)
     def vote(self) -> None:
-        self._post("/votes", self.traffic.vote(), 1, "POST /votes")
+        self._post("/votes", self.traffic.vote(), 1, "/votes")
 
     @tag("http", "batch")
     @task(1)
     def batch(self) -> None:
         votes = self.traffic.batch(self.traffic.batch_size())
-        self._post("/votes/batch", {"votes": votes}, len(votes), "POST /votes/batch")
+        self._post("/votes/batch", {"votes": votes}, len(votes), "/votes/batch")
 
     @tag("http", "read")
     @task(1)
     def results(self) -> None:
-        self.client.get("/results", name="GET /results", timeout=self.timeout_s)
+        self.client.get("/results", name="/results", timeout=self.timeout_s)
 
 
 # ---- gRPC ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import grpc
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -179,6 +179,15 @@ def _vote_fields(message: pb.Vote) -> dict[str, Any]:
     }
 
 
+async def _write_access(authorization: str | None = Header(default=None)) -> None:
+    """Dependency of the write routes. FastAPI runs it before it validates the body, so a
+    client without the token gets 401 whatever it sent (never a 422 that describes its body)."""
+    serve.get_replica_context().servable_object._check_http_token(authorization)
+
+
+_WRITE_ACCESS = [Depends(_write_access)]
+
+
 def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str,
                 reply: Any) -> Any:
     grpc_context.set_code(code)
@@ -199,29 +208,22 @@ class VoteIngress:
 
     # ---- HTTP: writes ------------------------------------------------------------------------
 
-    @api.post("/votes", status_code=202, responses=_WRITE_ERRORS)
-    async def cast(
-        self, vote: Vote, authorization: str | None = Header(default=None)
-    ) -> Accepted:
+    @api.post("/votes", status_code=202, responses=_WRITE_ERRORS, dependencies=_WRITE_ACCESS)
+    async def cast(self, vote: Vote) -> Accepted:
         """Cast one vote. Answered only once Kafka has acknowledged it."""
-        self._check_http_token(authorization)
         record = accept(vote, "http")
         await self._send_http([record])
         return Accepted(vote_id=record.vote_id)
 
-    @api.post("/insert", status_code=202, responses=_WRITE_ERRORS)
-    async def insert(
-        self, vote: Vote, authorization: str | None = Header(default=None)
-    ) -> Accepted:
+    @api.post("/insert", status_code=202, responses=_WRITE_ERRORS, dependencies=_WRITE_ACCESS)
+    async def insert(self, vote: Vote) -> Accepted:
         """The original traffic generators' route: same as POST /votes."""
-        return await self.cast(vote, authorization)
+        return await self.cast(vote)
 
-    @api.post("/votes/batch", status_code=202, responses=_WRITE_ERRORS)
-    async def cast_batch(
-        self, batch: VoteBatch, authorization: str | None = Header(default=None)
-    ) -> BatchAccepted:
+    @api.post("/votes/batch", status_code=202, responses=_WRITE_ERRORS,
+              dependencies=_WRITE_ACCESS)
+    async def cast_batch(self, batch: VoteBatch) -> BatchAccepted:
         """Cast up to 1000 votes; an invalid batch is rejected whole."""
-        self._check_http_token(authorization)
         records = [accept(vote, "http") for vote in batch.votes]
         await self._send_http(records)
         return BatchAccepted(accepted=len(records), vote_ids=[r.vote_id for r in records])

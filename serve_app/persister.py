@@ -63,6 +63,8 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "heartbeat.interval.ms": 1500,
         # A store outage can hold a batch for long; leaving the group then only moves the work.
         "max.poll.interval.ms": 300_000,
+        # Bounds what librdkafka prefetches while a slow store holds the loop (default 64 MiB).
+        "queued.max.messages.kbytes": 8192,
     }
 
 

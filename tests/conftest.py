@@ -93,14 +93,24 @@ def names() -> Names:
 
 
 @pytest.fixture(scope="session")
-def app_args(stack: Any, names: Names) -> dict[str, Any]:
+def redis_proxy(stack: Any) -> Iterator[Any]:
+    """The app reaches Redis through this proxy, so a chaos test can make Redis slow."""
+    from tests.chaos.latency_proxy import LatencyProxy
+
+    proxy = LatencyProxy(6379).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def app_args(stack: Any, names: Names, redis_proxy: Any) -> dict[str, Any]:
     """config.yaml's args, pointed at this session's topics, group and databases."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     return config["applications"][0]["args"] | {
         "kafka_topic": names.topic,
         "kafka_dlq_topic": names.dlq_topic,
         "kafka_consumer_group": names.group,
-        "redis_url": f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+        "redis_url": f"redis://127.0.0.1:{redis_proxy.port}/{TEST_REDIS_DB}",
         "mongo_database": names.mongo_database,
     }
 

@@ -86,6 +86,59 @@ def test_a_store_stopped_and_restarted(part: str, pipeline: Pipeline, mongo_db: 
         assert any("503" in r or "UNAVAILABLE" in r for r in report.rejections), report
 
 
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def group_lag(pipeline: Pipeline) -> int:
+    """Records of the session topic not yet committed by the pool's consumer group."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
+    (future,) = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(pipeline.names.group)]).values()
+    committed = {tp.partition: tp.offset for tp in future.result(timeout=10).topic_partitions
+                 if tp.topic == pipeline.names.topic}
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": "lag-probe"})
+    try:
+        lag = 0
+        for partition, offset in committed.items():
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(pipeline.names.topic, partition), timeout=10)
+            lag += high - max(offset, 0)
+        return lag
+    finally:
+        consumer.close()
+
+
+def test_a_slow_store(pipeline: Pipeline, mongo_db: Any, redis_proxy: Any) -> None:
+    pids = [pid_of(actor) for actor in replicas("VotePersister")]
+    before = {pid: rss_mb(pid) for pid in pids}
+    seen: dict[str, float] = {"lag": 0, "growth_mb": 0}
+
+    def fault() -> None:
+        redis_proxy.delay_s = 0.3  # per forwarded chunk: every Redis round trip gets slower
+        try:
+            deadline = time.monotonic() + 2 * OUTAGE_S
+            while time.monotonic() < deadline:
+                seen["lag"] = max(seen["lag"], group_lag(pipeline))
+                growth = max(rss_mb(pid) - before[pid] for pid in pids)
+                seen["growth_mb"] = max(seen["growth_mb"], growth)
+                time.sleep(1)
+        finally:
+            redis_proxy.delay_s = 0.0
+
+    assert_exact(run_scenario("slow-redis", pipeline, mongo_db, fault, votes=VOTES, settle_s=120))
+    assert seen["lag"] > 0, "the slow store should have let lag build up"
+    assert seen["growth_mb"] < 200, f"consumer memory grew by {seen['growth_mb']:.0f} MB"
+
+
 def test_poison_records_mid_stream(pipeline: Pipeline, mongo_db: Any) -> None:
     topic = pipeline.names.topic
 
@@ -108,3 +161,43 @@ def _dead_letters(pipeline: Pipeline) -> int:
         return len(read_all(pipeline.names.dlq_topic, timeout_s=15))
     except KeyError:
         return 0
+
+
+@pytest.mark.skipif(not FULL, reason="overload runs in `make chaos` only (VOTES_CHAOS_FULL=1)")
+def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo_db: Any) -> None:
+    """Offer far more than the machine takes at once: 250 concurrent batches of 1000 votes."""
+    import asyncio
+    import uuid
+
+    import httpx
+
+    band = f"Chaos overload {uuid.uuid4().hex[:8]}"
+    votes = [{"name": band, "album": "x", "year": 2000, "rank": 1}] * 1000
+
+    async def blast() -> list[tuple[int, float, int, str]]:
+        limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=str(pipeline.http.base_url), timeout=60,
+                                     limits=limits) as client:
+            async def one() -> tuple[int, float, int, str]:
+                started = time.monotonic()
+                response = await client.post("/votes/batch", json={"votes": votes})
+                accepted = response.json()["accepted"] if response.status_code == 202 else 0
+                return (response.status_code, time.monotonic() - started, accepted,
+                        response.headers.get("retry-after", ""))
+            return await asyncio.gather(*(one() for _ in range(250)))
+
+    outcomes = asyncio.run(blast())
+    statuses = {status for status, *_ in outcomes}
+    assert statuses <= {202, 503}, f"only 202 and 503 are acceptable under overload: {statuses}"
+    assert all(retry for status, _, _, retry in outcomes if status == 503)
+    accepted = sum(n for _, _, n, _ in outcomes)
+    latencies = sorted(t for status, t, _, _ in outcomes if status == 202)
+    assert latencies and latencies[int(len(latencies) * 0.99) - 1] < 30, latencies[-5:]
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and pipeline.results()["by_band"].get(band, 0) < accepted:
+        time.sleep(1)
+    time.sleep(1)
+    assert pipeline.results()["by_band"].get(band, 0) == accepted
+    assert mongo_db["votes"].count_documents({"name": band}) == accepted
+    assert pipeline.http.get("/healthz").status_code == 200
