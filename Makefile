@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv stubs stack-up stack-down stack-status stack-clean run test test-unit lock \
-	manifests check-manifests chaos
+	manifests check-manifests chaos dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml
 check-manifests: $(STAMP) ## exit 1 (with a diff) if kuberay/rayservice.yaml is stale
 	$(PY) -m serve_app.manifests --check
 
+dashboards: $(STAMP) ## regenerate the Grafana dashboards and provisioning (deployments/k8s/grafana)
+	$(PY) -m serve_app.dashboards
+
 stack-up: $(STAMP) ## install (if missing) and start Kafka, Redis and FerretDB; waits until healthy
 	$(STACK) up
 
@@ -52,12 +55,13 @@ stack-clean: $(STAMP) ## stop the local stack and delete its data and logs
 
 run: stack-up ## the main job: local stack + `serve run config.yaml` (HTTP :8000, gRPC :9000)
 	@echo "run: HTTP http://127.0.0.1:8000  gRPC 127.0.0.1:9000  Ray dashboard http://127.0.0.1:8265"
-	$(VENV)/bin/serve run config.yaml
+	RAY_SERVE_GRPC_MAX_MESSAGE_SIZE=$${RAY_SERVE_GRPC_MAX_MESSAGE_SIZE:-4194304} $(VENV)/bin/serve run config.yaml
 
 test-unit: $(STAMP) ## the unit tests alone (no services needed)
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 test: stack-up ## the whole suite against the real local stack (chaos scenarios short)
+	@scripts/install-chromium.sh
 	@rm -f test-artifacts/chaos-report.jsonl
 	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
 

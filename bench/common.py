@@ -170,25 +170,28 @@ class Proc:
                 os.kill(self.pid, first_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(grace_s)
-        # Its children (Ray's raylet, workers, HAProxy...) share its process group, which is
-        # ours alone (start_new_session): end what is left of it.
+        # Its descendants (Ray's raylet, actors, HAProxy...) stay in its session, which is ours
+        # alone (start_new_session), even where Ray gives them process groups of their own:
+        # end what is left of it, process by process.
         for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-            members = group_members(self.pid)
-            if not members and not self.alive():
+            members = session_members(self.pid)
+            if not members:
                 break
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
+            for member in members:
+                with contextlib.suppress(psutil.Error):
+                    member.send_signal(sig)
             psutil.wait_procs(members, timeout=wait_s)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(2)
         self._log.close()
 
 
-def group_members(pgid: int) -> list[psutil.Process]:
+def session_members(sid: int) -> list[psutil.Process]:
+    """The live processes of session `sid` (a child we started with start_new_session)."""
     members = []
     for proc in psutil.process_iter(["pid"]):
-        with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(proc.pid) == pgid:
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
                 members.append(proc)
     return members
 
@@ -214,38 +217,36 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, every_s:
 def classify(proc: psutil.Process) -> str | None:
     """Which part of the system a process is, for the CPU breakdown (None: not ours to show)."""
     try:
-        cmd = " ".join(proc.cmdline())
-        name = proc.name()
+        title = proc.name() + " " + " ".join(proc.cmdline()[:1])
     except psutil.Error:
         return None
-    if "ray::ServeReplica:votes:VoteIngress" in cmd or "ServeReplica:votes:VoteIngress" in name:
+    if "VoteIngress" in title:
         return "serve_ingress_replica"
-    if "ServeReplica:votes:VotePersister" in cmd or "ServeReplica:votes:VotePersister" in name:
+    if "VotePersister" in title:
         return "serve_pool_replica"
-    if "ProxyActor" in cmd or "ProxyActor" in name:
+    if "ProxyActor" in title:
         return "serve_proxy"
-    if "haproxy" in name:
+    if "haproxy" in title:
         return "haproxy"
-    if "ServeController" in cmd or "ServeController" in name:
+    if "ServeController" in title:
         return "serve_controller"
-    if "kafka.Kafka" in cmd or "kafka" in name and "java" in name:
-        return "kafka"
-    if name.startswith("redis-server"):
-        return "redis"
-    if "ferretdb" in name.lower():
-        return "ferretdb"
-    if "bench.peers" in cmd:
-        return "peer"
-    if any(part in name for part in ("raylet", "gcs_server")) or "dashboard" in cmd and "ray" in cmd:
-        return "ray_system"
-    return None
+    if "SERVE_REPLICA" in title or "ServeReplica" in title:
+        return "serve_other_replica"
+    return "ray_system"  # gcs, raylet, dashboard, agents, log monitor: Ray's own overhead
 
 
 class CpuMeter:
-    """CPU seconds spent by each part of the system between start() and stop()."""
+    """CPU seconds spent by each part of the system under test between start() and stop().
 
-    def __init__(self, extra: dict[int, str] | None = None) -> None:
-        self._extra = extra or {}
+    Only processes we know are counted: `pids` (the stack's, a peer's) and the members of the
+    sessions in `groups` (our own `serve run` and the Ray it started: Ray gives actors process
+    groups of their own, but they stay in the session), classified by `classify`. Everything else on the machine (other sessions) shows up as `other_processes`:
+    the machine's busy CPU minus ours, a measure of how noisy the repeat was.
+    """
+
+    def __init__(self, pids: dict[int, str] | None = None, groups: Iterable[int] = ()) -> None:
+        self._pids = dict(pids or {})
+        self._groups = set(groups)
         self._start: dict[int, tuple[str, float]] = {}
         self.seconds: dict[str, float] = {}
         self.wall_s = 0.0
@@ -255,10 +256,22 @@ class CpuMeter:
         times = proc.cpu_times()
         return times.user + times.system
 
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
     def _snapshot(self) -> dict[int, tuple[str, float]]:
         snap = {}
+        me = os.getpid()
         for proc in psutil.process_iter(["pid"]):
-            kind = self._extra.get(proc.pid) or classify(proc)
+            kind = self._pids.get(proc.pid)
+            if kind is None and self._groups:
+                with contextlib.suppress(OSError):
+                    if os.getsid(proc.pid) in self._groups:
+                        kind = classify(proc)
+            if kind is None and proc.pid == me:
+                kind = "loadgen_and_bench"
             if kind is None:
                 continue
             with contextlib.suppress(psutil.Error):
@@ -267,6 +280,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self._t0 = time.monotonic()
+        self._busy0 = self._busy()
         self._start = self._snapshot()
 
     def stop(self) -> dict[str, float]:
@@ -274,8 +288,10 @@ class CpuMeter:
         self.wall_s = time.monotonic() - self._t0
         seconds: dict[str, float] = {}
         for pid, (kind, cpu) in end.items():
-            before = self._start.get(pid, (kind, 0.0))[1] if pid in self._start else 0.0
+            before = self._start[pid][1] if pid in self._start else 0.0
             seconds[kind] = seconds.get(kind, 0.0) + max(0.0, cpu - before)
+        ours = sum(seconds.values())
+        seconds["other_processes"] = max(0.0, self._busy() - self._busy0 - ours)
         self.seconds = {k: round(v, 2) for k, v in sorted(seconds.items())}
         return self.seconds
 

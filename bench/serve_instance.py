@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +43,12 @@ MODES: dict[str, dict[str, str]] = {
 }
 
 
-def isolation_env(workdir: Path) -> dict[str, str]:
-    """Keep direct-ingress ports, HAProxy files and ports inside the benchmark's own space."""
-    haproxy = workdir / "haproxy"
+def isolation_env(haproxy: Path) -> dict[str, str]:
+    """Keep direct-ingress ports, HAProxy files and ports inside the benchmark's own space.
+
+    HAProxy's unix socket paths must stay under 97 characters (Serve adds a 56-character
+    directory), hence a short folder of our own under /tmp rather than bench/results/tmp.
+    """
     haproxy.mkdir(parents=True, exist_ok=True)
     http_lo = free_port()
     grpc_lo = free_port(exclude=range(http_lo, http_lo + 20))
@@ -77,6 +82,7 @@ class ServeInstance:
         self.extra_env = extra_env or {}
         self.deployment_overrides = deployment_overrides or {}
         self.workdir = TMP / f"serve-{mode}"
+        self.haproxy_dir = Path(tempfile.mkdtemp(prefix="vbh-", dir="/tmp"))
         self.proc: Proc | None = None
         self.env_applied: dict[str, str] = {}
 
@@ -97,7 +103,10 @@ class ServeInstance:
         app = config["applications"][0]
         app["args"] = dict(app.get("args") or {}) | self.args
         for deployment in app.get("deployments", []):
-            deployment.update(self.deployment_overrides.get(deployment["name"], {}))
+            override = self.deployment_overrides.get(deployment["name"], {})
+            if "num_replicas" in override:
+                deployment.pop("autoscaling_config", None)  # a fixed size instead of autoscaling
+            deployment.update(override)
         return config
 
     def start(self, timeout_s: float = 240) -> None:
@@ -113,8 +122,11 @@ class ServeInstance:
         config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "VOTES_"))}
         self.env_applied = MODES[self.mode] | self.extra_env
-        env |= isolation_env(self.workdir) | self.env_applied
+        env |= isolation_env(self.haproxy_dir) | self.env_applied
         env["RAY_USAGE_STATS_ENABLED"] = "0"
+        # As `make run` does: Serve's gRPC proxy reads it (a batch of 1000 votes must fit).
+        env.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE",
+                       os.environ.get("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", "4194304"))
         log(f"serve[{self.mode}]: starting `serve run` (env {self.env_applied or 'none'})")
         self.proc = Proc(f"serve-{self.mode}",
                          [str(Path(PY).parent / "serve"), "run", "--address", "local",
@@ -150,6 +162,7 @@ class ServeInstance:
             log(f"serve[{self.mode}]: stopping")
             self.proc.stop(first_signal=signal.SIGINT, grace_s=45)
             self.proc = None
+        shutil.rmtree(self.haproxy_dir, ignore_errors=True)
 
     def __enter__(self) -> ServeInstance:
         self.start()

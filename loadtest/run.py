@@ -145,7 +145,7 @@ def locust_command(args: argparse.Namespace, tally_file: Path) -> list[str]:
         str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless",
         "--host", args.host, "--grpc-target", args.grpc_target,
         "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time,
-        "--stop-timeout", str(args.stop_timeout), "--think-time", str(args.think_time),
+        "--stop-timeout", str(max(1, round(args.stop_timeout))), "--think-time", str(args.think_time),
         "--tally-file", str(tally_file), "--only-summary",
         "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
         "--exit-code-on-error", "0",  # a retried 503 is a failure in locust's stats, not for us
@@ -187,6 +187,7 @@ def read_locust_stats(out: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.host = args.host.rstrip("/")
     args.out.mkdir(parents=True, exist_ok=True)
     tally_file = args.out / "tally.json"
     tally_file.unlink(missing_ok=True)

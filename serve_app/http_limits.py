@@ -19,6 +19,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
+# The gRPC counterpart, enforced by Serve's gRPC proxy before it parses a message. Ray 2.60 has
+# no grpc_options field for it: the proxies read the environment variable
+# RAY_SERVE_GRPC_MAX_MESSAGE_SIZE (default 2 GiB) where Ray starts, so `make run`, the tests and
+# the Kubernetes manifests set it to this. The largest valid CastBatch (1000 votes of 200
+# four-byte characters) is ~1.7 MB. See docs/security.md.
+GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 

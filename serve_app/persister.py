@@ -317,9 +317,29 @@ class VotePersister:
         return vars(stats) | {"running": self._thread.is_alive(), "total_lag": stats.total_lag}
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """Custom autoscaling metrics for `serve_app.autoscaling` (Serve calls this periodically)."""
+        """Custom autoscaling metrics for `serve_app.autoscaling` (Serve calls this periodically).
+
+        "lag" counts only the partitions this consumer has a position in. Right after a
+        rebalance a newly assigned partition has none until its first fetch, and counting the
+        whole partition as lag then (as `stats.lag` does) made the pool scale up again after
+        every scale event: a scale-down moved partitions, their "lag" read as the partition's
+        whole length, the policy added a replica, which moved partitions again.
+        Local calls only (assignment, position, cached watermarks): no broker round trip.
+        """
         stats = self._persister.stats
-        return {"lag": float(stats.total_lag), "partitions": float(len(stats.assigned))}
+        consumer = self._persister._consumer
+        lag = 0
+        try:
+            assignment = consumer.assignment()
+            for tp in consumer.position(assignment) if assignment else []:
+                if tp.offset < 0:
+                    continue  # no position yet: unknown, not "everything"
+                _low, high = consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    lag += max(0, high - tp.offset)
+        except (KafkaException, RuntimeError):  # RuntimeError: the consumer is closed
+            lag = stats.total_lag
+        return {"lag": float(lag), "partitions": float(len(stats.assigned))}
 
     def __del__(self) -> None:
         # Graceful shutdown: finish or abandon the batch in flight, leave the group.

@@ -59,8 +59,9 @@ def _text(value: Any) -> str:
         if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
             raise PydanticCustomError(
                 "control_character",
-                "must not contain control characters (found U+{code:04X})",
-                {"code": ord(char)},
+                # pydantic fills in {name} placeholders only (no format specs like {x:04X}).
+                "must not contain control characters (found {code})",
+                {"code": f"U+{ord(char):04X}"},
             )
     return text
 

@@ -182,6 +182,10 @@ def pipeline(
     config["applications"][0]["args"] = app_args
     schema = ServeDeploySchema.model_validate(config)
 
+    from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES
+
+    # Read by Serve's gRPC proxy (started below, in this environment): as in `make run`.
+    os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(GRPC_MAX_MESSAGE_BYTES))
     ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
     # What `serve run config.yaml` does (ray/serve/scripts.py), minus the CLI.
     client = serve_private_api.serve_start(

@@ -67,6 +67,8 @@ class ClusterSpec:
     # Ports the person running the demo may want to open; taken ones fall back to free ones.
     gcs_port: int = 48379
     dashboard_port: int = 48265
+    # The dashboard is for a person watching; a test saves its CPU (nothing here needs it).
+    include_dashboard: bool = True
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -135,8 +137,23 @@ class FakeCluster:
     def log_path(self) -> Path:
         return self.temp_dir / "ray-start.log"
 
-    def start(self, timeout_s: float = 90) -> None:
-        self.temp_dir.mkdir(parents=True)
+    def start(self, timeout_s: float = 120, attempts: int = 3) -> None:
+        """Start the head (and its autoscaler); a head that times out is retried.
+
+        On a loaded machine a raylet can miss Ray's fixed 30 s registration window and
+        `ray start` gives up; the processes of a failed attempt are stopped before the next.
+        """
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout_s)
+                return
+            except ClusterStartError:
+                self._kill()
+                if attempt == attempts:
+                    raise
+
+    def _start_once(self, timeout_s: float) -> None:
         self.gcs_port = free_port(self.spec.gcs_port)
         self.dashboard_port = free_port(self.spec.dashboard_port)
         config_path = self.temp_dir / "autoscaling.json"
@@ -148,6 +165,7 @@ class FakeCluster:
             f"--num-cpus={self.spec.head_cpus:g}",
             f"--object-store-memory={OBJECT_STORE_BYTES}",
             f"--temp-dir={self.temp_dir}",
+            f"--include-dashboard={self.spec.include_dashboard}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
             # Every default port of a head is moved off what a developer's Ray may hold.
@@ -158,24 +176,28 @@ class FakeCluster:
             f"--metrics-export-port={free_port()}",
             "--disable-usage-stats",
         ]
+        started = (self.log_path.read_text(errors="replace").count("Ray runtime started")
+                   if self.log_path.exists() else 0)
         env = os.environ | CLIENT_ENV | {
             "RAY_FAKE_CLUSTER": "1",
             "AUTOSCALER_UPDATE_INTERVAL_S": "1",  # autoscaler loop every 1 s instead of 5 s
             "RAY_USAGE_STATS_ENABLED": "0",
         } | self.spec.env
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        if self._log is not None:
+            self._log.close()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._head = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                       env=env, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._head.poll() is not None:
-                raise RuntimeError(f"ray start exited ({self._head.returncode}): "
-                                   f"{self.log_path.read_text()[-3000:]}")
-            if "Ray runtime started" in self.log_path.read_text(errors="replace"):
+                raise ClusterStartError(f"ray start exited ({self._head.returncode}): "
+                                        f"{self.log_path.read_text()[-3000:]}")
+            if self.log_path.read_text(errors="replace").count("Ray runtime started") > started:
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"ray start not ready in {timeout_s:.0f}s: "
-                           f"{self.log_path.read_text()[-3000:]}")
+        raise ClusterStartError(f"ray start not ready in {timeout_s:.0f}s: "
+                                f"{self.log_path.read_text()[-3000:]}")
 
     # ---- stopping, by PID only ------------------------------------------------------------
 
@@ -206,9 +228,15 @@ class FakeCluster:
         return mine
 
     def stop(self, grace_s: float = 10) -> None:
-        """SIGTERM this cluster's processes, SIGKILL what is left after grace_s."""
+        """SIGTERM this cluster's processes, SIGKILL what is left; remove its temp dir."""
         if not self.temp_dir.exists():
             return
+        self._kill(grace_s)
+        if self._log is not None:
+            self._log.close()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def _kill(self, grace_s: float = 10) -> None:
         pids = self.pids()
         for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5)):
             for pid in pids:
@@ -225,9 +253,10 @@ class FakeCluster:
             pids |= self.pids()  # late children of what was just signalled
             if not pids:
                 break
-        if self._log is not None:
-            self._log.close()
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+class ClusterStartError(RuntimeError):
+    pass
 
 
 def _alive(pid: int) -> bool:

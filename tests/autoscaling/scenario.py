@@ -53,11 +53,14 @@ BANDS = [("Alux Nahual", "Alux Nahual"), ("Bohemia Suburbana", "Sueños"), ("Vie
 
 @dataclass
 class ScenarioSpec:
-    records: int = 200_000
+    records: int = 150_000
     produce_rate: float = 10_000  # records/s, at most
     http_port: int = 48000
     grpc_port: int = 49000
-    redis_db: int = 14
+    # None: the first empty database from 15 down to 3, claimed with an owner key. Redis has 16
+    # databases and concurrent test sessions pick their own: this run never empties a database,
+    # it only deletes the app's keys in the one it claimed, at the end, if it still owns it.
+    redis_db: int | None = None
     sample_every_s: float = 2.0
     # Each pool replica takes a whole CPU: the head (2 CPUs, 0.5 for the ingress) fits one.
     pool_cpus: float = 1.0
@@ -69,11 +72,11 @@ class ScenarioSpec:
     })
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
     # Bounds of each step (seconds).
-    deploy_timeout_s: float = 240
-    scale_up_timeout_s: float = 90
+    deploy_timeout_s: float = 180
+    scale_up_timeout_s: float = 60
     node_up_timeout_s: float = 120
-    drain_timeout_s: float = 240
-    scale_down_timeout_s: float = 180
+    drain_timeout_s: float = 180
+    scale_down_timeout_s: float = 150
     count_timeout_s: float = 60
 
 
@@ -96,6 +99,7 @@ class Result:
     spec: dict[str, Any]
     rows: list[Row] = field(default_factory=list)
     events: dict[str, float] = field(default_factory=dict)  # what first happened when (t)
+    redis_db: int | None = None
     produced: int = 0
     produce_errors: int = 0
     redis_total: int | None = None
@@ -128,6 +132,37 @@ class StepTimeout(Exception):
     pass
 
 
+OWNER_KEY = "votes-autoscale:owner"
+
+
+def claim_redis_db(wanted: int | None, owner: str) -> int:
+    """An empty Redis database, marked as this run's (never one with data in it)."""
+    import redis
+
+    for db in [wanted] if wanted is not None else range(15, 2, -1):
+        client = redis.Redis(port=6379, db=db)
+        try:
+            if client.dbsize() == 0 and client.set(OWNER_KEY, owner, nx=True):
+                return db
+        finally:
+            client.close()
+    raise RuntimeError(f"no empty Redis database among {wanted if wanted is not None else '15..3'}")
+
+
+def release_redis_db(db: int, owner: str) -> None:
+    """Delete the app's keys and the owner key, only if this run still owns the database."""
+    import redis
+
+    from serve_app.sinks.redis_counts import ALL_KEYS
+
+    client = redis.Redis(port=6379, db=db)
+    try:
+        if client.get(OWNER_KEY) == owner.encode():
+            client.delete(*ALL_KEYS, OWNER_KEY)
+    finally:
+        client.close()
+
+
 # ---- the parts -------------------------------------------------------------------------------
 
 
@@ -140,10 +175,10 @@ class Burst(threading.Thread):
         self.acked = 0
         self.errors = 0
         self.done = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
-    def stop(self) -> None:
-        self._stop.set()
+    def halt(self) -> None:
+        self._halt.set()
 
     def _report(self, error: Any, _message: Any) -> None:
         if error is None:
@@ -166,7 +201,7 @@ class Burst(threading.Thread):
         now = datetime.now(UTC)
         try:
             for i in range(self.records):
-                if self._stop.is_set():
+                if self._halt.is_set():
                     break
                 if i % 1000 == 0:
                     now = datetime.now(UTC)
@@ -225,7 +260,7 @@ def replica_counts(deployment: Any) -> tuple[int, int]:
     return running, starting
 
 
-def app_config(names: Names, spec: ScenarioSpec) -> dict[str, Any]:
+def app_config(names: Names, spec: ScenarioSpec, redis_db: int) -> dict[str, Any]:
     """config.yaml, isolated and adapted for this cluster (see the module docstring)."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["proxy_location"] = "HeadOnly"
@@ -236,7 +271,7 @@ def app_config(names: Names, spec: ScenarioSpec) -> dict[str, Any]:
         "kafka_topic": names.topic,
         "kafka_dlq_topic": names.topic + ".dlq",
         "kafka_consumer_group": names.group,
-        "redis_url": f"redis://127.0.0.1:6379/{spec.redis_db}",
+        "redis_url": f"redis://127.0.0.1:6379/{redis_db}",
         "mongo_database": names.mongo_database,
     }
     (pool,) = [d for d in app["deployments"] if d["name"] == POOL]
@@ -264,6 +299,7 @@ class Scenario:
         self._t0: float | None = None
         self._last: tuple[float, int] | None = None
         self._min_pool = 1
+        self._count_error: Exception | None = None
 
     def run(self) -> Result:
         try:
@@ -282,8 +318,9 @@ class Scenario:
         self.log(f"starting a fake autoscaling cluster (head {spec.cluster.head_cpus:g} CPUs, "
                  f"up to {spec.cluster.max_workers} workers of {spec.cluster.worker_cpus:g})")
         self.cluster.start()
-        self.result.dashboard = self.cluster.dashboard_url
-        self.log(f"cluster up at {self.cluster.address}, dashboard {self.cluster.dashboard_url}")
+        dashboard = self.cluster.dashboard_url if spec.cluster.include_dashboard else "off"
+        self.result.dashboard = dashboard
+        self.log(f"cluster up at {self.cluster.address}, dashboard {dashboard}")
         self._deploy()
         self._lag = LagReader(self.names.topic, self.names.group)
 
@@ -299,16 +336,23 @@ class Scenario:
                    "the pool to scale up (VotePersister replicas > min)")
         self._wait("node_added", spec.node_up_timeout_s, "the autoscaler to add a worker node")
         self._wait("drained", spec.drain_timeout_s, "the lag to drain (all produced, lag 0)")
+        # Offsets are committed after both stores: drained means counted. Count (MongoDB takes
+        # a while over 100k+ documents) while the pool and the nodes scale in.
+        counting = threading.Thread(target=self._count_safely, name="count", daemon=True)
+        counting.start()
         self._wait("scaled_in", spec.scale_down_timeout_s,
                    "the pool back to its minimum and the worker nodes gone")
-        self._check_counts()
+        counting.join(timeout=spec.count_timeout_s + 60)
+        if counting.is_alive():
+            raise StepTimeout("counting the stored votes did not finish")
+        if self._count_error is not None:
+            raise self._count_error
         self.log(f"done: lag peaked at {max((r.lag or 0) for r in self.result.rows)} "
                  f"(target per replica {target:g})")
 
     # ---- steps -------------------------------------------------------------------------------
 
     def _prepare_stores(self) -> None:
-        import redis
         from confluent_kafka.admin import AdminClient, NewTopic
 
         admin = AdminClient({"bootstrap.servers": KAFKA})
@@ -318,9 +362,9 @@ class Scenario:
         ])
         for future in futures.values():
             future.result(timeout=30)
-        client = redis.Redis(port=6379, db=self.spec.redis_db)
-        client.flushdb()
-        client.close()
+        self.result.redis_db = claim_redis_db(self.spec.redis_db, self.names.suffix)
+        self.log(f"Redis database {self.result.redis_db}, MongoDB database "
+                 f"{self.names.mongo_database}, topic {self.names.topic}")
 
     def _deploy(self) -> None:
         import ray
@@ -329,7 +373,8 @@ class Scenario:
         from ray.serve.config import gRPCOptions
         from ray.serve.schema import ServeDeploySchema
 
-        config = app_config(self.names, self.spec)
+        assert self.result.redis_db is not None
+        config = app_config(self.names, self.spec, self.result.redis_db)
         pool = next(d for d in config["applications"][0]["deployments"] if d["name"] == POOL)
         self._min_pool = pool["autoscaling_config"]["min_replicas"]
         self._policy = pool["autoscaling_config"]["policy"]["policy_kwargs"]
@@ -416,17 +461,27 @@ class Scenario:
         first("scaled_in", "drained" in events and row.pool == self._min_pool
               and row.pool_starting == 0 and row.nodes == 1)
 
+    def _count_safely(self) -> None:
+        try:
+            self._check_counts()
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread
+            self._count_error = exc
+
     def _check_counts(self) -> None:
         import redis
         from pymongo import MongoClient
 
         assert self._burst is not None
+        started = time.monotonic()
         self.result.produced = self._burst.acked
         self.result.produce_errors = self._burst.errors
-        client = redis.Redis(port=6379, db=self.spec.redis_db)
+        client = redis.Redis(port=6379, db=self.result.redis_db)
         mongo: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
                                                          serverSelectionTimeoutMS=5000)
         try:
+            if client.get(OWNER_KEY) != self.names.suffix.encode():
+                raise RuntimeError(f"Redis database {self.result.redis_db} was emptied or taken "
+                                   "by someone else during the run: the counts cannot be checked")
             deadline = time.monotonic() + self.spec.count_timeout_s
             while True:
                 total = client.get("votes:total")
@@ -439,34 +494,43 @@ class Scenario:
         finally:
             client.close()
             mongo.close()
-        self.log(f"produced {self.result.produced}, counted {self.result.redis_total} "
-                 f"(Redis votes:total), stored {self.result.mongo_count} (MongoDB)")
+        self.log(f"produced {self.result.produced}, counted {self.result.redis_total} (Redis "
+                 f"votes:total), stored {self.result.mongo_count} (MongoDB; counting took "
+                 f"{time.monotonic() - started:.0f}s)")
 
     def _clean_up(self) -> None:
-        import redis
-        from confluent_kafka.admin import AdminClient
-        from pymongo import MongoClient
+        """Every step runs whatever the previous ones did; the cluster always stops."""
+        for step in (self._stop_burst, self._disconnect, self.cluster.stop, self._drop_data):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - report and go on cleaning
+                self.log(f"clean-up step {step.__name__} failed: {type(exc).__name__}: {exc}")
 
+    def _stop_burst(self) -> None:
         if self._burst is not None:
-            self._burst.stop()
+            self._burst.halt()
             self._burst.join(timeout=30)
         if self._lag is not None:
             self._lag.close()
-        try:
-            import ray
 
-            if ray.is_initialized():
-                ray.shutdown()
-        finally:
-            self.log("stopping the cluster (its own processes, by PID)")
-            self.cluster.stop()
+    def _disconnect(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        self.log("stopping the cluster (its own processes, by PID)")
+
+    def _drop_data(self) -> None:
+        """This run's topics, Redis db and MongoDB database (exact names, nothing else)."""
+        from confluent_kafka.admin import AdminClient
+        from pymongo import MongoClient
+
         admin = AdminClient({"bootstrap.servers": KAFKA})
         for future in admin.delete_topics([self.names.topic, self.names.topic + ".dlq"]).values():
             with contextlib.suppress(Exception):  # best effort
                 future.result(timeout=30)
-        client = redis.Redis(port=6379, db=self.spec.redis_db)
-        client.flushdb()
-        client.close()
+        if self.result.redis_db is not None:
+            release_redis_db(self.result.redis_db, self.names.suffix)
         mongo: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
                                                          serverSelectionTimeoutMS=5000)
         mongo.drop_database(self.names.mongo_database)
@@ -495,7 +559,7 @@ def text_table_line(cells: tuple[str, ...]) -> str:
     return "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
 
 
-def _stop_on_sigterm() -> None:
+def stop_on_sigterm() -> None:
     def handler(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt("SIGTERM")
     signal.signal(signal.SIGTERM, handler)
@@ -506,14 +570,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True, help="write the result here")
     parser.add_argument("--records", type=int, default=ScenarioSpec.records)
     parser.add_argument("--rate", type=float, default=ScenarioSpec.produce_rate)
-    parser.add_argument("--redis-db", type=int, default=ScenarioSpec.redis_db)
+    parser.add_argument("--redis-db", type=int, help="an empty Redis database (default: find one)")
     args = parser.parse_args(argv)
     missing = {k: v for k, v in CLIENT_ENV.items() if os.environ.get(k) != v}
     if missing:  # Ray reads them at import: re-run with them set
         os.execve(sys.executable, [sys.executable, "-m", "tests.autoscaling.scenario",
                                    *(argv if argv is not None else sys.argv[1:])],
                   os.environ | CLIENT_ENV)
-    _stop_on_sigterm()
+    stop_on_sigterm()
 
     def log(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
@@ -521,7 +585,8 @@ def main(argv: list[str] | None = None) -> int:
     def show(row: Row) -> None:
         print(text_table_line(row_cells(row)), flush=True)
 
-    spec = ScenarioSpec(records=args.records, produce_rate=args.rate, redis_db=args.redis_db)
+    spec = ScenarioSpec(records=args.records, produce_rate=args.rate, redis_db=args.redis_db,
+                        cluster=ClusterSpec(include_dashboard=False))
     print(text_table_line(COLUMNS), flush=True)
     result = Scenario(spec, on_row=show, log=log).run()
     args.json.write_text(json.dumps(result.to_json(), indent=1))

@@ -39,7 +39,7 @@ from starlette.testclient import TestClient
 
 from serve_app import ingest
 from serve_app.grpc_stubs import votes_pb2 as pb
-from serve_app.http_limits import MAX_BODY_BYTES, BodyLimits
+from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES, MAX_BODY_BYTES, BodyLimits
 from serve_app.settings import Settings, SettingsError, load_settings, redact_url
 from serve_app.votes import (
     BATCH_MAX_VOTES,
@@ -56,6 +56,10 @@ from serve_app.votes import (
     encode_record,
 )
 
+# serve.ingress's wrapper class has an `async def __del__`; our replicas made without Serve
+# trigger it on garbage collection.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:coroutine .*ASGIIngressWrapper.__del__.* was never awaited:RuntimeWarning")
 ROOT = Path(__file__).resolve().parents[2]
 PROPERTY = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -129,9 +133,9 @@ HOSTILE_TEXT = [
     "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "\"><svg onload=alert(1)>",
     "'; DROP TABLE votes; --", "{{7*7}}", "${jndi:ldap://x/a}", "../../etc/passwd",
     "\u202eevil\u202c", "e\u0301\u0301\u0301", "👩\u200d👩\u200d👧\u200d👦", "\ufeffBOM", "\uffff",
-    "\U0010ffff", "Zalgo" + "\u0336" * 150, "日本語のバンド", "مرحبا", "\u2028\u2029",
+    "\U0010ffff", "Zalgo" + "\u0336" * 150, "日本語のバンド", "مرحبا", "line\u2028sep\u2029para",
 ]
-CONTROL_TEXT = ["FLUSHALL\r\n", "*1\r\n$8\r\nFLUSHALL\r\n", "a\x00b", "tab\there", "esc\x1b[31m",
+CONTROL_TEXT = ["FLUSHALL\r\nDEL votes:total", "*1\r\n$8\r\nFLUSHALL\r\n", "a\x00b", "tab\there", "esc\x1b[31m",
                 "del\x7f", "c1\x85x", "\ud800"]
 
 texts = st.one_of(
@@ -163,7 +167,7 @@ vote_like = st.fixed_dictionaries({}, optional=field_values).flatmap(
 # Most generated votes are invalid; these are valid, to check that valid ones get through.
 valid_votes = st.fixed_dictionaries(
     {"name": st.text(min_size=1, max_size=40).filter(text_ok),
-     "album": st.sampled_from(HOSTILE_TEXT), "year": st.integers(1900, 2100) | st.just("1999"),
+     "album": st.sampled_from([t for t in HOSTILE_TEXT if text_ok(t)]), "year": st.integers(1900, 2100) | st.just("1999"),
      "rank": st.integers(1, 100) | st.just(" 42 ")},
     optional={"vote_id": st.from_regex(VOTE_ID_PATTERN, fullmatch=True)})
 any_vote = st.one_of(vote_like, valid_votes, valid_votes)
@@ -494,19 +498,25 @@ def test_grpc_batch_over_the_limit_is_rejected_before_per_vote_work() -> None:
 def test_hostile_looking_text_is_kept_verbatim(text: str) -> None:
     vote = Vote.model_validate(GOOD | {"name": text, "album": text})
     assert vote.name == text.strip() and vote.album == text.strip()
-    record = accept(vote, "http")
+    record = accept(vote, "http", now=datetime(2024, 1, 2, 3, 4, 5, 6000, UTC))
     message = encode_record(record)
     assert decode_record(message.value) == record
     # The Redis script gets the strings inside JSON, the same way the persister sends them.
     assert json.loads(json.dumps([vote.name], ensure_ascii=False)) == [vote.name]
 
 
+def test_surrounding_line_breaks_are_trimmed_like_any_whitespace() -> None:
+    assert Vote.model_validate(GOOD | {"name": "FLUSHALL\r\n"}).name == "FLUSHALL"
+
+
 @pytest.mark.parametrize("text", CONTROL_TEXT)
 def test_control_characters_are_rejected_with_the_code_point(text: str) -> None:
     with pytest.raises(ValidationError) as info:
         Vote.model_validate(GOOD | {"name": text})
-    line = describe_errors(info.value)
-    assert "name: must not contain control characters (found U+" in line
+    code_point = next(f"U+{ord(c):04X}" for c in text.strip()
+                      if unicodedata.category(c) in ("Cc", "Cs"))
+    assert describe_errors(info.value) == (
+        f"name: must not contain control characters (found {code_point})")
 
 
 @pytest.mark.parametrize("value", [{"$ne": None}, {"$gt": ""}, ["$where"], 1, None, True])
@@ -564,6 +574,15 @@ def test_exactly_1_mib_passes_and_one_byte_more_is_413(declared: bool) -> None:
             assert body == str(MAX_BODY_BYTES).encode()
         else:
             assert b"exceeds 1048576 bytes" in body
+
+
+def test_the_grpc_message_limit_is_set_where_ray_starts() -> None:
+    """Serve's gRPC proxy reads its limit from the environment (no grpc_options field in 2.60)."""
+    assert GRPC_MAX_MESSAGE_BYTES == 4 * 1024 * 1024
+    makefile = (ROOT / "Makefile").read_text()
+    assert f"RAY_SERVE_GRPC_MAX_MESSAGE_SIZE=$${{RAY_SERVE_GRPC_MAX_MESSAGE_SIZE:-{GRPC_MAX_MESSAGE_BYTES}}}" in makefile
+    conftest = (ROOT / "tests/conftest.py").read_text()
+    assert '"RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(GRPC_MAX_MESSAGE_BYTES)' in conftest
 
 
 def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:
@@ -694,9 +713,10 @@ def test_the_ingress_logs_its_settings_redacted(
     password = "pw-" + uuid.uuid4().hex
     monkeypatch.setattr(ingest, "VoteProducer", lambda settings_: FakeProducer())
     monkeypatch.setattr(ingest, "ReadSide", lambda settings_, producer: None)
-    cls = ingest.VoteIngress.func_or_class
+    wrapper = ingest.VoteIngress.func_or_class  # serve.ingress's subclass, with an async __init__
+    ours = next(c for c in wrapper.__mro__[1:] if c.__name__ == "VoteIngress")
     with caplog.at_level(logging.INFO, logger="serve_app.ingest"):
-        cls(secret_settings(password), None)
+        ours.__init__(wrapper.__new__(wrapper), secret_settings(password), None)
     assert "VoteIngress ready with settings" in caplog.text and ":***@" in caplog.text
     assert password not in caplog.text
 
@@ -781,7 +801,7 @@ def repository_files() -> list[Path]:
 
 def allowed(value: str, path: Path) -> bool:
     return bool(PLACEHOLDER.search(value)) or (
-        "tests" in path.relative_to(ROOT).parts and value in TEST_DUMMIES)
+        "tests" in path.parts and value in TEST_DUMMIES)
 
 
 def credential_findings(path: Path, text: str) -> list[str]:
@@ -812,10 +832,11 @@ def test_no_credential_in_the_repository() -> None:
     assert findings == [], "credentials in the repository:\n  " + "\n  ".join(findings)
 
 
+# Assembled at run time, so that this file does not contain what it looks for.
 @pytest.mark.parametrize("text", [
-    "VOTES_REDIS_URL=redis://:Zr8q2vJ1xK@votes-redis:6379/0\n",
-    "MONGO_ROOT_PASSWORD=Zr8q2vJ1xK\n",
-    "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+    "VOTES_REDIS_URL=redis://:" + "Zr8q2vJ1xK" + "@votes-redis:6379/0\n",
+    "MONGO_ROOT_PASSWORD=" + "Zr8q2vJ1xK\n",
+    "-----BEGIN OPENSSH " + "PRIVATE KEY-----\n",
     "token: " + "ghp_" + "a" * 36 + "\n",
 ])
 def test_the_credential_scan_finds_real_looking_secrets(text: str) -> None:
@@ -829,5 +850,6 @@ def test_the_credential_scan_allows_documented_placeholders() -> None:
 
 
 def test_the_real_secrets_file_is_ignored_by_git() -> None:
-    ignored = subprocess.run(["git", "check-ignore", "-q", "deployments/k8s/secrets.env"], cwd=ROOT)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "deployments/k8s/secrets.env"],
+                             cwd=ROOT, check=False)
     assert ignored.returncode == 0, "deployments/k8s/secrets.env is not git-ignored"

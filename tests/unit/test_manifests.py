@@ -417,8 +417,12 @@ def test_grafana_provisioning_is_mounted_and_valid() -> None:
     datasources = yaml.safe_load(
         config_maps["votes-grafana-datasources"]["data"]["datasources.yaml"]
     )
-    (prometheus,) = datasources["datasources"]
+    by_type = {d["type"]: d for d in datasources["datasources"]}
+    assert set(by_type) == {"prometheus", "redis-datasource"}
+    prometheus = by_type["prometheus"]
     assert prometheus["url"] == manifests.PROMETHEUS_URL and prometheus["name"] == "Prometheus"
+    env = {e["name"] for e in grafana["containers"][0]["env"]}
+    assert {"GF_PLUGINS_PREINSTALL", "REDIS_PASSWORD"} <= env
     scrape = yaml.safe_load(config_maps["votes-prometheus-config"]["data"]["prometheus.yml"])
     assert scrape["scrape_configs"][0]["kubernetes_sd_configs"][0]["namespaces"] == {
         "own_namespace": True

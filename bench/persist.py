@@ -1,0 +1,118 @@
+"""`persist`: votes/s the consumer pool persists (MongoDB log + Redis counters + offset commits).
+
+N records are produced into a fresh topic first; then a pool of `replicas` consumers (each the
+exact loop of a VotePersister replica, `bench.pool_worker`) starts in a fresh consumer group and
+the clock runs from the first counted vote to the last. Redis database `redis_db` is the pool's
+alone (its counter keys have fixed names): its `votes:*` keys are deleted before every repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from typing import Any
+
+import redis
+
+from bench.common import KAFKA, MONGO_URL, PY, REDIS_HOST, REDIS_PORT, Proc, log, topic_records
+from bench.sinks import vote_records
+from serve_app.producer import producer_config
+from serve_app.settings import load_settings
+from serve_app.sinks import redis_counts as rc
+from serve_app.votes import encode_record
+
+
+def preload(topic: str, count: int) -> int:
+    """Produce `count` distinct vote records (unique vote_ids) into topic; returns records there."""
+    from confluent_kafka import Producer
+
+    settings = load_settings({"kafka_topic": topic, "kafka_bootstrap_servers": KAFKA})
+    producer = Producer(producer_config(settings) | {"client.id": "bench-preload", "linger.ms": 20})
+    templates = vote_records(512)
+    tag = uuid.uuid4().hex[:10]
+    failed = []
+    for i in range(count):
+        record = templates[i % len(templates)].model_copy(update={"vote_id": f"p{tag}-{i}"})
+        message = encode_record(record)
+        while True:
+            try:
+                producer.produce(topic, key=message.key, value=message.value, headers=message.headers,
+                                 on_delivery=lambda err, _m: err and failed.append(err))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+    left = producer.flush(60)
+    if left or failed:
+        raise RuntimeError(f"preload: {left} undelivered, {len(failed)} failed")
+    return topic_records(topic)
+
+
+def clear_counters(client: redis.Redis) -> None:
+    client.delete(*rc.ALL_KEYS)
+
+
+def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: int,
+                replicas: int, timeout_s: float) -> dict[str, Any]:
+    """Start `replicas` pool workers on the preloaded topic; time the drain; reconcile."""
+    from pymongo import MongoClient
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
+    clear_counters(client)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")} | {
+        "VOTES_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+        "VOTES_KAFKA_TOPIC": topic,
+        "VOTES_KAFKA_DLQ_TOPIC": topic + ".dlq",
+        "VOTES_KAFKA_CONSUMER_GROUP": group,
+        "VOTES_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+        "VOTES_MONGO_URL": MONGO_URL,
+        "VOTES_MONGO_DATABASE": mongo_db,
+    }
+    workers = [Proc(f"pool-{replicas}-{i}", [PY, "-m", "bench.pool_worker"], env=env)
+               for i in range(replicas)]
+    samples: list[tuple[float, int]] = []
+    started = time.monotonic()
+    first_at = first_total = done_at = None
+    total = 0
+    try:
+        while time.monotonic() - started < timeout_s:
+            total = int(client.get(rc.TOTAL) or 0)
+            now = time.monotonic()
+            samples.append((now, total))
+            if total and first_at is None:
+                first_at, first_total = now, total
+            if total >= expected:
+                done_at = now
+                break
+            if not all(w.alive() for w in workers):
+                raise RuntimeError("a pool worker died:\n" + "\n".join(w.tail(10) for w in workers))
+            time.sleep(0.05)
+    finally:
+        for worker in workers:
+            worker.stop(grace_s=15)
+    mongo: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
+    try:
+        stored = mongo[mongo_db]["votes"].count_documents({})
+        mongo.drop_database(mongo_db)
+    finally:
+        mongo.close()
+    counted = int(client.get(rc.TOTAL) or 0)
+    clear_counters(client)
+    client.close()
+    if done_at is None or first_at is None:
+        log(f"persist x{replicas}: not drained within {timeout_s:.0f}s ({total}/{expected})")
+        rate = (total - (first_total or 0)) / max(1e-9, time.monotonic() - (first_at or started))
+    else:
+        rate = (expected - first_total) / max(1e-9, done_at - first_at)
+    return {
+        "votes_per_s": round(rate, 1), "p50_ms": None, "p99_ms": None,
+        "errors": 0 if done_at is not None else 1,
+        "accepted": expected, "counted": counted, "stored": stored,
+        "reconciled": counted == expected and stored == expected,
+        "reconciliation": f"records {expected} == counted {counted} == stored {stored}",
+        "startup_s": round((first_at or started) - started, 2),
+        "drain_s": round((done_at or time.monotonic()) - (first_at or started), 2),
+        "replicas": replicas,
+    }

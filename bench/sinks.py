@@ -1,0 +1,201 @@
+"""The limits: Kafka's producer, FerretDB's insert_many and Redis's counter script, each alone.
+
+Each function runs one timed repeat and returns a dict for the report (votes_per_s, p50_ms,
+p99_ms, errors, accepted, reconciled and what the reconciliation compared).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from bench.common import KAFKA, MONGO_URL, REDIS_HOST, REDIS_PORT, percentile, topic_records
+from loadtest.traffic import Traffic
+from serve_app.counting import Delivered, counter_updates
+from serve_app.producer import producer_config
+from serve_app.settings import load_settings
+from serve_app.sinks.mongo_log import vote_document
+from serve_app.votes import accept, encode_record, Vote
+
+
+def vote_records(count: int, seed: int = 11, source: str = "http") -> list[Any]:
+    traffic = Traffic(seed)
+    now = datetime.now(UTC)
+    return [accept(Vote.model_validate(traffic.vote()), source, now) for _ in range(count)]  # type: ignore[arg-type]
+
+
+def _rounded(values: list[float]) -> tuple[float | None, float | None]:
+    p50, p99 = percentile(values, 50), percentile(values, 99)
+    return (None if p50 is None else round(p50, 2), None if p99 is None else round(p99, 2))
+
+
+# ---- Kafka -----------------------------------------------------------------------------------
+
+
+def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int = 4096) -> dict[str, Any]:
+    """One process producing vote records as fast as the broker acknowledges them (acks=all).
+
+    The producer is configured exactly like the ingress's (`producer_config`), the records are the
+    ingress's encoding of realistic votes, pre-encoded so that only producing is measured.
+    Latency: produce() to delivery report, sampled on every 64th record (under saturation that is
+    mostly time in the producer's queue).
+    """
+    from confluent_kafka import Producer
+
+    settings = load_settings({"kafka_topic": topic, "kafka_bootstrap_servers": KAFKA})
+    producer = Producer(producer_config(settings) | {"client.id": "bench-raw"})
+    messages = [encode_record(r) for r in vote_records(pool)]
+    state = {"delivered": 0, "failed": 0}
+    latencies: list[float] = []
+    window: dict[str, int] = {}
+
+    def count(error: Any, _message: Any) -> None:
+        if error is None:
+            state["delivered"] += 1
+        else:
+            state["failed"] += 1
+
+    def timed(sent: float) -> Any:
+        def report(error: Any, message: Any) -> None:
+            count(error, message)
+            if error is None:
+                latencies.append((time.monotonic() - sent) * 1000)
+        return report
+
+    before = topic_records(topic)
+    start = time.monotonic()
+    opens, closes = start + warmup_s, start + warmup_s + duration_s
+    produced = 0
+    while True:
+        now = time.monotonic()
+        if now >= closes:
+            break
+        if "open" not in window and now >= opens:
+            window["open"] = state["delivered"]
+            latencies.clear()
+        message = messages[produced % pool]
+        try:
+            producer.produce(topic, key=message.key, value=message.value, headers=message.headers,
+                             on_delivery=timed(now) if produced % 64 == 0 else count)
+            produced += 1
+        except BufferError:
+            producer.poll(0.005)
+            continue
+        if produced % 512 == 0:
+            producer.poll(0)
+    window["close"] = state["delivered"]
+    sampled = list(latencies)
+    remaining = producer.flush(30)
+    records = topic_records(topic) - before
+    p50, p99 = _rounded(sampled)
+    accepted = state["delivered"]
+    return {
+        "votes_per_s": round((window["close"] - window.get("open", 0)) / duration_s, 1),
+        "p50_ms": p50, "p99_ms": p99, "errors": state["failed"] + remaining,
+        "accepted": accepted, "kafka_records": records, "reconciled": accepted == records,
+        "reconciliation": f"delivery reports {accepted} == records in Kafka {records}",
+    }
+
+
+# ---- FerretDB --------------------------------------------------------------------------------
+
+
+def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int = 1000) -> dict[str, Any]:
+    """insert_many of vote documents (the vote log's exact shape), `batch` per call, unordered."""
+    from pymongo import MongoClient
+
+    client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
+    collection = client[database]["votes"]
+    templates = [vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
+                 for i, r in enumerate(vote_records(batch))]
+    inserted = errors = 0
+    latencies: list[float] = []
+    window_count = 0
+    start = time.monotonic()
+    opens, closes = start + warmup_s, start + warmup_s + duration_s
+    try:
+        while time.monotonic() < closes:
+            tag = uuid.uuid4().hex[:12]
+            documents = [template | {"_id": f"{tag}-{i}"} for i, template in enumerate(templates)]
+            now = time.monotonic()
+            try:
+                collection.insert_many(documents, ordered=False)
+            except Exception:  # noqa: BLE001 - counted and reported
+                errors += 1
+                continue
+            done = time.monotonic()
+            inserted += len(documents)
+            if opens <= done < closes:
+                window_count += len(documents)
+                latencies.append((done - now) * 1000)
+        stored = collection.count_documents({})
+    finally:
+        client.drop_database(database)
+        client.close()
+    p50, p99 = _rounded(latencies)
+    return {
+        "votes_per_s": round(window_count / duration_s, 1), "p50_ms": p50, "p99_ms": p99,
+        "errors": errors, "accepted": inserted, "stored": stored, "reconciled": stored == inserted,
+        "reconciliation": f"inserted {inserted} == documents stored {stored}",
+        "unit": f"insert_many of {batch} documents",
+    }
+
+
+# ---- Redis -----------------------------------------------------------------------------------
+
+
+def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000,
+              db: int = 0) -> dict[str, Any]:
+    """The pool's counter Lua script (APPLY_BATCH_LUA) on batches of `batch` votes.
+
+    Same script, same arguments as `RedisCounts.apply`, but on keys under `prefix`, so it can
+    run next to anything (a test session's counters included) without touching them.
+    """
+    import json
+
+    import redis
+
+    from serve_app.sinks import redis_counts as rc
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+    keys = [prefix + key for key in rc.ALL_KEYS]
+    script = client.register_script(rc.APPLY_BATCH_LUA)
+    records = vote_records(batch)
+    applied = errors = 0
+    latencies: list[float] = []
+    window_count = 0
+    offset = 0
+    start = time.monotonic()
+    opens, closes = start + warmup_s, start + warmup_s + duration_s
+    try:
+        while time.monotonic() < closes:
+            delivered = [Delivered(r, "bench", 0, offset + i) for i, r in enumerate(records)]
+            offset += batch
+            updates = counter_updates(delivered, {d.record.vote_id: d.position for d in delivered})
+            now = time.monotonic()
+            payload = json.dumps(
+                [[u.partition, u.offset, u.counts, u.band, u.album, u.year, u.rank, u.second]
+                 for u in updates], ensure_ascii=False)
+            try:
+                counted = int(script(keys=keys, args=["bench", payload, int(time.time()) - rc.RATE_WINDOW_S]))
+            except redis.RedisError:
+                errors += 1
+                continue
+            done = time.monotonic()
+            applied += counted
+            if opens <= done < closes:
+                window_count += counted
+                latencies.append((done - now) * 1000)
+        total = int(client.get(keys[0]) or 0)
+    finally:
+        client.delete(*keys)
+        client.close()
+    p50, p99 = _rounded(latencies)
+    return {
+        "votes_per_s": round(window_count / duration_s, 1), "p50_ms": p50, "p99_ms": p99,
+        "errors": errors, "accepted": applied, "counted": total, "reconciled": total == applied,
+        "reconciliation": f"votes applied {applied} == counter total {total}",
+        "unit": f"one script call per {batch} votes",
+    }
