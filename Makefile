@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv stubs stack-up stack-down stack-status stack-clean run test test-unit lock \
-	manifests check-manifests chaos dashboards
+	manifests check-manifests chaos dashboards autoscale-demo test-autoscaling
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ test: stack-up ## the whole suite against the real local stack (chaos scenarios 
 	@scripts/install-chromium.sh
 	@rm -f test-artifacts/chaos-report.jsonl
 	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
+
+test-autoscaling: stack-up ## the multi-node autoscaling scenario alone (its own Ray cluster, 4-6 min)
+	$(PY) -m pytest tests/autoscaling -q -ra -m autoscaling $(PYTEST_ARGS)
+
+autoscale-demo: stack-up ## watch Ray scale the pool on Kafka lag and add/remove nodes; writes docs/autoscale-timeline.md + PNG
+	$(PY) scripts/autoscale_demo.py
 
 chaos: stack-up ## the fault matrix, long and repeated; writes test-artifacts/chaos-report.md
 	@rm -f test-artifacts/chaos-report.jsonl

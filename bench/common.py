@@ -109,7 +109,7 @@ def topic_records(topic: str) -> int:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         total = 0
         for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             total += high
         return total
     finally:

@@ -217,7 +217,6 @@ async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurre
 def _close(writer: asyncio.StreamWriter | None) -> None:
     if writer is not None:
         writer.close()
-    return None
 
 
 # ---- gRPC ------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Any
 
 from bench.common import write_json
 
-CPU_PARTS = ["serve_proxy", "haproxy", "serve_ingress_replica", "serve_pool_replica", "peer", "kafka",
+CPU_PARTS = ["serve_proxy", "haproxy", "serve_ingress_replica", "serve_pool_replica", "pool_worker", "peer",
+             "serve_other_replica", "kafka",
              "redis", "ferretdb", "serve_controller", "ray_system", "serve_other", "loadgen_and_bench",
              "other_processes"]
 NOT_OURS = ("loadgen_and_bench", "other_processes")
@@ -110,15 +111,14 @@ def markdown(data: dict[str, Any]) -> str:
     machine = data["machine"]
     config = data["config"]
     plan = config["plan"]
-    out = ["# votes benchmark: latest results", "",
-           f"{machine['when']} on {machine['cpus']} cores ({machine['cpu_model']}), Ray {machine['ray']}, "
-           f"Python {machine['python']}. Load average before/after: {machine['loadavg_before'][0]} / "
-           f"{machine['loadavg_after'][0]} (a shared machine: read the spread).", "",
-           f"Each scenario: {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
-           f"{plan['duration_s']} s measured ({plan['batch_duration_s']} s for batches); "
-           f"{plan['concurrency']} requests in flight for single votes, {plan['batch_concurrency']} for "
-           f"batches of 1000. Serve modes: {', '.join(config['serve_modes'])}. Medians, spread = min-max.",
-           "", *table(scenarios), ""]
+    header = (f"{machine['when']} on {machine['cpus']} cores ({machine['cpu_model']}), Ray {machine['ray']}, "
+              f"Python {machine['python']}. Load average before/after: {machine['loadavg_before'][0]} / "
+              f"{machine['loadavg_after'][0]} (a shared machine: read the spread).")
+    setup = (f"Each scenario: {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
+             f"{plan['duration_s']} s measured ({plan['batch_duration_s']} s for batches); "
+             f"{plan['concurrency']} requests in flight for single votes, {plan['batch_concurrency']} for "
+             f"batches of 1000. Serve modes: {', '.join(config['serve_modes'])}. Medians, spread = min-max.")
+    out = ["# votes benchmark: latest results", "", header, "", setup, "", *table(scenarios), ""]
     answer = http_or_grpc(scenarios)
     if answer:
         out += ["## HTTP or gRPC?", "", *answer, ""]
@@ -129,12 +129,12 @@ def markdown(data: dict[str, Any]) -> str:
         out.append("")
     cpu = cpu_table(scenarios)
     if cpu:
-        out += ["## Where the CPU goes (µs of CPU per vote, by process)", "",
-                "Measured from /proc over each repeat (warm-up included) for our processes only: the stack, "
-                "the peer, our `serve run` and its Ray. `loadgen_and_bench` is this benchmark's own client, "
-                "`other_processes` the rest of the machine (other sessions: noise), both left out of the "
-                "total. On 2 cores, 2,000,000 µs/s ÷ (total + client) µs/vote ≈ the most votes/s this "
-                "machine can do on that path.", "", *cpu, "",
+        how = ("Measured from /proc over each repeat (warm-up included) for our processes only: the stack, "
+               "the peer, our `serve run` and its Ray. `loadgen_and_bench` is this benchmark's own client, "
+               "`other_processes` the rest of the machine (other sessions: noise), both left out of the "
+               "total. On 2 cores, 2,000,000 µs/s ÷ (total + client) µs/vote ≈ the most votes/s this "
+               "machine can do on that path.")
+        out += ["## Where the CPU goes (µs of CPU per vote, by process)", "", how, "", *cpu, "",
                 "What bounds each rate:", "", *bounds(scenarios), ""]
     extra = [s for s in scenarios if s["name"].startswith(("persist", "e2e"))]
     if extra:
@@ -146,11 +146,11 @@ def markdown(data: dict[str, Any]) -> str:
                            f"{s.get('replicas')} consumer(s) (`bench.pool_worker`, the VotePersister loop); "
                            f"time to first count {startup} s, not in the rate.")
             else:
-                out.append(f"- e2e_latency: background {s.get('rate_votes_per_s')} votes/s of single HTTP votes; "
-                           f"{s.get('note')}.")
+                out.append(f"- e2e_latency: background {s.get('rate_votes_per_s')} votes/s of single HTTP "
+                           f"votes; {s.get('note')}.")
         out.append("")
-    out += ["Raw data: `latest.json` (every repeat, with its CPU breakdown and load average); chart: "
-            "`latest.png`. Re-run: `make bench` (or `.venv/bin/python -m bench.run --help`).", ""]
+    out += [("Raw data: `latest.json` (every repeat, with its CPU breakdown and load average); chart: "
+             "`latest.png`. Re-run: `make bench` (or `.venv/bin/python -m bench.run --help`)."), ""]
     return "\n".join(out)
 
 

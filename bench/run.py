@@ -26,16 +26,16 @@ at the end. Writes bench/results/latest.{json,md,png} (or --out).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psutil
 import redis
@@ -43,8 +43,23 @@ import yaml
 
 from bench import loadgen
 from bench.common import (
-    KAFKA, MONGO_URL, PY, REDIS_HOST, REDIS_PORT, RESULTS, ROOT, CpuMeter, Names, Proc,
-    create_topics, delete_topics, free_port, log, port_open, topic_records, wait_for, write_json,
+    KAFKA,
+    MONGO_URL,
+    PY,
+    REDIS_HOST,
+    REDIS_PORT,
+    RESULTS,
+    ROOT,
+    CpuMeter,
+    Names,
+    Proc,
+    create_topics,
+    delete_topics,
+    free_port,
+    log,
+    port_open,
+    topic_records,
+    wait_for,
 )
 from bench.serve_instance import MODES, ServeInstance
 from serve_app.sinks import redis_counts as rc
@@ -97,6 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="fix VoteIngress at this many replicas instead of autoscaling (experiments)")
     parser.add_argument("--pool-replicas", type=int,
                         help="fix the Serve app's VotePersister at this many replicas (experiments)")
+    parser.add_argument("--app-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an application arg of the Serve app, e.g. kafka_linger_ms=5")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=9000)
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database of the Serve app under test")
@@ -202,7 +219,7 @@ class Bench:
                     log(f"{name} #{index + 1}: FAILED: {type(exc).__name__}: {exc}")
                     result = {"votes_per_s": None, "errors": 1, "reconciled": False,
                               "failure": f"{type(exc).__name__}: {exc}"}
-                result["cpu_s"] = meter.stop()
+                result["cpu_s"] = meter.stop() | result.pop("extra_cpu_s", {})
                 result["wall_s"] = round(meter.wall_s, 2)
                 if self.measured_groups:
                     result["replicas_at_end"] = replica_counts(self.measured_groups)
@@ -340,7 +357,8 @@ class Bench:
         self.topics += [topic, dlq]
         create_topics([topic])
         create_topics([dlq], partitions=1)
-        return {
+        extra = dict(item.split("=", 1) for item in self.args.app_arg)
+        return extra | {
             "kafka_bootstrap_servers": KAFKA,
             "kafka_topic": topic, "kafka_dlq_topic": dlq,
             "kafka_consumer_group": self.names.group(f"serve-{mode}"),
@@ -380,9 +398,12 @@ class Bench:
                                              ("serve_grpc_batch", "grpc", "batch")):
                     if name not in chosen:
                         continue
-                    self.record(name + suffix, self.repeat(name + suffix, lambda n=name, p=protocol, k=kind: self.ingest(
-                        n, protocol=p, kind=k, http=http, grpc_target=instance.grpc_target, **common)),
-                        path=protocol, mode=mode, serve_env=instance.env_applied, startup_s=startup_s)
+                    def one(n: str = name, p: str = protocol, k: str = kind, i: ServeInstance = instance,
+                            h: tuple[str, int] = http, c: dict[str, Any] = common) -> dict[str, Any]:
+                        return self.ingest(n, protocol=p, kind=k, http=h, grpc_target=i.grpc_target, **c)
+
+                    self.record(name + suffix, self.repeat(name + suffix, one), path=protocol, mode=mode,
+                                serve_env=instance.env_applied, startup_s=startup_s)
                 if "e2e_latency" in chosen and mode == modes[0]:
                     self.e2e(instance, topic)
             finally:
@@ -416,7 +437,7 @@ class Bench:
     # -- persist --
 
     def persist(self) -> None:
-        from bench.persist import preload, persist_run
+        from bench.persist import persist_run, preload
 
         topic = self.names.topic("persist")
         self.topics += [topic, topic + ".dlq"]
@@ -433,10 +454,12 @@ class Bench:
         records = preload(topic, self.plan.persist_records)
         timeout = max(60.0, records / 200)
         for replicas in self.plan.persist_replicas:
-            counter = iter(range(1000))
-            runs = self.repeat(f"persist_x{replicas}", lambda r=replicas: persist_run(
-                topic, self.names.group(f"persist-{r}-{next(counter)}"),
-                self.names.mongo_db(f"persist_{r}_{time.monotonic_ns() % 10**6}"), db, records, r, timeout))
+            def one(r: int = replicas) -> dict[str, Any]:
+                run_id = time.monotonic_ns() % 10**8
+                return persist_run(topic, self.names.group(f"persist-{r}-{run_id}"),
+                                   self.names.mongo_db(f"persist_{r}_{run_id}"), db, records, r, timeout)
+
+            runs = self.repeat(f"persist_x{replicas}", one)
             self.record(f"persist_x{replicas}", runs, path="pool", replicas=replicas, records=records,
                         unit="votes persisted (Mongo log + Redis counters + commit)")
 
@@ -495,7 +518,7 @@ class Bench:
             "kafka_linger_ms": app.get("args", {}).get("kafka_linger_ms", "default (2.0)"),
             "overrides": {"ingress_max_ongoing": self.args.ingress_max_ongoing,
                           "ingress_replicas": self.args.ingress_replicas,
-                          "pool_replicas": self.args.pool_replicas},
+                          "pool_replicas": self.args.pool_replicas, "app_args": self.args.app_arg},
             "loadgen": "bench.loadgen: raw HTTP/1.1 keep-alive on uvloop / grpc.aio, closed loop, "
                        "pre-encoded bodies; one process",
         }

@@ -164,11 +164,11 @@ class ServeInstance:
             self.proc = None
         shutil.rmtree(self.haproxy_dir, ignore_errors=True)
 
-    def __enter__(self) -> ServeInstance:
+    def __enter__(self) -> ServeInstance:  # noqa: PYI034 - final class
         self.start()
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
 

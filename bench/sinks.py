@@ -17,7 +17,7 @@ from serve_app.counting import Delivered, counter_updates
 from serve_app.producer import producer_config
 from serve_app.settings import load_settings
 from serve_app.sinks.mongo_log import vote_document
-from serve_app.votes import accept, encode_record, Vote
+from serve_app.votes import Vote, accept, encode_record
 
 
 def vote_records(count: int, seed: int = 11, source: str = "http") -> list[Any]:

@@ -34,17 +34,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from locust import FastHttpUser, User, between, events, tag, task
-
 # grpcio blocks the whole process under gevent unless told to cooperate; before any channel.
-import grpc  # noqa: E402  (after locust: locust monkey-patches first)
-from grpc.experimental import gevent as grpc_gevent  # noqa: E402
+import grpc
+from grpc.experimental import gevent as grpc_gevent
+from locust import FastHttpUser, User, events, tag, task
 
 grpc_gevent.init_gevent()
 
-from loadtest.traffic import Traffic  # noqa: E402
-from serve_app.grpc_stubs import votes_pb2 as pb  # noqa: E402
-from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc  # noqa: E402
+from loadtest.traffic import Traffic
+from serve_app.grpc_stubs import votes_pb2 as pb
+from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 
 log = logging.getLogger("votes.loadtest")
 

@@ -47,6 +47,7 @@ BATCH_MAX_WAIT_S = 0.1
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
 LAG_REFRESH_S = 1.0
+DLQ_MAX_VALUE_BYTES = 512 * 1024
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -225,10 +226,12 @@ class BatchPersister:
                 _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
             except KafkaException:
                 continue
-            if high < 0:
+            # Right after a rebalance a new partition has no position until its first fetch.
+            # Unknown is not "the whole partition": counting it so made the autoscaler add a
+            # replica after every scale event (which moved partitions again).
+            if high < 0 or tp.offset < 0:
                 continue
-            # Before the first fetch the position is unknown (negative): everything is lag.
-            lag[tp.partition] = max(0, high - tp.offset) if tp.offset >= 0 else high
+            lag[tp.partition] = max(0, high - tp.offset)
         for partition in set(self.stats.lag) - set(lag):
             self._metrics.consumer_lag.set(0, tags={"partition": str(partition)})
         for partition, value in lag.items():
@@ -244,16 +247,23 @@ class BatchPersister:
                 failures.append(error.str())
 
         for message, reason in poison:
+            value = message.value() or b""
             headers = list(message.headers() or []) + [
                 ("dlq.reason", reason.encode()),
                 ("dlq.topic", message.topic().encode()),
                 ("dlq.partition", str(message.partition()).encode()),
                 ("dlq.offset", str(message.offset()).encode()),
+                ("dlq.original_bytes", str(len(value)).encode()),
             ]
+            # A record near the broker's size limit plus our headers could be refused by the
+            # DLQ, and a refused poison record would stall its partition: keep a prefix.
+            if len(value) > DLQ_MAX_VALUE_BYTES:
+                value = value[:DLQ_MAX_VALUE_BYTES]
+                headers.append(("dlq.truncated", b"true"))
             self._dlq.produce(
                 self._settings.kafka_dlq_topic,
                 key=message.key(),
-                value=message.value(),
+                value=value,
                 headers=headers,
                 on_delivery=report,
             )
@@ -317,29 +327,9 @@ class VotePersister:
         return vars(stats) | {"running": self._thread.is_alive(), "total_lag": stats.total_lag}
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """Custom autoscaling metrics for `serve_app.autoscaling` (Serve calls this periodically).
-
-        "lag" counts only the partitions this consumer has a position in. Right after a
-        rebalance a newly assigned partition has none until its first fetch, and counting the
-        whole partition as lag then (as `stats.lag` does) made the pool scale up again after
-        every scale event: a scale-down moved partitions, their "lag" read as the partition's
-        whole length, the policy added a replica, which moved partitions again.
-        Local calls only (assignment, position, cached watermarks): no broker round trip.
-        """
+        """Custom autoscaling metrics for `serve_app.autoscaling` (Serve calls this periodically)."""
         stats = self._persister.stats
-        consumer = self._persister._consumer
-        lag = 0
-        try:
-            assignment = consumer.assignment()
-            for tp in consumer.position(assignment) if assignment else []:
-                if tp.offset < 0:
-                    continue  # no position yet: unknown, not "everything"
-                _low, high = consumer.get_watermark_offsets(tp, cached=True)
-                if high >= 0:
-                    lag += max(0, high - tp.offset)
-        except (KafkaException, RuntimeError):  # RuntimeError: the consumer is closed
-            lag = stats.total_lag
-        return {"lag": float(lag), "partitions": float(len(stats.assigned))}
+        return {"lag": float(stats.total_lag), "partitions": float(len(stats.assigned))}
 
     def __del__(self) -> None:
         # Graceful shutdown: finish or abandon the batch in flight, leave the group.

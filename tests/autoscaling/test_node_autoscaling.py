@@ -58,6 +58,7 @@ def test_replicas_and_nodes_follow_a_burst_of_votes(stack: Any, tmp_path: Path) 
     rows = [Row(**row) for row in result["rows"]]
     timeline = "\n" + markdown_table(rows)
     events = result["events"]
+    print(f"events (t in s since the burst): {events}{timeline}")  # shown with -rP or -s
     assert result["failure"] is None, f"{result['failure']}; events {events}{timeline}"
 
     spec = ScenarioSpec()

@@ -144,6 +144,9 @@ def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -
     reasons = sorted(dict(m.headers())["dlq.reason"].decode()[:20] for m in dlq)
     assert len(dlq) == 3 and any(r.startswith("not JSON") for r in reasons)
     assert all(dict(m.headers())["dlq.topic"] == settings.kafka_topic.encode() for m in dlq)
+    huge = [m for m in dlq if dict(m.headers())["dlq.original_bytes"] == b"900000"]
+    assert len(huge) == 1 and dict(huge[0].headers())["dlq.truncated"] == b"true"
+    assert len(huge[0].value()) == 512 * 1024
     assert counters()["total"] == "5"
 
 

@@ -79,6 +79,25 @@ def test_a_burst_scales_up_step_by_step_to_the_partitions() -> None:
     assert max(counts) == 6
 
 
+# The consumer group's lag, sampled every 2 s by the multi-node scenario (tests/autoscaling) while
+# 150,000 votes went into the topic and three consumers drained them.
+RECORDED_BURST = [0, 0, 0, 12_983, 29_783, 39_198, 57_891, 64_986, 92_226, 114_000, 113_000,
+                  112_000, 112_000, 110_000, 108_000, 105_000, 105_000, 102_000, 100_000, 98_000,
+                  94_000, 91_000, 86_000, 85_000, 75_000, 68_000, 55_000, 44_000, 34_000, 24_000,
+                  15_000, 3_443] + [0] * 60
+
+
+def test_a_recorded_burst_scales_up_then_back_down_once_drained() -> None:
+    counts = replay(RECORDED_BURST, tick_s=2.0)
+    # Ticks of 2 s: up 2 at a time, each step after the 10 s cool-down (seen at the next tick);
+    # down only from tick 47 (t 94 s), 30 s after the lag reached 0 at tick 32, one at a time.
+    assert changes(counts, 1) == [(3, 1, 2), (9, 2, 4), (15, 4, 6),
+                                  (47, 6, 5), (63, 5, 4), (79, 4, 3)]
+    # With the scenario's max_replicas of 3.
+    assert changes(replay(RECORDED_BURST, tick_s=2.0, max_replicas=3), 1) == [
+        (3, 1, 2), (9, 2, 3), (47, 3, 2), (63, 2, 1)]
+
+
 def test_a_burst_that_shrinks_stops_the_scale_up_where_the_lag_is_met() -> None:
     # 45k behind -> wants 5; by the second step only 25k are left -> 3 are enough.
     counts = replay([45_000] * 10 + [25_000] * 30)
