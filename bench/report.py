@@ -69,9 +69,14 @@ def rate(scenarios: list[dict[str, Any]], name: str) -> float | None:
 
 def http_or_grpc(scenarios: list[dict[str, Any]]) -> list[str]:
     lines = []
-    pairs = [("single votes through Serve", "serve_http_single", "serve_grpc_single"),
-             ("batches of 1000 through Serve", "serve_http_batch", "serve_grpc_batch"),
-             ("single votes, plain servers without Ray", "plain_http_peer", "plain_grpc_peer")]
+    modes = sorted({s.get("mode") for s in scenarios if s.get("mode")}, key=lambda m: (m != "default", m))
+    pairs = []
+    for mode in modes:
+        suffix = "" if mode == "default" else f"[{mode}]"
+        label = "Serve" if mode == "default" else f"Serve ({mode} mode)"
+        pairs += [(f"single votes through {label}", f"serve_http_single{suffix}", f"serve_grpc_single{suffix}"),
+                  (f"batches of 1000 through {label}", f"serve_http_batch{suffix}", f"serve_grpc_batch{suffix}")]
+    pairs.append(("single votes, plain servers without Ray", "plain_http_peer", "plain_grpc_peer"))
     for what, http, grpc in pairs:
         h, g = rate(scenarios, http), rate(scenarios, grpc)
         if h is None or g is None:
@@ -82,13 +87,13 @@ def http_or_grpc(scenarios: list[dict[str, Any]]) -> list[str]:
         faster, ratio = ("gRPC", g / h) if g > h else ("HTTP", h / g)
         verdict = "about the same" if ratio < 1.1 else f"{faster} is {ratio:.1f}x faster"
         lines.append(f"- {what}: HTTP {h:,.0f} vs gRPC {g:,.0f} votes/s: {verdict}.")
-    single = rate(scenarios, "serve_http_single"), rate(scenarios, "serve_grpc_single")
-    batch = rate(scenarios, "serve_http_batch"), rate(scenarios, "serve_grpc_batch")
-    if all(single) and all(batch):
-        best_single = max(single)  # type: ignore[type-var]
-        best_batch = max(batch)  # type: ignore[type-var]
+    single = [s["votes_per_s"] for s in scenarios
+              if "_single" in s["name"] and s["name"].startswith("serve_") and s.get("votes_per_s")]
+    batch = [s["votes_per_s"] for s in scenarios
+             if "_batch" in s["name"] and s["name"].startswith("serve_") and s.get("votes_per_s")]
+    if single and batch:
         lines.append(f"- The protocol matters less than batching: the best batch path carries "
-                     f"{best_batch / best_single:.0f}x the votes/s of the best single-vote path.")
+                     f"{max(batch) / max(single):.0f}x the votes/s of the best single-vote path.")
     return lines
 
 

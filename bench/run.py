@@ -586,43 +586,46 @@ def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, for each Serve mode measured (serve_* names carry a [mode] suffix)."""
     by = {s["name"]: s for s in scenarios}
 
     def rate(name: str) -> float | None:
         return (by.get(name) or {}).get("votes_per_s")
 
-    targets = []
+    targets: list[dict[str, Any]] = []
 
-    def ratio_target(what: str, numerator: str, denominator: str, factor: float) -> None:
+    def ratio_target(numerator: str, denominator: str, factor: float) -> None:
         a, b = rate(numerator), rate(denominator)
         if a is None or b is None:
             return
-        targets.append({"target": what, "met": a >= factor * b,
-                        "detail": f"{numerator} {a:,.0f} vs {factor} x {denominator} {b:,.0f} = "
-                                  f"{factor * b:,.0f} (ratio {a / b:.2f})"})
+        targets.append({"target": f"{numerator} >= {factor} x {denominator}", "met": a >= factor * b,
+                        "detail": f"{a:,.0f} vs {factor} x {b:,.0f} = {factor * b:,.0f} (ratio {a / b:.2f})"})
 
-    ratio_target("serve_http_single >= 0.25 x plain_http_peer", "serve_http_single", "plain_http_peer", 0.25)
-    ratio_target("serve_grpc_single >= 0.25 x plain_grpc_peer", "serve_grpc_single", "plain_grpc_peer", 0.25)
-    ratio_target("serve_http_batch >= 0.3 x kafka_producer_raw", "serve_http_batch", "kafka_producer_raw", 0.3)
-    ratio_target("serve_grpc_batch >= 0.3 x kafka_producer_raw", "serve_grpc_batch", "kafka_producer_raw", 0.3)
+    suffixes = sorted({s["name"][len(base):] for s in scenarios for base in GROUPS["serve"]
+                       if s["name"].startswith(base)}, key=lambda x: (x != "", x))
+    for suffix in suffixes:
+        ratio_target(f"serve_http_single{suffix}", "plain_http_peer", 0.25)
+        ratio_target(f"serve_grpc_single{suffix}", "plain_grpc_peer", 0.25)
+        ratio_target(f"serve_http_batch{suffix}", "kafka_producer_raw", 0.3)
+        ratio_target(f"serve_grpc_batch{suffix}", "kafka_producer_raw", 0.3)
     persists = sorted((s for s in scenarios if s["name"].startswith("persist_x")),
                       key=lambda s: s.get("replicas", 0))
-    default_pool = persists[-1] if persists else None
-    if default_pool and default_pool.get("votes_per_s"):
+    pool = max(persists, key=lambda s: s.get("votes_per_s") or 0) if persists else None
+    if pool and pool.get("votes_per_s"):
         ingest = [(s["name"], s["votes_per_s"]) for s in scenarios
                   if s["name"].startswith("serve_") and s.get("votes_per_s")]
         if ingest:
             top_name, top = max(ingest, key=lambda item: item[1])
-            targets.append({"target": f"{default_pool['name']} >= the highest ingestion rate",
-                            "met": default_pool["votes_per_s"] >= top,
-                            "detail": f"{default_pool['votes_per_s']:,.0f} vs {top_name} {top:,.0f}"})
+            targets.append({"target": "persist (best pool size) >= the highest ingestion rate",
+                            "met": pool["votes_per_s"] >= top,
+                            "detail": f"{pool['name']} {pool['votes_per_s']:,.0f} vs {top_name} {top:,.0f}"})
         sinks = [(n, rate(n)) for n in ("ferretdb_raw", "redis_raw") if rate(n)]
         if sinks:
             sink_name, limit = min(sinks, key=lambda item: item[1] or 0)
             assert limit is not None
-            targets.append({"target": f"{default_pool['name']} >= 0.5 x the sink's own limit",
-                            "met": default_pool["votes_per_s"] >= 0.5 * limit,
-                            "detail": f"{default_pool['votes_per_s']:,.0f} vs 0.5 x {sink_name} "
+            targets.append({"target": "persist (best pool size) >= 0.5 x the sink's own limit",
+                            "met": pool["votes_per_s"] >= 0.5 * limit,
+                            "detail": f"{pool['name']} {pool['votes_per_s']:,.0f} vs 0.5 x {sink_name} "
                                       f"{limit:,.0f} = {0.5 * limit:,.0f}"})
     e2e = by.get("e2e_latency")
     if e2e and e2e.get("p99_ms") is not None:
