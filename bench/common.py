@@ -296,6 +296,32 @@ class CpuMeter:
         return self.seconds
 
 
+STACK_DIR = Path(os.environ.get("VOTES_STACK_DIR", ROOT / ".stack"))
+
+
+def stack_pids() -> dict[str, int]:
+    """The local stack's processes (from its pid files): kafka, redis, ferretdb."""
+    pids = {}
+    for part in ("kafka", "redis", "ferretdb"):
+        with contextlib.suppress(OSError, ValueError):
+            pids[part] = int((STACK_DIR / "run" / f"{part}.pid").read_text().strip())
+    return pids
+
+
+def cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of each named process."""
+    seconds = {}
+    for part, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            seconds[part] = times.user + times.system
+    return seconds
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {part: round(max(0.0, after[part] - before.get(part, after[part])), 3) for part in after}
+
+
 def machine_busy_share(interval_s: float = 1.0) -> float:
     """Share of all cores busy right now (0-1): how noisy the machine is before a measurement."""
     return psutil.cpu_percent(interval=interval_s) / 100.0

@@ -17,7 +17,19 @@ from typing import Any
 import psutil
 import redis
 
-from bench.common import KAFKA, MONGO_URL, PY, REDIS_HOST, REDIS_PORT, Proc, log, topic_records
+from bench.common import (
+    KAFKA,
+    MONGO_URL,
+    PY,
+    REDIS_HOST,
+    REDIS_PORT,
+    Proc,
+    cpu_delta,
+    cpu_of,
+    log,
+    stack_pids,
+    topic_records,
+)
 from bench.sinks import vote_records
 from serve_app.producer import producer_config
 from serve_app.settings import load_settings
@@ -87,6 +99,9 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     started = time.monotonic()
     first_at = first_total = done_at = None
     cpu_first = cpu_done = 0.0
+    stack = stack_pids()
+    stack_first: dict[str, float] = {}
+    stack_done: dict[str, float] = {}
     total = 0
     try:
         while time.monotonic() - started < timeout_s:
@@ -95,10 +110,10 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
             samples.append((now, total))
             if total and first_at is None:
                 first_at, first_total = now, total
-                cpu_first = workers_cpu(workers)
+                cpu_first, stack_first = workers_cpu(workers), cpu_of(stack)
             if total >= expected:
                 done_at = now
-                cpu_done = workers_cpu(workers)
+                cpu_done, stack_done = workers_cpu(workers), cpu_of(stack)
                 break
             if not all(w.alive() for w in workers):
                 raise RuntimeError("a pool worker died:\n" + "\n".join(w.tail(10) for w in workers))
@@ -129,7 +144,9 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
         "startup_s": round((first_at or started) - started, 2),
         "drain_s": round((done_at or time.monotonic()) - (first_at or started), 2),
         "replicas": replicas,
-        # The workers' CPU from the first counted vote to the last (steady state), per vote in
-        # the breakdown; the stack's CPU is measured over the whole repeat.
-        "extra_cpu_s": {"pool_worker": round(max(0.0, cpu_done - cpu_first), 2)},
+        # CPU from the first counted vote to the last (steady state: no start-up, no checks).
+        "cpu_window": {
+            "votes": (expected - (first_total or 0)) if done_at is not None else 0,
+            "cpu_s": cpu_delta(stack_first, stack_done) | {"pool_worker": round(max(0.0, cpu_done - cpu_first), 3)},
+        },
     }

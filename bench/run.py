@@ -1,6 +1,6 @@
 """`make bench`: every ingestion path and sink of votes, side by side, on this machine.
 
-    .venv/bin/python -m bench.run                      # everything (~10-15 min on 2 cores)
+    .venv/bin/python -m bench.run                      # everything, Serve in 2 modes (~15 min on 2 cores)
     .venv/bin/python -m bench.run --quick              # a tiny smoke of everything (~2-3 min)
     .venv/bin/python -m bench.run --only raw,peer      # groups or scenario names
     .venv/bin/python -m bench.run --only serve --serve-modes default,throughput,haproxy
@@ -58,6 +58,7 @@ from bench.common import (
     free_port,
     log,
     port_open,
+    stack_pids,
     topic_records,
     wait_for,
 )
@@ -72,7 +73,6 @@ GROUPS = {
     "persist": ["persist"],
 }
 ALL = [name for names in GROUPS.values() for name in names]
-STACK_DIR = Path(os.environ.get("VOTES_STACK_DIR", ROOT / ".stack"))
 
 
 @dataclass
@@ -103,8 +103,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--persist-records", type=int, help="records preloaded for persist")
     parser.add_argument("--persist-replicas", default="",
                         help="pool sizes to measure (default: 1 and config.yaml's VotePersister replicas)")
-    parser.add_argument("--serve-modes", default="default",
-                        help=f"Serve environment modes to compare: {', '.join(MODES)}")
+    parser.add_argument("--serve-modes", default="default,haproxy",
+                        help=f"Serve environment modes to compare, comma-separated: {', '.join(MODES)} "
+                             "(default: default,haproxy; e2e_latency runs in the last one)")
     parser.add_argument("--serve-config", type=Path, default=ROOT / "config.yaml")
     parser.add_argument("--ingress-max-ongoing", type=int,
                         help="override VoteIngress max_ongoing_requests (experiments)")
@@ -138,16 +139,16 @@ def make_plan(args: argparse.Namespace, config: dict[str, Any]) -> Plan:
                 or sorted({1, pool_default}))
     return Plan(
         warmup_s=args.warmup if args.warmup is not None else (0.5 if quick else 3.0),
-        duration_s=args.duration if args.duration is not None else (2.0 if quick else 10.0),
+        duration_s=args.duration if args.duration is not None else (2.0 if quick else 8.0),
         batch_duration_s=(args.batch_duration if args.batch_duration is not None
-                          else (2.0 if quick else 6.0)),
+                          else (2.0 if quick else 5.0)),
         repeats=args.repeats or (1 if quick else 3),
         concurrency=args.concurrency or (8 if quick else 32),
         batch_concurrency=args.batch_concurrency or (2 if quick else 4),
-        persist_records=args.persist_records or (2000 if quick else 60_000),
+        persist_records=args.persist_records or (2000 if quick else 40_000),
         persist_replicas=replicas,
         drain_timeout_s=60 if quick else 240,
-        e2e_duration_s=4 if quick else 15,
+        e2e_duration_s=4 if quick else 12,
     )
 
 
@@ -188,14 +189,8 @@ class Bench:
 
     # -- bookkeeping --
 
-    def stack_pids(self) -> dict[str, int | None]:
-        pids = {}
-        for part in ("kafka", "redis", "ferretdb"):
-            with contextlib.suppress(OSError, ValueError):
-                pids[part] = int((STACK_DIR / "run" / f"{part}.pid").read_text().strip())
-                continue
-            pids[part] = None
-        return pids
+    def stack_pids(self) -> dict[str, int]:
+        return stack_pids()  # the module function: restarts of a stack part show as new pids
 
     def check_stack(self) -> None:
         for name, port in (("Kafka", 9092), ("Redis", 6379), ("MongoDB/FerretDB", 27017)):
@@ -404,7 +399,7 @@ class Bench:
 
                     self.record(name + suffix, self.repeat(name + suffix, one), path=protocol, mode=mode,
                                 serve_env=instance.env_applied, startup_s=startup_s)
-                if "e2e_latency" in chosen and mode == modes[0]:
+                if "e2e_latency" in chosen and mode == modes[-1]:
                     self.e2e(instance, topic)
             finally:
                 self.measured_groups = []
@@ -420,9 +415,10 @@ class Bench:
 
     def e2e(self, instance: ServeInstance, topic: str) -> None:
         rate = self.args.e2e_rate
+        suffix = "" if instance.mode == "default" else f"[{instance.mode}]"
         if rate is None:
             best = [s["votes_per_s"] for n in ("serve_http_single", "serve_grpc_single")
-                    if (s := self.find(n)) and s.get("votes_per_s")]
+                    if (s := self.find(n + suffix)) and s.get("votes_per_s")]
             rate = 0.5 * max(best) if best else 100.0
         rate = max(5.0, rate)
         from bench.e2e import e2e_latency
@@ -581,6 +577,16 @@ def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     if accepted and cpu:
         scenario["cpu_us_per_vote"] = {part: round(1e6 * s / accepted, 1) for part, s in sorted(cpu.items())
                                        if s > 0.05}
+    # Scenarios that measure their own steady-state window (sinks, persist) replace the whole-repeat
+    # figures of the parts they measured: setup and verification (count, drop) are not the work.
+    window_votes = sum(int((r.get("cpu_window") or {}).get("votes") or 0) for r in runs)
+    if window_votes:
+        window: dict[str, float] = {}
+        for run in runs:
+            for part, seconds in ((run.get("cpu_window") or {}).get("cpu_s") or {}).items():
+                window[part] = window.get(part, 0.0) + seconds
+        scenario.setdefault("cpu_us_per_vote", {}).update(
+            {part: round(1e6 * s / window_votes, 1) for part, s in window.items()})
     scenario["runs"] = runs
     return scenario
 

@@ -11,7 +11,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import KAFKA, MONGO_URL, REDIS_HOST, REDIS_PORT, percentile, topic_records
+from bench.common import (
+    KAFKA,
+    MONGO_URL,
+    REDIS_HOST,
+    REDIS_PORT,
+    cpu_delta,
+    cpu_of,
+    percentile,
+    stack_pids,
+    topic_records,
+)
 from loadtest.traffic import Traffic
 from serve_app.counting import Delivered, counter_updates
 from serve_app.producer import producer_config
@@ -113,10 +123,14 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
     inserted = errors = 0
     latencies: list[float] = []
     window_count = 0
+    stack = stack_pids()
+    cpu_open: dict[str, float] = {}
     start = time.monotonic()
     opens, closes = start + warmup_s, start + warmup_s + duration_s
     try:
         while time.monotonic() < closes:
+            if not cpu_open and time.monotonic() >= opens:
+                cpu_open = cpu_of(stack)
             tag = uuid.uuid4().hex[:12]
             documents = [template | {"_id": f"{tag}-{i}"} for i, template in enumerate(templates)]
             now = time.monotonic()
@@ -130,6 +144,7 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
             if opens <= done < closes:
                 window_count += len(documents)
                 latencies.append((done - now) * 1000)
+        cpu_window = cpu_delta(cpu_open, cpu_of(stack)) if cpu_open else {}
         stored = collection.count_documents({})
     finally:
         client.drop_database(database)
@@ -140,6 +155,7 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
         "errors": errors, "accepted": inserted, "stored": stored, "reconciled": stored == inserted,
         "reconciliation": f"inserted {inserted} == documents stored {stored}",
         "unit": f"insert_many of {batch} documents",
+        "cpu_window": {"votes": window_count, "cpu_s": cpu_window},
     }
 
 
@@ -167,10 +183,14 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
     latencies: list[float] = []
     window_count = 0
     offset = 0
+    stack = stack_pids()
+    cpu_open: dict[str, float] = {}
     start = time.monotonic()
     opens, closes = start + warmup_s, start + warmup_s + duration_s
     try:
         while time.monotonic() < closes:
+            if not cpu_open and time.monotonic() >= opens:
+                cpu_open = cpu_of(stack)
             delivered = [Delivered(r, "bench", 0, offset + i) for i, r in enumerate(records)]
             offset += batch
             updates = counter_updates(delivered, {d.record.vote_id: d.position for d in delivered})
@@ -188,6 +208,7 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
             if opens <= done < closes:
                 window_count += counted
                 latencies.append((done - now) * 1000)
+        cpu_window = cpu_delta(cpu_open, cpu_of(stack)) if cpu_open else {}
         total = int(client.get(keys[0]) or 0)
     finally:
         client.delete(*keys)
@@ -198,4 +219,5 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
         "errors": errors, "accepted": applied, "counted": total, "reconciled": total == applied,
         "reconciliation": f"votes applied {applied} == counter total {total}",
         "unit": f"one script call per {batch} votes",
+        "cpu_window": {"votes": window_count, "cpu_s": cpu_window},
     }

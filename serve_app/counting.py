@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from serve_app.votes import VoteRecord
+from serve_app.votes import VoteRecord, format_timestamp
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class CounterUpdate:
     year: int
     rank: int
     second: int  # received_at as epoch seconds, for the per-second rate series
+    vote_id: str
+    received_at: str  # ISO-8601, for the recent-votes list
 
 
 def counter_updates(
@@ -68,6 +70,8 @@ def counter_updates(
             year=item.record.year,
             rank=item.record.rank,
             second=int(item.record.received_at.timestamp()),
+            vote_id=item.record.vote_id,
+            received_at=format_timestamp(item.record.received_at),
         )
         for item in delivered
     ]

@@ -1,4 +1,4 @@
-"""The read side: results from Redis, recent votes from the MongoDB log, health of every part.
+"""The read side: results and the latest votes from Redis, health of every part.
 
 Used by the ingress deployment's GET routes and its GetResults RPC. Asyncio clients throughout:
 reads never block the replica's event loop.
@@ -6,7 +6,7 @@ reads never block the replica's event loop.
 The live page (`GET /`, static/index.html) listens to `GET /events`, a Server-Sent Events stream:
 one `snapshot` event about once a second with the results, the latest votes and the votes per
 second of the last minute. One `LiveFeed` per replica reads that snapshot once per tick (one Redis
-pipeline, one MongoDB query) however many pages listen, and hands the same bytes to every stream.
+pipeline) however many pages listen, and hands the same bytes to every stream.
 A stream ends itself after LIVE_STREAM_S, below the HTTP proxy's request_timeout_s (30 s in
 config.yaml), and tells the browser to reconnect (`retry:`), which EventSource does on its own.
 """
@@ -24,15 +24,21 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pymongo import DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
 from serve_app.counting import Results
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.settings import Settings
-from serve_app.sinks.mongo_log import COLLECTION
-from serve_app.sinks.redis_counts import PER_SECOND, read_results_pipeline, results_from_replies
+from serve_app.sinks.redis_counts import (
+    PER_SECOND,
+    RECENT,
+    RECENT_KEEP,
+    read_results_pipeline,
+    recent_from_reply,
+    results_from_replies,
+)
 from serve_app.votes import format_timestamp
 
 if TYPE_CHECKING:
@@ -65,7 +71,6 @@ class ReadSide:
             connectTimeoutMS=int(timeout * 1000),
             socketTimeoutMS=int(timeout * 1000),
         )
-        self._votes = self._mongo[settings.mongo_database][COLLECTION]
         self._page = resources.files("serve_app").joinpath("static/index.html").read_text()
         self.live = LiveFeed(self.live_snapshot)
 
@@ -84,23 +89,21 @@ class ReadSide:
         return JSONResponse(results_to_json(results))
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
-        """The latest votes, newest first via the received_at index. Raises PyMongoError."""
-        cursor = self._votes.find({}, {"kafka": 0, "persisted_at": 0}).sort(
-            "received_at", DESCENDING
-        ).limit(limit)
-        documents = await cursor.to_list(length=limit)
-        return [recent_vote_json(doc) for doc in documents]
+        """The latest counted votes, newest first. Raises RedisError/OSError."""
+        entries = await self._redis.lrange(RECENT, 0, RECENT_KEEP - 1)
+        return recent_from_reply(entries, limit)
 
     async def recent_response(self, limit: int) -> JSONResponse:
         """`limit` is validated by the route."""
         try:
             votes = await self.recent(limit)
-        except PyMongoError as exc:
-            return JSONResponse(status_code=503, content={"detail": f"the vote log is unavailable: {type(exc).__name__}"})
+        except (RedisError, OSError) as exc:
+            return JSONResponse(status_code=503, content={
+                "detail": f"the counter store is unavailable: {type(exc).__name__}"})
         return JSONResponse({"votes": votes})
 
     async def live_snapshot(self) -> dict[str, Any]:
-        """What the live page shows, in one Redis round trip and one MongoDB query.
+        """What the live page shows, in one Redis round trip.
 
         A store that does not answer leaves its part null and names itself in `unavailable`:
         the page keeps what it has and says so, instead of going blank.
@@ -110,9 +113,11 @@ class ReadSide:
         first = second - LIVE_RATE_S + 1
         pipe: Any = read_results_pipeline(self._redis)
         pipe.hmget(PER_SECOND, [str(s) for s in range(first, second + 1)])
-        replies, recent = await asyncio.gather(
-            pipe.execute(), self.recent(LIVE_RECENT), return_exceptions=True
-        )
+        pipe.lrange(RECENT, 0, RECENT_KEEP - 1)
+        try:
+            replies: Any = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            replies = exc
         snapshot: dict[str, Any] = {
             "results": None, "per_second": None, "recent": None, "unavailable": [],
             "server_time": format_timestamp(datetime.fromtimestamp(now, UTC)),
@@ -124,10 +129,7 @@ class ReadSide:
             snapshot["per_second"] = {
                 "start": first, "counts": [int(count or 0) for count in replies[5]],
             }
-        if isinstance(recent, BaseException):
-            snapshot["unavailable"].append("mongo")
-        else:
-            snapshot["recent"] = recent
+            snapshot["recent"] = recent_from_reply(replies[6], LIVE_RECENT)
         return snapshot
 
     def events_response(self) -> Response:
@@ -272,17 +274,3 @@ def results_to_proto(results: Results) -> pb.Results:
         by_rank=results.by_rank,
         as_of=format_timestamp(results.as_of),
     )
-
-
-def recent_vote_json(document: dict[str, Any]) -> dict[str, Any]:
-    received_at: datetime = document["received_at"]
-    if received_at.tzinfo is None:  # BSON dates come back naive, in UTC
-        received_at = received_at.replace(tzinfo=UTC)
-    return {
-        "vote_id": document["_id"],
-        "name": document["name"],
-        "album": document["album"],
-        "year": document["year"],
-        "rank": document["rank"],
-        "received_at": format_timestamp(received_at),
-    }

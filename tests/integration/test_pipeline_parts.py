@@ -96,9 +96,12 @@ def test_a_batch_is_persisted_once_and_a_replay_changes_nothing(settings: Settin
     assert after_first["total"] == "50" and after_first["by_band"] == {"Alux Nahual": "50"}
     assert after_first["offsets"] == {f"{settings.kafka_topic}:0": "49"}
 
+    recent = redis.Redis(db=REDIS_DB).lrange(redis_counts.RECENT, 0, -1)
+    assert len(recent) == 50 and json.loads(recent[0])["vote_id"] == "v49"
     assert persister.persist(batch) == 0  # the same batch redelivered
     assert persister.persist(batch[10:30]) == 0  # part of it, as after a rebalance
     assert counters() == after_first
+    assert redis.Redis(db=REDIS_DB).llen(redis_counts.RECENT) == 50
     log = MongoClient("mongodb://127.0.0.1:27017/")[settings.mongo_database]["votes"]
     assert log.count_documents({}) == 50
 
