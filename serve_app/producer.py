@@ -56,9 +56,10 @@ class VoteProducer:
         self._queue_max = settings.kafka_producer_queue_max
         # Slack over the producer's own message timeout: its delivery error is the better answer.
         self._await_timeout_s = settings.kafka_delivery_timeout_s + 1.0
-        self._producer = producer or Producer(
-            producer_config(settings) | {"error_cb": KafkaErrorLog("producer")}
-        )
+        self._config = producer_config(settings) | {"error_cb": self._on_client_error}
+        self._error_log = KafkaErrorLog("producer")
+        self._fatal: str | None = None
+        self._producer = producer or Producer(self._config)
         self._closing = threading.Event()
         self._poller = threading.Thread(
             target=self._poll_loop, name="kafka-delivery-reports", daemon=True
@@ -69,6 +70,22 @@ class VoteProducer:
         while not self._closing.is_set():
             self._producer.poll(0.05)
 
+    def _on_client_error(self, error: KafkaError) -> None:
+        self._error_log(error)
+        if error.fatal():
+            # An idempotent producer can hit an unrecoverable sequence error (e.g. records that
+            # timed out while the broker was down): it then refuses everything until replaced.
+            self._fatal = error.str()
+
+    def _replace_after_fatal_error(self) -> None:
+        log.error("kafka producer hit a fatal error (%s); starting a new one", self._fatal)
+        broken = self._producer
+        self._producer = Producer(self._config)
+        self._fatal = None
+        # Fail what the broken producer still holds: its delivery reports answer 503 now.
+        broken.purge(in_queue=True, in_flight=True, blocking=False)
+        broken.poll(0)
+
     async def send(self, records: Sequence[VoteRecord]) -> None:
         """Produce the records and return once Kafka acknowledged every one of them.
 
@@ -76,6 +93,8 @@ class VoteProducer:
         whole batch, and KafkaUnavailable when any record was not acknowledged in time. Records
         of a failed batch may still have reached Kafka: clients retry with the same vote_ids.
         """
+        if self._fatal is not None:
+            self._replace_after_fatal_error()
         if len(self._producer) + len(records) > self._queue_max:
             raise KafkaOverloaded(
                 f"producer queue full ({len(self._producer)} records waiting for Kafka)"

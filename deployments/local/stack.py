@@ -389,8 +389,12 @@ class Stack:
             if self._running_pid(part) is None:
                 child = self._children.get(part)
                 code = child.poll() if child is not None else None
-                how = f" with exit code {code}" if code is not None else ""
-                raise StackError(f"{part} exited during startup{how}", part, self.log_path(part))
+                # Only a child that really exited is a failure: /proc can briefly disagree
+                # with a process that is still starting up.
+                if child is None or code is not None:
+                    how = f" with exit code {code}" if code is not None else ""
+                    raise StackError(f"{part} exited during startup{how}", part,
+                                     self.log_path(part))
             problem = self._health_problem(part, timeout_s=3.0, create_topics=True)
             elapsed = time.monotonic() - began
             if problem is None:
