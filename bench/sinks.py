@@ -169,7 +169,6 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
     Same script, same arguments as `RedisCounts.apply`, but on keys under `prefix`, so it can
     run next to anything (a test session's counters included) without touching them.
     """
-    import json
 
     import redis
 
@@ -195,11 +194,8 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
             offset += batch
             updates = counter_updates(delivered, {d.record.vote_id: d.position for d in delivered})
             now = time.monotonic()
-            payload = json.dumps(
-                [[u.partition, u.offset, u.counts, u.band, u.album, u.year, u.rank, u.second]
-                 for u in updates], ensure_ascii=False)
             try:
-                counted = int(script(keys=keys, args=["bench", payload, int(time.time()) - rc.RATE_WINDOW_S]))
+                counted = int(script(keys=keys, args=rc.script_args("bench", updates)))
             except redis.RedisError:
                 errors += 1
                 continue

@@ -104,14 +104,18 @@ class RedisCounts:
         """Apply the updates atomically; returns how many votes were counted (0 for a replay)."""
         if not updates:
             return 0
-        now_s = int((now or datetime.now(UTC)).timestamp())
-        payload = json.dumps(
-            [[u.partition, u.offset, u.counts, u.band, u.album, u.year, u.rank, u.second,
-              recent_entry(u)] for u in updates],
-            ensure_ascii=False,
-        )
-        return int(self._apply(keys=list(ALL_KEYS),
-                               args=[topic, payload, now_s - RATE_WINDOW_S, RECENT_KEEP]))
+        return int(self._apply(keys=list(ALL_KEYS), args=script_args(topic, updates, now)))
+
+
+def script_args(topic: str, updates: Sequence[CounterUpdate], now: datetime | None = None) -> list[Any]:
+    """ARGV of APPLY_BATCH_LUA for a batch (see the comment above the script)."""
+    now_s = int((now or datetime.now(UTC)).timestamp())
+    payload = json.dumps(
+        [[u.partition, u.offset, u.counts, u.band, u.album, u.year, u.rank, u.second,
+          recent_entry(u)] for u in updates],
+        ensure_ascii=False,
+    )
+    return [topic, payload, now_s - RATE_WINDOW_S, RECENT_KEEP]
 
 
 def recent_entry(update: CounterUpdate) -> str:
