@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help venv stubs stack-up stack-down stack-status stack-clean run test test-unit lock \
-	manifests check-manifests chaos dashboards autoscale-demo test-autoscaling
+	manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ test: stack-up ## the whole suite against the real local stack (chaos scenarios 
 	@scripts/install-chromium.sh
 	@rm -f test-artifacts/chaos-report.jsonl
 	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
+
+loadtest: $(STAMP) ## locust headless against `make run` (or LOADTEST_ARGS="--host ..."), then reconcile exactly
+	$(PY) -m loadtest.run $(LOADTEST_ARGS)
+
+bench: stack-up ## side-by-side benchmark (~15 min); writes bench/results/latest.{json,md,png}
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 test-autoscaling: stack-up ## the multi-node autoscaling scenario alone (its own Ray cluster, 4-6 min)
 	$(PY) -m pytest tests/autoscaling -q -ra -m autoscaling $(PYTEST_ARGS)
