@@ -134,6 +134,50 @@ def free_port(exclude: Iterable[int] = ()) -> int:
     raise RuntimeError("no free port in 38000-38999")
 
 
+def drop_mongo_database(name: str, timeout_s: float = 180.0) -> bool:
+    """Drop a database of ours, bounded: FerretDB (SQLite) can take minutes on a large one, and
+    a stuck drop must not hang the benchmark. True when it was dropped in time."""
+    import threading
+
+    from pymongo import MongoClient
+
+    done = threading.Event()
+
+    def drop() -> None:
+        with contextlib.suppress(Exception):
+            client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000,
+                                      socketTimeoutMS=int(timeout_s * 1000))
+            client.drop_database(name)
+            client.close()
+            done.set()
+
+    thread = threading.Thread(target=drop, name=f"drop-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not done.is_set():
+        log(f"could not drop MongoDB database {name} within {timeout_s:.0f}s: drop it by hand")
+    return done.is_set()
+
+
+def wait_for_count(read: Callable[[], int], target: int, timeout_s: float, stall_s: float = 60.0) -> int:
+    """Poll `read` until it reaches `target`; give up after timeout_s, or after stall_s without
+    any progress (a stuck pool: waiting longer would only waste the run). Returns the last value."""
+    deadline = time.monotonic() + timeout_s
+    last, changed_at = None, time.monotonic()
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            value = read()
+            if value >= target:
+                return value
+            if value != last:
+                last, changed_at = value, time.monotonic()
+        if time.monotonic() - changed_at > stall_s:
+            log(f"no progress for {stall_s:.0f}s ({last}/{target}): giving up waiting")
+            break
+        time.sleep(0.1)
+    return last if last is not None else -1
+
+
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
         return True

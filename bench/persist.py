@@ -26,6 +26,7 @@ from bench.common import (
     Proc,
     cpu_delta,
     cpu_of,
+    drop_mongo_database,
     log,
     stack_pids,
     topic_records,
@@ -74,7 +75,10 @@ def workers_cpu(workers: list[Proc]) -> float:
 
 
 def clear_counters(client: redis.Redis) -> None:
-    client.delete(*rc.ALL_KEYS)
+    """Every `votes:*` key of the pool's own database (counters, replay guard, recent votes...)."""
+    keys = list(client.scan_iter(match="votes:*", count=500))
+    if keys:
+        client.delete(*keys)
 
 
 def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: int,
@@ -121,12 +125,12 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     finally:
         for worker in workers:
             worker.stop(grace_s=15)
-    mongo: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
+    mongo: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
     try:
         stored = mongo[mongo_db]["votes"].count_documents({})
-        mongo.drop_database(mongo_db)
     finally:
         mongo.close()
+    drop_mongo_database(mongo_db)
     counted = int(client.get(rc.TOTAL) or 0)
     clear_counters(client)
     client.close()

@@ -123,6 +123,11 @@ def markdown(data: dict[str, Any]) -> str:
              f"{plan['duration_s']} s measured ({plan['batch_duration_s']} s for batches); "
              f"{plan['concurrency']} requests in flight for single votes, {plan['batch_concurrency']} for "
              f"batches of 1000. Serve modes: {', '.join(config['serve_modes'])}. Medians, spread = min-max.")
+    merged = config.get("merged_with")
+    if merged:
+        fresh = [s["name"] for s in scenarios if s["name"] not in merged.get("kept", [])]
+        setup += (f" Merged report: {', '.join(fresh)} re-measured now (with the plan above); the other "
+                  f"scenarios are from the run of {merged.get('when')} (plan {merged.get('config', {}).get('plan')}).")
     out = ["# votes benchmark: latest results", "", header, "", setup, "", *table(scenarios), ""]
     answer = http_or_grpc(scenarios)
     if answer:
@@ -184,6 +189,7 @@ def write_chart(data: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(names) + 1.5))
     ax.barh(names, values, xerr=[low, high], color=[color(n) for n in names], capsize=3)
     ax.set_xscale("log")
+    ax.set_xlim(right=max((s.get("votes_per_s_max") or s["votes_per_s"]) for s in scenarios) * 8)
     ax.invert_yaxis()
     ax.set_xlabel("votes/s (median, bars: min-max over repeats; log scale)")
     machine = data["machine"]
@@ -192,7 +198,8 @@ def write_chart(data: dict[str, Any], path: Path) -> None:
         label = f"{value:,.0f}"
         if s.get("p99_ms") is not None:
             label += f"  p99 {s['p99_ms']:,.0f} ms"
-        ax.text(value * 1.05, y, label, va="center", fontsize=8)
+        right = max(value, s.get("votes_per_s_max") or value)
+        ax.text(right * 1.12, y, label, va="center", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

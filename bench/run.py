@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -55,12 +56,14 @@ from bench.common import (
     Proc,
     create_topics,
     delete_topics,
+    drop_mongo_database,
     free_port,
     log,
     port_open,
     stack_pids,
     topic_records,
     wait_for,
+    wait_for_count,
 )
 from bench.serve_instance import MODES, ServeInstance
 from serve_app.sinks import redis_counts as rc
@@ -123,6 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--e2e-rate", type=float, help="votes/s for e2e_latency (default: 50%% of the best)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{json,md,png} go")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="update the existing latest.json: replace the scenarios measured now, keep the "
+                             "others (each scenario carries its measured_at and plan)")
     return parser.parse_args(argv)
 
 
@@ -230,7 +236,11 @@ class Bench:
         return runs
 
     def record(self, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        scenario = summarize_runs(name, runs) | extra
+        scenario = summarize_runs(name, runs) | extra | {
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "plan": {"warmup_s": self.plan.warmup_s, "duration_s": self.plan.duration_s,
+                     "batch_duration_s": self.plan.batch_duration_s, "repeats": self.plan.repeats},
+        }
         self.scenarios.append(scenario)
         return scenario
 
@@ -292,9 +302,9 @@ class Bench:
         if counters is not None:
             target = counted_before + records
             drain_started = time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                wait_for(lambda: int(counters.get(rc.TOTAL) or 0) >= target, plan.drain_timeout_s,
-                         f"{name}: the pool to count {records} records", every_s=0.1)
+            reached = wait_for_count(lambda: int(counters.get(rc.TOTAL) or 0), target, plan.drain_timeout_s)
+            if reached < target:
+                summary["pool_stalled"] = True
             time.sleep(0.3)
             counted = int(counters.get(rc.TOTAL) or 0) - counted_before
             summary["counted"] = counted
@@ -373,7 +383,7 @@ class Bench:
         counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.args.redis_db)
         for mode in modes:
             suffix = "" if mode == "default" else f"[{mode}]"
-            counters.delete(*rc.ALL_KEYS)  # the bench's own Redis database: its counters only
+            clear_votes_keys(counters)  # the bench's own Redis database: the app's votes:* keys only
             args, topic = self.serve_args(mode)
             instance = ServeInstance(args=args, mode=mode, http_port=self.args.http_port,
                                      grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
@@ -404,13 +414,8 @@ class Bench:
             finally:
                 self.measured_groups = []
                 instance.stop()
-                with contextlib.suppress(Exception):
-                    from pymongo import MongoClient
-
-                    client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
-                    client.drop_database(args["mongo_database"])
-                    client.close()
-                counters.delete(*rc.ALL_KEYS)
+                drop_mongo_database(args["mongo_database"])
+                clear_votes_keys(counters)
         counters.close()
 
     def e2e(self, instance: ServeInstance, topic: str) -> None:
@@ -491,11 +496,36 @@ class Bench:
             delete_topics(self.topics)
         from bench.report import write_reports
 
+        scenarios = list(self.scenarios)
+        config = self.config_info(chosen, modes)
+        machine = machine_info(load_before)
+        previous_file = self.args.out / "latest.json"
+        if self.args.merge and previous_file.exists():
+            previous = json.loads(previous_file.read_text())
+            fresh = {s["name"] for s in scenarios}
+            kept = [s for s in previous.get("scenarios", []) if s["name"] not in fresh]
+            scenarios = kept + scenarios
+            order = {name: i for i, name in enumerate(ALL)}
+
+            def position(scenario: dict[str, Any]) -> tuple[int, str, int]:
+                base, _, suffix = scenario["name"].partition("[")
+                base = "persist" if base.startswith("persist") else base
+                rank = order.get(base, len(order))
+                if base in GROUPS["serve"]:  # keep each Serve mode's four scenarios together
+                    return (order[GROUPS["serve"][0]], suffix, rank)
+                return (rank, suffix, 0) if base != "persist" else (rank, scenario["name"], 0)
+
+            scenarios.sort(key=position)
+            config["merged_with"] = {"when": previous.get("machine", {}).get("when"),
+                                     "kept": [s["name"] for s in kept],
+                                     "config": previous.get("config", {}).get("merged_with")
+                                     or {k: previous.get("config", {}).get(k) for k in ("plan", "serve_modes")}}
+            machine["merged_with_run_of"] = previous.get("machine", {}).get("when")
         data = {
-            "scenarios": self.scenarios,
-            "targets": evaluate_targets(self.scenarios),
-            "machine": machine_info(load_before),
-            "config": self.config_info(chosen, modes),
+            "scenarios": scenarios,
+            "targets": evaluate_targets(scenarios),
+            "machine": machine,
+            "config": config,
         }
         write_reports(data, self.args.out, chart=not self.args.no_chart)
         failed = [s["name"] for s in self.scenarios if not s.get("reconciled") or s.get("errors")]
@@ -521,6 +551,13 @@ class Bench:
 
 
 # ---- summaries and targets -------------------------------------------------------------------
+
+
+def clear_votes_keys(client: redis.Redis) -> None:
+    """Every `votes:*` key the app keeps (counters, replay guard, and whatever it adds later)."""
+    keys = list(client.scan_iter(match="votes:*", count=500))
+    if keys:
+        client.delete(*keys)
 
 
 def replica_counts(sessions: list[int]) -> dict[str, int]:

@@ -18,6 +18,7 @@ from bench.common import (
     REDIS_PORT,
     cpu_delta,
     cpu_of,
+    drop_mongo_database,
     percentile,
     stack_pids,
     topic_records,
@@ -116,7 +117,7 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
     """insert_many of vote documents (the vote log's exact shape), `batch` per call, unordered."""
     from pymongo import MongoClient
 
-    client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
+    client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
     collection = client[database]["votes"]
     templates = [vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
                  for i, r in enumerate(vote_records(batch))]
@@ -147,8 +148,8 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
         cpu_window = cpu_delta(cpu_open, cpu_of(stack)) if cpu_open else {}
         stored = collection.count_documents({})
     finally:
-        client.drop_database(database)
         client.close()
+        drop_mongo_database(database)
     p50, p99 = _rounded(latencies)
     return {
         "votes_per_s": round(window_count / duration_s, 1), "p50_ms": p50, "p99_ms": p99,
