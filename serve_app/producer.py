@@ -100,26 +100,34 @@ class VoteProducer:
                 f"producer queue full ({len(self._producer)} records waiting for Kafka)"
             )
         loop = asyncio.get_running_loop()
-        deliveries: list[asyncio.Future[None]] = []
-        for record in records:
+        # One future per call, settled by the last acknowledgement or the first error: one
+        # cross-thread wake-up per request instead of one per record (bench.hotpath).
+        all_delivered: asyncio.Future[None] = loop.create_future()
+        on_delivery = _DeliveryReport(loop, all_delivered, expected=len(records))
+        for produced, record in enumerate(records):
             message = encode_record(record)
-            delivered: asyncio.Future[None] = loop.create_future()
             try:
                 self._producer.produce(
                     self._topic,
                     key=message.key,
                     value=message.value,
                     headers=message.headers,
-                    on_delivery=_delivery_report(loop, delivered),
+                    on_delivery=on_delivery,
                 )
-            except BufferError as exc:
-                raise KafkaOverloaded(f"producer queue full: {exc}") from None
-            except KafkaException as exc:
-                raise KafkaUnavailable(f"Kafka refused the record: {exc}") from None
-            deliveries.append(delivered)
+            except (BufferError, KafkaException) as exc:
+                # Records produced before this one still get their reports; nobody waits for them.
+                on_delivery.abandon()
+                all_delivered.cancel()
+                if isinstance(exc, BufferError):
+                    raise KafkaOverloaded(f"producer queue full: {exc}") from None
+                raise KafkaUnavailable(
+                    f"Kafka refused record {produced + 1} of {len(records)}: {exc}"
+                ) from None
+        if not records:
+            return
         try:
             async with asyncio.timeout(self._await_timeout_s):
-                await asyncio.gather(*deliveries)
+                await all_delivered
         except TimeoutError:
             raise KafkaUnavailable(
                 f"no acknowledgement from Kafka within {self._await_timeout_s:.0f}s"
@@ -146,23 +154,48 @@ class VoteProducer:
         self._poller.join(timeout=1.0)
 
 
-def _delivery_report(
-    loop: asyncio.AbstractEventLoop, delivered: asyncio.Future[None]
-) -> Any:
-    """A confluent-kafka delivery callback that resolves `delivered` on its event loop."""
+class _DeliveryReport:
+    """A confluent-kafka delivery callback for one call's records.
 
-    def settle(error: KafkaError | None) -> None:
-        if delivered.done():  # the request already gave up (timeout or client gone)
+    Runs on the poller thread. Resolves `delivered` on its event loop once `expected` records
+    were acknowledged, or fails it at the first error: the request fails as a whole.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, delivered: asyncio.Future[None], expected: int
+    ) -> None:
+        self._loop = loop
+        self._delivered = delivered
+        self._outstanding = expected
+        self._settled = False  # only touched on the poller thread (or before produce returns)
+
+    def __call__(self, error: KafkaError | None, _message: Message) -> None:
+        if self._settled:
             return
-        if error is None:
-            delivered.set_result(None)
-        else:
-            delivered.set_exception(KafkaUnavailable(f"Kafka did not take the record: {error.str()}"))
+        if error is not None:
+            self._settled = True
+            failure = KafkaUnavailable(f"Kafka did not take the record: {error.str()}")
+            self._post(self._settle_error, failure)
+            return
+        self._outstanding -= 1
+        if self._outstanding == 0:
+            self._settled = True
+            self._post(self._settle_ok)
 
-    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+    def abandon(self) -> None:
+        """The caller stopped producing and raised: ignore the reports still to come."""
+        self._settled = True
+
+    def _post(self, callback: Any, *args: Any) -> None:
         try:
-            loop.call_soon_threadsafe(settle, error)
+            self._loop.call_soon_threadsafe(callback, *args)
         except RuntimeError:  # the loop is closed: the replica is shutting down
             pass
 
-    return on_delivery
+    def _settle_ok(self) -> None:
+        if not self._delivered.done():  # the request may have given up (timeout, client gone)
+            self._delivered.set_result(None)
+
+    def _settle_error(self, failure: KafkaUnavailable) -> None:
+        if not self._delivered.done():
+            self._delivered.set_exception(failure)

@@ -161,7 +161,10 @@ def new_vote_id() -> str:
 
 def accept(vote: Vote, source: Source, now: datetime | None = None) -> VoteRecord:
     """Turn a validated vote into the record we produce: assign vote_id and received_at."""
-    return VoteRecord(
+    # model_construct skips re-validation: every field comes from a validated Vote, a fresh
+    # uuid4, an aware datetime or the Source literal. Validating again cost ~40% of the ingress
+    # CPU per vote in a batch (bench.hotpath); tests check the result validates.
+    return VoteRecord.model_construct(
         vote_id=vote.vote_id or new_vote_id(),
         name=vote.name,
         album=vote.album,
@@ -181,6 +184,16 @@ class KafkaMessage:
     headers: list[tuple[str, bytes]]
 
 
+_HEADERS: dict[str, list[tuple[str, bytes]]] = {
+    source: [
+        ("content-type", b"application/json"),
+        ("schema", RECORD_SCHEMA.encode()),
+        ("source", source.encode()),
+    ]
+    for source in ("http", "grpc")
+}
+
+
 def encode_record(record: VoteRecord) -> KafkaMessage:
     """Key by vote_id: a client's retry lands on the same partition as its first attempt."""
     payload = {
@@ -195,11 +208,7 @@ def encode_record(record: VoteRecord) -> KafkaMessage:
     return KafkaMessage(
         key=record.vote_id.encode(),
         value=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
-        headers=[
-            ("content-type", b"application/json"),
-            ("schema", RECORD_SCHEMA.encode()),
-            ("source", record.source.encode()),
-        ],
+        headers=_HEADERS[record.source],
     )
 
 

@@ -6,6 +6,7 @@ modules import each other as `serve_app.grpc_stubs.votes_pb2`.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,27 @@ def generate(out_dir: Path) -> None:
     ])
     if status != 0:
         raise SystemExit(f"protoc failed with status {status} on {PROTO}")
+    drop_servicer_base(out_dir / PACKAGE / "votes_pb2_grpc.py")
+
+
+# protoc's servicer base class is a placeholder: every method answers UNIMPLEMENTED. Nothing
+# here subclasses it: Serve calls the deployment's methods by name
+# through add_VoteServiceServicer_to_server, and a plain grpc server accepts any object with the
+# methods. Leaving it out keeps placeholder code out of the package.
+SERVICER_BASE = re.compile(
+    r"\nclass VoteServiceServicer:\n.*?(?=\n\ndef add_VoteServiceServicer_to_server)", re.S
+)
+SERVICER_NOTE = (
+    "\n# VoteServiceServicer, protoc's base class answering UNIMPLEMENTED, is left out on purpose:"
+    "\n# see serve_app/grpc_stubs/generate.py.\n"
+)
+
+
+def drop_servicer_base(path: Path) -> None:
+    text, found = SERVICER_BASE.subn(SERVICER_NOTE, path.read_text())
+    if found != 1:
+        raise SystemExit(f"{path}: protoc's VoteServiceServicer class not found where expected")
+    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -81,11 +81,21 @@ class MongoVoteLog:
         return inserted
 
     def positions(self, vote_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """vote_id -> (partition, offset) of the record stored for it."""
-        cursor = self._collection.find(
-            {"_id": {"$in": list(vote_ids)}}, {"kafka.partition": 1, "kafka.offset": 1}
-        )
-        return {doc["_id"]: _position(doc) for doc in cursor}
+        """vote_id -> (partition, offset) of the record stored for it.
+
+        One `{_id: id}` query per vote rather than one `$in`: both use the `_id` index on MongoDB,
+        but FerretDB pushes only a single `_id` equality down to its index and answers `$in` with a
+        full collection scan (seconds per batch once the log holds tens of thousands of votes).
+        Only replays and client retries reach this, so the round trips are rare.
+        """
+        found: dict[str, tuple[int, int]] = {}
+        for vote_id in dict.fromkeys(vote_ids):
+            document = self._collection.find_one(
+                {"_id": vote_id}, {"kafka.partition": 1, "kafka.offset": 1}
+            )
+            if document is not None:
+                found[vote_id] = _position(document)
+        return found
 
 
 def _position(document: Mapping[str, Any]) -> tuple[int, int]:

@@ -10,9 +10,10 @@ from pydantic import ValidationError
 
 from serve_app.votes import (
     RECORD_SCHEMA,
+    RecordError,
     Vote,
     VoteBatch,
-    RecordError,
+    VoteRecord,
     accept,
     decode_record,
     describe_errors,
@@ -114,6 +115,15 @@ def test_accept_assigns_id_and_time_but_keeps_a_client_id() -> None:
     assert len(assigned.vote_id) == 36 and assigned.received_at == now and assigned.source == "http"
     kept = accept(Vote.model_validate(GOOD | {"vote_id": "client-1"}), "grpc", now)
     assert kept.vote_id == "client-1" and kept.source == "grpc"
+
+
+@pytest.mark.parametrize("extra", [{}, {"vote_id": "client-1"}, {"name": "  Ñandú  ", "year": "1999"}])
+def test_accepted_record_is_what_validation_would_build(extra: dict[str, object]) -> None:
+    # accept() skips re-validation (model_construct); the record must still be a valid one.
+    now = datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)  # the record keeps milliseconds
+    record = accept(Vote.model_validate(GOOD | extra), "grpc", now)
+    assert VoteRecord.model_validate(record.model_dump()) == record
+    assert decode_record(encode_record(record).value) == record
 
 
 def test_kafka_record_shape_and_round_trip() -> None:
