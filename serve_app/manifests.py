@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES
+from serve_app.serve_env import SERVE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_PATH = ROOT / "config.yaml"
@@ -136,9 +136,9 @@ def _ray_container(
         {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}
         for key in SECRET_ENV_KEYS
     ]
-    # Serve's gRPC proxies read their message size limit from the environment (Ray 2.60 has no
-    # grpc_options field for it); the default would let a client send 2 GiB.
-    env.append({"name": "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", "value": str(GRPC_MAX_MESSAGE_BYTES)})
+    # Serve reads these from its processes' environment, not from serveConfigV2 (HAProxy direct
+    # ingress, the gRPC message size limit): the same list as `make run` and the tests.
+    env += [{"name": name, "value": value} for name, value in SERVE_ENV.items()]
     if head:
         env += [
             {"name": "RAY_GRAFANA_HOST", "value": GRAFANA_URL},

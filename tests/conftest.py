@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TEST_HTTP_PORT = int(os.environ.get("VOTES_TEST_HTTP_PORT", "18000"))
 TEST_GRPC_PORT = int(os.environ.get("VOTES_TEST_GRPC_PORT", "19000"))
 TEST_REDIS_DB = int(os.environ.get("VOTES_TEST_REDIS_DB", "1"))
+# First of serve_env.PORT_BLOCK_SIZE ports for the replicas' direct ingress and HAProxy.
+TEST_SERVE_PORTS = int(os.environ.get("VOTES_TEST_SERVE_PORTS", "32000"))
 PARTITIONS = 6
 
 
@@ -182,10 +186,13 @@ def pipeline(
     config["applications"][0]["args"] = app_args
     schema = ServeDeploySchema.model_validate(config)
 
-    from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES
+    from serve_app import serve_env
 
-    # Read by Serve's gRPC proxy (started below, in this environment): as in `make run`.
-    os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(GRPC_MAX_MESSAGE_BYTES))
+    # Ray's processes inherit this environment: Serve runs as `make run` runs it, with its
+    # HAProxy files and direct-ingress ports apart from any `make run` on the same machine.
+    haproxy_dir = Path(tempfile.mkdtemp(prefix="votes-test-", dir="/tmp"))
+    private = serve_env.private_instance(haproxy_dir, TEST_SERVE_PORTS)
+    serve_env.apply(os.environ, serve_env.SERVE_ENV | private)
     ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
     # What `serve run config.yaml` does (ray/serve/scripts.py), minus the CLI.
     client = serve_private_api.serve_start(
@@ -210,6 +217,7 @@ def pipeline(
     finally:
         serve.shutdown()
         ray.shutdown()
+        shutil.rmtree(haproxy_dir, ignore_errors=True)
 
 
 def read_all(topic: str, timeout_s: float = 30) -> list[Any]:

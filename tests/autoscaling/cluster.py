@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serve_app import serve_env
+
 VENV_BIN = Path(sys.executable).parent
 HEAD_NODE_TYPE = "ray.head.default"
 WORKER_NODE_TYPE = "ray.worker.cpu"
@@ -178,7 +180,10 @@ class FakeCluster:
         ]
         started = (self.log_path.read_text(errors="replace").count("Ray runtime started")
                    if self.log_path.exists() else 0)
-        env = os.environ | CLIENT_ENV | {
+        # Serve's own proxy, not serve_app.serve_env's HAProxy mode (which a test session may have
+        # put in os.environ): every fake node would start an HAProxy on the same machine's ports.
+        inherited = {k: v for k, v in os.environ.items() if k not in serve_env.SERVE_ENV}
+        env = inherited | CLIENT_ENV | {
             "RAY_FAKE_CLUSTER": "1",
             "AUTOSCALER_UPDATE_INTERVAL_S": "1",  # autoscaler loop every 1 s instead of 5 s
             "RAY_USAGE_STATS_ENABLED": "0",

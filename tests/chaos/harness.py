@@ -135,10 +135,13 @@ def run_scenario(
     fault_at = len(sizes) // 3
     fault_done = threading.Event()
     fault_ended_at = [0.0]
+    fault_error: list[BaseException] = []
 
     def run_fault() -> None:
         try:
             fault()
+        except BaseException as exc:  # reported below: a fault that did not happen proves nothing
+            fault_error.append(exc)
         finally:
             fault_ended_at[0] = time.monotonic()
             fault_done.set()
@@ -159,6 +162,7 @@ def run_scenario(
     finally:
         client.close()
     assert fault_done.is_set(), f"{name}: the fault did not finish"
+    assert not fault_error, f"{name}: the fault itself failed: {fault_error[0]!r}"
     report.accepted = len(client.accepted)
 
     # Reconcile: wait (bounded) until the counters reach what the client saw accepted.

@@ -24,11 +24,30 @@ OUTAGE_S = 20.0 if FULL else 5.0
 VOTES = 6000 if FULL else 2000
 
 
-def serve_actors(prefix: str) -> list[Any]:
-    """Handles of this session's Serve actors whose name starts with prefix."""
+def serve_actor_names(prefix: str) -> list[tuple[str, Any]]:
+    """(name, handle) of this session's Serve actors whose name starts with prefix."""
     names = [actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)
              if actor["namespace"] == "serve" and actor["name"].startswith(prefix)]
-    return [ray.get_actor(name, namespace="serve") for name in names]
+    return [(name, ray.get_actor(name, namespace="serve")) for name in names]
+
+
+def serve_actors(prefix: str) -> list[Any]:
+    return [actor for _name, actor in serve_actor_names(prefix)]
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs whose parent is pid (from /proc: field 4 of stat, after the parenthesised name)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry))
+    return children
 
 
 def replicas(deployment: str) -> list[Any]:
@@ -63,16 +82,25 @@ def test_sigkill_of_the_ingress_replica_and_the_http_proxy(pipeline: Pipeline, m
     def fault() -> None:
         sigkill(replicas("VoteIngress")[0])
         time.sleep(3)
-        (proxy,) = serve_actors("SERVE_PROXY_ACTOR")
-        sigkill(proxy)
+        # The front proxy: with serve_env's HAProxy mode, Serve's HAProxy manager and the haproxy
+        # process it runs (which would outlive its manager); otherwise Serve's Python proxy. The
+        # "fallback" proxy HAProxy mode keeps next to it is left alone.
+        (proxy,) = [actor for name, actor in serve_actor_names("SERVE_PROXY_ACTOR")
+                    if "fallback" not in name]
+        pid = pid_of(proxy)
+        children = children_of(pid)
+        os.kill(pid, signal.SIGKILL)
+        for child in children:
+            os.kill(child, signal.SIGKILL)
 
     assert_exact(run_scenario("ingress-and-proxy-sigkill", pipeline, mongo_db, fault,
                               votes=VOTES, deadline_s=180, settle_s=90))
 
 
-# Kafka's scenario runs in `make chaos` only: in one of three clean-clone runs the restarted
-# single-node KRaft broker logged a controller-registration error and refused produces for
-# ~2 minutes (not yet understood). tests/e2e/test_kafka_outage.py covers the outage in make test.
+# Kafka's scenario runs in `make chaos` only, to keep `make test` short: one earlier clean-clone
+# run saw the ingress refuse votes for ~2 minutes after the broker came back (the broker itself was
+# serving again within 3 s; the controller-registration error it logged is a benign retry). It
+# has not recurred since; tests/e2e/test_kafka_outage.py covers the outage in make test.
 STORE_PARTS = ["redis", "ferretdb", "kafka"] if FULL else ["redis", "ferretdb"]
 
 

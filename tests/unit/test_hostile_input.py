@@ -40,6 +40,7 @@ from starlette.testclient import TestClient
 from serve_app import ingest
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES, MAX_BODY_BYTES, BodyLimits
+from serve_app.serve_env import SERVE_ENV
 from serve_app.settings import Settings, SettingsError, load_settings, redact_url
 from serve_app.votes import (
     BATCH_MAX_VOTES,
@@ -577,12 +578,10 @@ def test_exactly_1_mib_passes_and_one_byte_more_is_413(declared: bool) -> None:
 
 
 def test_the_grpc_message_limit_is_set_where_ray_starts() -> None:
-    """Serve's gRPC proxy reads its limit from the environment (no grpc_options field in 2.60)."""
+    """Serve's gRPC servers read their limit from the environment (no grpc_options field in 2.60):
+    serve_env carries it to `make run`, the tests and the RayService (tests/unit/test_serve_env.py)."""
     assert GRPC_MAX_MESSAGE_BYTES == 4 * 1024 * 1024
-    makefile = (ROOT / "Makefile").read_text()
-    assert f"RAY_SERVE_GRPC_MAX_MESSAGE_SIZE=$${{RAY_SERVE_GRPC_MAX_MESSAGE_SIZE:-{GRPC_MAX_MESSAGE_BYTES}}}" in makefile
-    conftest = (ROOT / "tests/conftest.py").read_text()
-    assert '"RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(GRPC_MAX_MESSAGE_BYTES)' in conftest
+    assert SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] == str(GRPC_MAX_MESSAGE_BYTES)
 
 
 def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:

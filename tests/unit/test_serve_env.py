@@ -1,0 +1,76 @@
+"""The Serve environment: one list, applied by `make run`, the test session and the RayService."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from serve_app import serve_env
+from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV, apply, private_instance
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_haproxy_direct_ingress_and_the_grpc_limit_are_on() -> None:
+    assert SERVE_ENV["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert SERVE_ENV["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] == str(4 * 1024 * 1024)
+
+
+def test_a_value_the_user_set_wins() -> None:
+    environ = {"RAY_SERVE_ENABLE_HA_PROXY": "0", "PATH": "/bin"}
+    apply(environ)
+    assert environ["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
+    assert environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1" and environ["PATH"] == "/bin"
+
+
+def test_a_private_instance_keeps_to_its_port_block_and_folder(tmp_path: Path) -> None:
+    state = tmp_path / "h"
+    env = private_instance(state, 32000)
+    ports = sorted(int(v) for k, v in env.items() if k.endswith("_PORT"))
+    assert ports[0] == 32000 and ports[-1] < 32000 + PORT_BLOCK_SIZE
+    assert len(set(ports)) == len(ports)  # no two listeners on one port
+    http = range(int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"]),
+                 int(env["RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT"]) + 1)
+    grpc = range(int(env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"]),
+                 int(env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"]) + 1)
+    assert not set(http) & set(grpc)
+    assert state.is_dir()
+    paths = [v for k, v in env.items() if "SOCKET" in k or "FILE" in k or "STATE_BASE" in k]
+    assert paths and all(p.startswith(str(state)) for p in paths)
+
+
+def test_make_run_and_the_rayservice_use_the_list() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-m serve_app.serve_env $(VENV)/bin/serve run config.yaml" in makefile
+    manifest = list(yaml.safe_load_all((ROOT / "kuberay/rayservice.yaml").read_text()))
+    (service,) = [doc for doc in manifest if doc and doc.get("kind") == "RayService"]
+    cluster = service["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]
+    for pod in pods:
+        (container,) = [c for c in pod["template"]["spec"]["containers"] if c["name"].startswith("ray")]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert {name: env.get(name) for name in SERVE_ENV} == SERVE_ENV
+
+
+def test_the_wrapper_runs_the_command_with_the_environment() -> None:
+    probe = "import os; print(os.environ['RAY_SERVE_ENABLE_HA_PROXY'], os.environ['KEEP'])"
+    result = subprocess.run(
+        [sys.executable, "-m", "serve_app.serve_env", sys.executable, "-c", probe],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env={"KEEP": "yes", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "yes"]
+
+
+def test_the_wrapper_names_a_command_it_cannot_run() -> None:
+    assert serve_env.main([]) == 2
+    result = subprocess.run(
+        [sys.executable, "-m", "serve_app.serve_env", "/nonexistent/serve"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )
+    assert result.returncode == 127 and "cannot run '/nonexistent/serve'" in result.stderr
