@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import write_json
+from bench.profile import markdown as profile_markdown
 
 CPU_PARTS = ["serve_proxy", "haproxy", "serve_ingress_replica", "serve_pool_replica", "pool_worker", "peer",
              "serve_other_replica", "kafka",
@@ -146,6 +147,12 @@ def markdown(data: dict[str, Any]) -> str:
                "machine can do on that path.")
         out += ["## Where the CPU goes (µs of CPU per vote, by process)", "", how, "", *cpu, "",
                 "What bounds each rate:", "", *bounds(scenarios), ""]
+    profiles = profile_markdown(scenarios)
+    if profiles:
+        how = ("py-spy samples of the first repeat of each Serve scenario. A sample's layer is the "
+               "innermost frame outside the event loop (`ours` = serve_app's own frames); own time is "
+               "the leaf frame. Raw stacks: `profiles/` (for speedscope or flamegraph.pl).")
+        out += ["## Profiles (py-spy)", "", how, "", *profiles]
     extra = [s for s in scenarios if s["name"].startswith(("persist", "e2e"))]
     if extra:
         out += ["## Notes", ""]

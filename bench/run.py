@@ -65,6 +65,7 @@ from bench.common import (
     wait_for,
     wait_for_count,
 )
+from bench.profile import Profiler
 from bench.serve_instance import MODES, ServeInstance
 from serve_app.sinks import redis_counts as rc
 
@@ -126,6 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--e2e-rate", type=float, help="votes/s for e2e_latency (default: 50%% of the best)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.{json,md,png} go")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="py-spy profile of the ingress replica and Serve's proxy during the first repeat "
+                             "of each Serve scenario (default: on when py-spy is installed)")
     parser.add_argument("--merge", action="store_true",
                         help="update the existing latest.json: replace the scenarios measured now, keep the "
                              "others (each scenario carries its measured_at and plan)")
@@ -192,6 +196,10 @@ class Bench:
         # What the CPU meter counts besides the stack: a peer's pid, our serve run's process group.
         self.measured_pids: dict[int, str] = {}
         self.measured_groups: list[int] = []
+        self.profiled: set[str] = set()
+        if args.profile and (why := Profiler.available()):
+            log(f"profiles: off ({why})")
+            args.profile = False
 
     # -- bookkeeping --
 
@@ -236,6 +244,9 @@ class Bench:
         return runs
 
     def record(self, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        profile = next((run["profile"] for run in runs if run.get("profile")), None)
+        if profile:
+            extra["profile"] = profile
         scenario = summarize_runs(name, runs) | extra | {
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "plan": {"warmup_s": self.plan.warmup_s, "duration_s": self.plan.duration_s,
@@ -285,15 +296,23 @@ class Bench:
         counted_before = int(counters.get(rc.TOTAL) or 0) if counters else 0
         records_before = topic_records(topic)
         tag = f"{self.names.run_id}{name[:1]}{time.monotonic_ns() % 10**8}"
-        if protocol == "http":
-            assert http is not None
-            path = "/votes/batch" if kind == "batch" else "/votes"
-            result = loadgen.run_http(http[0], http[1], path, loadgen.Bodies(kind, tag), concurrency=conc,
-                                      warmup_s=plan.warmup_s, duration_s=duration)
-        else:
-            assert grpc_target is not None
-            result = loadgen.run_grpc(grpc_target, loadgen.GrpcMessages(kind, tag), concurrency=conc,
-                                      warmup_s=plan.warmup_s, duration_s=duration)
+        # The first repeat of each Serve scenario is profiled (py-spy --nonblocking: the sampled
+        # process is not paused, so the rate stays comparable).
+        profiler = None
+        if self.args.profile and self.measured_groups and name not in self.profiled:
+            self.profiled.add(name)
+            profiler = Profiler(self.args.out / "profiles", name, self.measured_groups[0],
+                                plan.warmup_s + duration)
+        with profiler or contextlib.nullcontext():
+            if protocol == "http":
+                assert http is not None
+                path = "/votes/batch" if kind == "batch" else "/votes"
+                result = loadgen.run_http(http[0], http[1], path, loadgen.Bodies(kind, tag),
+                                          concurrency=conc, warmup_s=plan.warmup_s, duration_s=duration)
+            else:
+                assert grpc_target is not None
+                result = loadgen.run_grpc(grpc_target, loadgen.GrpcMessages(kind, tag),
+                                          concurrency=conc, warmup_s=plan.warmup_s, duration_s=duration)
         records = topic_records(topic) - records_before
         summary = result.summary() | {"concurrency": conc, "kafka_records": records}
         accepted = result.accepted_votes
@@ -314,6 +333,8 @@ class Bench:
             counters.close()
         summary["reconciled"] = reconciled
         summary["reconciliation"] = text
+        if profiler is not None:
+            summary["profile"] = profiler.result
         return summary
 
     def peers(self, chosen: list[str]) -> None:

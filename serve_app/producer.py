@@ -99,6 +99,8 @@ class VoteProducer:
             raise KafkaOverloaded(
                 f"producer queue full ({len(self._producer)} records waiting for Kafka)"
             )
+        if not records:
+            return
         loop = asyncio.get_running_loop()
         # One future per call, settled by the last acknowledgement or the first error: one
         # cross-thread wake-up per request instead of one per record (bench.hotpath).
@@ -115,16 +117,14 @@ class VoteProducer:
                     on_delivery=on_delivery,
                 )
             except (BufferError, KafkaException) as exc:
-                # Records produced before this one still get their reports; nobody waits for them.
-                on_delivery.abandon()
+                # Records produced before this one still get their reports: settling a
+                # cancelled future is a no-op.
                 all_delivered.cancel()
                 if isinstance(exc, BufferError):
                     raise KafkaOverloaded(f"producer queue full: {exc}") from None
                 raise KafkaUnavailable(
                     f"Kafka refused record {produced + 1} of {len(records)}: {exc}"
                 ) from None
-        if not records:
-            return
         try:
             async with asyncio.timeout(self._await_timeout_s):
                 await all_delivered
@@ -167,7 +167,7 @@ class _DeliveryReport:
         self._loop = loop
         self._delivered = delivered
         self._outstanding = expected
-        self._settled = False  # only touched on the poller thread (or before produce returns)
+        self._settled = False  # only touched on the poller thread
 
     def __call__(self, error: KafkaError | None, _message: Message) -> None:
         if self._settled:
@@ -181,10 +181,6 @@ class _DeliveryReport:
         if self._outstanding == 0:
             self._settled = True
             self._post(self._settle_ok)
-
-    def abandon(self) -> None:
-        """The caller stopped producing and raised: ignore the reports still to come."""
-        self._settled = True
 
     def _post(self, callback: Any, *args: Any) -> None:
         try:
