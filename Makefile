@@ -71,7 +71,7 @@ loadtest: $(STAMP) ## locust headless against `make run` (or LOADTEST_ARGS="--ho
 bench: stack-up ## side-by-side benchmark (~15 min); writes bench/results/latest.{json,md,png}
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-test-autoscaling: stack-up ## the multi-node autoscaling scenario alone (its own Ray cluster, 4-6 min)
+test-autoscaling: stack-up ## the multi-node autoscaling scenario alone (its own Ray cluster, ~3 min)
 	$(PY) -m pytest tests/autoscaling -q -ra -m autoscaling $(PYTEST_ARGS)
 
 autoscale-demo: stack-up ## watch Ray scale the pool on Kafka lag and add/remove nodes; writes docs/autoscale-timeline.md + PNG

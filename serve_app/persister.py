@@ -15,6 +15,7 @@ explains why a redelivered record changes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -47,6 +48,14 @@ BATCH_MAX_WAIT_S = 0.1
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 5.0
 LAG_REFRESH_S = 1.0
+# librdkafka reports the consumer's group membership in its statistics this often.
+GROUP_STATS_INTERVAL_MS = 5000
+# A consumer whose group membership has not been "up, steady" for this long is replaced. After a
+# broker restart librdkafka's consumer was seen to lose its session and then queue every request
+# to the group coordinator without ever sending it ("GroupCoordinator: Timed out 0 in-flight,
+# 0 retry-queued, 1 out-queue", every minute), leaving its partitions unconsumed for good, while a
+# new consumer joined at once. Rebalances take seconds; a minute is never a healthy one.
+GROUP_STUCK_S = 60.0
 DLQ_MAX_VALUE_BYTES = 512 * 1024
 
 
@@ -66,7 +75,36 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "max.poll.interval.ms": 300_000,
         # Bounds what librdkafka prefetches while a slow store holds the loop (default 64 MiB).
         "queued.max.messages.kbytes": 8192,
+        # The group state in these statistics feeds GroupWatch.
+        "statistics.interval.ms": GROUP_STATS_INTERVAL_MS,
     }
+
+
+class GroupWatch:
+    """Says when a consumer's group membership has not been healthy for too long.
+
+    Fed with librdkafka's statistics (JSON; `cgrp.state` "up" and `cgrp.join_state` "steady" is a
+    member that has its assignment, even an empty one). No statistics at all count as unhealthy.
+    """
+
+    def __init__(self, now: float, stuck_after_s: float = GROUP_STUCK_S) -> None:
+        self.stuck_after_s = stuck_after_s
+        self.healthy_at = now  # a new consumer gets the full grace period to join
+        self.state = "starting"
+
+    def update(self, statistics_json: str, now: float) -> None:
+        try:
+            group = json.loads(statistics_json).get("cgrp") or {}
+        except (ValueError, AttributeError):
+            return
+        self.state = f"{group.get('state', '?')}/{group.get('join_state', '?')}"
+        if group.get("state") == "up" and group.get("join_state") == "steady":
+            self.healthy_at = now
+
+    def stuck_for(self, now: float) -> float | None:
+        """Seconds without a healthy membership, once that exceeds the limit; else None."""
+        unhealthy_s = now - self.healthy_at
+        return unhealthy_s if unhealthy_s > self.stuck_after_s else None
 
 
 @dataclass
@@ -81,6 +119,7 @@ class PersisterStats:
     last_error: str | None = None
     assigned: list[int] = field(default_factory=list)
     lag: dict[int, int] = field(default_factory=dict)  # partition -> records behind
+    consumers_replaced: int = 0  # by GroupWatch
 
     @property
     def total_lag(self) -> int:
@@ -94,7 +133,8 @@ class BatchPersister:
         self._settings = settings
         self._metrics = metrics or PersistMetrics()
         self._topic = settings.kafka_topic
-        self._consumer = Consumer(consumer_config(settings) | {"error_cb": KafkaErrorLog("consumer")})
+        self._group_watch = GroupWatch(time.monotonic())
+        self._consumer = self._new_consumer()
         self._dlq = Producer({
             "bootstrap.servers": settings.kafka_bootstrap_servers,
             "client.id": "votes-dlq",
@@ -125,16 +165,17 @@ class BatchPersister:
 
     def run(self) -> None:
         """Consume until stop() is called, then leave the group cleanly."""
-        self._consumer.subscribe(
-            [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
+        self._subscribe()
         try:
             while not self._stop.is_set():
                 messages = self._consumer.consume(BATCH_MAX_RECORDS, BATCH_MAX_WAIT_S)
                 if messages:
                     self.process(messages)
-                if time.monotonic() - self._lag_updated_at >= LAG_REFRESH_S:
+                now = time.monotonic()
+                if now - self._lag_updated_at >= LAG_REFRESH_S:
                     self._update_lag()
+                if (stuck_s := self._group_watch.stuck_for(now)) is not None:
+                    self._replace_consumer(stuck_s)
         finally:
             self._consumer.close()  # commits nothing (auto commit is off); leaves the group
             self._dlq.flush(5)
@@ -178,6 +219,40 @@ class BatchPersister:
             self._indexes_ready = True
         stored = self._log.store(delivered)
         return self._counts.apply(self._topic, counter_updates(delivered, stored))
+
+    # ---- the consumer ------------------------------------------------------------------------
+
+    def _new_consumer(self) -> Consumer:
+        watch = self._group_watch
+        return Consumer(consumer_config(self._settings) | {
+            "error_cb": KafkaErrorLog("consumer"),
+            "stats_cb": lambda stats: watch.update(stats, time.monotonic()),
+        })
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            [self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    def _replace_consumer(self, stuck_s: float) -> None:
+        """Leave the broken consumer behind and join the group with a new one.
+
+        Nothing is lost: offsets are committed only after both stores have a batch, so the new
+        member (or another replica) resumes from the last commit and the stores' guards make any
+        redelivery a no-op.
+        """
+        log.warning("kafka consumer group membership not healthy for %.0fs (last state %s): "
+                    "replacing the consumer", stuck_s, self._group_watch.state)
+        broken = self._consumer
+        # close() may wait for the unreachable coordinator: not on the consume loop's time.
+        threading.Thread(target=_close_quietly, args=(broken,), name="close-stuck-consumer",
+                         daemon=True).start()
+        self.stats.assigned = []
+        self.stats.lag = {}
+        self.stats.consumers_replaced += 1
+        self._group_watch = GroupWatch(time.monotonic())
+        self._consumer = self._new_consumer()
+        self._subscribe()
 
     # ---- helpers -----------------------------------------------------------------------------
 
@@ -300,6 +375,13 @@ class BatchPersister:
         revoked = {p.partition for p in partitions}
         self.stats.assigned = [p for p in self.stats.assigned if p not in revoked]
         log.info("revoked partitions %s", sorted(revoked))
+
+
+def _close_quietly(consumer: Consumer) -> None:
+    try:
+        consumer.close()
+    except (KafkaException, RuntimeError) as exc:
+        log.info("closing the replaced consumer: %s", exc)
 
 
 @serve.deployment(name="VotePersister")

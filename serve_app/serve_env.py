@@ -28,6 +28,10 @@ SERVE_ENV: dict[str, str] = {
     # runs our handlers on the replica's event loop (they are all async and never block).
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    # ... except its log buffering (1000 records, flushed only on ERROR): it held the pool's
+    # warnings (a store failing, a consumer replaced) out of the replica logs for as long as it
+    # took to fill. Access logs are off (config.yaml), so buffering bought nothing measurable.
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
     # The largest gRPC message the proxies and replicas accept (Serve's default: 2 GiB).
     "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE": str(GRPC_MAX_MESSAGE_BYTES),
 }

@@ -160,3 +160,34 @@ def test_counts_survive_a_redis_restart(settings: Settings, stack: Any) -> None:
     stack.start("redis")
     assert counters()["total"] == "7"
     assert counters()["by_band"] == {"Viernes Verde": "7"}
+
+
+def produce_votes(topic: str, prefix: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": "127.0.0.1:9092"})
+    for i in range(count):
+        message = encode_record(accept(make_vote("Malacates Trebol Shop", f"{prefix}{i}"), "http"))
+        producer.produce(topic, key=message.key, value=message.value, headers=message.headers)
+    assert producer.flush(10) == 0
+
+
+def test_a_consumer_whose_group_membership_is_stuck_is_replaced_and_nothing_is_lost(
+    settings: Settings,
+) -> None:
+    produce_votes(settings.kafka_topic, "before-", 40)
+    persister = BatchPersister(settings)
+    thread = run_in_thread(persister)
+    try:
+        wait_until(lambda: persister.stats.counted == 40, 30, f"40 votes counted ({persister.stats})")
+        first = persister._consumer
+        # Make the watch see a membership that has not been healthy for too long, as after the
+        # broker restart that left a consumer unable to reach its coordinator.
+        persister._group_watch.stuck_after_s = -1.0
+        wait_until(lambda: persister.stats.consumers_replaced >= 1, 15, "the consumer replaced")
+        assert persister._consumer is not first
+        produce_votes(settings.kafka_topic, "after-", 40)
+        wait_until(lambda: persister.stats.counted == 80, 60, f"80 votes counted ({persister.stats})")
+        assert persister.stats.consumers_replaced == 1  # the new consumer's watch is healthy
+    finally:
+        persister.stop()
+        thread.join(15)
+    assert counters()["total"] == "80"
