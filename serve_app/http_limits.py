@@ -3,7 +3,9 @@
 - 415 for a write whose Content-Type is missing or not JSON (FastAPI would not parse a body
   without one as JSON, and answer a misleading 422 "not an object");
 - 413 for a body over the limit, decided from Content-Length when given, and otherwise while
-  reading, so a client cannot make the server buffer more than the limit.
+  reading, so a client cannot make the server buffer more than the limit;
+- 503 + Retry-After for a write that would take the replica past its write budget
+  (serve_app/admission.py), once its body is read and its size known.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from serve_app.admission import WriteBudget
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,10 +45,12 @@ class BodyLimits:
         app: ASGIApp,
         max_body_bytes: int = MAX_BODY_BYTES,
         on_reject: Callable[[int], None] | None = None,
+        budget: WriteBudget | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.on_reject = on_reject
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
@@ -83,6 +89,12 @@ class BodyLimits:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if self.budget is not None and not self.budget.admit(len(body)):
+            if self.on_reject is not None:
+                self.on_reject(503)
+            await _send_problem(send, 503, self.budget.describe(),
+                                [(b"retry-after", str(self.budget.retry_after_s).encode())])
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -92,7 +104,11 @@ class BodyLimits:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            if self.budget is not None:
+                self.budget.release(len(body))
 
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
@@ -103,7 +119,9 @@ class BodyLimits:
         await _send_problem(send, status, detail)
 
 
-async def _send_problem(send: Send, status: int, detail: str) -> None:
+async def _send_problem(
+    send: Send, status: int, detail: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
@@ -113,6 +131,7 @@ async def _send_problem(send: Send, status: int, detail: str) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *(extra_headers or []),
             ],
         }
     )

@@ -23,6 +23,7 @@ from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 
 from serve_app import __version__
+from serve_app.admission import WriteBudget
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.http_limits import BodyLimits
 from serve_app.metrics import IngestMetrics
@@ -91,11 +92,15 @@ api = FastAPI(
 )
 # One set of metric objects per replica process, created on first use inside the replica.
 metrics = IngestMetrics()
-_REJECT_REASONS = {413: "too_large", 415: "not_json", 400: "bad_request"}
+# Write work this replica takes on at once, HTTP and gRPC together; sized from the settings in
+# VoteIngress.__init__ (one per replica process, like the middleware that uses it).
+write_budget = WriteBudget()
+_REJECT_REASONS = {413: "too_large", 415: "not_json", 400: "bad_request", 503: "overloaded"}
 api.add_middleware(
     BodyLimits,
     on_reject=lambda status: metrics.rejected.inc(
         tags={"path": "http", "reason": _REJECT_REASONS.get(status, str(status))}),
+    budget=write_budget,
 )
 
 
@@ -200,6 +205,8 @@ def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, detail
 class VoteIngress:
     def __init__(self, settings: Settings, persister: DeploymentHandle) -> None:
         self._settings = settings
+        write_budget.max_bytes = settings.write_bytes_in_flight_max
+        write_budget.retry_after_s = settings.retry_after_s
         # The pool works on its own (it pulls from Kafka); the handle keeps it in the app.
         self._persister = persister
         self._producer = VoteProducer(settings)
@@ -269,7 +276,7 @@ class VoteIngress:
                                describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
                                pb.CastReply())
         record = accept(vote, "grpc")
-        if not await self._send_grpc([record], grpc_context):
+        if not await self._send_grpc([record], grpc_context, request.ByteSize()):
             return pb.CastReply()
         return pb.CastReply(vote_id=record.vote_id)
 
@@ -293,7 +300,7 @@ class VoteIngress:
                                describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
                                pb.BatchReply())
         records = [accept(vote, "grpc") for vote in batch.votes]
-        if not await self._send_grpc(records, grpc_context):
+        if not await self._send_grpc(records, grpc_context, request.ByteSize()):
             return pb.BatchReply()
         return pb.BatchReply(accepted=len(records), vote_ids=[r.vote_id for r in records])
 
@@ -325,8 +332,13 @@ class VoteIngress:
             raise WriteRejected(503, "kafka_unavailable", str(exc), retry_after) from None
 
     async def _send_grpc(
-        self, records: Sequence[VoteRecord], grpc_context: RayServegRPCContext
+        self, records: Sequence[VoteRecord], grpc_context: RayServegRPCContext, size: int
     ) -> bool:
+        # HTTP bodies are admitted by the middleware; a gRPC message only here, once parsed.
+        if not write_budget.admit(size):
+            metrics.rejected.inc(tags={"path": "grpc", "reason": "overloaded"})
+            _grpc_error(grpc_context, grpc.StatusCode.RESOURCE_EXHAUSTED, write_budget.describe(), None)
+            return False
         try:
             await self._send(records, "grpc")
         except KafkaOverloaded as exc:
@@ -337,6 +349,8 @@ class VoteIngress:
             metrics.rejected.inc(tags={"path": "grpc", "reason": "kafka_unavailable"})
             _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE, str(exc), None)
             return False
+        finally:
+            write_budget.release(size)
         return True
 
     def _token_ok(self, presented: str | None) -> bool:

@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from serve_app.admission import DEFAULT_WRITE_BYTES_IN_FLIGHT
+
 ENV_PREFIX = "VOTES_"
 
 
@@ -48,6 +50,11 @@ class Settings(BaseModel):
         None, description="When set, write routes and RPCs require 'Authorization: Bearer <token>'."
     )
     retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a 503.")
+    write_bytes_in_flight_max: int = Field(
+        DEFAULT_WRITE_BYTES_IN_FLIGHT, ge=1024, le=1024**3,
+        description="Bytes of write requests one ingress replica works on at once; past it "
+        "a write is shed with 503 / RESOURCE_EXHAUSTED and Retry-After.",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

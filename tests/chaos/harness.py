@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -43,6 +42,8 @@ class ScenarioReport:
     unexpected: int = 0  # stored vote_ids the client never saw accepted
     recover_s: float = 0.0  # from the fault's end to everything counted
     rejections: dict[str, int] = field(default_factory=dict)
+    shed: int = 0  # votes refused with 503 / RESOURCE_EXHAUSTED and not retried (overload only)
+    notes: str = ""
 
     def save(self) -> None:
         REPORT.parent.mkdir(exist_ok=True)
@@ -140,7 +141,7 @@ def run_scenario(
     def run_fault() -> None:
         try:
             fault()
-        except BaseException as exc:  # reported below: a fault that did not happen proves nothing
+        except BaseException as exc:  # noqa: BLE001 - reported below: a fault that failed proves nothing
             fault_error.append(exc)
         finally:
             fault_ended_at[0] = time.monotonic()

@@ -7,7 +7,7 @@ import sys
 
 from tests.chaos.harness import REPORT
 
-COLUMNS = ("scenario", "sent", "accepted", "counted", "stored", "duplicates", "unexpected",
+COLUMNS = ("scenario", "sent", "accepted", "shed", "counted", "stored", "duplicates", "unexpected",
            "retries", "recover_s")
 
 
@@ -18,11 +18,14 @@ def main() -> int:
     rows = [json.loads(line) for line in REPORT.read_text().splitlines() if line.strip()]
     lines = ["| " + " | ".join(COLUMNS) + " | verdict |", "|" + " --- |" * (len(COLUMNS) + 1)]
     for row in rows:
-        exact = (row["accepted"] == row["sent"] == row["counted"] == row["stored"]
+        row.setdefault("shed", 0)
+        exact = (row["accepted"] + row["shed"] == row["sent"]
+                 and row["accepted"] == row["counted"] == row["stored"]
                  and row["duplicates"] == 0 and row["unexpected"] == 0)
         cells = [str(row[c]) for c in COLUMNS] + ["exact" if exact else "MISMATCH"]
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
+    notes = [f"- {row['scenario']}: {row['notes']}" for row in rows if row.get("notes")]
+    table = "\n".join(lines + ([""] + notes if notes else []))
     out = REPORT.with_suffix(".md")
     out.write_text("# Chaos report\n\n" + table + "\n")
     print(table)
