@@ -151,7 +151,7 @@ def markdown(data: dict[str, Any]) -> str:
     if profiles:
         how = ("py-spy samples of the first repeat of each Serve scenario. A sample's layer is the "
                "innermost frame outside the event loop (`ours` = serve_app's own frames); own time is "
-               "the leaf frame. Raw stacks: `profiles/` (for speedscope or flamegraph.pl).")
+               "the leaf frame. Raw stacks of the run: `profiles/` (git-ignored; py-spy raw format, for flamegraph.pl).")
         out += ["## Profiles (py-spy)", "", how, "", *profiles]
     extra = [s for s in scenarios if s["name"].startswith(("persist", "e2e"))]
     if extra:

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -200,6 +201,8 @@ class Bench:
         if args.profile and (why := Profiler.available()):
             log(f"profiles: off ({why})")
             args.profile = False
+        if args.profile and not args.merge:  # raw stacks of this run only (git-ignored)
+            shutil.rmtree(args.out / "profiles", ignore_errors=True)
 
     # -- bookkeeping --
 
@@ -524,6 +527,8 @@ class Bench:
         if self.args.merge and previous_file.exists():
             previous = json.loads(previous_file.read_text())
             fresh = {s["name"] for s in scenarios}
+            # A group's failure record goes once one of its scenarios has been measured again.
+            fresh |= {f"{group} (failed)" for group, names in GROUPS.items() if fresh & set(names)}
             kept = [s for s in previous.get("scenarios", []) if s["name"] not in fresh]
             scenarios = kept + scenarios
             order = {name: i for i, name in enumerate(ALL)}

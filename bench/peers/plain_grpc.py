@@ -58,6 +58,12 @@ class VoteService:  # the methods of votes.v1.VoteService, by name
         await self._send(records, context)
         return pb.BatchReply(accepted=len(records), vote_ids=[r.vote_id for r in records])
 
+    async def GetResults(self, request: pb.ResultsRequest,
+                         context: grpc.aio.ServicerContext) -> pb.Results:
+        # The peer measures the write path only; every method of the service must exist.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the plain peer serves no reads")
+        return pb.Results()
+
 
 async def serve(port: int) -> None:
     producer = VoteProducer(load_settings())

@@ -23,3 +23,16 @@ def test_proto_is_the_contracts() -> None:
                 "rpc CastBatch(VoteBatch) returns (BatchReply);",
                 "rpc GetResults(ResultsRequest) returns (Results);"):
         assert rpc in proto
+
+
+def test_the_bench_grpc_peer_implements_every_method_of_the_service() -> None:
+    """The stubs have no servicer base class (generate.py): an implementation must define all
+    methods itself, or add_VoteServiceServicer_to_server fails when the server starts."""
+    from bench.peers.plain_grpc import VoteService
+    from serve_app.grpc_stubs import votes_pb2 as pb
+    from serve_app.ingest import VoteIngress
+
+    methods = [m.name for m in pb.DESCRIPTOR.services_by_name["VoteService"].methods]
+    assert methods == ["Cast", "CastBatch", "GetResults"]
+    for implementation in (VoteService, VoteIngress.func_or_class):
+        assert all(callable(getattr(implementation, name, None)) for name in methods), implementation
