@@ -216,7 +216,10 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
                                      limits=limits) as client:
             async def one() -> tuple[int, float, int, str]:
                 started = time.monotonic()
-                response = await client.post("/votes/batch", json={"votes": votes})
+                try:
+                    response = await client.post("/votes/batch", json={"votes": votes})
+                except httpx.TransportError:  # no answer within the timeout: status 0, reported
+                    return (0, time.monotonic() - started, 0, "")
                 accepted = response.json()["accepted"] if response.status_code == 202 else 0
                 return (response.status_code, time.monotonic() - started, accepted,
                         response.headers.get("retry-after", ""))
@@ -224,14 +227,14 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
 
     outcomes = asyncio.run(blast())
     statuses = {status for status, *_ in outcomes}
-    assert statuses <= {202, 503}, f"only 202 and 503 are acceptable under overload: {statuses}"
-    assert all(retry for status, _, _, retry in outcomes if status == 503)
     accepted = sum(n for _, _, n, _ in outcomes)
+    unanswered = sum(1 for status, *_ in outcomes if status == 0)
     latencies = sorted(t for status, t, _, _ in outcomes if status == 202)
     shed = sorted(t for status, t, _, _ in outcomes if status == 503)
     picture = (f"{len(latencies)} accepted (s: p50 {latencies[len(latencies) // 2]:.1f}, "
                f"p90 {latencies[int(len(latencies) * 0.9)]:.1f}, max {latencies[-1]:.1f}), "
                f"{len(shed)} shed (s: max {shed[-1] if shed else 0:.1f})") if latencies else "none accepted"
+    picture += f", {unanswered} without an answer in 60 s" if unanswered else ""
 
     blast_ended = time.monotonic()
     deadline = blast_ended + 180
@@ -245,6 +248,8 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
     ScenarioReport("overload", sent=250 * 1000, requests=250, accepted=accepted, counted=counted,
                    stored=stored, recover_s=round(recover_s, 1), rejections={"http 503": n_shed},
                    shed=n_shed * 1000, notes=f"250 batches of 1000 at once: {picture}").save()
+    assert statuses <= {202, 503}, f"only 202 and 503 are acceptable under overload: {statuses}; {picture}"
+    assert all(retry for status, _, _, retry in outcomes if status == 503)
     assert latencies and latencies[int(len(latencies) * 0.99) - 1] < 30, picture
     assert counted == accepted
     assert stored == accepted
