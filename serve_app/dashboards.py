@@ -176,6 +176,17 @@ def seconds_as_time() -> list[DataTransformerConfig]:
     ]
 
 
+def redis_stat(title: str, description: str, target: Redis, calc: str,
+               graph: BigValueGraphMode = BigValueGraphMode.NONE) -> stat.Panel:
+    """A single-number panel over one Redis query, reduced with `calc`."""
+    return (
+        stat.Panel().title(title).datasource(REDIS).description(description)
+        .with_target(target.ref_id("A"))
+        .graph_mode(graph)
+        .reduce_options(ReduceDataOptions().calcs([calc]).values(False))
+    )
+
+
 def legend_bottom() -> VizLegendOptions:
     return (VizLegendOptions().display_mode(LegendDisplayMode.LIST)
             .placement(LegendPlacement.BOTTOM).show_legend(True))
@@ -196,28 +207,20 @@ def contest() -> Dashboard:
         .time("now-1h", "now")
         .with_row(Row("Results"))
         .with_panel(
-            stat.Panel().title("Total votes").datasource(REDIS)
-            .description("GET votes:total: every counted vote.")
-            .with_target(Redis("get", keys.TOTAL).ref_id("A"))
-            .graph_mode(BigValueGraphMode.NONE)
-            .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            redis_stat("Total votes", "GET votes:total: every counted vote.",
+                       Redis("get", keys.TOTAL), "lastNotNull")
             .span(6).height(5)
         )
         .with_panel(
-            stat.Panel().title("Bands").datasource(REDIS)
-            .description("HLEN votes:by_band: bands with at least one vote.")
-            .with_target(Redis("hlen", keys.BY_BAND).ref_id("A"))
-            .graph_mode(BigValueGraphMode.NONE)
-            .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            redis_stat("Bands", "HLEN votes:by_band: bands with at least one vote.",
+                       Redis("hlen", keys.BY_BAND), "lastNotNull")
             .span(6).height(5)
         )
         .with_panel(
-            stat.Panel().title("Peak votes per second (last hour)").datasource(REDIS)
-            .description("The busiest second in votes:per_second (by time received).")
-            .with_target(Redis("hgetall", keys.PER_SECOND).ref_id("A"))
+            redis_stat("Peak votes per second (last hour)",
+                       "The busiest second in votes:per_second (by time received).",
+                       Redis("hgetall", keys.PER_SECOND), "max", BigValueGraphMode.AREA)
             .transformations(seconds_as_time())
-            .graph_mode(BigValueGraphMode.AREA)
-            .reduce_options(ReduceDataOptions().calcs(["max"]).values(False))
             .span(12).height(5)
         )
         .with_panel(

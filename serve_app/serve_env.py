@@ -80,8 +80,8 @@ def main(argv: list[str]) -> int:
     program = shutil.which(argv[0]) or argv[0]
     environ = dict(os.environ)
     apply(environ)
-    changed = [f"{name}={environ[name]}" for name in SERVE_ENV]
-    print(f"serve_env: {' '.join(changed)}", file=sys.stderr)
+    effective = [f"{name}={environ[name]}" for name in SERVE_ENV]
+    print(f"serve_env: {' '.join(effective)}", file=sys.stderr)
     try:
         os.execve(program, argv, environ)
     except OSError as exc:
