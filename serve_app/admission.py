@@ -4,35 +4,94 @@ Serve bounds requests (`max_ongoing_requests`, `max_queued_requests`), but a req
 one vote or a thousand. Under overload every admitted batch shares the same CPU, so without a
 bound on the votes themselves all of them slow down together: 250 batches of 1000 at once took
 50 s each on 2 cores. The budget counts the bytes of the write bodies (HTTP) and messages (gRPC)
-a replica is working on; past it a request is shed at once with 503 + Retry-After /
-RESOURCE_EXHAUSTED, and the ones admitted finish in a few seconds. Single votes (~100 bytes)
-never reach it. Pure bookkeeping on the replica's event loop: no locks, no I/O.
+a replica is working on; past its limit a request is shed at once with 503 + Retry-After /
+RESOURCE_EXHAUSTED. Single votes (~100 bytes) never reach it.
+
+A fixed number of bytes is not enough: what a replica gets through per second depends on the CPU
+it really has, and that changes under overload (more ingress replicas on the same cores, the
+consumer pool scaling out beside them, replicas starting). So the limit follows the time the
+writes really take, from reaching the replica to their answer, against `latency_target_s`:
+- a write that took longer than the target cuts the limit in proportion (2x the target: half
+  the limit), once per round: only a write admitted after the last cut can cut it again;
+- a write that took under half the target grows the limit by its own size, so a limit roughly
+  doubles per round while the replica keeps up, up to `max_bytes`;
+- the limit never goes below `min_bytes`, and an idle replica admits any one request.
+The same rule as TCP's congestion window (additive increase, multiplicative decrease), with
+latency instead of loss as the signal. Pure bookkeeping on the replica's event loop: no locks,
+no I/O.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
 DEFAULT_WRITE_BYTES_IN_FLIGHT = 2 * 1024 * 1024
+DEFAULT_WRITE_LATENCY_TARGET_S = 5.0
+# ~4 batches of 1000 votes or ~2,500 single votes: below this the limit never goes, so a
+# replica that had one slow spell (a stalled Kafka ack) still takes a normal stream.
+MIN_WRITE_BYTES_IN_FLIGHT = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Admission:
+    """One admitted write: its size and when it reached the replica."""
+
+    size: int
+    arrived: float
 
 
 class WriteBudget:
-    """Bytes of write requests in flight on this replica, against a maximum."""
+    """Bytes of write requests in flight on this replica, against a limit that follows latency."""
 
-    def __init__(self, max_bytes: int = DEFAULT_WRITE_BYTES_IN_FLIGHT, retry_after_s: int = 1) -> None:
-        self.max_bytes = max_bytes
-        self.retry_after_s = retry_after_s  # what a shed client is told to wait
+    def __init__(
+        self,
+        max_bytes: int = DEFAULT_WRITE_BYTES_IN_FLIGHT,
+        latency_target_s: float = DEFAULT_WRITE_LATENCY_TARGET_S,
+        retry_after_s: int = 1,
+        min_bytes: int = MIN_WRITE_BYTES_IN_FLIGHT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
         self.in_flight = 0
+        self.configure(max_bytes, latency_target_s, retry_after_s, min_bytes)
 
-    def admit(self, size: int) -> bool:
-        """Take `size` bytes of the budget, or say no. An idle replica admits any request, so
-        a request as large as the body limit is never refused for good."""
-        if self.in_flight and self.in_flight + size > self.max_bytes:
-            return False
+    def configure(
+        self,
+        max_bytes: int,
+        latency_target_s: float,
+        retry_after_s: int,
+        min_bytes: int = MIN_WRITE_BYTES_IN_FLIGHT,
+    ) -> None:
+        """(Re)set the bounds; the limit starts at the maximum."""
+        self.max_bytes = max_bytes
+        self.min_bytes = min(min_bytes, max_bytes)
+        self.latency_target_s = latency_target_s
+        self.retry_after_s = retry_after_s  # what a shed client is told to wait
+        self.limit = max_bytes
+        self._last_cut = float("-inf")
+
+    def admit(self, size: int, arrived: float | None = None) -> Admission | None:
+        """Take `size` bytes of the budget, or None: shed the write. `arrived` is when the
+        request reached the replica (default: now); its whole time there is what counts."""
+        if self.in_flight and self.in_flight + size > self.limit:
+            return None
         self.in_flight += size
-        return True
+        return Admission(size, self.clock() if arrived is None else arrived)
 
-    def release(self, size: int) -> None:
-        self.in_flight = max(0, self.in_flight - size)
+    def release(self, admission: Admission) -> None:
+        """The write ended (answered or failed): free its bytes and learn from its latency."""
+        self.in_flight = max(0, self.in_flight - admission.size)
+        now = self.clock()
+        took = now - admission.arrived
+        if took > self.latency_target_s:
+            if admission.arrived >= self._last_cut:  # it saw the last cut: the cut was not enough
+                self.limit = max(self.min_bytes, int(self.limit * self.latency_target_s / took))
+                self._last_cut = now
+        elif took < self.latency_target_s / 2:
+            self.limit = min(self.max_bytes, self.limit + admission.size)
 
     def describe(self) -> str:
         return (f"this replica is busy with {self.in_flight} bytes of votes "
-                f"(at most {self.max_bytes}); retry shortly")
+                f"(at most {self.limit} now); retry shortly")

@@ -5,7 +5,8 @@
 - 413 for a body over the limit, decided from Content-Length when given, and otherwise while
   reading, so a client cannot make the server buffer more than the limit;
 - 503 + Retry-After for a write that would take the replica past its write budget
-  (serve_app/admission.py), once its body is read and its size known.
+  (serve_app/admission.py), once its body is read and its size known; the budget learns from
+  the time each admitted write spent in the replica, from here to its answer.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class BodyLimits:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        # The write's time in the replica starts here: reading its body under load is part of it.
+        arrived = self.budget.clock() if self.budget is not None else 0.0
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not content_type:
@@ -89,7 +92,8 @@ class BodyLimits:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if self.budget is not None and not self.budget.admit(len(body)):
+        admission = self.budget.admit(len(body), arrived) if self.budget is not None else None
+        if self.budget is not None and admission is None:
             if self.on_reject is not None:
                 self.on_reject(503)
             await _send_problem(send, 503, self.budget.describe(),
@@ -107,8 +111,8 @@ class BodyLimits:
         try:
             await self.app(scope, replay, send)
         finally:
-            if self.budget is not None:
-                self.budget.release(len(body))
+            if self.budget is not None and admission is not None:
+                self.budget.release(admission)
 
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from serve_app.admission import DEFAULT_WRITE_BYTES_IN_FLIGHT
+from serve_app.admission import DEFAULT_WRITE_BYTES_IN_FLIGHT, DEFAULT_WRITE_LATENCY_TARGET_S
 
 ENV_PREFIX = "VOTES_"
 
@@ -54,6 +54,12 @@ class Settings(BaseModel):
         DEFAULT_WRITE_BYTES_IN_FLIGHT, ge=1024, le=1024**3,
         description="Bytes of write requests one ingress replica works on at once; past it "
         "a write is shed with 503 / RESOURCE_EXHAUSTED and Retry-After.",
+    )
+    write_latency_target_s: float = Field(
+        DEFAULT_WRITE_LATENCY_TARGET_S, gt=0, le=60,
+        description="Under overload an ingress replica sheds writes to keep the ones it admits "
+        "answered within about this many seconds: writes slower than this shrink its write "
+        "budget (at most write_bytes_in_flight_max), fast ones grow it back.",
     )
 
     @field_validator("kafka_bootstrap_servers")

@@ -1,4 +1,5 @@
-"""The producer's own logic that needs no broker: its config and recovery from a fatal error."""
+"""The producer's own logic that needs no broker: its config, recovery from a fatal error, and
+how a large batch shares the event loop."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ import asyncio
 
 from confluent_kafka import KafkaError
 
-from serve_app.producer import KafkaUnavailable, VoteProducer, _DeliveryReport, producer_config
+from serve_app.ingest import _accept_all
+from serve_app.producer import (
+    YIELD_EVERY_RECORDS,
+    KafkaUnavailable,
+    VoteProducer,
+    _DeliveryReport,
+    producer_config,
+)
 from serve_app.settings import Settings
+from serve_app.votes import Vote, VoteRecord, accept
 
 # Nothing listens here: these tests never reach a broker.
 SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=2.0)
@@ -63,3 +72,58 @@ def test_one_failed_record_fails_the_whole_call() -> None:
     timed_out = KafkaError(KafkaError._MSG_TIMED_OUT, "Message timed out")
     outcome = _report_outcome([None, timed_out, None], expected=3)
     assert outcome.startswith("failed:") and "timed out" in outcome
+
+
+def test_a_large_batch_hands_the_event_loop_back_while_it_is_produced() -> None:
+    """Health checks and other requests run between slices of a batch, not after all of it."""
+    producer = VoteProducer(Settings(kafka_bootstrap_servers="127.0.0.1:1",
+                                     kafka_delivery_timeout_s=0.5))
+    records = [accept(Vote(name="Band", album="A", year=2000, rank=1), "http") for _ in range(350)]
+    queued_seen: list[int] = []
+
+    async def run() -> None:
+        async def watch() -> None:
+            while True:
+                queued_seen.append(len(producer._producer))  # records waiting for the broker
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0)
+        try:
+            await producer.send(records)
+        except KafkaUnavailable:
+            pass  # no broker: the acks never come, which is not what this test is about
+        finally:
+            watcher.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:
+        producer.close(timeout_s=0.1)
+    # It ran at every slice boundary, not only before the first record and after the last.
+    assert {100, 200, 300} <= set(queued_seen), f"the loop ran at {sorted(set(queued_seen))} queued"
+
+
+def test_accepting_a_large_batch_hands_the_event_loop_back() -> None:
+    votes = [Vote(name="Band", album="A", year=2000, rank=1)] * 1000
+    ticks = 0
+
+    async def run() -> list[VoteRecord]:
+        nonlocal ticks
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)
+        ticks = 0
+        records = await _accept_all(votes, "grpc")
+        ticker.cancel()
+        return records
+
+    records = asyncio.run(run())
+    assert len({r.vote_id for r in records}) == 1000 and {r.source for r in records} == {"grpc"}
+    assert ticks == 1000 // YIELD_EVERY_RECORDS - 1  # once between every two slices
