@@ -227,6 +227,7 @@ class BatchPersister:
         return Consumer(consumer_config(self._settings) | {
             "error_cb": KafkaErrorLog("consumer"),
             "stats_cb": lambda stats: watch.update(stats, time.monotonic()),
+            "on_commit": self._on_commit,
         })
 
     def _subscribe(self) -> None:
@@ -358,14 +359,25 @@ class BatchPersister:
         if not next_offsets:
             return
         try:
+            # Asynchronous: a synchronous commit waits for the group coordinator with no time
+            # limit, and after a broker restart a consumer that had lost its coordinator waited
+            # there for good (the loop, and GroupWatch in it, never ran again). The outcome
+            # reaches _on_commit during a later consume(); a commit that fails or never lands
+            # only means redelivery, which the stores' guards make a no-op.
             self._consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                asynchronous=False,
+                asynchronous=True,
             )
         except KafkaException as exc:
             # The partition moved during the batch: its new owner gets the records again, and
             # the stores' guards make that a no-op. Nothing to undo here.
             log.warning("offset commit failed (records will be redelivered): %s", exc)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        failed = [p for p in partitions if p.error is not None]
+        if error is not None or failed:
+            reason = error.str() if error is not None else failed[0].error.str()
+            log.warning("offset commit failed (records will be redelivered): %s", reason)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.stats.assigned = sorted(set(self.stats.assigned) | {p.partition for p in partitions})
