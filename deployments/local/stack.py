@@ -70,9 +70,9 @@ STARTUP_TIMEOUT_S = {"redis": 30.0, "ferretdb": 30.0, "kafka": 90.0}
 STOP_TIMEOUT_S = 20.0
 # Ray starts its workers (the Serve replicas) at niceness 15, so that they never starve its own
 # raylet and GCS. Started at the default 0, Kafka, Redis and FerretDB would outrank every replica
-# 28 to 1 in CPU weight: under load FerretDB alone took 1.2 cores while the ingress replica,
-# at 15, answered batches 40 s late. On Kubernetes they run on their own pods; here they run at
-# the replicas' niceness, so that all of them share the cores as equals.
+# 28 to 1 in CPU weight (under an overload test, top showed FerretDB at 1.2 cores beside the
+# starved ingress replica). On Kubernetes they run on their own pods; here they run at the
+# replicas' niceness, so that all of them share the cores as equals.
 STACK_NICENESS = 15
 PORT_ENV = {
     "kafka": "VOTES_KAFKA_PORT / VOTES_KAFKA_CONTROLLER_PORT",
