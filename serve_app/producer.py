@@ -23,10 +23,10 @@ log = logging.getLogger("ray.serve").getChild(__name__)
 
 
 # A batch of 1000 takes tens of milliseconds of CPU to encode and produce (more on a busy
-# machine). Handing the event loop back every this many records keeps the replica's health
-# checks, the bodies of other requests and its 503s for shed ones from queueing behind it:
-# under overload a replica that blocked for a whole batch at a time was marked down by HAProxy
-# (health check timeouts) and answered its shed requests seconds late.
+# machine). Handing the event loop back every this many records lets the replica's health
+# checks, the bodies of other requests and its 503s for shed ones run between slices instead of
+# after whole batches: under overload, with whole batches at a time, shed requests got their 503
+# up to 8.7 s late. (HAProxy still marked a busy replica down in some overload runs.)
 YIELD_EVERY_RECORDS = 100
 
 
