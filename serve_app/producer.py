@@ -26,7 +26,7 @@ log = logging.getLogger("ray.serve").getChild(__name__)
 # machine). Handing the event loop back every this many records lets the replica's health
 # checks, the bodies of other requests and its 503s for shed ones run between slices instead of
 # after whole batches: under overload, with whole batches at a time, shed requests got their 503
-# up to 8.7 s late. (HAProxy still marked a busy replica down in some overload runs.)
+# up to 8.7 s late. (New connections are another matter: see RAY_USE_UVLOOP in config.yaml.)
 YIELD_EVERY_RECORDS = 100
 
 
