@@ -31,6 +31,13 @@ MAX_BODY_BYTES = 1024 * 1024
 # four-byte characters) is ~1.7 MB. See docs/security.md.
 GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A request rejected while its body is still arriving: read and discard up to this much of it
+# before answering. Closing a connection with unread data makes the kernel send a reset instead
+# of a FIN, and the reset can destroy the answer before the client (or HAProxy) has read it:
+# seen as "peer closed connection without sending complete message body" on 413s. A client far
+# beyond this gets its answer and, possibly, the reset (nginx's lingering close does the same);
+# Serve's request timeout bounds how long a slow one can keep us reading.
+DRAIN_MAX_BYTES = 4 * MAX_BODY_BYTES
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -62,9 +69,11 @@ class BodyLimits:
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not content_type:
+            await _drain(receive)
             await self._reject(send, 415, "Content-Type must be application/json (it is missing)")
             return
         if not is_json_media_type(content_type):
+            await _drain(receive)
             await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}")
             return
         declared = headers.get(b"content-length")
@@ -73,6 +82,8 @@ class BodyLimits:
                 await self._reject(send, 400, "Content-Length is not a number")
                 return
             if int(declared) > self.max_body_bytes:
+                if int(declared) <= DRAIN_MAX_BYTES:
+                    await _drain(receive)
                 await self._reject(send, 413, self._too_large())
                 return
 
@@ -86,6 +97,8 @@ class BodyLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
+                if message.get("more_body", False):
+                    await _drain(receive, already=size)
                 await self._reject(send, 413, self._too_large())
                 return
             chunks.append(chunk)
@@ -121,6 +134,18 @@ class BodyLimits:
         if self.on_reject is not None:
             self.on_reject(status)
         await _send_problem(send, status, detail)
+
+
+async def _drain(receive: Receive, already: int = 0) -> None:
+    """Read and discard the rest of a rejected request's body, up to DRAIN_MAX_BYTES in all."""
+    drained = already
+    while drained <= DRAIN_MAX_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _send_problem(

@@ -39,7 +39,12 @@ from starlette.testclient import TestClient
 
 from serve_app import ingest
 from serve_app.grpc_stubs import votes_pb2 as pb
-from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES, MAX_BODY_BYTES, BodyLimits
+from serve_app.http_limits import (
+    DRAIN_MAX_BYTES,
+    GRPC_MAX_MESSAGE_BYTES,
+    MAX_BODY_BYTES,
+    BodyLimits,
+)
 from serve_app.serve_env import SERVE_ENV
 from serve_app.settings import Settings, SettingsError, load_settings, redact_url
 from serve_app.votes import (
@@ -587,6 +592,51 @@ def test_the_grpc_message_limit_is_set_where_ray_starts() -> None:
 def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:
     status, _ = asyncio.run(through_limits([], 10 * 2**30))
     assert status == 413
+
+
+async def rejected_and_left_unread(chunks: list[bytes], content_type: str,
+                                   content_length: int | None) -> tuple[int, int]:
+    """(status, body messages BodyLimits left unread) for a request it rejects."""
+    headers = [(b"content-type", content_type.encode())]
+    if content_length is not None:
+        headers.append((b"content-length", str(content_length).encode()))
+    pending = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+               for i, chunk in enumerate(chunks)]
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("a rejected request must not reach the app")
+
+    await BodyLimits(app)({"type": "http", "method": "POST", "headers": headers}, receive, send)
+    return sent[0]["status"], len(pending)
+
+
+@pytest.mark.parametrize(("content_type", "declared", "status"), [
+    ("application/json", True, 413), ("application/json", False, 413), ("text/plain", True, 415)],
+    ids=["413-content-length", "413-chunked", "415"])
+def test_a_rejected_body_is_read_to_its_end_before_the_answer(
+    content_type: str, declared: bool, status: int
+) -> None:
+    """Closing a connection with unread data resets it, and the reset can destroy the answer
+    (seen through HAProxy: a 413 whose body never arrived). So the rest is read and dropped."""
+    chunks = [b"x" * 65536] * 20  # 1.25 MiB
+    size = sum(map(len, chunks))
+    got, unread = asyncio.run(rejected_and_left_unread(chunks, content_type, size if declared else None))
+    assert (got, unread) == (status, 0)
+
+
+def test_draining_a_rejected_body_is_bounded() -> None:
+    chunks = [b"x" * 2**20] * 10  # 10 MiB, past DRAIN_MAX_BYTES
+    got, unread = asyncio.run(rejected_and_left_unread(chunks, "application/json", None))
+    assert got == 413 and 0 < unread < len(chunks)
+    assert DRAIN_MAX_BYTES == 4 * MAX_BODY_BYTES
 
 
 # ---- 12. access: the shared-secret check ---------------------------------------------------------
