@@ -69,22 +69,23 @@ class BodyLimits:
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not content_type:
-            await _drain(receive)
-            await self._reject(send, 415, "Content-Type must be application/json (it is missing)")
+            await self._reject(send, 415, "Content-Type must be application/json (it is missing)",
+                               unread=receive)
             return
         if not is_json_media_type(content_type):
-            await _drain(receive)
-            await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}")
+            await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}",
+                               unread=receive)
             return
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 await self._reject(send, 400, "Content-Length is not a number")
                 return
-            if int(declared) > self.max_body_bytes:
-                if int(declared) <= DRAIN_MAX_BYTES:
-                    await _drain(receive)
-                await self._reject(send, 413, self._too_large())
+            declared_bytes = int(declared)
+            if declared_bytes > self.max_body_bytes:
+                # Past DRAIN_MAX_BYTES draining would only delay the reset: answer at once.
+                await self._reject(send, 413, self._too_large(),
+                                   unread=receive if declared_bytes <= DRAIN_MAX_BYTES else None)
                 return
 
         # Read the whole (bounded) body here, then replay it to the app in one message.
@@ -97,9 +98,9 @@ class BodyLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                if message.get("more_body", False):
-                    await _drain(receive, already=size)
-                await self._reject(send, 413, self._too_large())
+                await self._reject(send, 413, self._too_large(),
+                                   unread=receive if message.get("more_body", False) else None,
+                                   already=size)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -130,7 +131,12 @@ class BodyLimits:
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
 
-    async def _reject(self, send: Send, status: int, detail: str) -> None:
+    async def _reject(self, send: Send, status: int, detail: str,
+                      unread: Receive | None = None, already: int = 0) -> None:
+        """Answer `status`; first read and drop the rest of the body from `unread`, if given
+        (`already` bytes of it were read), so closing the connection does not reset it."""
+        if unread is not None:
+            await _drain(unread, already)
         if self.on_reject is not None:
             self.on_reject(status)
         await _send_problem(send, status, detail)

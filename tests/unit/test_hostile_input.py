@@ -544,8 +544,9 @@ def test_the_live_page_never_renders_data_as_html() -> None:
 # ---- 11. body limits (the middleware alone) ----------------------------------------------------
 
 async def through_limits(chunks: list[bytes], content_length: int | None,
-                         content_type: str = "application/json") -> tuple[int, bytes]:
-    """Run BodyLimits over a request sent in `chunks`; the app echoes the size it received."""
+                         content_type: str = "application/json") -> tuple[int, bytes, int]:
+    """Run BodyLimits over a request sent in `chunks`; the app echoes the size it received.
+    Returns the status, the answer's body and how many body messages were left unread."""
     async def app(scope: Any, receive: Any, send: Any) -> None:
         message = await receive()
         size = str(len(message["body"])).encode()
@@ -567,14 +568,14 @@ async def through_limits(chunks: list[bytes], content_length: int | None,
         sent.append(message)
 
     await BodyLimits(app)({"type": "http", "method": "POST", "headers": headers}, receive, send)
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]), len(pending)
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
 def test_exactly_1_mib_passes_and_one_byte_more_is_413(declared: bool) -> None:
     for size, status in ((MAX_BODY_BYTES, 200), (MAX_BODY_BYTES + 1, 413)):
         chunks = [b"x" * 65536] * (size // 65536) + [b"x" * (size % 65536)]
-        got, body = asyncio.run(through_limits(chunks, size if declared else None))
+        got, body, _ = asyncio.run(through_limits(chunks, size if declared else None))
         assert got == status
         if status == 200:
             assert body == str(MAX_BODY_BYTES).encode()
@@ -590,32 +591,8 @@ def test_the_grpc_message_limit_is_set_where_ray_starts() -> None:
 
 
 def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:
-    status, _ = asyncio.run(through_limits([], 10 * 2**30))
+    status, _, _ = asyncio.run(through_limits([], 10 * 2**30))
     assert status == 413
-
-
-async def rejected_and_left_unread(chunks: list[bytes], content_type: str,
-                                   content_length: int | None) -> tuple[int, int]:
-    """(status, body messages BodyLimits left unread) for a request it rejects."""
-    headers = [(b"content-type", content_type.encode())]
-    if content_length is not None:
-        headers.append((b"content-length", str(content_length).encode()))
-    pending = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-               for i, chunk in enumerate(chunks)]
-
-    async def receive() -> dict[str, Any]:
-        return pending.pop(0) if pending else {"type": "http.disconnect"}
-
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        raise AssertionError("a rejected request must not reach the app")
-
-    await BodyLimits(app)({"type": "http", "method": "POST", "headers": headers}, receive, send)
-    return sent[0]["status"], len(pending)
 
 
 @pytest.mark.parametrize(("content_type", "declared", "status"), [
@@ -628,13 +605,13 @@ def test_a_rejected_body_is_read_to_its_end_before_the_answer(
     (seen through HAProxy: a 413 whose body never arrived). So the rest is read and dropped."""
     chunks = [b"x" * 65536] * 20  # 1.25 MiB
     size = sum(map(len, chunks))
-    got, unread = asyncio.run(rejected_and_left_unread(chunks, content_type, size if declared else None))
+    got, _, unread = asyncio.run(through_limits(chunks, size if declared else None, content_type))
     assert (got, unread) == (status, 0)
 
 
 def test_draining_a_rejected_body_is_bounded() -> None:
     chunks = [b"x" * 2**20] * 10  # 10 MiB, past DRAIN_MAX_BYTES
-    got, unread = asyncio.run(rejected_and_left_unread(chunks, "application/json", None))
+    got, _, unread = asyncio.run(through_limits(chunks, None))
     assert got == 413 and 0 < unread < len(chunks)
     assert DRAIN_MAX_BYTES == 4 * MAX_BODY_BYTES
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+
+import pytest
+from confluent_kafka import KafkaError, TopicPartition
 
 from serve_app.persister import BatchPersister
 from serve_app.settings import Settings
@@ -29,6 +33,13 @@ class FakeMessage:
         return self.offset_no
 
 
+@dataclass
+class FakePartition:
+    """What _on_commit reads of a committed partition."""
+
+    error: KafkaError | None
+
+
 def test_a_commit_returns_at_once_when_no_coordinator_answers() -> None:
     # Nothing listens on port 1: like a consumer that lost its coordinator after a broker restart.
     # A synchronous commit waited there for good (checked by hand: still blocked after 20 s), and
@@ -41,6 +52,23 @@ def test_a_commit_returns_at_once_when_no_coordinator_answers() -> None:
         committed.set()
 
     worker = threading.Thread(target=commit, daemon=True)
-    worker.start()
-    assert committed.wait(timeout=5), "the commit blocked the consume loop"
-    persister._on_commit(None, [])  # a successful commit report is silent
+    try:
+        worker.start()
+        assert committed.wait(timeout=5), "the commit blocked the consume loop"
+    finally:
+        persister._consumer.close()
+
+
+def test_the_outcome_of_a_commit_is_logged_only_when_it_failed(caplog: pytest.LogCaptureFixture) -> None:
+    persister = BatchPersister(Settings(kafka_bootstrap_servers="127.0.0.1:1"))
+    try:
+        caplog.set_level(logging.WARNING, logger="ray.serve")
+        persister._on_commit(None, [TopicPartition("votes", 0, 42)])
+        assert not caplog.records
+        # A TopicPartition's error is read-only: a stand-in carries one.
+        failed = FakePartition(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
+        persister._on_commit(None, [TopicPartition("votes", 0, 42), failed])  # type: ignore[list-item]
+        assert [r.getMessage() for r in caplog.records] == [
+            f"offset commit failed (records will be redelivered): {failed.error.str()}"]
+    finally:
+        persister._consumer.close()
