@@ -6,11 +6,14 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK := $(PY) deployments/local/stack.py
+# The Ray token of `make run`'s cluster lives with the stack, never in ~/.ray.
+RAY_TOKEN := $(or $(VOTES_STACK_DIR),.stack)/ray/auth_token
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv stubs stack-up stack-down stack-status stack-clean run test test-unit lock \
-	manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench
+.PHONY: help venv install lint stubs stack-up stack-down stack-status stack-clean run test test-unit \
+	lock manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench \
+	fresh-clone-test
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +28,13 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $@
 
 venv: $(STAMP) ## create .venv with the locked dependencies
+
+install: $(STAMP) ## download and build everything `make test` needs (the only step that needs the network)
+	$(STACK) install
+	@scripts/install-chromium.sh
+
+lint: $(STAMP) ## ruff: the rules in pyproject.toml, a complexity bound included
+	$(VENV)/bin/ruff check .
 
 lock: ## re-resolve requirements.lock from pyproject.toml
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
@@ -55,13 +65,12 @@ stack-clean: $(STAMP) ## stop the local stack and delete its data and logs
 
 run: stack-up ## the main job: local stack + `serve run config.yaml` (HTTP :8000, gRPC :9000)
 	@echo "run: HTTP http://127.0.0.1:8000  gRPC 127.0.0.1:9000  Ray dashboard http://127.0.0.1:8265"
-	$(PY) -m serve_app.serve_env $(VENV)/bin/serve run config.yaml
+	$(PY) -m serve_app.serve_env --ray-token-file $(RAY_TOKEN) $(VENV)/bin/serve run config.yaml
 
 test-unit: $(STAMP) ## the unit tests alone (no services needed)
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
-test: stack-up ## the whole suite against the real local stack (chaos in its short mode)
-	@scripts/install-chromium.sh
+test: install stack-up ## the whole suite against the real local stack (chaos in its short mode)
 	@rm -f test-artifacts/chaos-report.jsonl
 	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
 
@@ -81,3 +90,6 @@ chaos: stack-up ## the fault matrix, long and repeated; writes test-artifacts/ch
 	@rm -f test-artifacts/chaos-report.jsonl
 	VOTES_CHAOS_FULL=1 $(PY) -m pytest tests/chaos -q -ra $(PYTEST_ARGS); status=$$?; \
 	$(PY) -m tests.chaos.report; exit $$status
+
+fresh-clone-test: ## clone main with an empty HOME (own network namespace as root) and run make test there
+	scripts/fresh-clone-test.sh $(FRESH_ARGS)

@@ -25,7 +25,7 @@ import httpx
 import yaml
 
 from bench.common import PY, ROOT, TMP, Proc, log, port_open, wait_for
-from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV, private_instance
+from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV, private_instance, ray_token_env
 
 # Ray Serve 2.60 switches, by name. Each mode is what an operator would set on the RayService.
 MODES: dict[str, dict[str, str]] = {
@@ -115,6 +115,7 @@ class ServeInstance:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "VOTES_"))}
         self.env_applied = MODES[self.mode] | self.extra_env
         env |= isolation_env(self.haproxy_dir) | self.env_applied
+        env |= ray_token_env(self.workdir / "auth_token")  # never ~/.ray's
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         # As `make run` does: Serve's gRPC proxy reads it (a batch of 1000 votes must fit).
         env.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"])

@@ -4,15 +4,23 @@ Ray Serve reads these switches from the environment of its controller, proxies a
 from config.yaml, so they must be set where Ray starts: `make run` (through `main` below), the test
 session (tests/conftest.py) and the RayService's head and worker containers (serve_app.manifests).
 
-    .venv/bin/python -m serve_app.serve_env serve run config.yaml   # what `make run` does
+    # what `make run` does:
+    .venv/bin/python -m serve_app.serve_env --ray-token-file .stack/ray/auth_token serve run config.yaml
 
 A variable already set in the caller's environment wins, so `RAY_SERVE_ENABLE_HA_PROXY=0 make run`
 goes back to Serve's Python proxy. Numbers: docs/performance.md, section 4.
+
+Every Ray cluster the project starts gets its auth token from a file the project owns
+(`ray_token_env`), never from Ray's default `~/.ray/auth_token`: `ray.init()` writes that file
+into the home folder on first use and `ray start` fails without it, so a fresh machine behaved
+differently from one where Ray had run before.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -41,6 +49,28 @@ def apply(environ: MutableMapping[str, str], defaults: Mapping[str, str] = SERVE
     """Add our settings to environ, keeping any value the caller already set."""
     for name, value in defaults.items():
         environ.setdefault(name, value)
+
+
+def ray_token_env(token_file: Path) -> dict[str, str]:
+    """Token auth for a Ray cluster we start, its token in token_file (created if missing).
+
+    Ray 2.60 turns token auth on for new local clusters; RAY_AUTH_TOKEN_PATH points every Ray
+    process and driver of ours at this file instead of ~/.ray/auth_token.
+    """
+    if not token_file.exists():
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 from the start: the token lets its holder run code on the cluster.
+        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(secrets.token_hex(32))  # what `ray get-auth-token --generate` writes
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file.resolve())}
+
+
+def auth_settings(environ: Mapping[str, str], token_file: Path) -> dict[str, str]:
+    """ray_token_env(token_file), unless the caller chose Ray's auth already (mode or token)."""
+    if any(name in environ for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")):
+        return {}
+    return ray_token_env(token_file)
 
 
 # Ports a private instance takes from its block (see private_instance).
@@ -74,14 +104,36 @@ def private_instance(state_dir: Path, first_port: int) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        print("usage: python -m serve_app.serve_env COMMAND [ARG ...]", file=sys.stderr)
+    parser = argparse.ArgumentParser(
+        prog="python -m serve_app.serve_env",
+        description="Run COMMAND with the Serve environment (and a Ray token file of our own).",
+    )
+    parser.add_argument("--ray-token-file", type=Path,
+                        help="Ray's auth token: read from this file, created there if missing "
+                             "(default: Ray's own, ~/.ray/auth_token)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="COMMAND [ARG ...]")
+    options = parser.parse_args(argv)
+    if not options.command:
+        parser.print_usage(sys.stderr)
+        print("serve_env: error: COMMAND is missing", file=sys.stderr)
         return 2
-    program = shutil.which(argv[0]) or argv[0]
+    program = shutil.which(options.command[0]) or options.command[0]
     environ = dict(os.environ)
     apply(environ)
     effective = [f"{name}={environ[name]}" for name in SERVE_ENV]
     print(f"serve_env: {' '.join(effective)}", file=sys.stderr)
+    if options.ray_token_file is not None:
+        try:
+            auth = auth_settings(environ, options.ray_token_file)
+        except OSError as exc:
+            print(f"serve_env: cannot create the Ray token file {options.ray_token_file}: "
+                  f"{exc.strerror}", file=sys.stderr)
+            return 1
+        environ |= auth
+        if auth:
+            print(f"serve_env: Ray token in {options.ray_token_file} (the Ray dashboard asks "
+                  "for it)", file=sys.stderr)
+    argv = options.command
     try:
         os.execve(program, argv, environ)
     except OSError as exc:

@@ -192,7 +192,8 @@ def pipeline(
     # HAProxy files and direct-ingress ports apart from any `make run` on the same machine.
     haproxy_dir = Path(tempfile.mkdtemp(prefix="votes-test-", dir="/tmp"))
     private = serve_env.private_instance(haproxy_dir, TEST_SERVE_PORTS)
-    serve_env.apply(os.environ, serve_env.SERVE_ENV | private)
+    auth = serve_env.auth_settings(os.environ, haproxy_dir / "auth_token")
+    serve_env.apply(os.environ, serve_env.SERVE_ENV | private | auth)
     ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
     # What `serve run config.yaml` does (ray/serve/scripts.py), minus the CLI.
     client = serve_private_api.serve_start(

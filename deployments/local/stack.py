@@ -224,6 +224,23 @@ class Stack:
     def ferretdb_state_dir(self) -> Path:
         return self.root / "state" / "ferretdb"
 
+    @property
+    def cache_dir(self) -> Path:
+        """Go's and Maven's caches: under the stack, never in the home folder."""
+        return self.root / "cache"
+
+    def _go_env(self) -> dict[str, str]:
+        cache = self.cache_dir
+        return {
+            **os.environ,
+            "GOWORK": "off",
+            "GOFLAGS": "-mod=readonly -modcacherw",  # -modcacherw: `rm -rf .stack` works
+            "GOPATH": str(cache / "go"),
+            "GOMODCACHE": str(cache / "go" / "pkg" / "mod"),
+            "GOCACHE": str(cache / "go-build"),
+            "GOTOOLCHAIN": "local",  # build with the Go that is installed, never download one
+        }
+
     # ----- public API
 
     def up(self) -> None:
@@ -238,6 +255,13 @@ class Stack:
                 f"{cfg.kafka_dlq_topic}), redis 127.0.0.1:{cfg.redis_port}, "
                 f"mongodb 127.0.0.1:{cfg.mongo_port}"
             )
+
+    def install(self) -> None:
+        """Install every part that is missing, start nothing (what needs the network, done once)."""
+        with self._locked():
+            for part in PARTS:
+                self._install(part)
+            self._say(f"install: kafka, redis and ferretdb are installed under {self.root}")
 
     def down(self) -> None:
         """Stop the processes this stack started (pid files under run/); data is kept."""
@@ -615,6 +639,7 @@ class Stack:
         _run(
             [
                 _which("mvn", "kafka"), "-q", "-B", "-f", str(KAFKA_POM),
+                f"-Dmaven.repo.local={self.cache_dir / 'm2'}",
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={partial}", "-DincludeScope=runtime",
             ],
@@ -658,7 +683,7 @@ class Stack:
         # `go install module@version` builds a binary that panics at start: the module zip lacks
         # the generated build/version/version.txt. So build from a writable copy of the module
         # source with that file added (-overlay cannot replace files inside GOMODCACHE).
-        env = {**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=readonly"}
+        env = self._go_env()
         listing = _run(
             [go, "mod", "download", "-json", f"{FERRETDB_MODULE}@{FERRETDB_VERSION}"],
             "ferretdb",
@@ -902,6 +927,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Local dev stack: Kafka (KRaft), Redis and FerretDB under .stack/.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("install", help="install what is missing (needs the network), start nothing")
     commands.add_parser("up", help="install what is missing, start everything, wait until healthy")
     commands.add_parser("down", help="stop everything this stack started (data kept)")
     commands.add_parser("status", help="one line per part; exit 0 if all healthy, 3 otherwise")
@@ -916,7 +942,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         stack = Stack()
-        if args.command == "up":
+        if args.command == "install":
+            stack.install()
+        elif args.command == "up":
             stack.up()
         elif args.command == "down":
             stack.down()

@@ -42,9 +42,6 @@ CLIENT_ENV = {
     # Keep every address on 127.0.0.1: with this off, Ray uses loopback as the node IP instead
     # of the machine's outward address (the fake nodes are all on this machine anyway).
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    # Ray 2.60 turns token auth on for a new local cluster (token in ~/.ray/auth_token); a
-    # driver that connects to an existing one must be told to send it.
-    "RAY_AUTH_MODE": "token",
 }
 
 
@@ -139,6 +136,14 @@ class FakeCluster:
     def log_path(self) -> Path:
         return self.temp_dir / "ray-start.log"
 
+    @property
+    def token_file(self) -> Path:
+        return self.temp_dir / "auth_token"
+
+    def client_env(self) -> dict[str, str]:
+        """What a driver connecting to this cluster needs in os.environ before `import ray`."""
+        return CLIENT_ENV | serve_env.ray_token_env(self.token_file)
+
     def start(self, timeout_s: float = 120, attempts: int = 3) -> None:
         """Start the head (and its autoscaler); a head that times out is retried.
 
@@ -182,8 +187,9 @@ class FakeCluster:
                    if self.log_path.exists() else 0)
         # Serve's own proxy, not serve_app.serve_env's HAProxy mode (which a test session may have
         # put in os.environ): every fake node would start an HAProxy on the same machine's ports.
-        inherited = {k: v for k, v in os.environ.items() if k not in serve_env.SERVE_ENV}
-        env = inherited | CLIENT_ENV | {
+        inherited = {k: v for k, v in os.environ.items()
+                     if k not in serve_env.SERVE_ENV and not k.startswith("RAY_AUTH_")}
+        env = inherited | self.client_env() | {
             "RAY_FAKE_CLUSTER": "1",
             "AUTOSCALER_UPDATE_INTERVAL_S": "1",  # autoscaler loop every 1 s instead of 5 s
             "RAY_USAGE_STATS_ENABLED": "0",

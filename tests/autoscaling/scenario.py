@@ -367,6 +367,8 @@ class Scenario:
                  f"{self.names.mongo_database}, topic {self.names.topic}")
 
     def _deploy(self) -> None:
+        # The cluster's token, not one a test session or ~/.ray may hold; read by `ray.init`.
+        os.environ.update(self.cluster.client_env())
         import ray
         from ray import serve
         from ray.serve._private import api as serve_private_api

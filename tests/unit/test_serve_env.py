@@ -45,7 +45,7 @@ def test_a_private_instance_keeps_to_its_port_block_and_folder(tmp_path: Path) -
 
 def test_make_run_and_the_rayservice_use_the_list() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "-m serve_app.serve_env $(VENV)/bin/serve run config.yaml" in makefile
+    assert "-m serve_app.serve_env --ray-token-file $(RAY_TOKEN) $(VENV)/bin/serve run config.yaml" in makefile
     manifest = list(yaml.safe_load_all((ROOT / "kuberay/rayservice.yaml").read_text()))
     (service,) = [doc for doc in manifest if doc and doc.get("kind") == "RayService"]
     cluster = service["spec"]["rayClusterConfig"]
@@ -74,3 +74,36 @@ def test_the_wrapper_names_a_command_it_cannot_run() -> None:
         capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
     )
     assert result.returncode == 127 and "cannot run '/nonexistent/serve'" in result.stderr
+
+
+def test_a_token_file_of_our_own_is_made_once_and_kept_private(tmp_path: Path) -> None:
+    token_file = tmp_path / "ray" / "auth_token"
+    env = serve_env.ray_token_env(token_file)
+    assert env == {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    token = token_file.read_text()
+    assert len(token) == 64 and int(token, 16) >= 0
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    serve_env.ray_token_env(token_file)
+    assert token_file.read_text() == token  # a second cluster shares it, never replaces it
+
+
+def test_an_auth_choice_the_caller_made_wins(tmp_path: Path) -> None:
+    for chosen in ({"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_TOKEN": "t"},
+                   {"RAY_AUTH_TOKEN_PATH": "/elsewhere"}):
+        assert serve_env.auth_settings(chosen, tmp_path / "auth_token") == {}
+    assert not (tmp_path / "auth_token").exists()
+    assert serve_env.auth_settings({}, tmp_path / "auth_token")["RAY_AUTH_MODE"] == "token"
+
+
+def test_the_wrapper_gives_the_command_the_token_file(tmp_path: Path) -> None:
+    probe = "import os; print(os.environ['RAY_AUTH_MODE'], os.environ['RAY_AUTH_TOKEN_PATH'])"
+    token_file = tmp_path / "auth_token"
+    result = subprocess.run(
+        [sys.executable, "-m", "serve_app.serve_env", "--ray-token-file", str(token_file),
+         sys.executable, "-c", probe],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env={"PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["token", str(token_file)]
+    assert f"Ray token in {token_file}" in result.stderr
