@@ -7,6 +7,7 @@ consumer group, Redis database 1, and its own MongoDB database.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -130,10 +131,9 @@ def topics(stack: Any, names: Names) -> Iterator[None]:
         future.result(timeout=30)
     yield
     for future in admin.delete_topics([names.topic, names.dlq_topic]).values():
-        try:
+        # Best-effort clean-up: the broker may be restarting.
+        with contextlib.suppress(Exception):
             future.result(timeout=30)
-        except Exception:  # noqa: BLE001 - best-effort clean-up; the broker may be restarting
-            pass
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def generate(out_dir: Path) -> None:
 # through add_VoteServiceServicer_to_server, and a plain grpc server accepts any object with the
 # methods. Leaving it out keeps placeholder code out of the package.
 SERVICER_BASE = re.compile(
-    r"\nclass VoteServiceServicer:\n.*?(?=\n\ndef add_VoteServiceServicer_to_server)", re.S
+    r"\nclass VoteServiceServicer:\n.*?(?=\n\ndef add_VoteServiceServicer_to_server)", re.DOTALL
 )
 SERVICER_NOTE = (
     "\n# VoteServiceServicer, protoc's base class answering UNIMPLEMENTED, is left out on purpose:"

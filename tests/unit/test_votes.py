@@ -149,10 +149,11 @@ def test_kafka_record_shape_and_round_trip() -> None:
         (b"{not json", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"vote_id": "a"}', "invalid vote record: name: Field required"),
-        (b'{"vote_id":"a","name":"n","album":"a","year":1800,"rank":1,'
-         b'"received_at":"2026-01-01T00:00:00Z","source":"http"}', "year: Input should be greater"),
-        (b'{"vote_id":"a","name":"n","album":"a","year":1999,"rank":1,'
-         b'"received_at":"2026-01-01T00:00:00Z","source":"carrier-pigeon"}', "source: Input should be"),
+        ((b'{"vote_id":"a","name":"n","album":"a","year":1800,"rank":1,'
+          b'"received_at":"2026-01-01T00:00:00Z","source":"http"}'), "year: Input should be greater"),
+        ((b'{"vote_id":"a","name":"n","album":"a","year":1999,"rank":1,'
+          b'"received_at":"2026-01-01T00:00:00Z","source":"carrier-pigeon"}'),
+         "source: Input should be"),
     ],
 )
 def test_decode_rejects_poison_with_a_reason(value: bytes | None, reason: str) -> None:
