@@ -5,7 +5,7 @@
 
 - Built-in kinds: `kubernetes_validate` (Kubernetes 1.33 schemas, strict: unknown fields fail).
   A built-in kind without a schema is a failure, never a skip.
-- KubeRay and Strimzi custom resources: the upstream CRDs in ../shared/k8s-schemas (see its
+- KubeRay and Strimzi custom resources: the upstream CRDs vendored in tests/k8s_schemas (see its
   README), made strict the way that README says: `nullable` widened to null, fields that are
   required but defaulted by the API server dropped from `required`, and `additionalProperties:
   false` on every object with `properties` (except x-kubernetes-preserve-unknown-fields), so a
@@ -37,10 +37,9 @@ from kubernetes_validate.utils import SchemaNotFoundError
 from serve_app import manifests
 
 KUBERNETES_VERSION = "1.33"
+# The vendored upstream CRDs; VOTES_K8S_SCHEMAS points elsewhere to try other versions.
 SCHEMAS_DIR = Path(
-    os.environ.get(
-        "VOTES_K8S_SCHEMAS", Path(__file__).resolve().parents[1].parent / "shared" / "k8s-schemas"
-    )
+    os.environ.get("VOTES_K8S_SCHEMAS", Path(__file__).resolve().parent / "k8s_schemas")
 )
 # (group, kind) -> CRD file under SCHEMAS_DIR
 CRD_FILES = {

@@ -1,4 +1,4 @@
-"""Hostile input and access, without services (issue 4, items 8, 10-13).
+"""Hostile input and access, without services.
 
 - Property tests: the vote model and its three decoders (HTTP JSON body, Kafka record bytes, gRPC
   message) turn any input into a valid vote or a clear error (a pydantic ValidationError with
@@ -72,7 +72,7 @@ PROPERTY = settings(max_examples=200, deadline=None,
 GOOD = {"name": "Malacates Trebol Shop", "album": "Pan", "year": 2012, "rank": 1}
 
 
-# ---- an independent statement of what a valid vote is (contract.md, "A vote") --------------------
+# ---- an independent statement of what a valid vote is (docs/contract.md, "A vote") ---------------
 
 def text_ok(value: Any) -> bool:
     if not isinstance(value, str):
@@ -179,7 +179,7 @@ valid_votes = st.fixed_dictionaries(
 any_vote = st.one_of(vote_like, valid_votes, valid_votes)
 
 
-# ---- 8. the vote model ------------------------------------------------------------------------
+# ---- the vote model ------------------------------------------------------------------------------
 
 @PROPERTY
 @given(data=st.one_of(any_vote, json_values))
@@ -227,7 +227,7 @@ def test_201_characters_are_rejected(text: str) -> None:
     assert "at most 200 characters" in describe_errors(info.value)
 
 
-# ---- 8. the HTTP decoder: the real routes, in-process -------------------------------------------
+# ---- the HTTP decoder: the real routes, in-process -----------------------------------------------
 
 class FakeProducer:
     def __init__(self) -> None:
@@ -344,7 +344,7 @@ def test_http_422_lists_every_invalid_vote_and_stays_small(http: tuple[TestClien
     assert response.json()["detail"][-1]["msg"].endswith("more errors not listed")
 
 
-# ---- 8. the Kafka record decoder -------------------------------------------------------------------
+# ---- the Kafka record decoder --------------------------------------------------------------------
 
 def record_dict(**overrides: Any) -> dict[str, Any]:
     return {"vote_id": "v-1", "name": "Alux Nahual", "album": "Alux", "year": 1983, "rank": 7,
@@ -397,7 +397,7 @@ def test_every_accepted_vote_survives_the_kafka_round_trip(vote: dict[str, Any],
     assert check_record(encode_record(record).value) == record
 
 
-# ---- 8. the gRPC decoder: the real CastBatch/Cast methods with a fake context -----------------
+# ---- the gRPC decoder: the real CastBatch/Cast methods with a fake context -----------------------
 
 class FakeContext:
     def __init__(self, metadata: dict[str, str] | None = None) -> None:
@@ -498,7 +498,7 @@ def test_grpc_batch_over_the_limit_is_rejected_before_per_vote_work() -> None:
     assert context.details == "votes: at most 1000 votes per batch, got 2000000"
 
 
-# ---- 10. hostile strings stay verbatim or are rejected with a reason --------------------------
+# ---- hostile strings stay verbatim or are rejected with a reason ---------------------------------
 
 @pytest.mark.parametrize("text", HOSTILE_TEXT)
 def test_hostile_looking_text_is_kept_verbatim(text: str) -> None:
@@ -541,7 +541,7 @@ def test_the_live_page_never_renders_data_as_html() -> None:
     assert "textContent" in page
 
 
-# ---- 11. body limits (the middleware alone) ----------------------------------------------------
+# ---- body limits (the middleware alone) ----------------------------------------------------------
 
 async def through_limits(chunks: list[bytes], content_length: int | None,
                          content_type: str = "application/json") -> tuple[int, bytes, int]:
@@ -616,7 +616,7 @@ def test_draining_a_rejected_body_is_bounded() -> None:
     assert DRAIN_MAX_BYTES == 4 * MAX_BODY_BYTES
 
 
-# ---- 12. access: the shared-secret check ---------------------------------------------------------
+# ---- access: the shared-secret check -------------------------------------------------------------
 
 TOKEN = "tok-" + uuid.uuid4().hex
 
@@ -687,7 +687,7 @@ def test_the_token_comes_from_the_environment_and_empty_means_off() -> None:
     assert load_settings({}, {}).write_token is None
 
 
-# ---- 13. credentials: not in settings output, logs, errors or the repository ---------------------
+# ---- credentials: not in settings output, logs, errors or the repository -------------------------
 
 def secret_settings(password: str, **overrides: Any) -> Settings:
     return Settings(
@@ -816,8 +816,11 @@ ALWAYS_FORBIDDEN = {
 }
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:([^\s/@'\"]+)@", re.IGNORECASE)
 # KEY=value / key: value in config-like files; key = "literal" in code.
+# Blanks only (not newlines) around the separator: a key whose value is on the next lines is a
+# mapping, e.g. `password:` in an upstream CRD schema, not a credential.
 CONFIG_SECRET = re.compile(
-    r"(?im)^\s*[\w.-]*(password|passwd|secret|token|api[_-]?key)\s*[:=]\s*[\"']?([^\s\"'#]*)")
+    r"(?im)^[ \t]*[\w.-]*(password|passwd|secret|token|api[_-]?key)"
+    r"[ \t]*[:=][ \t]*[\"']?([^\s\"'#]*)")
 CODE_SECRET = re.compile(
     r"(?i)\b\w*(password|passwd|token|api_?key)\s*[:=]\s*[rb]?[\"']([^\"']{8,})[\"']")
 CONFIG_SUFFIXES = {".env", ".example", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf",

@@ -2,7 +2,7 @@
 
 Offline and fast: no cluster, no kubectl. The kustomize layouts are rendered by
 serve_app.manifests (a strict subset of kustomize), built-in kinds are validated with
-kubernetes-validate, KubeRay/Strimzi resources with the upstream CRDs in ../shared/k8s-schemas.
+kubernetes-validate, KubeRay/Strimzi resources with the upstream CRDs vendored in tests/k8s_schemas.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tests import k8s_validation as kv
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deployments" / "k8s"
 KUBERAY = ROOT / "kuberay"
-SCHEMAS = Path(__file__).parents[2].parent / "shared" / "k8s-schemas"
+SCHEMAS = ROOT / "tests" / "k8s_schemas"
 LAYOUTS = {"deployments/k8s": K8S, "deployments/k8s/optional": K8S / "optional", "kuberay": KUBERAY}
 PLACEHOLDER = "change-me"
 
@@ -112,9 +112,7 @@ def test_manifests_check_cli_exits_0_when_current() -> None:
 
 def test_crd_schemas_are_present() -> None:
     """Fail, never skip, without the CRD copies the CR checks depend on."""
-    assert SCHEMAS.is_dir(), (
-        f"{SCHEMAS} missing: copy the upstream CRDs there (see the brief/README)"
-    )
+    assert SCHEMAS.is_dir(), f"{SCHEMAS} missing: the vendored upstream CRDs (see its README.md)"
     assert kv.SCHEMAS_DIR.resolve() == SCHEMAS.resolve() or "VOTES_K8S_SCHEMAS" in os.environ
     for relative in kv.CRD_FILES.values():
         assert (kv.SCHEMAS_DIR / relative).is_file(), f"{kv.SCHEMAS_DIR / relative} missing"
