@@ -39,7 +39,7 @@ PLACEHOLDER = "change-me"
 
 OPERATOR_HINTS = {
     "ray.io": (
-        "install the KubeRay operator (1.6 or later):\n"
+        "install the KubeRay operator (1.6.2 or later):\n"
         "      helm repo add kuberay https://ray-project.github.io/kuberay-helm/\n"
         "      helm install kuberay-operator kuberay/kuberay-operator --version 1.7.0 "
         "--namespace kuberay-system --create-namespace"
