@@ -378,64 +378,79 @@ def _render(directory: Path, example_env_fallback: bool) -> Rendered:
 
     out = Rendered(docs=[])
     for entry in spec.get("resources") or []:
-        if "://" in entry or entry.startswith(("github.com/", "git@")):
-            raise KustomizeError(f"{path}: remote resource {entry!r} is not supported")
-        target = (directory / entry).resolve()
-        if target.is_dir():
-            sub = _render(target, example_env_fallback)
-            out.docs += sub.docs
-            out.notes += sub.notes
-            out.example_env_files += sub.example_env_files
-        elif target.is_file():
-            if not target.is_relative_to(directory):
-                # kustomize's default load restrictor: files only from inside the root; a
-                # directory outside is fine (it is loaded as a kustomization of its own).
-                raise KustomizeError(
-                    f"{path}: {entry!r} is a file outside {directory}; kustomize refuses it "
-                    "(reference its directory, with a kustomization.yaml, instead)"
-                )
-            out.docs += [doc for doc in yaml.safe_load_all(target.read_text()) if doc]
-        else:
-            raise KustomizeError(f"{path}: resource {entry!r} not found")
+        _render_resource(path, directory, entry, example_env_fallback, out)
 
     generators = [("ConfigMap", g) for g in spec.get("configMapGenerator") or []]
     generators += [("Secret", g) for g in spec.get("secretGenerator") or []]
     if generators:
-        options = spec.get("generatorOptions") or {}
-        if (
-            set(options) != {"disableNameSuffixHash"}
-            or options["disableNameSuffixHash"] is not True
-        ):
-            # Name hashes would need kustomize's name-reference rewriting, which is not implemented.
-            raise KustomizeError(
-                f"{path}: generators need `generatorOptions: {{disableNameSuffixHash: true}}`"
-            )
+        _check_generator_options(path, spec.get("generatorOptions") or {})
     for kind, generator in generators:
         out.docs.append(_generate(path, directory, kind, generator, example_env_fallback, out))
 
     for entry in spec.get("labels") or []:
-        extra = set(entry) - {"pairs", "includeSelectors", "includeTemplates"}
-        if extra or entry.get("includeSelectors") or entry.get("includeTemplates"):
-            raise KustomizeError(
-                f"{path}: only `labels: [{{pairs: ...}}]` on metadata is supported, not {entry}"
-            )
-        for doc in out.docs:
-            doc.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
-
+        _add_labels(path, entry, out.docs)
     for image in spec.get("images") or []:
-        extra = set(image) - {"name", "newName", "newTag", "digest"}
-        if extra:
-            raise KustomizeError(f"{path}: unsupported image fields {sorted(extra)}")
-        reference = image.get("newName", image["name"])
-        if image.get("digest"):
-            reference += "@" + image["digest"]
-        elif image.get("newTag"):
-            reference += ":" + str(image["newTag"])
-        _set_image(out.docs, image["name"], reference, keep_tag=not image.get("newTag"))
-
+        _replace_image(path, image, out.docs)
     if spec.get("namespace"):
         _set_namespace(out.docs, spec["namespace"])
     return out
+
+
+def _render_resource(
+    path: Path, directory: Path, entry: str, example_env_fallback: bool, out: Rendered
+) -> None:
+    """One `resources` entry of the kustomization at `path`, added to `out`."""
+    if "://" in entry or entry.startswith(("github.com/", "git@")):
+        raise KustomizeError(f"{path}: remote resource {entry!r} is not supported")
+    target = (directory / entry).resolve()
+    if target.is_dir():
+        sub = _render(target, example_env_fallback)
+        out.docs += sub.docs
+        out.notes += sub.notes
+        out.example_env_files += sub.example_env_files
+    elif target.is_file():
+        if not target.is_relative_to(directory):
+            # kustomize's default load restrictor: files only from inside the root; a
+            # directory outside is fine (it is loaded as a kustomization of its own).
+            raise KustomizeError(
+                f"{path}: {entry!r} is a file outside {directory}; kustomize refuses it "
+                "(reference its directory, with a kustomization.yaml, instead)"
+            )
+        out.docs += [doc for doc in yaml.safe_load_all(target.read_text()) if doc]
+    else:
+        raise KustomizeError(f"{path}: resource {entry!r} not found")
+
+
+def _check_generator_options(path: Path, options: Mapping[str, Any]) -> None:
+    if set(options) != {"disableNameSuffixHash"} or options["disableNameSuffixHash"] is not True:
+        # Name hashes would need kustomize's name-reference rewriting, which is not implemented.
+        raise KustomizeError(
+            f"{path}: generators need `generatorOptions: {{disableNameSuffixHash: true}}`"
+        )
+
+
+def _add_labels(path: Path, entry: Mapping[str, Any], docs: list[dict[str, Any]]) -> None:
+    """One `labels` entry: its pairs on every object's metadata (not selectors or templates)."""
+    extra = set(entry) - {"pairs", "includeSelectors", "includeTemplates"}
+    if extra or entry.get("includeSelectors") or entry.get("includeTemplates"):
+        raise KustomizeError(
+            f"{path}: only `labels: [{{pairs: ...}}]` on metadata is supported, not {entry}"
+        )
+    for doc in docs:
+        doc.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
+
+
+def _replace_image(path: Path, image: Mapping[str, Any], docs: list[dict[str, Any]]) -> None:
+    """One `images` entry."""
+    extra = set(image) - {"name", "newName", "newTag", "digest"}
+    if extra:
+        raise KustomizeError(f"{path}: unsupported image fields {sorted(extra)}")
+    reference = image.get("newName", image["name"])
+    if image.get("digest"):
+        reference += "@" + image["digest"]
+    elif image.get("newTag"):
+        reference += ":" + str(image["newTag"])
+    _set_image(docs, image["name"], reference, keep_tag=not image.get("newTag"))
 
 
 def _generate(

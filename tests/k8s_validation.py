@@ -274,24 +274,7 @@ def kuberay_operator_problems(doc: dict[str, Any]) -> list[str]:
     if not head_containers:
         problems.append("RayService: headGroupSpec needs a container")
     for group_name, group in groups:
-        spec = (group.get("template") or {}).get("spec") or {}
-        if not spec.get("containers"):
-            problems.append(f"RayService: group {group_name} needs a container")
-        start = group.get("rayStartParams") or {}
-        if any(start.get(k) for k in ("num-cpus", "num-gpus", "memory", "resources")) and group.get(
-            "resources"
-        ):
-            problems.append(
-                f"RayService: group {group_name}: resources in both rayStartParams and resources"
-            )
-        if "labels" in start:
-            problems.append(
-                f"RayService: group {group_name}: rayStartParams['labels'] is not supported"
-            )
-        if v2 and spec.get("restartPolicy") not in (None, "", "Never"):
-            problems.append(
-                f"RayService: group {group_name}: autoscaler v2 needs restartPolicy Never or unset"
-            )
+        problems += _group_problems(group_name, group, v2)
     if "RAY_enable_autoscaler_v2" in head_env:
         if autoscaling and "version" in options:
             problems.append(
@@ -314,6 +297,28 @@ def kuberay_operator_problems(doc: dict[str, Any]) -> list[str]:
             problems.append(
                 f"RayService: group {group_name}: replicas not within [minReplicas, maxReplicas]"
             )
+    return problems
+
+
+def _group_problems(group_name: str, group: dict[str, Any], autoscaler_v2: bool) -> list[str]:
+    """KubeRay's checks of one head or worker group."""
+    problems = []
+    spec = (group.get("template") or {}).get("spec") or {}
+    if not spec.get("containers"):
+        problems.append(f"RayService: group {group_name} needs a container")
+    start = group.get("rayStartParams") or {}
+    if any(start.get(k) for k in ("num-cpus", "num-gpus", "memory", "resources")) and group.get(
+        "resources"
+    ):
+        problems.append(
+            f"RayService: group {group_name}: resources in both rayStartParams and resources"
+        )
+    if "labels" in start:
+        problems.append(f"RayService: group {group_name}: rayStartParams['labels'] is not supported")
+    if autoscaler_v2 and spec.get("restartPolicy") not in (None, "", "Never"):
+        problems.append(
+            f"RayService: group {group_name}: autoscaler v2 needs restartPolicy Never or unset"
+        )
     return problems
 
 
