@@ -817,10 +817,10 @@ ALWAYS_FORBIDDEN = {
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:([^\s/@'\"]+)@", re.IGNORECASE)
 # KEY=value / key: value in config-like files; key = "literal" in code.
 # Blanks only (not newlines) around the separator: a key whose value is on the next lines is a
-# mapping, e.g. `password:` in an upstream CRD schema, not a credential.
+# mapping, e.g. `password:` in an upstream CRD schema, not a credential. `:=` is make's assignment.
 CONFIG_SECRET = re.compile(
     r"(?im)^[ \t]*[\w.-]*(password|passwd|secret|token|api[_-]?key)"
-    r"[ \t]*[:=][ \t]*[\"']?([^\s\"'#]*)")
+    r"[ \t]*(?::=|[:=])[ \t]*[\"']?([^\s\"'#]*)")
 CODE_SECRET = re.compile(
     r"(?i)\b\w*(password|passwd|token|api_?key)\s*[:=]\s*[rb]?[\"']([^\"']{8,})[\"']")
 CONFIG_SUFFIXES = {".env", ".example", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf",
@@ -883,6 +883,8 @@ def test_the_credential_scan_allows_documented_placeholders() -> None:
     example = ROOT / "deployments/k8s/secrets.env.example"
     assert credential_findings(Path("x.env"), example.read_text()) == []
     assert credential_findings(Path("x.py"), 'url = "redis://:<password>@redis:6379/0"') == []
+    assert credential_findings(Path("Makefile"), "RAY_TOKEN := $(STACK)/ray/auth_token\n") == []
+    assert credential_findings(Path("Makefile"), "RAY_TOKEN := " + "Zr8q2vJ1xK\n")
 
 
 def test_the_real_secrets_file_is_ignored_by_git() -> None:
