@@ -38,6 +38,25 @@ TEST_SERVE_PORTS = int(os.environ.get("VOTES_TEST_SERVE_PORTS", "32000"))
 PARTITIONS = 6
 
 
+_RAY_TOKEN_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The session's Ray token, chosen before any test imports Ray (which reads RAY_AUTH_MODE
+    once): a file of the session's own, never ~/.ray/auth_token."""
+    from serve_app import serve_env
+
+    token_dir = Path(tempfile.mkdtemp(prefix="votes-test-ray-"))
+    config.stash[_RAY_TOKEN_DIR] = token_dir
+    os.environ.update(serve_env.auth_settings(os.environ, token_dir / "auth_token"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    token_dir = config.stash.get(_RAY_TOKEN_DIR, None)
+    if token_dir is not None:
+        shutil.rmtree(token_dir, ignore_errors=True)
+
+
 def load_stack_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location("votes_stack", ROOT / "deployments/local/stack.py")
     assert spec is not None and spec.loader is not None
@@ -192,8 +211,7 @@ def pipeline(
     # HAProxy files and direct-ingress ports apart from any `make run` on the same machine.
     haproxy_dir = Path(tempfile.mkdtemp(prefix="votes-test-", dir="/tmp"))
     private = serve_env.private_instance(haproxy_dir, TEST_SERVE_PORTS)
-    auth = serve_env.auth_settings(os.environ, haproxy_dir / "auth_token")
-    serve_env.apply(os.environ, serve_env.SERVE_ENV | private | auth)
+    serve_env.apply(os.environ, serve_env.SERVE_ENV | private)
     ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
     # What `serve run config.yaml` does (ray/serve/scripts.py), minus the CLI.
     client = serve_private_api.serve_start(

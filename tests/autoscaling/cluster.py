@@ -42,6 +42,8 @@ CLIENT_ENV = {
     # Keep every address on 127.0.0.1: with this off, Ray uses loopback as the node IP instead
     # of the machine's outward address (the fake nodes are all on this machine anyway).
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Ray reads the mode at import; the token file (client_env) can come later, before ray.init.
+    "RAY_AUTH_MODE": "token",
 }
 
 
