@@ -7,8 +7,9 @@
 
 Choose the path with tags (`--tags http`, `--tags grpc`; also `single`, `batch`, `read`) or by naming
 user classes (`HttpVoter`, `GrpcVoter`). Traffic: Guatemalan bands with Zipf-like popularity
-(`loadtest.traffic`); single votes on `POST /insert` in the original all-strings format and on
-`POST /votes`, batches of 10-100 on `POST /votes/batch`; gRPC `Cast` and `CastBatch`.
+(`loadtest.traffic`); single votes on `POST /insert` and its aliases `/rust/insert` and
+`/grpc/insert` in the original all-strings format and on `POST /votes`, batches of 10-100 on
+`POST /votes/batch`; gRPC `Cast` and `CastBatch`.
 
 Every vote carries a client `vote_id` (uuid4). A request that fails in a way that may or may not
 have reached Kafka (503, 502/504 from a proxy, a connection error, a timeout; gRPC UNAVAILABLE,
@@ -52,6 +53,8 @@ RETRY_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
               grpc.StatusCode.DEADLINE_EXCEEDED}
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
+# The original route and its aliases, the original contest's Ingress paths; each has its own stats.
+INSERT_PATHS = ("/insert", "/rust/insert", "/grpc/insert")
 
 
 # ---- the tally -------------------------------------------------------------------------------
@@ -268,8 +271,9 @@ class HttpVoter(FastHttpUser):
     @tag("http", "single")
     @task(6)
     def insert(self) -> None:
-        """The original generators' route and format: every field a string."""
-        self._post("/insert", self.traffic.vote(strings=True), 1, "/insert")
+        """The original generators' routes and format: every field a string."""
+        path = random.choice(INSERT_PATHS)
+        self._post(path, self.traffic.vote(strings=True), 1, path)
 
     @tag("http", "single")
     @task(3)

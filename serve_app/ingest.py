@@ -206,6 +206,15 @@ async def _write_access(authorization: str | None = Header(default=None)) -> Non
 
 _WRITE_ACCESS = [Depends(_write_access)]
 
+# The aliases of POST /insert: the original contest's traffic generator posts to its old
+# Kubernetes Ingress paths, /rust/insert and /grpc/insert.
+_COMPATIBILITY_ROUTE: dict[str, Any] = {
+    "tags": ["compatibility"],
+    "summary": "Alias of POST /insert",
+    "description": "Same as POST /insert: the same validation, limits and answers. Kept for the "
+                   "original contest's traffic generator, which posts to these paths.",
+}
+
 
 def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str,
                 reply: Any) -> Any:
@@ -248,6 +257,10 @@ class VoteIngress:
         return Accepted(vote_id=record.vote_id)
 
     @api.post("/insert", status_code=202, responses=_WRITE_ERRORS, dependencies=_WRITE_ACCESS)
+    @api.post("/rust/insert", status_code=202, responses=_WRITE_ERRORS,
+              dependencies=_WRITE_ACCESS, **_COMPATIBILITY_ROUTE)
+    @api.post("/grpc/insert", status_code=202, responses=_WRITE_ERRORS,
+              dependencies=_WRITE_ACCESS, **_COMPATIBILITY_ROUTE)
     async def insert(self, vote: Vote) -> Accepted:
         """The original traffic generators' route: same as POST /votes."""
         return await self.cast(vote)
@@ -268,7 +281,7 @@ class VoteIngress:
         return await self._read.results_response()
 
     @api.get("/votes/recent", response_model=RecentVotes,
-             responses={503: {"model": Problem, "description": "The vote log is down"}})
+             responses={503: {"model": Problem, "description": "The counter store is down"}})
     async def recent(
         self, limit: int = Query(RECENT_LIMIT_DEFAULT, ge=1, le=RECENT_LIMIT_MAX)
     ) -> JSONResponse:

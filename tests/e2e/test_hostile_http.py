@@ -57,7 +57,8 @@ def suffix() -> str:
 # `@schema.parametrize()`) sets `request.node._nodeid`, which pytest 9 no longer has; so each
 # operation gets a plain parametrized test that runs schemathesis' Hypothesis strategy for it.
 
-OPERATIONS = [("POST", "/votes"), ("POST", "/insert"), ("POST", "/votes/batch"),
+OPERATIONS = [("POST", "/votes"), ("POST", "/insert"), ("POST", "/rust/insert"),
+              ("POST", "/grpc/insert"), ("POST", "/votes/batch"),
               ("GET", "/results"), ("GET", "/votes/recent"), ("GET", "/healthz")]
 CHECKS = [not_a_server_error, response_schema_conformance]
 

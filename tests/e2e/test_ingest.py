@@ -11,9 +11,12 @@ import pytest
 
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from tests.conftest import Pipeline, read_all
+from tests.conftest import Pipeline, read_all, wait_until
 
 pytestmark = pytest.mark.e2e
+
+# POST /insert and its aliases, the original contest's Ingress paths: one route, three paths.
+INSERT_PATHS = ["/insert", "/rust/insert", "/grpc/insert"]
 
 
 def band() -> str:
@@ -53,15 +56,18 @@ def test_http_vote_becomes_one_kafka_record(pipeline: Pipeline) -> None:
     assert dict(message.headers())["content-type"] == b"application/json"
 
 
-def test_insert_accepts_the_original_string_format(pipeline: Pipeline) -> None:
+@pytest.mark.parametrize("path", INSERT_PATHS)
+def test_insert_accepts_the_original_string_format(pipeline: Pipeline, path: str) -> None:
+    name = band()
     response = pipeline.http.post(
-        "/insert", json={"name": "Alux Nahual", "album": "Alux", "year": "1983", "rank": "7"}
+        path, json={"name": name, "album": "Alux", "year": "1983", "rank": "7"}
     )
     assert response.status_code == 202, response.text
     vote_id = response.json()["vote_id"]
     (message,) = records_by_id(pipeline)[vote_id]
     value = json.loads(message.value())
     assert (value["year"], value["rank"]) == (1983, 7)
+    wait_until(lambda: pipeline.results()["by_band"].get(name) == 1, 30, f"{name} counted")
 
 
 def test_http_batch_becomes_one_record_per_vote(pipeline: Pipeline) -> None:
@@ -103,7 +109,12 @@ BAD_HTTP_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("year-float", "/votes", {"json": vote(name=MARK, year=1999.5)}, 422, "year"),
     ("year-out-of-range", "/votes", {"json": vote(name=MARK, year=1800)}, 422, "year"),
     ("rank-out-of-range", "/votes", {"json": vote(name=MARK, rank=101)}, 422, "rank"),
-    ("rank-not-digits", "/insert", {"json": vote(name=MARK, rank="1e2")}, 422, "rank"),
+    *[(f"rank-not-digits {path}", path, {"json": vote(name=MARK, rank="1e2")}, 422, "rank")
+      for path in INSERT_PATHS],
+    *[(f"not-json-content-type {path}", path, {"content": b"name=a", "headers": {"content-type": "text/plain"}}, 415, "application/json")
+      for path in INSERT_PATHS],
+    *[(f"huge-body {path}", path, {"content": ('{"name": "' + BIG + '"}').encode(), "headers": {"content-type": "application/json"}}, 413, "exceeds")
+      for path in INSERT_PATHS],
     ("mongo-operator", "/votes", {"json": vote(name={"$gt": ""}, album=MARK)}, 422, "name"),
     ("control-character", "/votes", {"json": vote(name=MARK + "\x07")}, 422, "control"),
     ("name-too-long", "/votes", {"json": vote(name=MARK + "x" * 200)}, 422, "200"),
@@ -174,5 +185,11 @@ def test_rejected_requests_produced_nothing(pipeline: Pipeline, stub: Any) -> No
 
 def test_openapi_document_lists_the_contract_routes(pipeline: Pipeline) -> None:
     paths = pipeline.http.get("/openapi.json").json()["paths"]
-    for path in ("/votes", "/votes/batch", "/insert", "/results", "/votes/recent", "/healthz"):
+    for path in ("/votes", "/votes/batch", *INSERT_PATHS, "/results", "/votes/recent", "/healthz"):
         assert path in paths
+    # The aliases: marked as compatibility routes, not deprecated, and /insert's answers.
+    for path in INSERT_PATHS[1:]:
+        operation = paths[path]["post"]
+        assert operation["tags"] == ["compatibility"] and "/insert" in operation["summary"]
+        assert not operation.get("deprecated", False)
+        assert operation["responses"] == paths["/insert"]["post"]["responses"]

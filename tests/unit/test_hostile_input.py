@@ -264,7 +264,8 @@ def http() -> Iterator[tuple[TestClient, Any]]:
             yield client, state
 
 
-WRITE_ROUTES = ["/votes", "/insert", "/votes/batch"]
+# /rust/insert and /grpc/insert: aliases of /insert (the original contest's Ingress paths).
+WRITE_ROUTES = ["/votes", "/insert", "/rust/insert", "/grpc/insert", "/votes/batch"]
 
 
 def check_http_answer(response: Any, path: str, sent: list[VoteRecord], before: int) -> None:
@@ -653,7 +654,8 @@ def test_http_writes_need_the_token_before_the_body_is_looked_at(
     client, state = http
     state.ingress = make_ingress(Settings(write_token=TOKEN))
     try:
-        for path, body in (("/votes", GOOD), ("/insert", {"x": 1}), ("/votes/batch", {"votes": []})):
+        for path, body in (("/votes", GOOD), ("/insert", {"x": 1}), ("/rust/insert", GOOD),
+                           ("/grpc/insert", {"x": 1}), ("/votes/batch", {"votes": []})):
             for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
                 response = client.post(path, json=body, headers=headers)
                 assert response.status_code == 401
