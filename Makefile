@@ -43,13 +43,13 @@ stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
 	$(PY) -m serve_app.grpc_stubs.generate
 
 manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml
-	$(PY) -m serve_app.manifests
+	$(PY) -m deployments.manifests
 
 check-manifests: $(STAMP) ## exit 1 (with a diff) if kuberay/rayservice.yaml is stale
-	$(PY) -m serve_app.manifests --check
+	$(PY) -m deployments.manifests --check
 
 dashboards: $(STAMP) ## regenerate the Grafana dashboards and provisioning (deployments/k8s/grafana)
-	$(PY) -m serve_app.dashboards
+	$(PY) -m deployments.dashboards
 
 stack-up: $(STAMP) ## install (if missing) and start Kafka, Redis and FerretDB; waits until healthy
 	$(STACK) up

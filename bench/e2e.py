@@ -20,7 +20,7 @@ import httpx
 
 from bench import loadgen
 from bench.common import REDIS_HOST, REDIS_PORT, percentile, topic_records
-from serve_app.sinks import redis_counts as rc
+from serve_app.stores import redis_counts as rc
 
 PROBE_EVERY_S = 0.1
 POLL_EVERY_S = 0.01

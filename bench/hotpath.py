@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.hotpath [--votes 20000]
 
 Measures CPU time (this process: the event loop, librdkafka's threads and the delivery-report
-poller) per vote for the hot path of `serve_app.ingest` against the real broker, acks=all:
+poller) per vote for the hot path of `serve_app.ingress.deployment` against the real broker, acks=all:
 VoteBatch/Vote validation -> accept() per vote -> VoteProducer.send() (encode_record per vote,
 one future per request), for single votes and for batches of 1000. Prints a table; `--json` for
 machine-readable output. Before the changes of docs/performance.md section 4 item 2 (re-validation
@@ -20,9 +20,9 @@ from typing import Any
 
 from bench.common import KAFKA, Names, create_topics, delete_topics, topic_records
 from loadtest.traffic import Traffic
-from serve_app.producer import VoteProducer
+from serve_app.domain.votes import Vote, VoteBatch, accept
+from serve_app.ingress.producer import VoteProducer
 from serve_app.settings import load_settings
-from serve_app.votes import Vote, VoteBatch, accept
 
 
 async def measure(kind: str, topic: str, votes: int) -> dict[str, Any]:

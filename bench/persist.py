@@ -32,10 +32,10 @@ from bench.common import (
     topic_records,
 )
 from bench.sinks import vote_records
-from serve_app.producer import producer_config
+from serve_app.domain.votes import encode_record
+from serve_app.ingress.producer import producer_config
 from serve_app.settings import load_settings
-from serve_app.sinks import redis_counts as rc
-from serve_app.votes import encode_record
+from serve_app.stores import redis_counts as rc
 
 
 def preload(topic: str, count: int) -> int:

@@ -1,4 +1,4 @@
-"""One consumer of the pool, outside Ray: `serve_app.persister.BatchPersister.run()` in a process.
+"""One consumer of the pool, outside Ray: `serve_app.pool.deployment.BatchPersister.run()` in a process.
 
     VOTES_KAFKA_TOPIC=... VOTES_KAFKA_CONSUMER_GROUP=... .venv/bin/python -m bench.pool_worker
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 
-from serve_app.persister import BatchPersister
+from serve_app.pool.deployment import BatchPersister
 from serve_app.settings import load_settings
 
 

@@ -68,7 +68,7 @@ from bench.common import (
 )
 from bench.profile import Profiler
 from bench.serve_instance import MODES, ServeInstance
-from serve_app.sinks import redis_counts as rc
+from serve_app.stores import redis_counts as rc
 
 GROUPS = {
     "raw": ["kafka_producer_raw", "ferretdb_raw", "redis_raw"],

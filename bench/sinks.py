@@ -27,11 +27,11 @@ from bench.common import (
     topic_records,
 )
 from loadtest.traffic import Traffic
-from serve_app.counting import Delivered, counter_updates
-from serve_app.producer import producer_config
+from serve_app.domain.counting import Delivered, counter_updates
+from serve_app.domain.votes import Vote, accept, encode_record
+from serve_app.ingress.producer import producer_config
 from serve_app.settings import load_settings
-from serve_app.sinks.mongo_log import vote_document
-from serve_app.votes import Vote, accept, encode_record
+from serve_app.stores.mongo_log import vote_document
 
 
 def vote_records(count: int, seed: int = 11, source: str = "http") -> list[Any]:
@@ -204,7 +204,7 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
 
     import redis
 
-    from serve_app.sinks import redis_counts as rc
+    from serve_app.stores import redis_counts as rc
 
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
     keys = [prefix + key for key in rc.ALL_KEYS]

@@ -9,8 +9,8 @@ from typing import Any
 
 from ray.serve import Application
 
-from serve_app.ingest import VoteIngress
-from serve_app.persister import VotePersister
+from serve_app.ingress.deployment import VoteIngress
+from serve_app.pool.deployment import VotePersister
 from serve_app.settings import load_settings
 
 

@@ -2,7 +2,7 @@
 
 Ray Serve reads these switches from the environment of its controller, proxies and replicas, not
 from config.yaml, so they must be set where Ray starts: `make run` (through `main` below), the test
-session (tests/conftest.py) and the RayService's head and worker containers (serve_app.manifests).
+session (tests/conftest.py) and the RayService's head and worker containers (deployments.manifests).
 
     # what `make run` does:
     .venv/bin/python -m serve_app.serve_env --ray-token-file .stack/ray/auth_token serve run config.yaml
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
-from serve_app.http_limits import GRPC_MAX_MESSAGE_BYTES
+from serve_app.ingress.limits import GRPC_MAX_MESSAGE_BYTES
 
 SERVE_ENV: dict[str, str] = {
     # Direct ingress behind HAProxy: HAProxy on :8000/:9000 forwards straight to the ingress

@@ -14,7 +14,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from serve_app.admission import DEFAULT_WRITE_BYTES_IN_FLIGHT, DEFAULT_WRITE_LATENCY_TARGET_S
+from serve_app.ingress.admission import (
+    DEFAULT_WRITE_BYTES_IN_FLIGHT,
+    DEFAULT_WRITE_LATENCY_TARGET_S,
+)
 
 ENV_PREFIX = "VOTES_"
 

@@ -34,7 +34,7 @@ import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
-from serve_app import manifests
+from deployments import manifests
 
 KUBERNETES_VERSION = "1.33"
 # The vendored upstream CRDs; VOTES_K8S_SCHEMAS points elsewhere to try other versions.

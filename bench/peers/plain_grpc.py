@@ -15,11 +15,11 @@ from typing import Any
 import grpc
 from pydantic import ValidationError
 
+from serve_app.domain.votes import Vote, VoteBatch, accept, describe_errors
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from serve_app.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
+from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
 from serve_app.settings import load_settings
-from serve_app.votes import Vote, VoteBatch, accept, describe_errors
 
 
 def _fields(message: pb.Vote) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from serve_app.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
+from serve_app.domain.votes import Vote, VoteBatch, accept, describe_errors
+from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
 from serve_app.settings import load_settings
-from serve_app.votes import Vote, VoteBatch, accept, describe_errors
 
 settings = load_settings()
 producer: VoteProducer | None = None

@@ -153,7 +153,7 @@ def release_redis_db(db: int, owner: str) -> None:
     """Delete the app's keys and the owner key, only if this run still owns the database."""
     import redis
 
-    from serve_app.sinks.redis_counts import ALL_KEYS
+    from serve_app.stores.redis_counts import ALL_KEYS
 
     client = redis.Redis(port=6379, db=db)
     try:
@@ -189,7 +189,7 @@ class Burst(threading.Thread):
     def run(self) -> None:
         from confluent_kafka import Producer
 
-        from serve_app.votes import Vote, accept, encode_record
+        from serve_app.domain.votes import Vote, accept, encode_record
 
         producer = Producer({
             "bootstrap.servers": KAFKA, "acks": "all", "enable.idempotence": True,

@@ -46,8 +46,8 @@ def vote(band: str) -> dict[str, Any]:
 def auth_app(pipeline: Pipeline, app_args: dict[str, Any]) -> Iterator[httpx.Client]:
     from ray import serve
 
-    from serve_app.ingest import VoteIngress
-    from serve_app.persister import VotePersister
+    from serve_app.ingress.deployment import VoteIngress
+    from serve_app.pool.deployment import VotePersister
     from serve_app.settings import load_settings
 
     topic = f"{app_args['kafka_topic']}-auth"

@@ -18,7 +18,7 @@ import grpc
 import httpx
 import pytest
 
-from serve_app.dashboards import RAY_SERVE_METRICS
+from deployments.dashboards import RAY_SERVE_METRICS
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 from serve_app.metrics import METRICS

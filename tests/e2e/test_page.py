@@ -226,7 +226,7 @@ def test_phone_layout_has_no_horizontal_scroll(browser: Browser, pipeline: Pipel
 
 def test_empty_state_before_any_vote(chromium: str, tmp_path: Path) -> None:
     """Rendered from a snapshot with no votes, without a server: the empty state, no error."""
-    html = (ROOT / "serve_app/static/index.html").read_text()
+    html = (ROOT / "serve_app/read/static/index.html").read_text()
     empty = {"results": {"total": 0, "by_band": {}, "by_album": {}, "by_year": {}, "by_rank": {},
                          "as_of": "2026-01-01T00:00:00.000Z"},
              "recent": [], "per_second": {"start": 0, "counts": [0] * 60}, "unavailable": []}

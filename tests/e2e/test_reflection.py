@@ -1,7 +1,7 @@
 """gRPC server reflection on the deployed app: v1 and v1alpha list and describe votes.v1.VoteService.
 
 grpcio-reflection has client stubs for v1alpha only; v1's call is made with messages built from
-v1's descriptor (serve_app/reflection.py). The same server setup without Ray:
+v1's descriptor (serve_app/ingress/reflection.py). The same server setup without Ray:
 tests/unit/test_reflection.py.
 """
 
@@ -17,7 +17,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from grpc_reflection.v1alpha import reflection_pb2_grpc as v1alpha_pb2_grpc
 
-from serve_app import reflection
+from serve_app.ingress import reflection
 from tests.conftest import Pipeline
 
 pytestmark = pytest.mark.e2e

@@ -16,12 +16,12 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
 
-from serve_app.counting import Delivered
-from serve_app.persister import BatchPersister
-from serve_app.producer import VoteProducer
+from serve_app.domain.counting import Delivered
+from serve_app.domain.votes import Vote, accept, encode_record
+from serve_app.ingress.producer import VoteProducer
+from serve_app.pool.deployment import BatchPersister
 from serve_app.settings import Settings
-from serve_app.sinks import redis_counts
-from serve_app.votes import Vote, accept, encode_record
+from serve_app.stores import redis_counts
 from tests.conftest import read_all, wait_until
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from serve_app.admission import Admission, WriteBudget
-from serve_app.http_limits import BodyLimits
+from serve_app.ingress.admission import Admission, WriteBudget
+from serve_app.ingress.limits import BodyLimits
 
 
 class FakeClock:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from serve_app.autoscaling import LagPolicy, LagPolicyConfig, decide, lag_policy, total_lag
+from serve_app.pool.lag_policy import LagPolicy, LagPolicyConfig, decide, lag_policy, total_lag
 
 ROOT = Path(__file__).resolve().parents[2]
 # config.yaml sets the pool's metrics_interval_s on purpose (see the comment there).
@@ -237,7 +237,7 @@ def test_config_yaml_wires_the_lag_policy_with_its_settings() -> None:
     from ray.serve._private.autoscaling_state import _resolve_policy_callable
 
     config = _pool_autoscaling_config()
-    assert config.policy.policy_function == "serve_app.autoscaling:LagPolicy"
+    assert config.policy.policy_function == "serve_app.pool.lag_policy:LagPolicy"
     policy = _resolve_policy_callable(config.policy)  # what the controller does at deploy time
     assert isinstance(policy, LagPolicy)
     assert policy.config == LagPolicyConfig(**config.policy.policy_kwargs)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from serve_app.counting import Delivered, apply_in_memory, counter_updates
-from serve_app.votes import Vote, accept
+from serve_app.domain.counting import Delivered, apply_in_memory, counter_updates
+from serve_app.domain.votes import Vote, accept
 
 NOW = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from serve_app import dashboards
+from deployments import dashboards
 from serve_app.metrics import METRICS
-from serve_app.sinks.redis_counts import ALL_KEYS
+from serve_app.stores.redis_counts import ALL_KEYS
 
 ROOT = dashboards.ROOT
 

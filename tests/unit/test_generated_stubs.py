@@ -30,7 +30,7 @@ def test_the_bench_grpc_peer_implements_every_method_of_the_service() -> None:
     methods itself, or add_VoteServiceServicer_to_server fails when the server starts."""
     from bench.peers.plain_grpc import VoteService
     from serve_app.grpc_stubs import votes_pb2 as pb
-    from serve_app.ingest import VoteIngress
+    from serve_app.ingress.deployment import VoteIngress
 
     methods = [m.name for m in pb.DESCRIPTOR.services_by_name["VoteService"].methods]
     assert methods == ["Cast", "CastBatch", "GetResults"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from serve_app.persister import GROUP_STUCK_S, GroupWatch, consumer_config
+from serve_app.pool.deployment import GROUP_STUCK_S, GroupWatch, consumer_config
 from serve_app.settings import Settings
 
 

@@ -3,7 +3,7 @@
 - Property tests: the vote model and its three decoders (HTTP JSON body, Kafka record bytes, gRPC
   message) turn any input into a valid vote or a clear error (a pydantic ValidationError with
   loc/msg, a RecordError with a reason, a 4xx answer, INVALID_ARGUMENT), never anything else.
-  The HTTP routes run in-process: the real FastAPI app of `serve_app.ingest` with its middleware
+  The HTTP routes run in-process: the real FastAPI app of `serve_app.ingress.deployment` with its middleware
   and exception handlers, and a fake Kafka producer.
 - Strings that look like MongoDB operators, Redis commands, HTML/JS or odd Unicode stay verbatim
   through the model and the Kafka record, or are rejected with a reason.
@@ -37,17 +37,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
-from serve_app import ingest
-from serve_app.grpc_stubs import votes_pb2 as pb
-from serve_app.http_limits import (
-    DRAIN_MAX_BYTES,
-    GRPC_MAX_MESSAGE_BYTES,
-    MAX_BODY_BYTES,
-    BodyLimits,
-)
-from serve_app.serve_env import SERVE_ENV
-from serve_app.settings import Settings, SettingsError, load_settings, redact_url
-from serve_app.votes import (
+from serve_app.domain.votes import (
     BATCH_MAX_VOTES,
     RECORD_ERROR_MAX_CHARS,
     TEXT_MAX_CHARS,
@@ -61,6 +51,16 @@ from serve_app.votes import (
     describe_errors,
     encode_record,
 )
+from serve_app.grpc_stubs import votes_pb2 as pb
+from serve_app.ingress import deployment as ingest
+from serve_app.ingress.limits import (
+    DRAIN_MAX_BYTES,
+    GRPC_MAX_MESSAGE_BYTES,
+    MAX_BODY_BYTES,
+    BodyLimits,
+)
+from serve_app.serve_env import SERVE_ENV
+from serve_app.settings import Settings, SettingsError, load_settings, redact_url
 
 # serve.ingress's wrapper class has an `async def __del__`; our replicas made without Serve
 # trigger it on garbage collection.
@@ -255,7 +255,7 @@ def make_ingress(settings_: Settings | None = None) -> Any:
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[tuple[TestClient, Any]]:
-    """The FastAPI app of serve_app.ingest with a fake replica behind Serve's `self` lookup."""
+    """The FastAPI app of serve_app.ingress.deployment with a fake replica behind Serve's `self` lookup."""
     state = SimpleNamespace(ingress=make_ingress())
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("ray.serve.get_replica_context",
@@ -535,7 +535,7 @@ def test_non_strings_are_rejected_not_interpreted(value: Any) -> None:
 
 def test_the_live_page_never_renders_data_as_html() -> None:
     """Names reach the page through textContent: no HTML sink exists in it."""
-    page = (ROOT / "serve_app/static/index.html").read_text()
+    page = (ROOT / "serve_app/read/static/index.html").read_text()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
                  "new Function", "srcdoc", "javascript:"):
         assert sink not in page, f"the live page uses {sink}"
@@ -758,7 +758,7 @@ def test_the_ingress_logs_its_settings_redacted(monkeypatch: pytest.MonkeyPatch)
 
 def test_health_and_error_answers_never_carry_a_password() -> None:
     """Stores with passwords in their URLs, both down: the answers say why, without the URL."""
-    from serve_app.read import ReadSide
+    from serve_app.read.read_side import ReadSide
 
     password = "pw-" + uuid.uuid4().hex
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from serve_app.read import LiveFeed, sse_event
+from serve_app.read.read_side import LiveFeed, sse_event
 
 
 def events(chunks: list[bytes]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Kubernetes manifests: generated from config.yaml, valid against the real schemas, wired together.
 
 Offline and fast: no cluster, no kubectl. The kustomize layouts are rendered by
-serve_app.manifests (a strict subset of kustomize), built-in kinds are validated with
+deployments.manifests (a strict subset of kustomize), built-in kinds are validated with
 kubernetes-validate, KubeRay/Strimzi resources with the upstream CRDs vendored in tests/k8s_schemas.
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from serve_app import deploy, manifests
+from deployments import deploy, manifests
 from serve_app.settings import Settings, env_name, load_settings
 from tests import k8s_validation as kv
 
@@ -94,7 +94,7 @@ def test_check_reports_a_stale_file(tmp_path: Path) -> None:
 
 def test_manifests_check_cli_exits_0_when_current() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "serve_app.manifests", "--check"],
+        [sys.executable, "-m", "deployments.manifests", "--check"],
         check=False,
         cwd=ROOT,
         capture_output=True,
@@ -651,7 +651,7 @@ def _run_deploy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
     env |= {"KUBECONFIG": str(tmp_path / "no-such-kubeconfig"), "HOME": str(tmp_path)}
     return subprocess.run(
-        [sys.executable, "-m", "serve_app.deploy", *args],
+        [sys.executable, "-m", "deployments.deploy", *args],
         check=False,
         cwd=ROOT,
         env=env,

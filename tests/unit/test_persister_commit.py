@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from serve_app.persister import BatchPersister
+from serve_app.pool.deployment import BatchPersister
 from serve_app.settings import Settings
 
 

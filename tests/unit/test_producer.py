@@ -7,8 +7,9 @@ import asyncio
 
 from confluent_kafka import KafkaError
 
-from serve_app.ingest import _accept_all
-from serve_app.producer import (
+from serve_app.domain.votes import Vote, VoteRecord, accept
+from serve_app.ingress.deployment import _accept_all
+from serve_app.ingress.producer import (
     YIELD_EVERY_RECORDS,
     KafkaUnavailable,
     VoteProducer,
@@ -16,7 +17,6 @@ from serve_app.producer import (
     producer_config,
 )
 from serve_app.settings import Settings
-from serve_app.votes import Vote, VoteRecord, accept
 
 # Nothing listens here: these tests never reach a broker.
 SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=2.0)

@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from ray.serve._private.grpc_util import start_grpc_server
 from ray.serve.config import gRPCOptions
 
-from serve_app import reflection
+from serve_app.ingress import reflection
 from tests.conftest import ROOT
 
 V1_REQUEST = GetMessageClass(reflection.V1_FILE.message_types_by_name["ServerReflectionRequest"])

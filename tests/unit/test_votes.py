@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from serve_app.votes import (
+from serve_app.domain.votes import (
     RECORD_SCHEMA,
     RecordError,
     Vote,

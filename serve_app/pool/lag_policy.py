@@ -13,12 +13,12 @@ to it with its settings:
 
     autoscaling_config:
       policy:
-        policy_function: serve_app.autoscaling:LagPolicy
+        policy_function: serve_app.pool.lag_policy:LagPolicy
         policy_kwargs: {target_lag_per_replica: ..., partitions: 6, ...}
 
 (Ray 2.60 passes `policy_kwargs` only to a class: it instantiates the class once per deployment
 and calls the instance on each tick. `lag_policy` is the same policy as a plain function with the
-defaults, for `policy_function: serve_app.autoscaling:lag_policy`.)
+defaults, for `policy_function: serve_app.pool.lag_policy:lag_policy`.)
 
 The rules, in order:
 
@@ -218,7 +218,7 @@ def lag_samples(ctx: Any) -> dict[Hashable, list[Sample]]:
 
 
 class LagPolicy:
-    """Serve's entry point: `policy_function: serve_app.autoscaling:LagPolicy`.
+    """Serve's entry point: `policy_function: serve_app.pool.lag_policy:LagPolicy`.
 
     Ray 2.60 instantiates it once per deployment with `policy_kwargs` and calls it on each tick
     with an AutoscalingContext; it returns (replicas, policy_state).

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from serve_app.votes import VoteRecord, format_timestamp
+from serve_app.domain.votes import VoteRecord, format_timestamp
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 - 413 for a body over the limit, decided from Content-Length when given, and otherwise while
   reading, so a client cannot make the server buffer more than the limit;
 - 503 + Retry-After for a write that would take the replica past its write budget
-  (serve_app/admission.py), once its body is read and its size known; the budget learns from
+  (serve_app/ingress/admission.py), once its body is read and its size known; the budget learns from
   the time each admitted write spent in the replica, from here to its answer.
 """
 
@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from serve_app.admission import WriteBudget
+from serve_app.ingress.admission import WriteBudget
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -1,7 +1,7 @@
 """Kubernetes manifests: the KubeRay RayService generated from config.yaml, and our kustomize layout.
 
-    .venv/bin/python -m serve_app.manifests           # make manifests: (re)write kuberay/rayservice.yaml
-    .venv/bin/python -m serve_app.manifests --check   # exit 1, with a diff, if that file is stale
+    .venv/bin/python -m deployments.manifests           # make manifests: (re)write kuberay/rayservice.yaml
+    .venv/bin/python -m deployments.manifests --check   # exit 1, with a diff, if that file is stale
 
 config.yaml stays the single source of truth: the RayService's `spec.serveConfigV2` is config.yaml
 itself (every key, `applications` verbatim), with only `http_options.host` opened to 0.0.0.0 so the
@@ -10,7 +10,7 @@ Serve proxy is reachable from the pod network. The application args in it keep t
 ConfigMap `votes-config` and the Secret `votes-secrets` (see serve_app/settings.py).
 
 `render_kustomization()` builds the objects `kubectl apply -k deployments/k8s` would apply, for the
-deploy CLI (serve_app/deploy.py) and the tests. It is a deliberately small kustomize: it implements
+deploy CLI (deployments/deploy.py) and the tests. It is a deliberately small kustomize: it implements
 exactly the features our layout uses and refuses every other one, so it never silently disagrees
 with the real kustomize.
 """
@@ -605,7 +605,7 @@ def check(files: Mapping[Path, str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serve_app.manifests",
+        prog="python -m deployments.manifests",
         description="Generate kuberay/rayservice.yaml from config.yaml (make manifests).",
     )
     parser.add_argument(

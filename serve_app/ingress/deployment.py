@@ -1,7 +1,7 @@
 """The ingress deployment: HTTP routes and gRPC methods in one Serve replica, sharing one producer.
 
 A vote's path: HTTP body or gRPC message -> `Vote` (validation) -> `accept()` (vote_id, received_at)
--> `VoteProducer.send()` (awaits Kafka's ack) -> 202 / reply. Reads go to `serve_app.read`.
+-> `VoteProducer.send()` (awaits Kafka's ack) -> 202 / reply. Reads go to `serve_app.read.read_side`.
 """
 
 from __future__ import annotations
@@ -24,19 +24,7 @@ from ray.serve.grpc_util import RayServegRPCContext
 from ray.serve.handle import DeploymentHandle
 
 from serve_app import __version__
-from serve_app.admission import WriteBudget
-from serve_app.grpc_stubs import votes_pb2 as pb
-from serve_app.http_limits import BodyLimits
-from serve_app.metrics import IngestMetrics
-from serve_app.producer import (
-    YIELD_EVERY_RECORDS,
-    KafkaOverloaded,
-    KafkaUnavailable,
-    VoteProducer,
-)
-from serve_app.read import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, ReadSide, results_to_proto
-from serve_app.settings import Settings
-from serve_app.votes import (
+from serve_app.domain.votes import (
     BATCH_MAX_VOTES,
     Source,
     Vote,
@@ -45,6 +33,23 @@ from serve_app.votes import (
     accept,
     describe_errors,
 )
+from serve_app.grpc_stubs import votes_pb2 as pb
+from serve_app.ingress.admission import WriteBudget
+from serve_app.ingress.limits import BodyLimits
+from serve_app.ingress.producer import (
+    YIELD_EVERY_RECORDS,
+    KafkaOverloaded,
+    KafkaUnavailable,
+    VoteProducer,
+)
+from serve_app.metrics import IngestMetrics
+from serve_app.read.read_side import (
+    RECENT_LIMIT_DEFAULT,
+    RECENT_LIMIT_MAX,
+    ReadSide,
+    results_to_proto,
+)
+from serve_app.settings import Settings
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
 log = logging.getLogger("ray.serve").getChild(__name__)

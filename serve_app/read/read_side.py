@@ -28,10 +28,11 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from serve_app.counting import Results
+from serve_app.domain.counting import Results
+from serve_app.domain.votes import format_timestamp
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.settings import Settings
-from serve_app.sinks.redis_counts import (
+from serve_app.stores.redis_counts import (
     PER_SECOND,
     RECENT,
     RECENT_KEEP,
@@ -39,10 +40,9 @@ from serve_app.sinks.redis_counts import (
     recent_from_reply,
     results_from_replies,
 )
-from serve_app.votes import format_timestamp
 
 if TYPE_CHECKING:
-    from serve_app.producer import VoteProducer
+    from serve_app.ingress.producer import VoteProducer
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class ReadSide:
             connectTimeoutMS=int(timeout * 1000),
             socketTimeoutMS=int(timeout * 1000),
         )
-        self._page = resources.files("serve_app").joinpath("static/index.html").read_text()
+        self._page = resources.files("serve_app.read").joinpath("static/index.html").read_text()
         self.live = LiveFeed(self.live_snapshot)
 
     async def results(self) -> Results | None:

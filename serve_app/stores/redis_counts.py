@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from serve_app.counting import CounterUpdate, Results
+from serve_app.domain.counting import CounterUpdate, Results
 
 KEY_PREFIX = "votes:"
 TOTAL = KEY_PREFIX + "total"

@@ -9,7 +9,7 @@ The loop of one consumer (all in `BatchPersister`, on a thread of its own becaus
       -> commit the offsets to Kafka
     any store failing: retry the same batch with backoff, commit nothing, never skip
 
-A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.counting`
+A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.domain.counting`
 explains why a redelivered record changes nothing.
 """
 
@@ -30,13 +30,13 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from ray import serve
 
-from serve_app.counting import Delivered, counter_updates
+from serve_app.domain.counting import Delivered, counter_updates
+from serve_app.domain.votes import RecordError, decode_record
 from serve_app.kafka_errors import KafkaErrorLog
 from serve_app.metrics import PersistMetrics
 from serve_app.settings import Settings
-from serve_app.sinks.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
-from serve_app.sinks.redis_counts import RedisCounts
-from serve_app.votes import RecordError, decode_record
+from serve_app.stores.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
+from serve_app.stores.redis_counts import RedisCounts
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
 log = logging.getLogger("ray.serve").getChild(__name__)
@@ -421,7 +421,7 @@ class VotePersister:
         return vars(stats) | {"running": self._thread.is_alive(), "total_lag": stats.total_lag}
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """Custom autoscaling metrics for `serve_app.autoscaling` (Serve calls this periodically)."""
+        """Custom autoscaling metrics for `serve_app.pool.lag_policy` (Serve calls this periodically)."""
         stats = self._persister.stats
         return {"lag": float(stats.total_lag), "partitions": float(len(stats.assigned))}
 

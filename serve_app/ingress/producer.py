@@ -14,9 +14,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from serve_app.domain.votes import VoteRecord, encode_record
 from serve_app.kafka_errors import KafkaErrorLog
 from serve_app.settings import Settings
-from serve_app.votes import VoteRecord, encode_record
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
 log = logging.getLogger("ray.serve").getChild(__name__)

@@ -16,7 +16,7 @@ from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
-from serve_app.counting import Delivered
+from serve_app.domain.counting import Delivered
 
 COLLECTION = "votes"
 DUPLICATE_KEY = 11000

@@ -1,12 +1,12 @@
 """Deploy votes on Kubernetes: KubeRay RayService + Strimzi Kafka + Redis + MongoDB + Grafana.
 
-    python -m serve_app.deploy apply  --namespace votes [--image REF] [--timeout 900]
-    python -m serve_app.deploy status --namespace votes
-    python -m serve_app.deploy delete --namespace votes [--keep-data]
+    python -m deployments.deploy apply  --namespace votes [--image REF] [--timeout 900]
+    python -m deployments.deploy status --namespace votes
+    python -m deployments.deploy delete --namespace votes [--keep-data]
     common options: --kubeconfig PATH, --context NAME, --dry-run [--verbose]
 
 The objects are exactly those of `kubectl apply -k deployments/k8s` (rendered by
-serve_app.manifests), moved to --namespace. `apply` server-side-applies them in dependency order
+deployments.manifests), moved to --namespace. `apply` server-side-applies them in dependency order
 (namespace, config, Kafka, stores, monitoring, RayService, Ingress) with the official kubernetes
 client's DynamicClient, which handles the custom resources too, then waits until the RayService
 reports the application RUNNING. `delete` goes in reverse order. `--dry-run` lists (and with
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from serve_app import manifests
+from deployments import manifests
 
 FIELD_MANAGER = "votes-deploy"
 DEFAULT_NAMESPACE = "votes"
@@ -356,7 +356,7 @@ def _troubleshooting(rayservice_doc: dict[str, Any]) -> str:
     namespace = rayservice_doc["metadata"].get("namespace", DEFAULT_NAMESPACE)
     return (
         "  look closer with:\n"
-        f"    python -m serve_app.deploy status --namespace {namespace}\n"
+        f"    python -m deployments.deploy status --namespace {namespace}\n"
         f"    kubectl describe rayservice {name} -n {namespace}\n"
         f"    kubectl get pods -n {namespace}\n"
         f"    kubectl logs -n {namespace} -l ray.io/node-type=head -c ray-head --tail 100"
@@ -564,7 +564,7 @@ def dry_run(command: str, docs: Sequence[dict[str, Any]], namespace: str, verbos
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m serve_app.deploy",
+        prog="python -m deployments.deploy",
         description="Deploy votes on Kubernetes (KubeRay, Strimzi): apply, status or delete.",
     )
     parser.add_argument("command", choices=("apply", "status", "delete"))

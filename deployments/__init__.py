@@ -1,0 +1,1 @@
+"""Operations tooling: the RayService generator, the deploy CLI, dashboards as code, the local stack."""

@@ -1,0 +1,1 @@
+"""The ingress deployment: HTTP routes, gRPC methods, limits, admission, the Kafka producer."""

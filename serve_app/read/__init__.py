@@ -1,0 +1,1 @@
+"""The read side: results, recent votes, health, the live feed and page."""
