@@ -8,12 +8,10 @@ session (tests/conftest.py) and the RayService's head and worker containers (dep
     .venv/bin/python -m serve_app.serve_env --ray-token-file .stack/ray/auth_token serve run config.yaml
 
 A variable already set in the caller's environment wins, so `RAY_SERVE_ENABLE_HA_PROXY=0 make run`
-goes back to Serve's Python proxy. Numbers: docs/performance.md, section 4.
+goes back to Serve's Python proxy. Why these: docs/decisions/0006-serve-environment.md.
 
-Every Ray cluster the project starts gets its auth token from a file the project owns
-(`ray_token_env`), never from Ray's default `~/.ray/auth_token`: `ray.init()` writes that file
-into the home folder on first use and `ray start` fails without it, so a fresh machine behaved
-differently from one where Ray had run before.
+Every Ray cluster the project starts reads its auth token from a file the project owns
+(`ray_token_env`), never ~/.ray/auth_token: docs/decisions/0010-ray-token-file.md.
 """
 
 from __future__ import annotations
@@ -29,16 +27,10 @@ from pathlib import Path
 from serve_app.ingress.limits import GRPC_MAX_MESSAGE_BYTES
 
 SERVE_ENV: dict[str, str] = {
-    # Direct ingress behind HAProxy: HAProxy on :8000/:9000 forwards straight to the ingress
-    # replicas' own HTTP/gRPC servers, skipping Serve's Python proxy (7.7 ms CPU per request
-    # here). Single votes: HTTP 100 -> 513 votes/s, gRPC 143 -> 510; server CPU per vote 18.4 ->
-    # 2.6 ms. The bundle also buffers request-path logs, uses gRPC between Serve's components and
-    # runs our handlers on the replica's event loop (they are all async and never block).
+    # Direct ingress behind HAProxy, 5x the single votes of Serve's proxy: decision 0006.
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
-    # ... except its log buffering (1000 records, flushed only on ERROR): it held the pool's
-    # warnings (a store failing, a consumer replaced) out of the replica logs for as long as it
-    # took to fill. Access logs are off (config.yaml), so buffering bought nothing measurable.
+    # ... but unbuffered logs, so the pool's warnings show at once: decision 0006.
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
     # The largest gRPC message the proxies and replicas accept (Serve's default: 2 GiB).
     "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE": str(GRPC_MAX_MESSAGE_BYTES),

@@ -107,3 +107,14 @@ def test_the_wrapper_gives_the_command_the_token_file(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["token", str(token_file)]
     assert f"Ray token in {token_file}" in result.stderr
+
+
+def test_choosing_the_token_does_not_import_ray() -> None:
+    # tests/conftest.py sets RAY_AUTH_MODE through this module before Ray is imported, and Ray
+    # reads the mode once, at import (docs/decisions/0010-ray-token-file.md).
+    probe = ("import sys, serve_app.serve_env; "
+             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
