@@ -1,7 +1,8 @@
-"""Shared pieces of the benchmark: isolation names, Kafka/Redis/Mongo helpers, processes, stats.
+"""Shared pieces of the benchmark: Kafka/Mongo helpers, processes, CPU accounting, stats.
 
 Nothing here touches a developer's data: every run gets its own Kafka topics, consumer groups,
-MongoDB databases and Redis keys (or a Redis database of its own), and deletes them at the end.
+MongoDB databases and Redis keys (tests/support/names.py), and deletes them at the end. What the
+tests and scripts use too (names, ports, waiting, topics) is in tests/support/.
 """
 
 from __future__ import annotations
@@ -10,27 +11,25 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from tests.support.kafka import KAFKA
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 TMP = RESULTS / "tmp"
 PY = sys.executable
-KAFKA = os.environ.get("VOTES_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 MONGO_URL = "mongodb://127.0.0.1:27017/"
-PARTITIONS = 6
 # Ports the benchmark may use for its own servers (peers, direct-ingress replicas, HAProxy stats).
 PORT_RANGE = range(38000, 39000)
 
@@ -39,64 +38,7 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-# ---- isolation -------------------------------------------------------------------------------
-
-
-@dataclass
-class Names:
-    """Per-run names: topics, groups and databases no one else uses."""
-
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-
-    def topic(self, what: str) -> str:
-        return f"votes-bench-{self.run_id}-{what}"
-
-    def group(self, what: str) -> str:
-        return f"votes-bench-{self.run_id}-{what}"
-
-    def mongo_db(self, what: str) -> str:
-        return f"votes_bench_{self.run_id}_{what}"[:63]
-
-    def redis_prefix(self, what: str) -> str:
-        return f"bench:{self.run_id}:{what}:"
-
-
 # ---- Kafka -----------------------------------------------------------------------------------
-
-
-def admin() -> Any:
-    from confluent_kafka.admin import AdminClient
-
-    return AdminClient({"bootstrap.servers": KAFKA})
-
-
-def create_topics(names: Sequence[str], partitions: int = PARTITIONS) -> None:
-    from confluent_kafka.admin import NewTopic
-
-    client = admin()  # keep a reference: a collected client fails its futures
-    futures = client.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-    )
-    for future in futures.values():
-        future.result(timeout=30)
-    # Metadata propagates asynchronously: wait until every partition has a leader.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        metadata = client.list_topics(timeout=10)
-        if all(name in metadata.topics and len(metadata.topics[name].partitions) == partitions
-               and metadata.topics[name].error is None for name in names):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"topics {names} not ready within 30 s")
-
-
-def delete_topics(names: Sequence[str]) -> None:
-    if not names:
-        return
-    client = admin()
-    for future in client.delete_topics(list(names)).values():
-        with contextlib.suppress(Exception):
-            future.result(timeout=30)
 
 
 def topic_records(topic: str) -> int:
@@ -117,21 +59,6 @@ def topic_records(topic: str) -> int:
 
 
 # ---- processes -------------------------------------------------------------------------------
-
-
-def free_port(exclude: Iterable[int] = ()) -> int:
-    """A free 127.0.0.1 port in the benchmark's own range."""
-    excluded = set(exclude)
-    for port in PORT_RANGE:
-        if port in excluded:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 38000-38999")
 
 
 def drop_mongo_database(name: str, timeout_s: float = 180.0) -> bool:
@@ -176,12 +103,6 @@ def wait_for_count(read: Callable[[], int], target: int, timeout_s: float, stall
             break
         time.sleep(0.1)
     return last if last is not None else -1
-
-
-def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout_s):
-        return True
-    return False
 
 
 class Proc:
@@ -238,21 +159,6 @@ def session_members(sid: int) -> list[psutil.Process]:
             if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
                 members.append(proc)
     return members
-
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.25,
-             alive: Callable[[], bool] | None = None) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            raise RuntimeError(f"gave up waiting for {what}: the process exited")
-        with contextlib.suppress(Exception):
-            last = condition()
-            if last:
-                return last
-        time.sleep(every_s)
-    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
 
 
 # ---- CPU accounting --------------------------------------------------------------------------

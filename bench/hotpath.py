@@ -18,11 +18,13 @@ import json
 import time
 from typing import Any
 
-from bench.common import KAFKA, Names, create_topics, delete_topics, topic_records
+from bench.common import KAFKA, topic_records
 from loadtest.traffic import Traffic
 from serve_app.domain.votes import Vote, VoteBatch, accept
 from serve_app.ingress.producer import VoteProducer
 from serve_app.settings import load_settings
+from tests.support.kafka import create_topics, delete_topics
+from tests.support.names import RunNames
 
 
 async def measure(kind: str, topic: str, votes: int) -> dict[str, Any]:
@@ -63,8 +65,8 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=20_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    names = Names()
-    topic = names.topic("hotpath")
+    names = RunNames("bench")
+    topic = names.topic_for("hotpath")
     create_topics([topic])
     rows = []
     try:

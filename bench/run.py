@@ -47,28 +47,27 @@ from bench import loadgen
 from bench.common import (
     KAFKA,
     MONGO_URL,
+    PORT_RANGE,
     PY,
     REDIS_HOST,
     REDIS_PORT,
     RESULTS,
     ROOT,
     CpuMeter,
-    Names,
     Proc,
-    create_topics,
-    delete_topics,
     drop_mongo_database,
-    free_port,
     log,
-    port_open,
     stack_pids,
     topic_records,
-    wait_for,
     wait_for_count,
 )
 from bench.profile import Profiler
 from bench.serve_instance import MODES, ServeInstance
 from serve_app.stores import redis_counts as rc
+from tests.support.kafka import create_topics, delete_topics
+from tests.support.names import RunNames
+from tests.support.net import free_port, port_open
+from tests.support.waiting import wait_until
 
 GROUPS = {
     "raw": ["kafka_producer_raw", "ferretdb_raw", "redis_raw"],
@@ -190,7 +189,7 @@ class Bench:
         self.args = args
         self.config = yaml.safe_load(args.serve_config.read_text())
         self.plan = make_plan(args, self.config)
-        self.names = Names()
+        self.names = RunNames("bench")
         self.scenarios: list[dict[str, Any]] = []
         self.topics: list[str] = []
         self.started = time.monotonic()
@@ -268,7 +267,7 @@ class Bench:
 
         plan = self.plan
         if "kafka_producer_raw" in chosen:
-            topic = self.names.topic("raw")
+            topic = self.names.topic_for("raw")
             self.topics.append(topic)
             create_topics([topic])
             self.record("kafka_producer_raw", self.repeat(
@@ -276,7 +275,7 @@ class Bench:
                 unit="vote records", path="raw")
         if "ferretdb_raw" in chosen:
             self.record("ferretdb_raw", self.repeat("ferretdb_raw", lambda: sinks.ferretdb_raw(
-                self.names.mongo_db(f"raw_{time.monotonic_ns() % 10**6}"), min(plan.warmup_s, 1.0),
+                self.names.mongo_database_for(f"raw_{time.monotonic_ns() % 10**6}"), min(plan.warmup_s, 1.0),
                 max(2.0, plan.duration_s / 2))),
                 unit="vote documents", path="raw")
         if "redis_raw" in chosen:
@@ -341,18 +340,19 @@ class Bench:
         return summary
 
     def peers(self, chosen: list[str]) -> None:
-        topic = self.names.topic("peer")
+        topic = self.names.topic_for("peer")
         self.topics.append(topic)
         create_topics([topic])
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")} | {
             "VOTES_KAFKA_BOOTSTRAP_SERVERS": KAFKA, "VOTES_KAFKA_TOPIC": topic}
         if "plain_http_peer" in chosen:
-            port = free_port()
+            port = free_port(PORT_RANGE)
             peer = Proc("peer-http", [PY, "-m", "uvicorn", "bench.peers.plain_http:app", "--host", "127.0.0.1",
                                       "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
             self.measured_pids = {peer.pid: "peer"}
             try:
-                wait_for(lambda: port_open("127.0.0.1", port), 30, "the plain HTTP peer", alive=peer.alive)
+                wait_until(lambda: port_open("127.0.0.1", port), 30, "the plain HTTP peer",
+                           every_s=0.25, alive=peer.alive)
                 self.warm_http(("127.0.0.1", port))
                 self.record("plain_http_peer", self.repeat("plain_http_peer", lambda: self.ingest(
                     "plain_http_peer", protocol="http", kind="single", http=("127.0.0.1", port), topic=topic)),
@@ -361,11 +361,12 @@ class Bench:
                 peer.stop()
                 self.measured_pids = {}
         if "plain_grpc_peer" in chosen:
-            port = free_port()
+            port = free_port(PORT_RANGE)
             peer = Proc("peer-grpc", [PY, "-m", "bench.peers.plain_grpc", "--port", str(port)], env=env)
             self.measured_pids = {peer.pid: "peer"}
             try:
-                wait_for(lambda: port_open("127.0.0.1", port), 30, "the plain gRPC peer", alive=peer.alive)
+                wait_until(lambda: port_open("127.0.0.1", port), 30, "the plain gRPC peer",
+                           every_s=0.25, alive=peer.alive)
                 self.record("plain_grpc_peer", self.repeat("plain_grpc_peer", lambda: self.ingest(
                     "plain_grpc_peer", protocol="grpc", kind="single", grpc_target=f"127.0.0.1:{port}",
                     topic=topic)), path="grpc", server="grpc.aio, 1 process")
@@ -381,7 +382,7 @@ class Bench:
     # -- Serve --
 
     def serve_args(self, mode: str) -> tuple[dict[str, Any], str]:
-        topic = self.names.topic(f"serve-{mode}")
+        topic = self.names.topic_for(f"serve-{mode}")
         dlq = topic + ".dlq"
         self.topics += [topic, dlq]
         create_topics([topic])
@@ -390,10 +391,10 @@ class Bench:
         return extra | {
             "kafka_bootstrap_servers": KAFKA,
             "kafka_topic": topic, "kafka_dlq_topic": dlq,
-            "kafka_consumer_group": self.names.group(f"serve-{mode}"),
+            "kafka_consumer_group": self.names.group_for(f"serve-{mode}"),
             "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.args.redis_db}",
             "mongo_url": MONGO_URL,
-            "mongo_database": self.names.mongo_db(f"serve_{mode}"),
+            "mongo_database": self.names.mongo_database_for(f"serve_{mode}"),
         }, topic
 
     def serve(self, chosen: list[str], modes: list[str]) -> None:
@@ -464,7 +465,7 @@ class Bench:
     def persist(self) -> None:
         from bench.persist import persist_run, preload
 
-        topic = self.names.topic("persist")
+        topic = self.names.topic_for("persist")
         self.topics += [topic, topic + ".dlq"]
         create_topics([topic])
         create_topics([topic + ".dlq"], partitions=1)
@@ -481,8 +482,8 @@ class Bench:
         for replicas in self.plan.persist_replicas:
             def one(r: int = replicas) -> dict[str, Any]:
                 run_id = time.monotonic_ns() % 10**8
-                return persist_run(topic, self.names.group(f"persist-{r}-{run_id}"),
-                                   self.names.mongo_db(f"persist_{r}_{run_id}"), db, records, r, timeout)
+                return persist_run(topic, self.names.group_for(f"persist-{r}-{run_id}"),
+                                   self.names.mongo_database_for(f"persist_{r}_{run_id}"), db, records, r, timeout)
 
             runs = self.repeat(f"persist_x{replicas}", one)
             self.record(f"persist_x{replicas}", runs, path="pool", replicas=replicas, records=records,

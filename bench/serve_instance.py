@@ -24,8 +24,10 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.common import PY, ROOT, TMP, Proc, log, port_open, wait_for
+from bench.common import PY, ROOT, TMP, Proc, log
 from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV, private_instance, ray_token_env
+from tests.support.net import port_open
+from tests.support.waiting import wait_until
 
 # Ray Serve 2.60 switches, by name. Each mode is what an operator would set on the RayService.
 MODES: dict[str, dict[str, str]] = {
@@ -103,8 +105,6 @@ class ServeInstance:
 
     def start(self, timeout_s: float = 240) -> None:
         for port in (self.http_port, self.grpc_port):
-            from bench.common import port_open
-
             if port_open("127.0.0.1", port):
                 raise RuntimeError(
                     f"port {port} is taken (a `make run` of yours?): stop it or pass other ports"
@@ -138,15 +138,17 @@ class ServeInstance:
         from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 
         assert self.proc is not None
-        wait_for(lambda: httpx.get(f"{self.http_url}/healthz", timeout=5).status_code == 200,
-                 timeout_s, f"serve[{self.mode}] /healthz", every_s=1, alive=self.proc.alive)
+        wait_until(lambda: httpx.get(f"{self.http_url}/healthz", timeout=5).status_code == 200,
+                   timeout_s, f"serve[{self.mode}] /healthz", every_s=1, retry_on=(Exception,),
+                   alive=self.proc.alive)
 
         def grpc_ok() -> bool:
             with grpc.insecure_channel(self.grpc_target) as channel:
                 pb_grpc.VoteServiceStub(channel).GetResults(pb.ResultsRequest(), timeout=5)
             return True
 
-        wait_for(grpc_ok, 60, f"serve[{self.mode}] gRPC", every_s=1, alive=self.proc.alive)
+        wait_until(grpc_ok, 60, f"serve[{self.mode}] gRPC", every_s=1, retry_on=(Exception,),
+                   alive=self.proc.alive)
         log(f"serve[{self.mode}]: ready on {self.http_url} and {self.grpc_target}")
 
     def stop(self) -> None:
@@ -168,14 +170,16 @@ if __name__ == "__main__":  # manual use: python -m bench.serve_instance [mode]
     import sys
     import time
 
-    from bench.common import Names, create_topics, delete_topics
+    from tests.support.kafka import create_topics, delete_topics
+    from tests.support.names import RunNames
 
-    names = Names()
-    create_topics([names.topic("serve"), names.topic("serve-dlq")])
+    names = RunNames("bench")
+    # Made before the topics, so that an unknown mode leaves no topic behind.
     instance = ServeInstance(mode=sys.argv[1] if len(sys.argv) > 1 else "default", args={
-        "kafka_topic": names.topic("serve"), "kafka_dlq_topic": names.topic("serve-dlq"),
-        "kafka_consumer_group": names.group("serve"), "redis_url": "redis://127.0.0.1:6379/13",
-        "mongo_database": names.mongo_db("serve")})
+        "kafka_topic": names.topic_for("serve"), "kafka_dlq_topic": names.topic_for("serve-dlq"),
+        "kafka_consumer_group": names.group_for("serve"), "redis_url": "redis://127.0.0.1:6379/13",
+        "mongo_database": names.mongo_database_for("serve")})
+    create_topics([names.topic_for("serve"), names.topic_for("serve-dlq")])
     try:
         with instance:
             print("ready; Ctrl-C to stop", flush=True)
@@ -184,4 +188,4 @@ if __name__ == "__main__":  # manual use: python -m bench.serve_instance [mode]
     except KeyboardInterrupt:
         pass
     finally:
-        delete_topics([names.topic("serve"), names.topic("serve-dlq")])
+        delete_topics([names.topic_for("serve"), names.topic_for("serve-dlq")])

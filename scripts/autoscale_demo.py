@@ -10,7 +10,8 @@ replicas per deployment, nodes. Then it writes the timeline to docs/autoscale-ti
 docs/images/autoscale-timeline.png, and removes everything it created (cluster processes by
 PID, its topic, Redis database and MongoDB database). Takes 4-6 minutes on 2 cores.
 
-The scenario and what it adapts for a one-machine cluster: tests/autoscaling/scenario.py.
+The scenario and what it adapts for a one-machine cluster: tests/support/autoscale_scenario.py
+(shared with the test that asserts it, tests/autoscaling/test_node_autoscaling.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.autoscaling.cluster import CLIENT_ENV
-from tests.autoscaling.scenario import (
+from tests.support.autoscale_scenario import (
     COLUMNS,
     Result,
     Row,
@@ -38,6 +38,7 @@ from tests.autoscaling.scenario import (
     stop_on_sigterm,
     text_table_line,
 )
+from tests.support.fake_cluster import CLIENT_ENV
 
 EVENTS = {
     "lag_rose": "lag above the target of one replica",

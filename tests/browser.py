@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import websocket
 
+from tests.support.waiting import wait_until
+
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -104,15 +106,8 @@ class Browser:
         self.wait_for("document.readyState === 'complete'", timeout_s, "the page to load")
 
     def wait_for(self, expression: str, timeout_s: float, what: str, every_s: float = 0.2) -> Any:
-        """Evaluate until truthy (the value is returned); raise AssertionError naming `what`."""
-        deadline = time.monotonic() + timeout_s
-        last: Any = None
-        while time.monotonic() < deadline:
-            last = self.evaluate(expression)
-            if last:
-                return last
-            time.sleep(every_s)
-        raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+        """Evaluate until truthy (the value is returned); raise WaitFailed naming `what`."""
+        return wait_until(lambda: self.evaluate(expression), timeout_s, what, every_s)
 
     def set_viewport(self, width: int, height: int, mobile: bool = False) -> None:
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,

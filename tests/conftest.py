@@ -7,14 +7,11 @@ consumer group, Redis database 1, and its own MongoDB database.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -24,9 +21,11 @@ import httpx
 import pytest
 import redis
 import yaml
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
+
+from tests.support.kafka import create_topics, delete_topics
+from tests.support.names import RunNames
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 # Overridable so that concurrent pytest sessions on one machine do not clash.
@@ -76,44 +75,10 @@ def stack() -> Any:
     return running
 
 
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.2) -> Any:
-    """Poll condition until it returns something truthy; fail naming `what` after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(every_s)
-    pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
-
-
-@dataclass
-class Names:
-    """Per-session names that keep tests away from a developer's data."""
-
-    suffix: str
-
-    @property
-    def topic(self) -> str:
-        return f"votes-test-{self.suffix}"
-
-    @property
-    def dlq_topic(self) -> str:
-        return f"votes-test-{self.suffix}.dlq"
-
-    @property
-    def group(self) -> str:
-        return f"votes-persister-test-{self.suffix}"
-
-    @property
-    def mongo_database(self) -> str:
-        return f"votes_test_{self.suffix}"
-
-
 @pytest.fixture(scope="session")
-def names() -> Names:
-    return Names(uuid.uuid4().hex[:8])
+def names() -> RunNames:
+    """Per-session names that keep tests away from a developer's data."""
+    return RunNames("test")
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +92,7 @@ def redis_proxy(stack: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def app_args(stack: Any, names: Names, redis_proxy: Any) -> dict[str, Any]:
+def app_args(stack: Any, names: RunNames, redis_proxy: Any) -> dict[str, Any]:
     """config.yaml's args, pointed at this session's topics, group and databases."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     return config["applications"][0]["args"] | {
@@ -140,19 +105,11 @@ def app_args(stack: Any, names: Names, redis_proxy: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def topics(stack: Any, names: Names) -> Iterator[None]:
-    admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
-    futures = admin.create_topics([
-        NewTopic(names.topic, num_partitions=PARTITIONS, replication_factor=1),
-        NewTopic(names.dlq_topic, num_partitions=1, replication_factor=1),
-    ])
-    for future in futures.values():
-        future.result(timeout=30)
+def topics(stack: Any, names: RunNames) -> Iterator[None]:
+    create_topics([names.topic], partitions=PARTITIONS)
+    create_topics([names.dlq_topic], partitions=1)
     yield
-    for future in admin.delete_topics([names.topic, names.dlq_topic]).values():
-        # Best-effort clean-up: the broker may be restarting.
-        with contextlib.suppress(Exception):
-            future.result(timeout=30)
+    delete_topics([names.topic, names.dlq_topic])
 
 
 @pytest.fixture(scope="session")
@@ -165,7 +122,7 @@ def redis_client(stack: Any) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="session")
-def mongo_db(stack: Any, names: Names) -> Iterator[Any]:
+def mongo_db(stack: Any, names: RunNames) -> Iterator[Any]:
     client: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
                                                       serverSelectionTimeoutMS=5000)
     yield client[names.mongo_database]
@@ -179,7 +136,7 @@ class Pipeline:
 
     http: httpx.Client
     grpc_target: str
-    names: Names
+    names: RunNames
     args: dict[str, Any]
 
     def results(self) -> dict[str, Any]:
@@ -190,7 +147,7 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def pipeline(
-    app_args: dict[str, Any], topics: None, redis_client: redis.Redis, mongo_db: Any, names: Names
+    app_args: dict[str, Any], topics: None, redis_client: redis.Redis, mongo_db: Any, names: RunNames
 ) -> Iterator[Pipeline]:
     """One Ray instance and one deployment of config.yaml for the whole session."""
     import ray
@@ -237,35 +194,3 @@ def pipeline(
         serve.shutdown()
         ray.shutdown()
         shutil.rmtree(haproxy_dir, ignore_errors=True)
-
-
-def read_all(topic: str, timeout_s: float = 30) -> list[Any]:
-    """Every record in topic up to its end as of now (bounded in time), via assign, no group."""
-    consumer = Consumer({
-        "bootstrap.servers": "127.0.0.1:9092",
-        "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-    })
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        remaining: dict[int, int] = {}
-        assignment = []
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > low:
-                remaining[partition] = high
-                assignment.append(TopicPartition(topic, partition, low))
-        consumer.assign(assignment)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error() is not None:
-                    continue
-                records.append(message)
-                if message.offset() + 1 >= remaining.get(message.partition(), 0):
-                    remaining.pop(message.partition(), None)
-        assert not remaining, f"could not read {topic} to its end within {timeout_s}s: {remaining}"
-        return records
-    finally:
-        consumer.close()

@@ -88,32 +88,3 @@ class Results:
     by_rank: dict[str, int]
     as_of: datetime
 
-
-def apply_in_memory(
-    state: dict[str, object], updates: Iterable[CounterUpdate]
-) -> int:
-    """Reference semantics of the Redis counter script, for tests: returns how many counted.
-
-    `state` holds "offsets" {partition: last applied offset} and "counts" {key: int}.
-    """
-    offsets: dict[int, int] = state.setdefault("offsets", {})  # type: ignore[assignment]
-    counts: dict[str, int] = state.setdefault("counts", {})  # type: ignore[assignment]
-    counted = 0
-    highest: dict[int, int] = {}
-    for update in updates:
-        if update.offset <= offsets.get(update.partition, -1):
-            continue
-        highest[update.partition] = max(highest.get(update.partition, -1), update.offset)
-        if not update.counts:
-            continue
-        counted += 1
-        for key in (
-            "total",
-            f"band:{update.band}",
-            f"album:{update.album}",
-            f"year:{update.year}",
-            f"rank:{update.rank}",
-        ):
-            counts[key] = counts.get(key, 0) + 1
-    offsets.update(highest)
-    return counted

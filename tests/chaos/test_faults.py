@@ -17,6 +17,7 @@ from confluent_kafka import Producer
 
 from tests.chaos.harness import FULL, ScenarioReport, assert_exact, run_scenario
 from tests.conftest import Pipeline
+from tests.support.kafka import LagReader, read_all
 
 pytestmark = pytest.mark.chaos
 
@@ -129,30 +130,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def group_lag(pipeline: Pipeline) -> int:
-    """Records of the session topic not yet committed by the pool's consumer group."""
-    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
-    (future,) = admin.list_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(pipeline.names.group)]).values()
-    committed = {tp.partition: tp.offset for tp in future.result(timeout=10).topic_partitions
-                 if tp.topic == pipeline.names.topic}
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": "127.0.0.1:9092", "group.id": "lag-probe"})
-    try:
-        lag = 0
-        for partition, offset in committed.items():
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(pipeline.names.topic, partition), timeout=10)
-            lag += high - max(offset, 0)
-        return lag
-    finally:
-        consumer.close()
-
-
 def test_a_slow_store(pipeline: Pipeline, mongo_db: Any, redis_proxy: Any) -> None:
     pids = [pid_of(actor) for actor in replicas("VotePersister")]
     before = {pid: rss_mb(pid) for pid in pids}
@@ -160,15 +137,17 @@ def test_a_slow_store(pipeline: Pipeline, mongo_db: Any, redis_proxy: Any) -> No
 
     def fault() -> None:
         redis_proxy.delay_s = 0.3  # per forwarded chunk: every Redis round trip gets slower
+        lag = LagReader(pipeline.names.topic, pipeline.names.group)
         try:
             deadline = time.monotonic() + 2 * OUTAGE_S
             while time.monotonic() < deadline:
-                seen["lag"] = max(seen["lag"], group_lag(pipeline))
+                seen["lag"] = max(seen["lag"], lag.lag() or 0)
                 growth = max(rss_mb(pid) - before[pid] for pid in pids)
                 seen["growth_mb"] = max(seen["growth_mb"], growth)
                 time.sleep(1)
         finally:
             redis_proxy.delay_s = 0.0
+            lag.close()
 
     assert_exact(run_scenario("slow-redis", pipeline, mongo_db, fault, votes=VOTES, settle_s=120))
     assert seen["lag"] > 0, "the slow store should have let lag build up"
@@ -191,8 +170,6 @@ def test_poison_records_mid_stream(pipeline: Pipeline, mongo_db: Any) -> None:
 
 
 def _dead_letters(pipeline: Pipeline) -> int:
-    from tests.conftest import read_all
-
     try:
         return len(read_all(pipeline.names.dlq_topic, timeout_s=15))
     except KeyError:

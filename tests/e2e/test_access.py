@@ -25,7 +25,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, Pipeline, wait_until
+from tests.conftest import ROOT, Pipeline
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,9 @@ import pytest
 
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from tests.conftest import Pipeline, read_all, wait_until
+from tests.conftest import Pipeline
+from tests.support.kafka import read_all
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

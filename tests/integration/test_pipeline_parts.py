@@ -22,7 +22,8 @@ from serve_app.ingress.producer import VoteProducer
 from serve_app.pool.deployment import BatchPersister
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
-from tests.conftest import read_all, wait_until
+from tests.support.kafka import read_all
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 
-from serve_app.domain.counting import Delivered, apply_in_memory, counter_updates
+from serve_app.domain.counting import Delivered, counter_updates
 from serve_app.domain.votes import Vote, accept
+from tests.support.counting_model import CountingModel
 
 NOW = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
 
@@ -30,19 +32,28 @@ def test_a_vote_stored_by_an_earlier_batch_does_not_count_again() -> None:
 def test_a_replayed_batch_changes_nothing() -> None:
     batch = [delivered("a", 0, 1), delivered("b", 0, 2, band="Viernes Verde")]
     updates = counter_updates(batch, {"a": (0, 1), "b": (0, 2)})
-    state: dict[str, object] = {}
-    assert apply_in_memory(state, updates) == 2
-    before = {k: dict(v) for k, v in state.items()}  # type: ignore[call-overload]
-    assert apply_in_memory(state, updates) == 0
-    assert state == before
-    assert state["counts"]["total"] == 2  # type: ignore[index]
-    assert state["offsets"] == {0: 2}
+    model = CountingModel()
+    assert model.apply("votes", updates) == 2
+    before = copy.deepcopy(model)
+    assert model.apply("votes", updates) == 0
+    assert model == before
+    assert model.total == 2
+    assert model.applied_offsets == {"votes:0": 2}
 
 
 def test_an_overlapping_redelivery_counts_only_the_new_records() -> None:
-    state: dict[str, object] = {}
+    model = CountingModel()
     first = [delivered(f"v{i}", 0, i) for i in range(5)]
-    apply_in_memory(state, counter_updates(first, {f"v{i}": (0, i) for i in range(5)}))
+    model.apply("votes", counter_updates(first, {f"v{i}": (0, i) for i in range(5)}))
     second = [delivered(f"v{i}", 0, i) for i in range(3, 8)]
-    assert apply_in_memory(state, counter_updates(second, {f"v{i}": (0, i) for i in range(8)})) == 3
-    assert state["counts"]["total"] == 8  # type: ignore[index]
+    assert model.apply("votes", counter_updates(second, {f"v{i}": (0, i) for i in range(8)})) == 3
+    assert model.total == 8
+
+
+def test_offsets_are_applied_per_topic_and_partition() -> None:
+    """Partition 0 of one topic says nothing about partition 0 of another (the script's key)."""
+    model = CountingModel()
+    model.apply("votes", counter_updates([delivered("a", 0, 9)], {"a": (0, 9)}))
+    other = counter_updates([delivered("b", 0, 3)], {"b": (0, 3)})
+    assert model.apply("votes-other", other) == 1
+    assert model.applied_offsets == {"votes:0": 9, "votes-other:0": 3}

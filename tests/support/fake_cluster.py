@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from serve_app import serve_env
+from tests.support.net import ANY_PORT, free_port
 
 VENV_BIN = Path(sys.executable).parent
 HEAD_NODE_TYPE = "ray.head.default"
@@ -45,18 +45,6 @@ CLIENT_ENV = {
     # Ray reads the mode at import; the token file (client_env) can come later, before ray.init.
     "RAY_AUTH_MODE": "token",
 }
-
-
-def free_port(preferred: int | None = None) -> int:
-    """preferred when nothing listens on it, else a port the OS picks."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise RuntimeError("no free port")
 
 
 @dataclass
@@ -163,8 +151,8 @@ class FakeCluster:
                     raise
 
     def _start_once(self, timeout_s: float) -> None:
-        self.gcs_port = free_port(self.spec.gcs_port)
-        self.dashboard_port = free_port(self.spec.dashboard_port)
+        self.gcs_port = free_port((self.spec.gcs_port, ANY_PORT))
+        self.dashboard_port = free_port((self.spec.dashboard_port, ANY_PORT))
         config_path = self.temp_dir / "autoscaling.json"
         config_path.write_text(json.dumps(autoscaling_config(self.spec, self.address)))
         command = [

@@ -1,12 +1,12 @@
 """The autoscaling scenario: a burst of votes on a fake multi-node cluster, watched from Ray's state.
 
 Shared by tests/autoscaling/test_node_autoscaling.py (which runs it in a process of its own:
-`python -m tests.autoscaling.scenario --json FILE`, so no Ray state leaks into the pytest process)
+`python -m tests.support.autoscale_scenario --json FILE`, so no Ray state leaks into pytest)
 and scripts/autoscale_demo.py (which prints the timeline as it goes).
 
 What happens:
 
-1. a fake autoscaling cluster starts (tests/autoscaling/cluster.py): a head with 2 CPUs, worker
+1. a fake autoscaling cluster starts (tests/support/fake_cluster.py): a head with 2 CPUs, worker
    nodes of 1 CPU added on demand;
 2. config.yaml's application is deployed on it with only what isolates it (own topic, consumer
    group, Redis db, MongoDB database, Serve ports 48000/49000, proxy on the head only: the fake
@@ -24,7 +24,6 @@ What happens:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -40,11 +39,11 @@ from typing import Any
 
 import yaml
 
-from tests.autoscaling.cluster import CLIENT_ENV, ClusterSpec, FakeCluster
+from tests.support.fake_cluster import CLIENT_ENV, ClusterSpec, FakeCluster
+from tests.support.kafka import KAFKA, LagReader, create_topics, delete_topics
+from tests.support.names import RunNames
 
 ROOT = Path(__file__).resolve().parents[2]
-KAFKA = "127.0.0.1:9092"
-PARTITIONS = 6
 APP = "votes"
 INGRESS, POOL = "VoteIngress", "VotePersister"
 BANDS = [("Alux Nahual", "Alux Nahual"), ("Bohemia Suburbana", "Sueños"), ("Viernes Verde", "V"),
@@ -109,23 +108,6 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class Names:
-    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-
-    @property
-    def topic(self) -> str:
-        return f"votes-autoscale-{self.suffix}"
-
-    @property
-    def group(self) -> str:
-        return f"votes-persister-autoscale-{self.suffix}"
-
-    @property
-    def mongo_database(self) -> str:
-        return f"votes_autoscale_{self.suffix}"
 
 
 class StepTimeout(Exception):
@@ -224,34 +206,6 @@ class Burst(threading.Thread):
             self.done.set()
 
 
-class LagReader:
-    """The group's lag from Kafka itself: partition ends minus committed offsets.
-
-    The consumer only reads committed offsets; it never subscribes, so it never joins the group.
-    """
-
-    def __init__(self, topic: str, group: str) -> None:
-        from confluent_kafka import Consumer, TopicPartition
-
-        self._consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": group,
-                                   "enable.auto.commit": False})
-        self._partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-
-    def lag(self) -> int | None:
-        try:
-            committed = self._consumer.committed(self._partitions, timeout=5)
-            total = 0
-            for tp in committed:
-                low, high = self._consumer.get_watermark_offsets(tp, timeout=5)
-                total += max(0, high - (tp.offset if tp.offset >= 0 else low))
-            return total
-        except Exception:  # noqa: BLE001 - a missed sample is shown as unknown, not fatal
-            return None
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
 def replica_counts(deployment: Any) -> tuple[int, int]:
     """(running, starting) of a deployment in serve.status()."""
     states = {str(getattr(k, "value", k)): v for k, v in (deployment.replica_states or {}).items()}
@@ -260,7 +214,7 @@ def replica_counts(deployment: Any) -> tuple[int, int]:
     return running, starting
 
 
-def app_config(names: Names, spec: ScenarioSpec, redis_db: int) -> dict[str, Any]:
+def app_config(names: RunNames, spec: ScenarioSpec, redis_db: int) -> dict[str, Any]:
     """config.yaml, isolated and adapted for this cluster (see the module docstring)."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["proxy_location"] = "HeadOnly"
@@ -269,7 +223,7 @@ def app_config(names: Names, spec: ScenarioSpec, redis_db: int) -> dict[str, Any
     (app,) = config["applications"]
     app["args"] |= {
         "kafka_topic": names.topic,
-        "kafka_dlq_topic": names.topic + ".dlq",
+        "kafka_dlq_topic": names.dlq_topic,
         "kafka_consumer_group": names.group,
         "redis_url": f"redis://127.0.0.1:6379/{redis_db}",
         "mongo_database": names.mongo_database,
@@ -289,7 +243,7 @@ class Scenario:
                  on_row: Callable[[Row], None] | None = None,
                  log: Callable[[str], None] | None = None) -> None:
         self.spec = spec or ScenarioSpec()
-        self.names = Names()
+        self.names = RunNames("autoscale")
         self.on_row = on_row or (lambda _row: None)
         self.log = log or (lambda _line: None)
         self.cluster = FakeCluster(self.spec.cluster)
@@ -353,16 +307,9 @@ class Scenario:
     # ---- steps -------------------------------------------------------------------------------
 
     def _prepare_stores(self) -> None:
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": KAFKA})
-        futures = admin.create_topics([
-            NewTopic(self.names.topic, num_partitions=PARTITIONS, replication_factor=1),
-            NewTopic(self.names.topic + ".dlq", num_partitions=1, replication_factor=1),
-        ])
-        for future in futures.values():
-            future.result(timeout=30)
-        self.result.redis_db = claim_redis_db(self.spec.redis_db, self.names.suffix)
+        create_topics([self.names.topic])
+        create_topics([self.names.dlq_topic], partitions=1)
+        self.result.redis_db = claim_redis_db(self.spec.redis_db, self.names.run_id)
         self.log(f"Redis database {self.result.redis_db}, MongoDB database "
                  f"{self.names.mongo_database}, topic {self.names.topic}")
 
@@ -481,7 +428,7 @@ class Scenario:
         mongo: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
                                                          serverSelectionTimeoutMS=5000)
         try:
-            if client.get(OWNER_KEY) != self.names.suffix.encode():
+            if client.get(OWNER_KEY) != self.names.run_id.encode():
                 raise RuntimeError(f"Redis database {self.result.redis_db} was emptied or taken "
                                    "by someone else during the run: the counts cannot be checked")
             deadline = time.monotonic() + self.spec.count_timeout_s
@@ -524,15 +471,11 @@ class Scenario:
 
     def _drop_data(self) -> None:
         """This run's topics, Redis db and MongoDB database (exact names, nothing else)."""
-        from confluent_kafka.admin import AdminClient
         from pymongo import MongoClient
 
-        admin = AdminClient({"bootstrap.servers": KAFKA})
-        for future in admin.delete_topics([self.names.topic, self.names.topic + ".dlq"]).values():
-            with contextlib.suppress(Exception):  # best effort
-                future.result(timeout=30)
+        delete_topics([self.names.topic, self.names.dlq_topic])
         if self.result.redis_db is not None:
-            release_redis_db(self.result.redis_db, self.names.suffix)
+            release_redis_db(self.result.redis_db, self.names.run_id)
         mongo: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
                                                          serverSelectionTimeoutMS=5000)
         mongo.drop_database(self.names.mongo_database)
@@ -576,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = {k: v for k, v in CLIENT_ENV.items() if os.environ.get(k) != v}
     if missing:  # Ray reads them at import: re-run with them set
-        os.execve(sys.executable, [sys.executable, "-m", "tests.autoscaling.scenario",
+        os.execve(sys.executable, [sys.executable, "-m", "tests.support.autoscale_scenario",
                                    *(argv if argv is not None else sys.argv[1:])],
                   os.environ | CLIENT_ENV)
     stop_on_sigterm()

@@ -1,0 +1,81 @@
+"""The in-memory counting model agrees with the real counter script in Redis.
+
+Unit tests reason about counting with tests/support/counting_model.py; this checks that the
+model still does what serve_app/stores/redis_counts.py's Lua script does, batch by batch:
+the votes counted, the counters, and the applied offsets ("topic:partition" -> offset).
+Runs against the local stack's Redis, in the session's own database (VOTES_TEST_REDIS_DB).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import redis
+
+from serve_app.domain.counting import Delivered, counter_updates
+from serve_app.domain.votes import Vote, accept
+from serve_app.stores import redis_counts
+from serve_app.stores.redis_counts import RedisCounts
+from tests.support.counting_model import CountingModel
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
+TOPIC, OTHER_TOPIC = "votes-model", "votes-model-other"
+
+
+def delivered(vote_id: str, topic: str, partition: int, offset: int,
+              band: str = "Alux Nahual", album: str = "Alux", year: int = 1983) -> Delivered:
+    vote = Vote(name=band, album=album, year=year, rank=1 + offset % 3, vote_id=vote_id)
+    return Delivered(accept(vote, "http", NOW), topic, partition, offset)
+
+
+def redis_state(client: redis.Redis) -> tuple[dict[str, object], dict[str, int]]:
+    """The counters (as the read side reads them) and the applied offsets in Redis."""
+    results = redis_counts.results_from_replies(
+        redis_counts.read_results_pipeline(client).execute(), NOW)  # type: ignore[attr-defined]
+    counters = {"total": results.total, "by_band": results.by_band, "by_album": results.by_album,
+                "by_year": results.by_year, "by_rank": results.by_rank}
+    offsets = {field.decode(): int(offset)
+               for field, offset in client.hgetall(redis_counts.APPLIED_OFFSETS).items()}
+    return counters, offsets
+
+
+def model_state(model: CountingModel) -> tuple[dict[str, object], dict[str, int]]:
+    counters = {"total": model.total, "by_band": dict(model.by_band),
+                "by_album": dict(model.by_album), "by_year": dict(model.by_year),
+                "by_rank": dict(model.by_rank)}
+    return counters, dict(model.applied_offsets)
+
+
+def test_the_model_and_the_lua_script_count_the_same(redis_client: redis.Redis) -> None:
+    counts = RedisCounts(redis_client)
+    model = CountingModel()
+    first = [delivered("a", TOPIC, 0, 0), delivered("b", TOPIC, 0, 1, band="Viernes Verde"),
+             delivered("c", TOPIC, 1, 0, band="Bohemia Suburbana", album="Sueños", year=1990),
+             # A client's duplicate of "a" (a retry, same vote_id): the log holds (0, 0).
+             delivered("a", TOPIC, 1, 1)]
+    stored = {"a": (0, 0), "b": (0, 1), "c": (1, 0)}
+    second = [delivered("b", TOPIC, 0, 1, band="Viernes Verde"),  # already applied
+              delivered("d", TOPIC, 0, 2), delivered("e", TOPIC, 1, 2, band="Easy Easy")]
+    stored |= {"d": (0, 2), "e": (1, 2)}
+    # Another topic with the same partition numbers and lower offsets: new records all.
+    other = [delivered("f", OTHER_TOPIC, 0, 0, band="Ricardo Arjona"),
+             delivered("g", OTHER_TOPIC, 1, 0, band="Ricardo Arjona")]
+    stored_other = {"f": (0, 0), "g": (1, 0)}
+    batches = [
+        (TOPIC, counter_updates(first, stored), 3),
+        (TOPIC, counter_updates(first, stored), 0),  # the same batch redelivered
+        (TOPIC, counter_updates(second, stored), 2),  # an overlapping redelivery
+        (OTHER_TOPIC, counter_updates(other, stored_other), 2),
+        (OTHER_TOPIC, counter_updates(other, stored_other), 0),
+    ]
+    for topic, updates, expected in batches:
+        assert counts.apply(topic, updates, now=NOW) == expected
+        assert model.apply(topic, updates) == expected
+        assert redis_state(redis_client) == model_state(model)
+
+    assert model.applied_offsets == {f"{TOPIC}:0": 2, f"{TOPIC}:1": 2,
+                                     f"{OTHER_TOPIC}:0": 0, f"{OTHER_TOPIC}:1": 0}
+    assert model.total == 7
