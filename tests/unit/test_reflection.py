@@ -7,7 +7,6 @@ with config.yaml's grpc_options; tests/e2e/test_reflection.py asks the deployed 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +22,7 @@ from ray.serve.config import gRPCOptions
 
 from serve_app.ingress import reflection
 from tests.conftest import ROOT
+from tests.support.net import free_port
 
 V1_REQUEST = GetMessageClass(reflection.V1_FILE.message_types_by_name["ServerReflectionRequest"])
 V1_RESPONSE = GetMessageClass(reflection.V1_FILE.message_types_by_name["ServerReflectionResponse"])
@@ -40,12 +40,6 @@ SERVICES = [
     "grpc.reflection.v1alpha.ServerReflection",
     "votes.v1.VoteService",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
