@@ -5,14 +5,14 @@
 #   docker push ghcr.io/votes-contest/votes:0.1.0
 #
 # The tag is the version in pyproject.toml; the Ray version must match pyproject's ray pin and the
-# RayService's rayVersion (tests/unit/test_manifests.py checks both). No credentials in here:
-# they come from the Secret votes-secrets at run time.
+# RayService's rayVersion (tests/unit/test_image.py and test_manifests_rayservice.py check both).
+# No credentials in here: they come from the Secret votes-secrets at run time.
 FROM rayproject/ray:2.60.0-py311
 
 WORKDIR /home/ray/votes
 
-# 1. Runtime dependencies only (pyproject's [project].dependencies, not the dev extra), at the
-#    versions of requirements.lock (used as constraints). Its own layer: code changes reuse it.
+# 1. Runtime dependencies only (pyproject's [project].dependencies, not the dev or ops extras), at
+#    the versions of requirements.lock (used as constraints). Its own layer: code changes reuse it.
 COPY --chown=ray:users pyproject.toml requirements.lock ./
 RUN python -c "import subprocess, sys, tomllib; \
 deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \

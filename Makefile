@@ -36,8 +36,8 @@ install: $(STAMP) ## download and build everything `make test` needs (the only s
 lint: $(STAMP) ## ruff: the rules in pyproject.toml, a complexity bound included
 	$(VENV)/bin/ruff check .
 
-lock: ## re-resolve requirements.lock from pyproject.toml
-	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+lock: ## re-resolve requirements.lock from pyproject.toml (runtime, dev and ops)
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --extra ops --python-version 3.11 -o requirements.lock
 
 stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
 	$(PY) -m serve_app.grpc_stubs.generate

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m deployments.dashboards           # (re)write the files below
     .venv/bin/python -m deployments.dashboards --check   # exit 1 naming every stale file
+    .venv/bin/python -m deployments.dashboards --repo PATH   # another checkout (default: the current directory)
 
 Writes, under deployments/k8s/grafana/ (mounted by grafana/grafana.yaml through the ConfigMaps of
 deployments/k8s/kustomization.yaml):
@@ -42,10 +43,11 @@ from grafana_foundation_sdk.models.common import (
 )
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, DataTransformerConfig
 
+from deployments.repo import Repo, RepoNotFound, add_repo_option
 from serve_app.metrics import METRICS
 from serve_app.stores import redis_counts as keys
 
-ROOT = Path(__file__).resolve().parents[1]
+# Relative to the repository root.
 GRAFANA_DIR = Path("deployments/k8s/grafana")
 DASHBOARD_DIR = GRAFANA_DIR / "dashboards"
 # Where grafana.yaml mounts the ConfigMap votes-grafana-dashboards.
@@ -547,7 +549,8 @@ def check_dashboard(dashboard: Mapping[str, Any], metrics: Iterable[str] | None 
 # ---- command line ----------------------------------------------------------------------------
 
 
-def stale_files(root: Path = ROOT) -> list[Path]:
+def stale_files(root: Path) -> list[Path]:
+    """The generated files (relative to the repository `root`) missing or different there."""
     return [path for path, content in render().items()
             if not (root / path).is_file() or (root / path).read_text() != content]
 
@@ -557,7 +560,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming every file that is stale or missing")
+    add_repo_option(parser)
     args = parser.parse_args(argv)
+    try:
+        repo = Repo.at(args.repo)
+    except RepoNotFound as exc:
+        print(f"dashboards: {exc}", file=sys.stderr)
+        return 2
     problems = [p for name, build in DASHBOARDS.items()
                 for p in check_dashboard(json.loads(JSONEncoder().encode(build().build())))]
     if problems:
@@ -565,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     if args.check:
-        stale = stale_files()
+        stale = stale_files(repo.root)
         if stale:
             print("dashboards: stale, run `make dashboards`:", *map(str, stale), sep="\n  ",
                   file=sys.stderr)
@@ -573,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dashboards: {len(render())} files up to date")
         return 0
     for path, content in render().items():
-        target = ROOT / path
+        target = repo.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.is_file() or target.read_text() != content:
             target.write_text(content)

@@ -3,7 +3,8 @@
     python -m deployments.deploy apply  --namespace votes [--image REF] [--timeout 900]
     python -m deployments.deploy status --namespace votes
     python -m deployments.deploy delete --namespace votes [--keep-data]
-    common options: --kubeconfig PATH, --context NAME, --dry-run [--verbose]
+    common options: --kubeconfig PATH, --context NAME, --dry-run [--verbose],
+                    --repo PATH (the votes checkout; default: the current directory)
 
 The objects are exactly those of `kubectl apply -k deployments/k8s` (rendered by
 deployments.manifests), moved to --namespace. `apply` server-side-applies them in dependency order
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 import yaml
 
 from deployments import manifests
+from deployments.repo import Repo, RepoNotFound, add_repo_option
 
 FIELD_MANAGER = "votes-deploy"
 DEFAULT_NAMESPACE = "votes"
@@ -587,6 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-data", action="store_true", help="delete: keep the namespace and the data volumes"
     )
+    add_repo_option(parser)
     return parser
 
 
@@ -594,8 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     real_apply = args.command == "apply" and not args.dry_run
     try:
+        repo = Repo.at(args.repo)
         rendered = manifests.render_kustomization(
-            manifests.KUSTOMIZE_DIR,
+            repo.k8s,
             namespace=args.namespace,
             images=manifests.image_override(args.image) if args.image else None,
             # Names are all status/delete need; a real apply needs the real secrets.env.
@@ -604,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             for note in rendered.notes:
                 print(f"note: {note}")
-        stale = manifests.check(manifests.generated_files())
+        stale = manifests.check(manifests.generated_files(repo))
         if stale:
             message = "kuberay/rayservice.yaml does not match config.yaml: run `make manifests`"
             if real_apply:
@@ -621,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return 0 if print_status(cluster, docs) else 1
         return delete(cluster, docs, args.keep_data, args.timeout)
-    except (DeployError, manifests.KustomizeError) as exc:
+    except (DeployError, manifests.KustomizeError, RepoNotFound) as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

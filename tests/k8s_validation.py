@@ -3,6 +3,9 @@
     from tests.k8s_validation import validate_manifest, render_layout
     problems = validate_manifest(doc)          # [] when valid; else "Kind/name: path: message"
 
+Also what the manifest tests (tests/unit/test_manifests_*.py, test_deploy_cli.py) share: the
+checkout they test (REPO), its kustomize layouts rendered, and lookups in the rendered objects.
+
 - Built-in kinds: `kubernetes_validate` (Kubernetes 1.33 schemas, strict: unknown fields fail).
   A built-in kind without a schema is a failure, never a skip.
 - KubeRay and Strimzi custom resources: the upstream CRDs vendored in tests/k8s_schemas (see its
@@ -35,6 +38,17 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError
 
 from deployments import manifests
+from deployments.repo import Repo
+
+# The checkout the tests run in; the tooling is told where it is, as its command lines are.
+REPO = Repo.at(Path(__file__).resolve().parents[1])
+LAYOUTS = {
+    "deployments/k8s": REPO.k8s,
+    "deployments/k8s/optional": REPO.k8s / "optional",
+    "kuberay": REPO.kuberay,
+}
+# The value secrets.env.example gives every secret.
+PLACEHOLDER = "change-me"
 
 KUBERNETES_VERSION = "1.33"
 # The vendored upstream CRDs; VOTES_K8S_SCHEMAS points elsewhere to try other versions.
@@ -344,6 +358,35 @@ def render_layout(directory: Path, **kwargs: Any) -> manifests.Rendered:
     """`kustomize build directory`, with example env files standing in for missing secrets."""
     kwargs.setdefault("example_env_fallback", True)
     return manifests.render_kustomization(directory, **kwargs)
+
+
+def rendered(layout: str) -> list[dict[str, Any]]:
+    """The objects of one of LAYOUTS."""
+    return render_layout(LAYOUTS[layout]).docs
+
+
+def main_docs() -> list[dict[str, Any]]:
+    """What `kubectl apply -k deployments/k8s` applies."""
+    return rendered("deployments/k8s")
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def head_container(rayservice: dict[str, Any]) -> dict[str, Any]:
+    return rayservice["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"][
+        "containers"
+    ][0]
+
+
+def worker_containers(rayservice: dict[str, Any]) -> list[dict[str, Any]]:
+    groups = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    return [group["template"]["spec"]["containers"][0] for group in groups]
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from deployments import dashboards
 from serve_app.metrics import METRICS
 from serve_app.stores.redis_counts import ALL_KEYS
 
-ROOT = dashboards.ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def committed(name: str) -> dict[str, Any]:
@@ -22,12 +23,19 @@ def committed(name: str) -> dict[str, Any]:
 
 
 def test_committed_files_are_the_generators_output() -> None:
-    stale = dashboards.stale_files()
+    stale = dashboards.stale_files(ROOT)
     assert not stale, f"stale generated files {[str(p) for p in stale]}: run `make dashboards`"
 
 
 def test_check_mode_exits_zero_when_current(capsys: pytest.CaptureFixture[str]) -> None:
-    assert dashboards.main(["--check"]) == 0
+    assert dashboards.main(["--check", "--repo", str(ROOT)]) == 0
+
+
+def test_cli_names_the_missing_config_yaml(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert dashboards.main(["--check", "--repo", str(tmp_path)]) == 2
+    assert "no config.yaml in" in capsys.readouterr().err
 
 
 def test_check_mode_names_a_stale_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:

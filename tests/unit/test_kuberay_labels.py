@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -33,7 +32,7 @@ from deployments import manifests
 from tests import k8s_validation as kv
 
 KUBERAY_VERSION = "v1.6.2"
-K8S = Path(manifests.KUSTOMIZE_DIR)
+K8S = kv.REPO.k8s
 # KubeRay names the RayCluster of a RayService <RayService name>-<5 random characters>.
 CLUSTER = f"{manifests.RAYSERVICE_NAME}-x7k2q"
 # labelPod: the keys a pod template cannot override (KubeRay drops the template's value).
@@ -118,7 +117,7 @@ def selected(selector: dict[str, str], pods: dict[str, dict[str, str]]) -> list[
 
 
 def generated_rayservice() -> dict[str, Any]:
-    return manifests.rayservice(manifests.load_config())
+    return manifests.rayservice_of(kv.REPO)
 
 
 def expected_endpoints(rayservice: dict[str, Any]) -> dict[str, list[str]]:
