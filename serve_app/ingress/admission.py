@@ -1,24 +1,15 @@
 """How much write work one ingress replica takes on at once: the bounded queue in front of Kafka.
 
-Serve bounds requests (`max_ongoing_requests`, `max_queued_requests`), but a request can carry
-one vote or a thousand. Under overload every admitted batch shares the same CPU, so without a
-bound on the votes themselves all of them slow down together: 250 batches of 1000 at once took
-50 s each on 2 cores. The budget counts the bytes of the write bodies (HTTP) and messages (gRPC)
-a replica is working on; past its limit a request is shed at once with 503 + Retry-After /
-RESOURCE_EXHAUSTED. Single votes (~100 bytes) never reach it.
-
-A fixed number of bytes is not enough: what a replica gets through per second depends on the CPU
-it really has, and that changes under overload (more ingress replicas on the same cores, the
-consumer pool scaling out beside them, replicas starting). So the limit follows the time the
-writes really take, from reaching the replica to their answer, against `latency_target_s`:
+The budget counts the bytes of the write bodies (HTTP) and messages (gRPC) a replica is working on;
+past its limit a request is shed at once with 503 + Retry-After / RESOURCE_EXHAUSTED. Why bytes,
+and why a limit that follows latency: docs/decisions/0007-write-budget.md. The rule, against
+`latency_target_s`, for the time a write took from reaching the replica to its answer:
 - a write that took longer than the target cuts the limit in proportion (2x the target: half
   the limit), once per round: only a write admitted after the last cut can cut it again;
 - a write that took under half the target grows the limit by its own size, so a limit roughly
   doubles per round while the replica keeps up, up to `max_bytes`;
 - the limit never goes below `min_bytes`, and an idle replica admits any one request.
-The same rule as TCP's congestion window (additive increase, multiplicative decrease), with
-latency instead of loss as the signal. Pure bookkeeping on the replica's event loop: no locks,
-no I/O.
+Pure bookkeeping on the replica's event loop: no locks, no I/O.
 """
 
 from __future__ import annotations
@@ -55,21 +46,11 @@ class WriteBudget:
     ) -> None:
         self.clock = clock
         self.in_flight = 0
-        self.configure(max_bytes, latency_target_s, retry_after_s, min_bytes)
-
-    def configure(
-        self,
-        max_bytes: int,
-        latency_target_s: float,
-        retry_after_s: int,
-        min_bytes: int = MIN_WRITE_BYTES_IN_FLIGHT,
-    ) -> None:
-        """(Re)set the bounds; the limit starts at the maximum."""
         self.max_bytes = max_bytes
         self.min_bytes = min(min_bytes, max_bytes)
         self.latency_target_s = latency_target_s
         self.retry_after_s = retry_after_s  # what a shed client is told to wait
-        self.limit = max_bytes
+        self.limit = max_bytes  # starts at the maximum
         self._last_cut = float("-inf")
 
     def admit(self, size: int, arrived: float | None = None) -> Admission | None:

@@ -24,19 +24,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
-# The gRPC counterpart, enforced by Serve's gRPC proxy before it parses a message. Ray 2.60 has
-# no grpc_options field for it: the proxies read the environment variable
-# RAY_SERVE_GRPC_MAX_MESSAGE_SIZE (default 2 GiB) where Ray starts, so `make run`, the tests and
-# the Kubernetes manifests set it to this. The largest valid CastBatch (1000 votes of 200
-# four-byte characters) is ~1.7 MB. See docs/security.md.
+# The gRPC counterpart, set where Ray starts: docs/decisions/0006-serve-environment.md.
 GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# A request rejected while its body is still arriving: read and discard up to this much of it
-# before answering. Closing a connection with unread data makes the kernel send a reset instead
-# of a FIN, and the reset can destroy the answer before the client (or HAProxy) has read it:
-# seen as "peer closed connection without sending complete message body" on 413s. A client far
-# beyond this gets its answer and, possibly, the reset (nginx's lingering close does the same);
-# Serve's request timeout bounds how long a slow one can keep us reading.
+# A rejected body is read up to this much before the answer: docs/decisions/0008-drain-rejected-body.md.
 DRAIN_MAX_BYTES = 4 * MAX_BODY_BYTES
 
 
@@ -66,67 +57,70 @@ class BodyLimits:
             return
         # The write's time in the replica starts here: reading its body under load is part of it.
         arrived = self.budget.clock() if self.budget is not None else 0.0
-        headers = {name.lower(): value for name, value in scope.get("headers", [])}
-        content_type = headers.get(b"content-type", b"").decode("latin-1")
-        if not content_type:
-            await self._reject(send, 415, "Content-Type must be application/json (it is missing)",
-                               unread=receive)
+        if not await self._headers_ok(scope, receive, send):
             return
-        if not is_json_media_type(content_type):
-            await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}",
-                               unread=receive)
+        body = await self._read_body(receive, send)
+        if body is None:
             return
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await self._reject(send, 400, "Content-Length is not a number")
-                return
-            declared_bytes = int(declared)
-            if declared_bytes > self.max_body_bytes:
-                # Past DRAIN_MAX_BYTES draining would only delay the reset: answer at once.
-                await self._reject(send, 413, self._too_large(),
-                                   unread=receive if declared_bytes <= DRAIN_MAX_BYTES else None)
-                return
-
-        # Read the whole (bounded) body here, then replay it to the app in one message.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._reject(send, 413, self._too_large(),
-                                   unread=receive if message.get("more_body", False) else None,
-                                   already=size)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        admission = self.budget.admit(len(body), arrived) if self.budget is not None else None
-        if self.budget is not None and admission is None:
+        if self.budget is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        admission = self.budget.admit(len(body), arrived)
+        if admission is None:
             if self.on_reject is not None:
                 self.on_reject(503)
             await _send_problem(send, 503, self.budget.describe(),
                                 [(b"retry-after", str(self.budget.retry_after_s).encode())])
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
         try:
-            await self.app(scope, replay, send)
+            await self.app(scope, _replay(body, receive), send)
         finally:
-            if self.budget is not None and admission is not None:
-                self.budget.release(admission)
+            self.budget.release(admission)
+
+    async def _headers_ok(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """False once a 415, 400 or 413 decided from the headers alone has been answered."""
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
+        content_type = headers.get(b"content-type", b"").decode("latin-1")
+        if not content_type:
+            await self._reject(send, 415, "Content-Type must be application/json (it is missing)",
+                               unread=receive)
+            return False
+        if not is_json_media_type(content_type):
+            await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}",
+                               unread=receive)
+            return False
+        declared = headers.get(b"content-length")
+        if declared is None:
+            return True
+        if not declared.isdigit():
+            await self._reject(send, 400, "Content-Length is not a number")
+            return False
+        declared_bytes = int(declared)
+        if declared_bytes > self.max_body_bytes:
+            # Past DRAIN_MAX_BYTES draining would only delay the reset: answer at once.
+            await self._reject(send, 413, self._too_large(),
+                               unread=receive if declared_bytes <= DRAIN_MAX_BYTES else None)
+            return False
+        return True
+
+    async def _read_body(self, receive: Receive, send: Send) -> bytes | None:
+        """The whole (bounded) body, or None: the client left, or a 413 has been answered."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            more = message.get("more_body", False)
+            if size > self.max_body_bytes:
+                await self._reject(send, 413, self._too_large(),
+                                   unread=receive if more else None, already=size)
+                return None
+            chunks.append(chunk)
+            if not more:
+                return b"".join(chunks)
 
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
@@ -140,6 +134,20 @@ class BodyLimits:
         if self.on_reject is not None:
             self.on_reject(status)
         await _send_problem(send, status, detail)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive() that hands the app the body already read, in one message, then `receive`'s."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _drain(receive: Receive, already: int = 0) -> None:

@@ -22,11 +22,7 @@ from serve_app.settings import Settings
 log = logging.getLogger("ray.serve").getChild(__name__)
 
 
-# A batch of 1000 takes tens of milliseconds of CPU to encode and produce (more on a busy
-# machine). Handing the event loop back every this many records lets the replica's health
-# checks, the bodies of other requests and its 503s for shed ones run between slices instead of
-# after whole batches: under overload, with whole batches at a time, shed requests got their 503
-# up to 8.7 s late. (New connections are another matter: see RAY_USE_UVLOOP in config.yaml.)
+# Hand the event loop back every this many records: docs/decisions/0007-write-budget.md.
 YIELD_EVERY_RECORDS = 100
 
 

@@ -78,10 +78,9 @@ def test_the_limit_has_a_floor_and_the_time_counts_from_arrival() -> None:
     assert "at most 20000 now" in budget.describe()
 
 
-def test_configure_resets_the_bounds() -> None:
-    budget = WriteBudget(max_bytes=100_000, min_bytes=1000, clock=FakeClock())
-    budget.limit = 5000
-    budget.configure(max_bytes=500, latency_target_s=2, retry_after_s=3)
+def test_the_limit_starts_at_the_maximum_and_the_floor_stays_below_it() -> None:
+    budget = WriteBudget(max_bytes=500, latency_target_s=2, retry_after_s=3, min_bytes=1000,
+                         clock=FakeClock())
     assert (budget.limit, budget.min_bytes, budget.latency_target_s, budget.retry_after_s) == (500, 500, 2, 3)
 
 

@@ -3,8 +3,8 @@
 - Property tests: the vote model and its three decoders (HTTP JSON body, Kafka record bytes, gRPC
   message) turn any input into a valid vote or a clear error (a pydantic ValidationError with
   loc/msg, a RecordError with a reason, a 4xx answer, INVALID_ARGUMENT), never anything else.
-  The HTTP routes run in-process: the real FastAPI app of `serve_app.ingress.deployment` with its middleware
-  and exception handlers, and a fake Kafka producer.
+  The HTTP routes run in-process: the replica's FastAPI app as `build_http_api` makes it, with its
+  middleware and exception handlers, over a fake Kafka producer.
 - Strings that look like MongoDB operators, Redis commands, HTML/JS or odd Unicode stay verbatim
   through the model and the Kafka record, or are rejected with a reason.
 - Limits: body bytes, field lengths, batch size, gRPC batch size and error details.
@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -53,12 +52,15 @@ from serve_app.domain.votes import (
 )
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.ingress import deployment as ingest
+from serve_app.ingress import write_side
+from serve_app.ingress.admission import WriteBudget
 from serve_app.ingress.limits import (
     DRAIN_MAX_BYTES,
     GRPC_MAX_MESSAGE_BYTES,
     MAX_BODY_BYTES,
     BodyLimits,
 )
+from serve_app.metrics import IngestMetrics
 from serve_app.serve_env import SERVE_ENV
 from serve_app.settings import Settings, SettingsError, load_settings, redact_url
 
@@ -243,25 +245,35 @@ class FakeProducer:
         pass
 
 
+# Its metrics are made on first use; without Ray they record nothing.
+METRICS = IngestMetrics()
+
+
 def make_ingress(settings_: Settings | None = None) -> Any:
-    """A VoteIngress without its constructor (no Kafka, no stores)."""
+    """A VoteIngress without its constructor: its parts, with a fake producer and no stores."""
+    settings_ = settings_ or Settings()
     cls = ingest.VoteIngress.func_or_class
     ingress = cls.__new__(cls)
-    ingress._settings = settings_ or Settings()
     ingress._producer = FakeProducer()
+    ingress._metrics = METRICS
+    ingress._budget = WriteBudget(settings_.write_bytes_in_flight_max,
+                                  settings_.write_latency_target_s, settings_.retry_after_s)
+    ingress._writes = write_side.WriteSide(ingress._producer, METRICS, settings_.write_token,
+                                           settings_.retry_after_s)
     ingress._read = None
     return ingress
 
 
+def http_client(ingress: Any) -> TestClient:
+    """The replica's HTTP app as Serve gets it (`__serve_build_asgi_app__` -> build_http_api)."""
+    return TestClient(ingress.__serve_build_asgi_app__(), raise_server_exceptions=False)
+
+
 @pytest.fixture(scope="module")
 def http() -> Iterator[tuple[TestClient, Any]]:
-    """The FastAPI app of serve_app.ingress.deployment with a fake replica behind Serve's `self` lookup."""
-    state = SimpleNamespace(ingress=make_ingress())
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("ray.serve.get_replica_context",
-                      lambda: SimpleNamespace(servable_object=state.ingress))
-        with TestClient(ingest.api, raise_server_exceptions=False) as client:
-            yield client, state
+    ingress = make_ingress()
+    with http_client(ingress) as client:
+        yield client, ingress
 
 
 # /rust/insert and /grpc/insert: aliases of /insert (the original contest's Ingress paths).
@@ -291,10 +303,10 @@ def check_http_answer(response: Any, path: str, sent: list[VoteRecord], before: 
 def test_http_json_bodies_are_accepted_or_rejected_with_a_reason(
     http: tuple[TestClient, Any], path: str, data: Any, wrap: bool
 ) -> None:
-    client, state = http
+    client, ingress = http
     if path == "/votes/batch" and wrap:
         data = {"votes": [data, GOOD]}
-    sent = state.ingress._producer.sent
+    sent = ingress._producer.sent
     before = len(sent)
     response = client.post(path, content=json.dumps(data), headers={"content-type": "application/json"})
     check_http_answer(response, path, sent, before)
@@ -318,8 +330,8 @@ def test_http_json_bodies_are_accepted_or_rejected_with_a_reason(
 def test_http_arbitrary_bytes_never_cause_a_server_error(
     http: tuple[TestClient, Any], path: str, body: bytes, content_type: str | None
 ) -> None:
-    client, state = http
-    sent = state.ingress._producer.sent
+    client, ingress = http
+    sent = ingress._producer.sent
     before = len(sent)
     headers = {"content-type": content_type} if content_type else {}
     response = client.post(path, content=body, headers=headers)
@@ -629,31 +641,27 @@ TOKEN = "tok-" + uuid.uuid4().hex
     (f"Bearer {TOKEN.upper()}", False), ("Bearer ñ", False),
 ])
 def test_the_token_check(presented: str | None, ok: bool) -> None:
-    ingress = make_ingress(Settings(write_token=TOKEN))
-    assert ingress._token_ok(presented) is ok
-    assert make_ingress(Settings())._token_ok(presented) is True  # off by default
+    assert write_side.token_ok(Settings(write_token=TOKEN).write_token, presented) is ok
+    assert write_side.token_ok(Settings().write_token, presented) is True  # off by default
 
 
 def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[bytes, bytes]] = []
-    real = ingest.hmac.compare_digest
+    real = write_side.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(ingest.hmac, "compare_digest", spy)
-    ingress = make_ingress(Settings(write_token=TOKEN))
-    assert ingress._token_ok(f"Bearer {TOKEN}") and not ingress._token_ok("Bearer guess")
+    monkeypatch.setattr(write_side.hmac, "compare_digest", spy)
+    writes = make_ingress(Settings(write_token=TOKEN))._writes
+    assert writes.token_ok(f"Bearer {TOKEN}") and not writes.token_ok("Bearer guess")
     assert calls == [(TOKEN.encode(), TOKEN.encode()), (b"guess", TOKEN.encode())]
 
 
-def test_http_writes_need_the_token_before_the_body_is_looked_at(
-    http: tuple[TestClient, Any]
-) -> None:
-    client, state = http
-    state.ingress = make_ingress(Settings(write_token=TOKEN))
-    try:
+def test_http_writes_need_the_token_before_the_body_is_looked_at() -> None:
+    ingress = make_ingress(Settings(write_token=TOKEN))
+    with http_client(ingress) as client:
         for path, body in (("/votes", GOOD), ("/insert", {"x": 1}), ("/rust/insert", GOOD),
                            ("/grpc/insert", {"x": 1}), ("/votes/batch", {"votes": []})):
             for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
@@ -662,10 +670,8 @@ def test_http_writes_need_the_token_before_the_body_is_looked_at(
                 assert response.headers["www-authenticate"] == "Bearer"
                 assert response.json() == {"detail": "missing or invalid bearer token"}
         response = client.post("/votes", json=GOOD, headers={"authorization": f"Bearer {TOKEN}"})
-        assert response.status_code == 202
-        assert state.ingress._producer.sent[0].name == GOOD["name"]
-    finally:
-        state.ingress = make_ingress()
+    assert response.status_code == 202
+    assert ingress._producer.sent[0].name == GOOD["name"]
 
 
 def test_grpc_writes_need_the_token() -> None:

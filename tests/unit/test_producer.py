@@ -8,7 +8,6 @@ import asyncio
 from confluent_kafka import KafkaError
 
 from serve_app.domain.votes import Vote, VoteRecord, accept
-from serve_app.ingress.deployment import _accept_all
 from serve_app.ingress.producer import (
     YIELD_EVERY_RECORDS,
     KafkaUnavailable,
@@ -16,6 +15,7 @@ from serve_app.ingress.producer import (
     _DeliveryReport,
     producer_config,
 )
+from serve_app.ingress.write_side import accept_all
 from serve_app.settings import Settings
 
 # Nothing listens here: these tests never reach a broker.
@@ -120,7 +120,7 @@ def test_accepting_a_large_batch_hands_the_event_loop_back() -> None:
         ticker = asyncio.create_task(tick())
         await asyncio.sleep(0)
         ticks = 0
-        records = await _accept_all(votes, "grpc")
+        records = await accept_all(votes, "grpc")
         ticker.cancel()
         return records
 
