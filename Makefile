@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STACK := $(PY) deployments/local/stack.py
+STACK := $(PY) -m deployments.local.stack
 # The Ray token of `make run`'s cluster lives with the stack, never in ~/.ray.
 RAY_TOKEN := $(or $(VOTES_STACK_DIR),.stack)/ray/auth_token
 STAMP := $(VENV)/.installed

@@ -1,16 +1,13 @@
-"""Checks of the local dev stack (deployments/local/stack.py) against the running processes.
+"""Checks of the local dev stack (deployments/local/stack/) against the running processes.
 
-These tests do not start anything: run `make stack-up` (.venv/bin/python deployments/local/stack.py
+These tests do not start anything: run `make stack-up` (.venv/bin/python -m deployments.local.stack
 up) first. If the stack is down they fail, on purpose, instead of skipping: in CI a skipped
 integration suite looks green while it checked nothing.
 """
 
-import importlib.util
 import io
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pymongo
@@ -18,48 +15,35 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from deployments.local.stack import PARTS, Stack
+
 pytestmark = pytest.mark.integration
 
-STACK_PY = Path(__file__).resolve().parents[2] / "deployments" / "local" / "stack.py"
 PROBE_DATABASE = "stack_integration_test"
 
 
-def load_stack_module() -> ModuleType:
-    """stack.py is a script, not a package module: load it by path."""
-    spec = importlib.util.spec_from_file_location("votes_local_stack", STACK_PY)
-    assert spec is not None and spec.loader is not None, f"cannot load {STACK_PY}"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def stack_module() -> ModuleType:
-    return load_stack_module()
-
-
-@pytest.fixture(scope="module")
-def local_stack(stack_module: ModuleType) -> Any:
-    """The Stack (configured from VOTES_* like the script), failing fast if a part is down."""
-    stack = stack_module.Stack(out=io.StringIO())
-    unhealthy = [part for part in stack_module.PARTS if not stack.is_healthy(part)]
+def local_stack() -> Stack:
+    """The Stack (configured from VOTES_* like the command line), failing fast if a part is down."""
+    stack = Stack(out=io.StringIO())
+    unhealthy = [part for part in PARTS if not stack.is_healthy(part)]
     if unhealthy:
         pytest.fail(
             f"the local stack is not up ({', '.join(unhealthy)} not healthy under "
             f"{stack.root}): run `make stack-up` "
-            "(or .venv/bin/python deployments/local/stack.py up) and retry",
+            "(or .venv/bin/python -m deployments.local.stack up) and retry",
             pytrace=False,
         )
     return stack
 
 
 @pytest.fixture(scope="module")
-def kafka_admin(local_stack: Any) -> AdminClient:
+def kafka_admin(local_stack: Stack) -> AdminClient:
     return AdminClient({"bootstrap.servers": local_stack.config.kafka_bootstrap})
 
 
 @pytest.fixture(scope="module")
-def mongo(local_stack: Any) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+def mongo(local_stack: Stack) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         "127.0.0.1",
         local_stack.config.mongo_port,
@@ -71,7 +55,7 @@ def mongo(local_stack: Any) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
     client.close()
 
 
-def test_status_reports_every_part_running_and_healthy(local_stack: Any) -> None:
+def test_status_reports_every_part_running_and_healthy(local_stack: Stack) -> None:
     statuses = local_stack.status()
     assert [s.part for s in statuses] == ["redis", "ferretdb", "kafka"]
     for status in statuses:
@@ -79,7 +63,7 @@ def test_status_reports_every_part_running_and_healthy(local_stack: Any) -> None
 
 
 def test_kafka_topics_exist_with_expected_partitions(
-    local_stack: Any, kafka_admin: AdminClient
+    local_stack: Stack, kafka_admin: AdminClient
 ) -> None:
     config = local_stack.config
     topics = kafka_admin.list_topics(timeout=10).topics
@@ -101,7 +85,7 @@ def test_kafka_broker_does_not_auto_create_topics(kafka_admin: AdminClient) -> N
     assert configs["offsets.topic.replication.factor"].value == "1"
 
 
-def test_redis_is_durable(local_stack: Any) -> None:
+def test_redis_is_durable(local_stack: Stack) -> None:
     client = redis.Redis(host="127.0.0.1", port=local_stack.config.redis_port, socket_timeout=5)
     try:
         assert client.ping()
