@@ -25,6 +25,7 @@ from pymongo import MongoClient
 
 from tests.support.kafka import create_topics, delete_topics
 from tests.support.names import RunNames
+from tests.support.serve import deploy_config
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,15 +153,11 @@ def pipeline(
     """One Ray instance and one deployment of config.yaml for the whole session."""
     import ray
     from ray import serve
-    from ray.serve._private import api as serve_private_api
-    from ray.serve.config import gRPCOptions
-    from ray.serve.schema import ServeDeploySchema
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["http_options"]["port"] = TEST_HTTP_PORT
     config["grpc_options"]["port"] = TEST_GRPC_PORT
     config["applications"][0]["args"] = app_args
-    schema = ServeDeploySchema.model_validate(config)
 
     from serve_app import serve_env
 
@@ -170,13 +167,7 @@ def pipeline(
     private = serve_env.private_instance(haproxy_dir, TEST_SERVE_PORTS)
     serve_env.apply(os.environ, serve_env.SERVE_ENV | private)
     ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
-    # What `serve run config.yaml` does (ray/serve/scripts.py), minus the CLI.
-    client = serve_private_api.serve_start(
-        http_options=schema.http_options.model_dump(),
-        grpc_options=gRPCOptions(**schema.grpc_options.model_dump()),
-        proxy_location=schema.proxy_location,
-    )
-    client.deploy_apps(schema, _blocking=False)
+    deploy_config(config)
 
     def app_running() -> bool:
         app = serve.status().applications.get("votes")
