@@ -7,14 +7,12 @@ consumer group, Redis database 1, and its own MongoDB database.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -23,6 +21,7 @@ import redis
 import yaml
 from pymongo import MongoClient
 
+from deployments.local.stack import PARTS, Stack
 from tests.support.kafka import create_topics, delete_topics
 from tests.support.names import RunNames
 from tests.support.serve import deploy_config
@@ -57,20 +56,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(token_dir, ignore_errors=True)
 
 
-def load_stack_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("votes_stack", ROOT / "deployments/local/stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def stack() -> Any:
+def stack() -> Stack:
     """The running local stack; fails (never skips) when it is not up."""
-    module = load_stack_module()
-    running = module.Stack()
-    unhealthy = [part for part in module.PARTS if not running.is_healthy(part)]
+    running = Stack()
+    unhealthy = [part for part in PARTS if not running.is_healthy(part)]
     if unhealthy:
         pytest.fail(f"local stack not healthy ({', '.join(unhealthy)}): run `make stack-up`")
     return running
