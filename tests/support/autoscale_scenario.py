@@ -42,6 +42,7 @@ import yaml
 from tests.support.fake_cluster import CLIENT_ENV, ClusterSpec, FakeCluster
 from tests.support.kafka import KAFKA, LagReader, create_topics, delete_topics
 from tests.support.names import RunNames
+from tests.support.serve import deploy_config
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "votes"
@@ -318,24 +319,14 @@ class Scenario:
         os.environ.update(self.cluster.client_env())
         import ray
         from ray import serve
-        from ray.serve._private import api as serve_private_api
-        from ray.serve.config import gRPCOptions
-        from ray.serve.schema import ServeDeploySchema
 
         assert self.result.redis_db is not None
         config = app_config(self.names, self.spec, self.result.redis_db)
         pool = next(d for d in config["applications"][0]["deployments"] if d["name"] == POOL)
         self._min_pool = pool["autoscaling_config"]["min_replicas"]
         self._policy = pool["autoscaling_config"]["policy"]["policy_kwargs"]
-        schema = ServeDeploySchema.model_validate(config)
         ray.init(address=self.cluster.address, namespace="serve", log_to_driver=False)
-        # What `serve run` / `serve deploy` do with a config (as tests/conftest.py does).
-        client = serve_private_api.serve_start(
-            http_options=schema.http_options.model_dump(),
-            grpc_options=gRPCOptions(**schema.grpc_options.model_dump()),
-            proxy_location=schema.proxy_location,
-        )
-        client.deploy_apps(schema, _blocking=False)
+        deploy_config(config)
         self.log("deploying config.yaml's app ...")
         deadline = time.monotonic() + self.spec.deploy_timeout_s
         while time.monotonic() < deadline:
