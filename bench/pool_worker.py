@@ -1,4 +1,4 @@
-"""One consumer of the pool, outside Ray: `serve_app.pool.deployment.BatchPersister.run()` in a process.
+"""One consumer of the pool, outside Ray: `serve_app.pool.consume_loop.ConsumeLoop.run()` in a process.
 
     VOTES_KAFKA_TOPIC=... VOTES_KAFKA_CONSUMER_GROUP=... .venv/bin/python -m bench.pool_worker
 
@@ -12,16 +12,16 @@ from __future__ import annotations
 import logging
 import signal
 
-from serve_app.pool.deployment import BatchPersister
+from serve_app.pool.clients import build_consume_loop
 from serve_app.settings import load_settings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    persister = BatchPersister(load_settings())
-    signal.signal(signal.SIGTERM, lambda *_: persister.stop())
-    signal.signal(signal.SIGINT, lambda *_: persister.stop())
-    persister.run()
+    loop = build_consume_loop(load_settings())
+    signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+    signal.signal(signal.SIGINT, lambda *_: loop.stop())
+    loop.run()
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from pymongo import MongoClient
 from serve_app.domain.counting import Delivered
 from serve_app.domain.votes import Vote, accept, encode_record
 from serve_app.ingress.producer import VoteProducer
-from serve_app.pool.deployment import BatchPersister
+from serve_app.pool.clients import build_consume_loop
+from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
 from tests.support.kafka import read_all
@@ -90,17 +91,17 @@ def counters(db: int = REDIS_DB) -> dict[str, Any]:
 
 
 def test_a_batch_is_persisted_once_and_a_replay_changes_nothing(settings: Settings) -> None:
-    persister = BatchPersister(settings)
+    processor = build_consume_loop(settings).processor
     batch = delivered([make_vote("Alux Nahual", f"v{i}") for i in range(50)], settings.kafka_topic)
-    assert persister.persist(batch) == 50
+    assert processor.persist(batch) == 50
     after_first = counters()
     assert after_first["total"] == "50" and after_first["by_band"] == {"Alux Nahual": "50"}
     assert after_first["offsets"] == {f"{settings.kafka_topic}:0": "49"}
 
     recent = redis.Redis(db=REDIS_DB).lrange(redis_counts.RECENT, 0, -1)
     assert len(recent) == 50 and json.loads(recent[0])["vote_id"] == "v49"
-    assert persister.persist(batch) == 0  # the same batch redelivered
-    assert persister.persist(batch[10:30]) == 0  # part of it, as after a rebalance
+    assert processor.persist(batch) == 0  # the same batch redelivered
+    assert processor.persist(batch[10:30]) == 0  # part of it, as after a rebalance
     assert counters() == after_first
     assert redis.Redis(db=REDIS_DB).llen(redis_counts.RECENT) == 50
     log = MongoClient("mongodb://127.0.0.1:27017/")[settings.mongo_database]["votes"]
@@ -108,11 +109,11 @@ def test_a_batch_is_persisted_once_and_a_replay_changes_nothing(settings: Settin
 
 
 def test_a_clients_retry_at_a_new_offset_counts_once(settings: Settings) -> None:
-    persister = BatchPersister(settings)
+    processor = build_consume_loop(settings).processor
     first = delivered([make_vote("La Tona", "same-id")], settings.kafka_topic, 1, 5)
     retry = delivered([make_vote("La Tona", "same-id")], settings.kafka_topic, 1, 9)
-    assert persister.persist(first) == 1
-    assert persister.persist(retry) == 0
+    assert processor.persist(first) == 1
+    assert processor.persist(retry) == 0
     assert counters()["by_band"] == {"La Tona": "1"}
     log = MongoClient("mongodb://127.0.0.1:27017/")[settings.mongo_database]["votes"]
     (document,) = log.find({"_id": "same-id"})
@@ -121,8 +122,8 @@ def test_a_clients_retry_at_a_new_offset_counts_once(settings: Settings) -> None
                              "source", "kafka"}
 
 
-def run_in_thread(persister: BatchPersister) -> threading.Thread:
-    thread = threading.Thread(target=persister.run, daemon=True)
+def run_in_thread(loop: ConsumeLoop) -> threading.Thread:
+    thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     return thread
 
@@ -136,13 +137,13 @@ def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -
         producer.produce(settings.kafka_topic, key=b"k", value=value)
     assert producer.flush(10) == 0
 
-    persister = BatchPersister(settings)
-    thread = run_in_thread(persister)
+    loop = build_consume_loop(settings)
+    thread = run_in_thread(loop)
     try:
-        wait_until(lambda: persister.stats.counted == 5, 30, f"5 good votes counted ({persister.stats})")
-        wait_until(lambda: persister.stats.dead_lettered == 3, 10, "3 records dead-lettered")
+        wait_until(lambda: loop.stats.counted == 5, 30, f"5 good votes counted ({loop.stats})")
+        wait_until(lambda: loop.stats.dead_lettered == 3, 10, "3 records dead-lettered")
     finally:
-        persister.stop()
+        loop.stop()
         thread.join(15)
     dlq = read_all(settings.kafka_dlq_topic)
     reasons = sorted(dict(m.headers())["dlq.reason"].decode()[:20] for m in dlq)
@@ -155,8 +156,8 @@ def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -
 
 
 def test_counts_survive_a_redis_restart(settings: Settings, stack: Any) -> None:
-    persister = BatchPersister(settings)
-    persister.persist(delivered([make_vote("Viernes Verde", f"r{i}") for i in range(7)], settings.kafka_topic))
+    processor = build_consume_loop(settings).processor
+    processor.persist(delivered([make_vote("Viernes Verde", f"r{i}") for i in range(7)], settings.kafka_topic))
     stack.stop("redis")
     stack.start("redis")
     assert counters()["total"] == "7"
@@ -175,20 +176,20 @@ def test_a_consumer_whose_group_membership_is_stuck_is_replaced_and_nothing_is_l
     settings: Settings,
 ) -> None:
     produce_votes(settings.kafka_topic, "before-", 40)
-    persister = BatchPersister(settings)
-    thread = run_in_thread(persister)
+    loop = build_consume_loop(settings)
+    thread = run_in_thread(loop)
     try:
-        wait_until(lambda: persister.stats.counted == 40, 30, f"40 votes counted ({persister.stats})")
-        first = persister._consumer
+        wait_until(lambda: loop.stats.counted == 40, 30, f"40 votes counted ({loop.stats})")
+        first = loop.supervisor.consumer
         # Make the watch see a membership that has not been healthy for too long, as after the
         # broker restart that left a consumer unable to reach its coordinator.
-        persister._group_watch.stuck_after_s = -1.0
-        wait_until(lambda: persister.stats.consumers_replaced >= 1, 15, "the consumer replaced")
-        assert persister._consumer is not first
+        loop.supervisor.watch.stuck_after_s = -1.0
+        wait_until(lambda: loop.stats.consumers_replaced >= 1, 15, "the consumer replaced")
+        assert loop.supervisor.consumer is not first
         produce_votes(settings.kafka_topic, "after-", 40)
-        wait_until(lambda: persister.stats.counted == 80, 60, f"80 votes counted ({persister.stats})")
-        assert persister.stats.consumers_replaced == 1  # the new consumer's watch is healthy
+        wait_until(lambda: loop.stats.counted == 80, 60, f"80 votes counted ({loop.stats})")
+        assert loop.stats.consumers_replaced == 1  # the new consumer's watch is healthy
     finally:
-        persister.stop()
+        loop.stop()
         thread.join(15)
     assert counters()["total"] == "80"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from serve_app.pool.deployment import GROUP_STUCK_S, GroupWatch, consumer_config
+from serve_app.pool.clients import consumer_config
+from serve_app.pool.supervision import GROUP_STUCK_S, GroupWatch
 from serve_app.settings import Settings
 
 

@@ -1,0 +1,126 @@
+"""The one place the pool builds its clients from Settings, and wires a consume loop from them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import redis
+from confluent_kafka import Consumer, KafkaException, Producer
+from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from serve_app.domain.counting import Delivered
+from serve_app.kafka_errors import KafkaErrorLog
+from serve_app.metrics import PersistMetrics
+from serve_app.pool.consume_loop import ConsumeLoop, log_commit_outcome
+from serve_app.pool.dead_letters import KafkaDeadLetters
+from serve_app.pool.processor import BatchProcessor
+from serve_app.pool.stats import PersisterStats
+from serve_app.pool.supervision import GROUP_STATS_INTERVAL_MS, ConsumerSupervisor
+from serve_app.settings import Settings
+from serve_app.stores.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
+from serve_app.stores.redis_counts import RedisCounts
+
+# What these clients raise when their service is down or slow: the processor retries on these.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    redis.RedisError, PyMongoError, KafkaException, OSError
+)
+
+
+def consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": settings.kafka_consumer_group,
+        "client.id": "votes-persister",
+        # Offsets are committed by hand, only after both stores have the batch.
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        # A killed replica's partitions move to the others within seconds, not the default 45 s.
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1500,
+        # A store outage can hold a batch for long; leaving the group then only moves the work.
+        "max.poll.interval.ms": 300_000,
+        # Bounds what librdkafka prefetches while a slow store holds the loop (default 64 MiB).
+        "queued.max.messages.kbytes": 8192,
+        # The group state in these statistics feeds GroupWatch.
+        "statistics.interval.ms": GROUP_STATS_INTERVAL_MS,
+    }
+
+
+def new_consumer(settings: Settings, on_statistics: Callable[[str], None]) -> Consumer:
+    return Consumer(consumer_config(settings) | {
+        "error_cb": KafkaErrorLog("consumer"),
+        "stats_cb": on_statistics,
+        "on_commit": log_commit_outcome,
+    })
+
+
+def new_dlq_producer(settings: Settings) -> Producer:
+    return Producer({
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": "votes-dlq",
+        "acks": "all",
+        "enable.idempotence": True,
+        "error_cb": KafkaErrorLog("dead-letter producer"),
+    })
+
+
+def new_redis(settings: Settings) -> redis.Redis:
+    timeout = settings.persist_timeout_s
+    return redis.Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+
+
+def new_mongo(settings: Settings) -> MongoClient[dict[str, Any]]:
+    timeout_ms = int(settings.persist_timeout_s * 1000)
+    return MongoClient(
+        settings.mongo_url,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms,
+    )
+
+
+class IndexedVoteLog:
+    """The MongoDB vote log, its indexes created before its first write (and retried with it)."""
+
+    def __init__(self, collection: Collection[Any]) -> None:
+        self._collection = collection
+        self._log = MongoVoteLog(collection)
+        self._indexes_ready = False
+
+    def store(self, batch: Sequence[Delivered]) -> Mapping[str, tuple[int, int]]:
+        if not self._indexes_ready:
+            ensure_indexes(self._collection)
+            self._indexes_ready = True
+        return self._log.store(batch)
+
+
+def build_consume_loop(settings: Settings, metrics: PersistMetrics | None = None) -> ConsumeLoop:
+    """A consume loop with its consumer, DLQ producer, Redis and MongoDB clients, not started."""
+    metrics = metrics or PersistMetrics()
+    stats = PersisterStats()
+    stop = threading.Event()
+    dead_letters = KafkaDeadLetters(
+        new_dlq_producer(settings), settings.kafka_dlq_topic, settings.kafka_delivery_timeout_s
+    )
+    supervisor = ConsumerSupervisor(
+        settings.kafka_topic, lambda on_statistics: new_consumer(settings, on_statistics), stats
+    )
+    collection = new_mongo(settings)[settings.mongo_database][COLLECTION]
+    processor = BatchProcessor(
+        settings.kafka_topic,
+        IndexedVoteLog(collection),
+        RedisCounts(new_redis(settings)),
+        dead_letters,
+        retryable=RETRYABLE_ERRORS,
+        wait=stop.wait,
+        stats=stats,
+        metrics=metrics,
+    )
+    return ConsumeLoop(supervisor, processor, dead_letters, stop, metrics)

@@ -1,0 +1,147 @@
+"""The consume loop of one pool replica: poll, process the batch, commit, refresh the lag.
+
+    while not stopped:
+        poll a batch (bounded by size and time)
+        -> the processor stores it (or dead-letters its poison) and returns the offsets
+        -> commit them, asynchronously, only after both stores succeeded
+        -> every LAG_REFRESH_S: the lag of the owned partitions
+        -> the supervisor replaces the consumer if its group membership is stuck
+    finally: close the consumer (leaves the group), flush the dead-letter producer
+
+A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.domain.counting`
+explains why a redelivered record changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from serve_app.metrics import PersistMetrics
+from serve_app.pool.dead_letters import KafkaDeadLetters
+from serve_app.pool.ports import ConsumedRecord, Offsets
+from serve_app.pool.processor import BatchProcessor
+from serve_app.pool.stats import PersisterStats
+from serve_app.pool.supervision import ConsumerSupervisor
+
+log = logging.getLogger("ray.serve").getChild(__name__)
+
+BATCH_MAX_RECORDS = 1000
+BATCH_MAX_WAIT_S = 0.1
+LAG_REFRESH_S = 1.0
+
+
+class ConsumeLoop:
+    """One Kafka consumer feeding one batch processor. Runs without Ray, so tests can drive it."""
+
+    def __init__(
+        self,
+        supervisor: ConsumerSupervisor,
+        processor: BatchProcessor,
+        dead_letters: KafkaDeadLetters,
+        stop: threading.Event,
+        metrics: PersistMetrics | None = None,
+    ) -> None:
+        """`stop` is also the event the processor's retries wait on."""
+        self.supervisor = supervisor
+        self.processor = processor
+        self._dead_letters = dead_letters
+        self._stop = stop
+        self._metrics = metrics or PersistMetrics()
+        self._lag_updated_at = 0.0
+
+    @property
+    def stats(self) -> PersisterStats:
+        return self.processor.stats
+
+    def run(self) -> None:
+        """Consume until stop() is called, then leave the group cleanly."""
+        self.supervisor.subscribe()
+        try:
+            while not self._stop.is_set():
+                self._poll_once()
+        finally:
+            self.supervisor.close()
+            self._dead_letters.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _poll_once(self) -> None:
+        consumer = self.supervisor.consumer
+        records = without_errors(consumer.consume(BATCH_MAX_RECORDS, BATCH_MAX_WAIT_S))
+        if records:
+            offsets = self.processor.process(records)
+            if offsets:
+                commit_async(consumer, offsets)
+        now = time.monotonic()
+        if now - self._lag_updated_at >= LAG_REFRESH_S:
+            self._refresh_lag(consumer)
+        self.supervisor.replace_if_stuck(now)
+
+    def _refresh_lag(self, consumer: Consumer) -> None:
+        self._lag_updated_at = time.monotonic()
+        lag = partition_lag(consumer)
+        if lag is None:
+            return
+        stats = self.stats
+        for partition in set(stats.lag) - set(lag):
+            self._metrics.consumer_lag.set(0, tags={"partition": str(partition)})
+        for partition, value in lag.items():
+            self._metrics.consumer_lag.set(value, tags={"partition": str(partition)})
+        stats.lag = lag
+
+
+def without_errors(messages: Sequence[Message]) -> list[ConsumedRecord]:
+    """The records of a polled batch; consumer errors in it are logged (end of partition is not)."""
+    records: list[ConsumedRecord] = []
+    for message in messages:
+        error = message.error()
+        if error is None:
+            records.append(message)  # type: ignore[arg-type]
+        elif error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", error.str())
+    return records
+
+
+def partition_lag(consumer: Consumer) -> dict[int, int] | None:
+    """Records behind per owned partition, from cached watermarks (no broker call); None: unknown."""
+    try:
+        assignment = consumer.assignment()
+        positions = consumer.position(assignment) if assignment else []
+    except KafkaException:
+        return None
+    lag: dict[int, int] = {}
+    for tp in positions:
+        try:
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+        except KafkaException:
+            continue
+        # No position yet is not "all behind" (docs/decisions/0011-pool-scales-on-lag.md).
+        if high < 0 or tp.offset < 0:
+            continue
+        lag[tp.partition] = max(0, high - tp.offset)
+    return lag
+
+
+def commit_async(consumer: Consumer, offsets: Offsets) -> None:
+    """Commit without waiting for the coordinator (docs/decisions/0002-async-offset-commits.md)."""
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True
+        )
+    except KafkaException as exc:
+        # The partition moved during the batch: its new owner gets the records again (a no-op).
+        log.warning("offset commit failed (records will be redelivered): %s", exc)
+
+
+def log_commit_outcome(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+    """The consumer's `on_commit`: an asynchronous commit's outcome, logged only when it failed."""
+    failed = [p for p in partitions if p.error is not None]
+    if error is not None or failed:
+        reason = error.str() if error is not None else failed[0].error.str()
+        log.warning("offset commit failed (records will be redelivered): %s", reason)

@@ -1,0 +1,170 @@
+"""The pool's batch processor with plain fakes of its ports: no Kafka, Redis, MongoDB or Ray."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from serve_app.domain.counting import CounterUpdate, Delivered
+from serve_app.domain.votes import Vote, accept, encode_record
+from serve_app.pool.ports import Poison
+from serve_app.pool.processor import BACKOFF_FIRST_S, BatchProcessor
+from serve_app.pool.stats import PersisterStats
+from tests.support.counting_model import CountingModel
+
+TOPIC = "votes"
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    """A consumed record, as the processor reads it."""
+
+    value_bytes: bytes | None
+    partition_no: int
+    offset_no: int
+    key_bytes: bytes | None = None
+
+    def value(self) -> bytes | None:
+        return self.value_bytes
+
+    def key(self) -> bytes | None:
+        return self.key_bytes
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return None
+
+    def topic(self) -> str:
+        return TOPIC
+
+    def partition(self) -> int:
+        return self.partition_no
+
+    def offset(self) -> int:
+        return self.offset_no
+
+
+def vote_record(vote_id: str, partition: int, offset: int, band: str = "Alux Nahual") -> FakeRecord:
+    vote = Vote(name=band, album="Alux Nahual", year=1983, rank=1, vote_id=vote_id)
+    return FakeRecord(encode_record(accept(vote, "http")).value, partition, offset, vote_id.encode())
+
+
+@dataclass
+class FakeVoteLog:
+    """Keeps the first record of each vote_id; fails its next `failures` calls."""
+
+    held: dict[str, tuple[int, int]] = field(default_factory=dict)
+    failures: int = 0
+    calls: int = 0
+
+    def store(self, batch: Sequence[Delivered]) -> Mapping[str, tuple[int, int]]:
+        self.calls += 1
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("vote log unreachable")
+        for item in batch:
+            self.held.setdefault(item.record.vote_id, item.position)
+        return {item.record.vote_id: self.held[item.record.vote_id] for item in batch}
+
+
+@dataclass
+class FakeDeadLetters:
+    sent: list[Poison] = field(default_factory=list)
+
+    def send(self, poison: Sequence[Poison]) -> int:
+        self.sent.extend(poison)
+        return len(poison)
+
+
+@dataclass
+class Pool:
+    vote_log: FakeVoteLog = field(default_factory=FakeVoteLog)
+    counters: CountingModel = field(default_factory=CountingModel)
+    dead_letters: FakeDeadLetters = field(default_factory=FakeDeadLetters)
+    waits: list[float] = field(default_factory=list)
+    stop_after_waits: int | None = None  # the loop is stopped during this many-th wait
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return self.stop_after_waits is not None and len(self.waits) >= self.stop_after_waits
+
+    def processor(self) -> BatchProcessor:
+        return BatchProcessor(TOPIC, self.vote_log, self.counters, self.dead_letters,
+                              retryable=(ConnectionError,), wait=self.wait, stats=PersisterStats())
+
+
+def test_a_clean_batch_is_stored_counted_and_its_next_offsets_returned() -> None:
+    pool = Pool()
+    processor = pool.processor()
+    batch = [vote_record("a", 0, 10), vote_record("b", 0, 11), vote_record("c", 2, 5)]
+    assert processor.process(batch) == {(TOPIC, 0): 12, (TOPIC, 2): 6}
+    assert pool.counters.total == 3 and set(pool.vote_log.held) == {"a", "b", "c"}
+    assert (processor.stats.batches, processor.stats.persisted, processor.stats.counted) == (1, 3, 3)
+    assert pool.dead_letters.sent == [] and pool.waits == []
+
+
+def test_poison_records_are_dead_lettered_with_the_reason_and_committed_past() -> None:
+    pool = Pool()
+    processor = pool.processor()
+    batch = [vote_record("a", 1, 0), FakeRecord(b"not json at all", 1, 1),
+             FakeRecord(b'{"vote_id": "x"}', 1, 2), FakeRecord(None, 1, 3), vote_record("b", 1, 4)]
+    assert processor.process(batch) == {(TOPIC, 1): 5}
+    assert [p.record.offset() for p in pool.dead_letters.sent] == [1, 2, 3]
+    assert pool.dead_letters.sent[0].reason.startswith("not JSON")
+    assert pool.dead_letters.sent[2].reason == "empty record (no value)"
+    assert pool.counters.total == 2 and set(pool.vote_log.held) == {"a", "b"}
+    assert (processor.stats.dead_lettered, processor.stats.persisted) == (3, 2)
+
+
+def test_a_clients_duplicate_at_a_new_offset_is_stored_once_and_not_counted() -> None:
+    pool = Pool()
+    processor = pool.processor()
+    assert processor.process([vote_record("same", 0, 5)]) == {(TOPIC, 0): 6}
+    # The client's retry: the same vote_id, a new record at a later offset (here another batch).
+    assert processor.process([vote_record("same", 0, 9), vote_record("other", 0, 10)]) == {(TOPIC, 0): 11}
+    assert pool.vote_log.held["same"] == (0, 5)
+    assert pool.counters.total == 2 and processor.stats.counted == 2
+    assert processor.stats.persisted == 3  # the duplicate was stored ("already stored"), not counted
+
+
+def test_a_redelivered_batch_changes_nothing_and_is_committed_again() -> None:
+    pool = Pool()
+    processor = pool.processor()
+    batch = [vote_record(f"v{i}", i % 2, 100 + i) for i in range(6)]
+    first = processor.process(batch)
+    counts_after_first = (pool.counters.total, dict(pool.counters.by_band))
+    assert processor.process(batch) == first  # after a crash before the commit, or a rebalance
+    assert processor.process(batch[2:4]) == {(TOPIC, 0): 103, (TOPIC, 1): 104}
+    assert (pool.counters.total, dict(pool.counters.by_band)) == counts_after_first
+    assert processor.stats.counted == 6 and processor.stats.batches == 3
+
+
+def test_a_store_that_fails_is_retried_with_backoff_until_it_succeeds() -> None:
+    pool = Pool(vote_log=FakeVoteLog(failures=3))
+    processor = pool.processor()
+    batch = [vote_record("a", 0, 0), FakeRecord(b"{", 0, 1)]
+    assert processor.process(batch) == {(TOPIC, 0): 2}
+    assert pool.waits == [BACKOFF_FIRST_S, BACKOFF_FIRST_S * 2, BACKOFF_FIRST_S * 4]
+    assert pool.vote_log.calls == 4 and pool.counters.total == 1
+    assert len(pool.dead_letters.sent) == 1  # the dead-letter step is not repeated with the store
+    assert processor.stats.store_failures == 3
+    assert processor.stats.last_error == "persist: ConnectionError: vote log unreachable"
+
+
+def test_stopped_while_a_store_is_down_nothing_is_counted_or_committed() -> None:
+    pool = Pool(vote_log=FakeVoteLog(failures=10), stop_after_waits=2)
+    processor = pool.processor()
+    assert processor.process([vote_record("a", 0, 0)]) is None
+    assert pool.counters.total == 0 and processor.stats.batches == 0
+
+
+def test_a_failure_that_is_not_a_store_outage_is_not_retried() -> None:
+    class BrokenCounters(CountingModel):
+        def apply(self, topic: str, updates: Iterable[CounterUpdate]) -> int:
+            raise TypeError("a bug")
+
+    pool = Pool(counters=BrokenCounters())
+    with pytest.raises(TypeError):
+        pool.processor().process([vote_record("a", 0, 0)])
+    assert pool.waits == []
