@@ -135,7 +135,7 @@ def markdown(data: dict[str, Any]) -> str:
         out += ["## HTTP or gRPC?", "", *answer, ""]
     targets = data.get("targets") or []
     if targets:
-        out += ["## Targets (issue 7)", "", "| target | met | measured |", "| --- | :---: | --- |"]
+        out += ["## Performance targets", "", "| target | met | measured |", "| --- | :---: | --- |"]
         out += [f"| {t['target']} | {'yes' if t['met'] else '**no**'} | {t['detail']} |" for t in targets]
         out.append("")
     cpu = cpu_table(scenarios)

@@ -83,10 +83,8 @@ class MongoVoteLog:
     def positions(self, vote_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """vote_id -> (partition, offset) of the record stored for it.
 
-        One `{_id: id}` query per vote rather than one `$in`: both use the `_id` index on MongoDB,
-        but FerretDB pushes only a single `_id` equality down to its index and answers `$in` with a
-        full collection scan (seconds per batch once the log holds tens of thousands of votes).
-        Only replays and client retries reach this, so the round trips are rare.
+        One `{_id: id}` query per vote, not `$in` (FerretDB scans the whole log for `$in`; only
+        replays and client retries come here): docs/decisions/0004-ferretdb-id-index-patch.md.
         """
         found: dict[str, tuple[int, int]] = {}
         for vote_id in dict.fromkeys(vote_ids):

@@ -38,8 +38,7 @@ BY_RANK = KEY_PREFIX + "by_rank"
 PER_SECOND = KEY_PREFIX + "per_second"
 PER_SECOND_INDEX = KEY_PREFIX + "per_second:index"
 APPLIED_OFFSETS = KEY_PREFIX + "applied_offsets"
-# The latest votes for the read API and the live page. Kept here rather than read from the vote
-# log: FerretDB sorts a collection in memory (no index use), which took 8 s at 20,000 votes.
+# The latest votes, kept here rather than sorted from the vote log: docs/decisions/0009-recent-votes-in-redis.md.
 RECENT = KEY_PREFIX + "recent"
 RECENT_KEEP = 100
 ALL_KEYS = (TOTAL, BY_BAND, BY_ALBUM, BY_YEAR, BY_RANK, PER_SECOND, PER_SECOND_INDEX,

@@ -1,4 +1,4 @@
-"""The optional shared secret of the write paths, end to end (issue 4, item 12).
+"""The optional shared secret of the write paths, end to end (part of the fault and abuse suite).
 
 The session's app (config.yaml as is) runs without a token, as every local run does. This module
 deploys a second application of the same code next to it, `votes-auth` at /auth, whose settings

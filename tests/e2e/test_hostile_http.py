@@ -1,4 +1,4 @@
-"""Hostile input through Serve, against the real stack (issue 4, items 9-11).
+"""Hostile input through Serve, against the real stack (part of the fault and abuse suite).
 
 - schemathesis drives every operation of the app's OpenAPI document: no 5xx, every response
   matches the schema the document gives for its status.

@@ -60,5 +60,5 @@ def test_bench_quick_runs_and_reconciles(stack: Any, tmp_path: Path) -> None:
         assert scenario["votes_per_s"] > 0
     assert {"cpus", "loadavg_before"} <= set(data["machine"]) and data["config"]["quick"] is True
     report = (tmp_path / "latest.md").read_text()
-    assert "| kafka_producer_raw |" in report and "## Targets" in report
+    assert "| kafka_producer_raw |" in report and "## Performance targets" in report
     assert (tmp_path / "latest.png").stat().st_size > 0
