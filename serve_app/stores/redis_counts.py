@@ -38,7 +38,7 @@ BY_RANK = KEY_PREFIX + "by_rank"
 PER_SECOND = KEY_PREFIX + "per_second"
 PER_SECOND_INDEX = KEY_PREFIX + "per_second:index"
 APPLIED_OFFSETS = KEY_PREFIX + "applied_offsets"
-# The latest votes, kept here rather than sorted from the vote log: docs/decisions/0009-recent-votes-in-redis.md.
+# Latest votes, kept here, not sorted from the vote log: docs/decisions/0009-recent-votes-in-redis.md
 RECENT = KEY_PREFIX + "recent"
 RECENT_KEEP = 100
 ALL_KEYS = (TOTAL, BY_BAND, BY_ALBUM, BY_YEAR, BY_RANK, PER_SECOND, PER_SECOND_INDEX,

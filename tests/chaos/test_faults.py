@@ -226,7 +226,7 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
                    shed=len(shed) * 1000, notes=f"250 batches of 1000 at once: {picture}").save()
     assert statuses <= {202, 503}, f"only 202 and 503 are acceptable under overload: {statuses}; {picture}"
     assert all(retry for status, _, _, retry in outcomes if status == 503)
-    # Accepted within Serve's 30 s request timeout, shed at once: docs/decisions/0001-ingress-on-asyncio.md.
+    # Accepted within Serve's 30 s timeout, shed at once: docs/decisions/0001-ingress-on-asyncio.md
     assert latencies and latencies[int(len(latencies) * 0.99) - 1] < 30, picture
     assert not shed or shed[-1] < 10, picture
     assert counted == accepted
