@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from serve_app.ingress.admission import (
     DEFAULT_WRITE_BYTES_IN_FLIGHT,
@@ -38,6 +46,17 @@ class Settings(BaseModel):
     )
     kafka_linger_ms: float = Field(2.0, ge=0, le=1000)
     kafka_consumer_group: str = Field("votes-persister", min_length=1)
+    # Kafka authentication (every Kafka client of the app: the ingress producer, the pool's
+    # consumers and dead-letter producers). Locally PLAINTEXT; on Kubernetes SASL_PLAINTEXT with
+    # SCRAM-SHA-512 as the Strimzi KafkaUser votes-app (docs/security.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="librdkafka sasl.mechanism; required with a SASL_* protocol"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (a Strimzi KafkaUser)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
     redis_url: str = Field("redis://127.0.0.1:6379/0")
     mongo_url: str = Field("mongodb://127.0.0.1:27017/")
     mongo_database: str = Field("votes", pattern=r"^[A-Za-z0-9_-]{1,63}$")
@@ -88,7 +107,45 @@ class Settings(BaseModel):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
 
-    @field_validator("write_token")
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        # An empty environment variable (e.g. an unset Secret key) means "not set".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        given = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username",
+                                    "kafka_sasl_password") if getattr(self, name) is not None]
+        if sasl and len(given) < 3:
+            missing = sorted({"kafka_sasl_mechanism", "kafka_sasl_username",
+                              "kafka_sasl_password"} - set(given))
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                + ", ".join(f"{name} ({env_name(name)})" for name in missing)
+            )
+        if not sasl and given:
+            raise ValueError(
+                f"{', '.join(given)} set but kafka_security_protocol is "
+                f"{self.kafka_security_protocol}: use SASL_PLAINTEXT or SASL_SSL"
+            )
+        return self
+
+    def kafka_security_config(self) -> dict[str, str]:
+        """The librdkafka settings of authentication: {} locally (PLAINTEXT, librdkafka's default)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        config = {"security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism is not None:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return config
+
+    @field_validator("write_token", "kafka_sasl_password")
     @classmethod
     def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty VOTES_WRITE_TOKEN (e.g. an unset Secret key) means "no auth", not "token ''".
@@ -100,6 +157,7 @@ class Settings(BaseModel):
         """The settings as safe to print or log: no token, no password in a URL."""
         shown = self.model_dump()
         shown["write_token"] = "***" if self.write_token else None
+        shown["kafka_sasl_password"] = "***" if self.kafka_sasl_password else None
         shown["redis_url"] = redact_url(self.redis_url)
         shown["mongo_url"] = redact_url(self.mongo_url)
         return shown
@@ -151,7 +209,9 @@ def load_settings(
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
             name = ".".join(str(part) for part in error["loc"]) or "settings"
-            if error["type"] == "extra_forbidden":
+            if not error["loc"]:  # a check across settings names them itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+            elif error["type"] == "extra_forbidden":
                 problems.append(
                     f"unknown setting {name!r} (from {origin.get(name, 'config')}); "
                     f"known settings: {', '.join(Settings.model_fields)}"

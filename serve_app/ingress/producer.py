@@ -49,7 +49,7 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "linger.ms": settings.kafka_linger_ms,
         "compression.type": "lz4",
         "queue.buffering.max.messages": settings.kafka_producer_queue_max,
-    }
+    } | settings.kafka_security_config()
 
 
 class VoteProducer:

@@ -48,7 +48,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "queued.max.messages.kbytes": 8192,
         # The group state in these statistics feeds GroupWatch.
         "statistics.interval.ms": GROUP_STATS_INTERVAL_MS,
-    }
+    } | settings.kafka_security_config()
 
 
 def new_consumer(settings: Settings, on_statistics: Callable[[str], None]) -> Consumer:
@@ -59,14 +59,19 @@ def new_consumer(settings: Settings, on_statistics: Callable[[str], None]) -> Co
     })
 
 
-def new_dlq_producer(settings: Settings) -> Producer:
-    return Producer({
+def dlq_producer_config(settings: Settings) -> dict[str, Any]:
+    return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": "votes-dlq",
         "acks": "all",
         "enable.idempotence": True,
-        "error_cb": KafkaErrorLog("dead-letter producer"),
-    })
+    } | settings.kafka_security_config()
+
+
+def new_dlq_producer(settings: Settings) -> Producer:
+    return Producer(
+        dlq_producer_config(settings) | {"error_cb": KafkaErrorLog("dead-letter producer")}
+    )
 
 
 def new_redis(settings: Settings) -> redis.Redis:

@@ -28,6 +28,48 @@ def test_config_makes_accepted_mean_durable() -> None:
     assert config["message.timeout.ms"] == 2000
 
 
+def test_locally_no_kafka_authentication_is_configured() -> None:
+    config = producer_config(SETTINGS)
+    assert not {"security.protocol", "sasl.mechanism", "sasl.username", "sasl.password"} & set(
+        config
+    )
+
+
+SASL_ENV = {
+    "VOTES_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "VOTES_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "VOTES_KAFKA_SASL_USERNAME": "votes-app",
+    "VOTES_KAFKA_SASL_PASSWORD": "pw-from-the-votes-app-secret",
+}
+
+
+def test_every_kafka_client_of_the_app_logs_in_with_the_kafka_user() -> None:
+    from serve_app.pool.clients import consumer_config, dlq_producer_config
+    from serve_app.settings import load_settings
+
+    settings = load_settings({"kafka_bootstrap_servers": "votes-kafka-bootstrap:9094"}, SASL_ENV)
+    expected = {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "votes-app",
+        "sasl.password": "pw-from-the-votes-app-secret",
+    }
+    for config in (producer_config(settings), consumer_config(settings),
+                   dlq_producer_config(settings)):
+        assert {key: config.get(key) for key in expected} == expected
+        assert config["bootstrap.servers"] == "votes-kafka-bootstrap:9094"
+
+
+def test_librdkafka_accepts_the_sasl_configuration() -> None:
+    # librdkafka checks its configuration when a client is made (no broker is contacted).
+    from confluent_kafka import Producer
+
+    from serve_app.settings import load_settings
+
+    settings = load_settings({"kafka_bootstrap_servers": "127.0.0.1:1"}, SASL_ENV)
+    Producer(producer_config(settings)).flush(0)
+
+
 def test_a_fatal_error_replaces_the_producer_before_the_next_send() -> None:
     producer = VoteProducer(SETTINGS)
     try:

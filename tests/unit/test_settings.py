@@ -64,3 +64,53 @@ def test_secrets_are_redacted() -> None:
 
 def test_an_empty_token_means_no_auth() -> None:
     assert load_settings({}, environ={"VOTES_WRITE_TOKEN": ""}).write_token is None
+
+
+SASL = {
+    "VOTES_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "VOTES_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "VOTES_KAFKA_SASL_USERNAME": "votes-app",
+    "VOTES_KAFKA_SASL_PASSWORD": "kafka-s3cret",
+}
+
+
+def test_kafka_authentication_is_off_by_default() -> None:
+    settings = load_settings({}, environ={})
+    assert settings.kafka_security_protocol == "PLAINTEXT"
+    assert settings.kafka_sasl_mechanism is None
+    assert settings.kafka_sasl_username is None and settings.kafka_sasl_password is None
+    assert settings.kafka_security_config() == {}
+
+
+def test_kafka_sasl_settings_from_the_environment() -> None:
+    settings = load_settings({}, environ=SASL)
+    assert settings.kafka_security_config() == {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "votes-app",
+        "sasl.password": "kafka-s3cret",
+    }
+
+
+def test_the_kafka_password_is_redacted() -> None:
+    settings = load_settings({}, environ=SASL)
+    for shown in (str(settings.redacted()), repr(settings), str(settings)):
+        assert "kafka-s3cret" not in shown
+    assert settings.redacted()["kafka_sasl_password"] == "***"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({**SASL, "VOTES_KAFKA_SASL_PASSWORD": ""}, "needs kafka_sasl_password"),
+        ({**SASL, "VOTES_KAFKA_SASL_USERNAME": ""}, "needs kafka_sasl_username"),
+        ({"VOTES_KAFKA_SASL_USERNAME": "votes-app"}, "kafka_security_protocol is PLAINTEXT"),
+        ({**SASL, "VOTES_KAFKA_SASL_MECHANISM": "GSSAPI"}, "setting 'kafka_sasl_mechanism'"),
+        ({"VOTES_KAFKA_SECURITY_PROTOCOL": "sasl"}, "setting 'kafka_security_protocol'"),
+    ],
+)
+def test_incomplete_kafka_authentication_fails_at_start(environ: dict, expected: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings({}, environ=environ)
+    assert expected in str(info.value)
+    assert "kafka-s3cret" not in str(info.value)
