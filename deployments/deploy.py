@@ -1,6 +1,7 @@
 """Deploy votes on Kubernetes: KubeRay RayService + Strimzi Kafka + Redis + MongoDB + Grafana.
 
-    python -m deployments.deploy apply  --namespace votes [--image REF] [--timeout 900]
+    python -m deployments.deploy apply  --namespace votes --image REF [--gateway-class NAME]
+                                        [--timeout 900]
     python -m deployments.deploy status --namespace votes
     python -m deployments.deploy delete --namespace votes [--keep-data]
     common options: --kubeconfig PATH, --context NAME, --dry-run [--verbose],
@@ -8,10 +9,13 @@
 
 The objects are exactly those of `kubectl apply -k deployments/k8s` (rendered by
 deployments.manifests), moved to --namespace. `apply` server-side-applies them in dependency order
-(namespace, config, Kafka, stores, monitoring, RayService, Ingress) with the official kubernetes
+(namespace, config, Kafka, stores, monitoring, RayService, Gateway) with the official kubernetes
 client's DynamicClient, which handles the custom resources too, then waits until the RayService
 reports the application RUNNING. `delete` goes in reverse order. `--dry-run` lists (and with
 --verbose prints) the objects without touching a cluster or even reading a kubeconfig.
+
+`apply` (dry run included) refuses the placeholder image ghcr.io/votes-contest/votes: nothing is
+published there. Build and push your own, then name it with --image or kustomize's `images:`.
 
 Exit status: 0 done/healthy, 1 not ready in time or unhealthy, 2 usage or configuration error.
 """
@@ -46,6 +50,12 @@ OPERATOR_HINTS = {
         "      helm install kuberay-operator kuberay/kuberay-operator --version 1.7.0 "
         "--namespace kuberay-system --create-namespace"
     ),
+    "gateway.networking.k8s.io": (
+        "install a Gateway API implementation, e.g. Envoy Gateway (its chart installs the CRDs):\n"
+        "      helm install eg oci://docker.io/envoyproxy/gateway-helm --version <release> "
+        "--namespace envoy-gateway-system --create-namespace\n"
+        "    and create its GatewayClass (docs/kubernetes.md, step 1)"
+    ),
     "kafka.strimzi.io": (
         "install the Strimzi operator (0.49 or later serves kafka.strimzi.io/v1; 0.51 tested):\n"
         "      helm install strimzi-cluster-operator "
@@ -73,13 +83,64 @@ _KIND_RANK = {
     "Kafka": 3,
     "KafkaTopic": 4,
     "RayService": 20,
-    "Ingress": 30,
+    "Gateway": 30,
+    "HTTPRoute": 31,
+    "GRPCRoute": 31,
 }
 _COMPONENT_RANK = {"redis": 10, "mongo": 11, "prometheus": 12, "grafana": 13}
 
 
 class DeployError(Exception):
     """A problem the user can fix; the message says how."""
+
+
+PLACEHOLDER_IMAGE = """the image {image} is a placeholder: nothing is published there.
+  Build the image (Dockerfile at the repository root) and push it where the cluster can pull it:
+      docker build -t REGISTRY/votes:TAG . && docker push REGISTRY/votes:TAG    (or podman)
+  then name it, one of:
+    - pass --image REGISTRY/votes:TAG to this command,
+    - or add to deployments/k8s/kustomization.yaml (what `kubectl apply -k` uses too):
+        images:
+          - name: {repository}
+            newName: REGISTRY/votes
+            newTag: TAG
+  README.md, "Deploy on Kubernetes", step 3."""
+
+
+def images_of(docs: Iterable[dict[str, Any]]) -> list[str]:
+    """Every container image of the objects (pod templates at any depth, initContainers too)."""
+    found: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("containers", "initContainers") and isinstance(value, list):
+                    found.extend(
+                        c["image"] for c in value if isinstance(c, dict) and c.get("image")
+                    )
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    visit(list(docs))
+    return found
+
+
+def refuse_placeholder_image(docs: Sequence[dict[str, Any]]) -> None:
+    """The RayService must run an image someone built: not ghcr.io/votes-contest/votes."""
+    for image in images_of(docs):
+        if manifests._image_name(image) == manifests.IMAGE_REPOSITORY:
+            raise DeployError(
+                PLACEHOLDER_IMAGE.format(image=image, repository=manifests.IMAGE_REPOSITORY)
+            )
+
+
+def set_gateway_class(docs: Sequence[dict[str, Any]], name: str) -> None:
+    """--gateway-class: the GatewayClass of our Gateway (the implementation that runs it)."""
+    for doc in docs:
+        if doc["kind"] == "Gateway":
+            doc["spec"]["gatewayClassName"] = name
 
 
 def apply_rank(doc: dict[str, Any]) -> int:
@@ -414,14 +475,27 @@ def print_status(
             ready = (obj.get("status") or {}).get("readyReplicas", 0) or 0
             out(f"{describe(doc)}: {ready}/{want} ready")
             healthy &= ready >= want
-    for doc in _find(docs, "Ingress"):
-        obj = _get(cluster, doc)
-        entries = (((obj or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-        address = (
-            ", ".join(e.get("ip") or e.get("hostname") or "?" for e in entries) or "no address yet"
-        )
-        out(f"{describe(doc)}: {'not found' if obj is None else address}")
+    for doc in _find(docs, "Gateway"):
+        out(f"{describe(doc)}: {gateway_line(_get(cluster, doc))}")
     return healthy
+
+
+def gateway_line(obj: dict | None) -> str:
+    """A Gateway's state: its Programmed condition and addresses."""
+    if obj is None:
+        return "not found"
+    status = obj.get("status") or {}
+    address = ", ".join(a.get("value", "?") for a in status.get("addresses") or [])
+    programmed = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Programmed"), None
+    )
+    if programmed is None:
+        state = "not programmed yet"
+    elif programmed.get("status") == "True":
+        state = "programmed"
+    else:
+        state = f"not programmed: {programmed.get('reason', '')}"
+    return f"{state}; {address or 'no address yet'}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,14 +534,13 @@ def apply(
     **wait_kwargs: Any,
 ) -> int:
     preflight(cluster, docs)
-    if (
-        not cluster.has_kind("networking.k8s.io/v1", "IngressClass")
-        or cluster.get("networking.k8s.io/v1", "IngressClass", "nginx", None) is None
-    ):
-        out(
-            "warning: no IngressClass `nginx`: the Ingresses will not route until ingress-nginx is "
-            "installed (see docs/kubernetes.md)"
-        )
+    for gateway in _find(docs, "Gateway"):
+        name = gateway["spec"]["gatewayClassName"]
+        if cluster.get("gateway.networking.k8s.io/v1", "GatewayClass", name, None) is None:
+            out(
+                f"warning: no GatewayClass `{name}`: the Gateway will not route until a Gateway "
+                "API implementation provides it (docs/kubernetes.md, step 1; --gateway-class NAME)"
+            )
     for doc in ordered(docs):
         cluster.apply(doc)
         out(f"applied {describe(doc)}")
@@ -581,7 +654,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT_S,
         help=f"seconds apply waits for RUNNING (delete: for topics to go); default {DEFAULT_TIMEOUT_S:.0f}",
     )
-    parser.add_argument("--image", help=f"image instead of {manifests.IMAGE_REPOSITORY}:<version>")
+    parser.add_argument(
+        "--image",
+        help=f"REGISTRY/votes:TAG, your build; apply refuses the placeholder "
+        f"{manifests.IMAGE_REPOSITORY} (unless kustomization.yaml's `images:` replaces it)",
+    )
+    parser.add_argument(
+        "--gateway-class",
+        help="GatewayClass of the Gateway (default: gateway.yaml's, `eg` for Envoy Gateway)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the objects; touch no cluster")
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="with --dry-run: print the YAML too"
@@ -605,6 +686,10 @@ def main(argv: list[str] | None = None) -> int:
             # Names are all status/delete need; a real apply needs the real secrets.env.
             example_env_fallback=not real_apply,
         )
+        if args.gateway_class:
+            set_gateway_class(rendered.docs, args.gateway_class)
+        if args.command == "apply":
+            refuse_placeholder_image(rendered.docs)
         if args.dry_run:
             for note in rendered.notes:
                 print(f"note: {note}")

@@ -5,10 +5,13 @@
     .venv/bin/python -m deployments.manifests --repo PATH   # another checkout (default: the current directory)
 
 config.yaml stays the single source of truth: the RayService's `spec.serveConfigV2` is config.yaml
-itself (every key, `applications` verbatim), with only `http_options.host` opened to 0.0.0.0 so the
-Serve proxy is reachable from the pod network. The application args in it keep their local values
-(127.0.0.1); on Kubernetes the pods override them with VOTES_* environment variables from the
-ConfigMap `votes-config` and the Secret `votes-secrets` (see serve_app/settings.py).
+itself (every key, `applications` verbatim) with exactly two kinds of change, both made here and
+nowhere else: `http_options.host` opened to 0.0.0.0 so the Serve proxy is reachable from the pod
+network, and the high-availability overrides of KUBERNETES_OVERRIDES (2 ingress replicas at least,
+at most one per Ray node), which `make run` (one machine) must not have. The application args keep
+their local values (127.0.0.1); on Kubernetes the pods override them with VOTES_* environment
+variables from the ConfigMap `votes-config`, the Secret `votes-secrets` and the Strimzi KafkaUser
+Secret `votes-app` (see serve_app/settings.py).
 
 `render_kustomization()` builds the objects `kubectl apply -k deployments/k8s` would apply, for the
 deploy CLI (deployments/deploy.py) and the tests. It is a deliberately small kustomize: it implements
@@ -22,6 +25,8 @@ import argparse
 import base64
 import copy
 import difflib
+import hashlib
+import json
 import re
 import sys
 import tomllib
@@ -49,8 +54,29 @@ SECRET = "votes-secrets"
 # The keys of the Secret the Ray containers read. The URLs are secrets because they carry passwords.
 # Only these keys are passed (not the whole Secret): Redis/MongoDB/Grafana passwords stay out of Ray.
 SECRET_ENV_KEYS = ("VOTES_WRITE_TOKEN", "VOTES_REDIS_URL", "VOTES_MONGO_URL")
-# KubeRay reads the Ray token (authOptions.secretName) from this key of the same Secret.
+# The Ray token has a Secret of its own (deployments/k8s/ray-token/secrets.env): KubeRay's operator
+# reads it (authOptions.secretName), and the operator has no business reading votes-secrets.
+RAY_TOKEN_SECRET = "votes-ray-token"
 RAY_AUTH_TOKEN_KEY = "auth_token"
+# Kafka: the Strimzi KafkaUser `votes-app` (SCRAM-SHA-512) on the listener `scram`. Strimzi writes
+# the user's password into a Secret of the user's name, key `password`.
+KAFKA_USER = "votes-app"
+KAFKA_USER_SECRET = "votes-app"
+KAFKA_USER_PASSWORD_KEY = "password"
+KAFKA_SCRAM_BOOTSTRAP = "votes-kafka-bootstrap:9094"
+KAFKA_ENV = {
+    "VOTES_KAFKA_BOOTSTRAP_SERVERS": KAFKA_SCRAM_BOOTSTRAP,
+    "VOTES_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "VOTES_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "VOTES_KAFKA_SASL_USERNAME": KAFKA_USER,
+}
+# GCS fault tolerance: the Ray head keeps the cluster's metadata in votes-redis, as the Redis ACL
+# user `ray-gcs` (its password: key REDIS_GCS_PASSWORD of votes-secrets, read by KubeRay for the
+# head container only). No externalStorageNamespace: KubeRay then uses the RayCluster's UID, so
+# the new cluster of an upgrade never reads the old one's state (KubeRay's GCS FT guide).
+GCS_REDIS_ADDRESS = "votes-redis:6379"
+GCS_REDIS_USER = "ray-gcs"
+GCS_REDIS_PASSWORD_KEY = "REDIS_GCS_PASSWORD"
 # KubeRay 1.6+ puts every head-container port named `serve` or `serve-*` on <name>-serve-svc.
 SERVE_PORT_NAME = "serve"
 SERVE_GRPC_PORT_NAME = "serve-grpc"
@@ -61,8 +87,38 @@ PROMETHEUS_URL = "http://votes-prometheus:9090"
 GRAFANA_IFRAME_URL = "http://127.0.0.1:3000"
 
 WORKER_GROUP = "workers"
-WORKER_MIN_REPLICAS = 1
+# Two worker pods at least, on two nodes (topology spread below): each carries one VoteIngress
+# replica, so losing a node leaves one accepting votes (docs/kubernetes.md, "Availability").
+WORKER_MIN_REPLICAS = 2
 WORKER_MAX_REPLICAS = 4
+
+# What the cluster runs differently from `make run`, per deployment of config.yaml: the one place
+# the Kubernetes differences live. `min_replicas`/`max_replicas` go into autoscaling_config, the
+# other keys into the deployment itself. max_replicas_per_node 1: Serve asks Ray for an implicit
+# resource every node has once, so two ingress replicas never share a node and the Ray autoscaler
+# (v2 counts that resource as 1 per new node) starts a worker pod for each extra one.
+INGRESS_DEPLOYMENT = "VoteIngress"
+KUBERNETES_OVERRIDES: dict[str, dict[str, Any]] = {
+    "VoteIngress": {"min_replicas": 2, "max_replicas_per_node": 1},
+}
+_AUTOSCALING_KEYS = {"min_replicas", "max_replicas", "initial_replicas"}
+
+# Pod sizes (requests = limits) and the Ray object store in each; /dev/shm is a memory-backed
+# emptyDir of the object store's size, and counts against the container's memory limit.
+HEAD_CPU, HEAD_MEMORY, HEAD_OBJECT_STORE = "1", "3Gi", "512Mi"
+WORKER_CPU, WORKER_MEMORY, WORKER_OBJECT_STORE = "2", "4Gi", "1Gi"
+AUTOSCALER_CPU, AUTOSCALER_MEMORY = "500m", "512Mi"
+
+# Ray Serve 2.60's defaults (ray/serve/_private/constants.py; tests/unit/test_k8s_availability.py
+# checks them): with direct ingress (HAProxy), an ingress replica stays open this long after it is
+# told to stop so load balancers can deregister it, and Serve raises the ingress deployment's
+# graceful_shutdown_timeout_s to at least this plus the buffer.
+SERVE_DIRECT_INGRESS_DRAIN_S = 30
+SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S = 5
+SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S = 20
+# What `ray stop` gets in the preStop hook after the drain, and a margin for the hook to start.
+RAY_STOP_GRACE_S = 10
+TERMINATION_MARGIN_S = 15
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,12 +151,85 @@ def default_image(pyproject: Path) -> str:
 
 
 def cluster_serve_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """config.yaml as the cluster runs it: every key as is, the HTTP proxy listening on all addresses."""
+    """config.yaml as the cluster runs it: every key as is, the HTTP proxy listening on all
+    addresses, and KUBERNETES_OVERRIDES applied to the deployments they name."""
     serve_config = copy.deepcopy(dict(config))
     http_options = dict(serve_config.get("http_options") or {})
     http_options["host"] = "0.0.0.0"
     serve_config["http_options"] = http_options
+    found = set()
+    for app in serve_config["applications"]:
+        for deployment in app.get("deployments") or []:
+            overrides = KUBERNETES_OVERRIDES.get(deployment.get("name"))
+            if not overrides:
+                continue
+            found.add(deployment["name"])
+            autoscaling = deployment.get("autoscaling_config")
+            for key, value in overrides.items():
+                if key in _AUTOSCALING_KEYS and autoscaling is not None:
+                    autoscaling[key] = value
+                    if autoscaling.get("max_replicas", value) < value:
+                        raise ValueError(f"{deployment['name']}: max_replicas below {key} {value}")
+                elif key in _AUTOSCALING_KEYS:
+                    deployment["num_replicas"] = max(deployment.get("num_replicas", 1), value)
+                else:
+                    deployment[key] = value
+    missing = set(KUBERNETES_OVERRIDES) - found
+    if missing:
+        raise ValueError(
+            f"KUBERNETES_OVERRIDES names deployments config.yaml lacks: {sorted(missing)}"
+        )
     return serve_config
+
+
+# Serve reads these keys of serveConfigV2 only when it starts (Ray's dashboard logs a warning and
+# ignores a change; `logging_config` and `applications` are applied in place). Their hash is an
+# annotation of the head pod template, so a change to them changes rayClusterConfig, and KubeRay
+# rolls out a new Ray cluster that starts with them.
+SERVE_START_KEYS = ("http_options", "grpc_options", "proxy_location", "controller_options")
+SERVE_START_ANNOTATION = "votes/serve-start-options"
+
+
+def serve_start_hash(serve_config: Mapping[str, Any]) -> str:
+    start = {key: serve_config.get(key) for key in SERVE_START_KEYS}
+    return hashlib.sha256(json.dumps(start, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def graceful_shutdown_s(config: Mapping[str, Any]) -> int:
+    """The longest a Serve replica of config.yaml may take to stop, as Serve 2.60 computes it: its
+    graceful_shutdown_timeout_s (default 20 s), raised for the ingress deployment (VoteIngress) to
+    the direct-ingress drain plus buffer, as direct ingress is on (HAProxy)."""
+    floor = SERVE_DIRECT_INGRESS_DRAIN_S + SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
+    longest = 0.0
+    for app in config["applications"]:
+        for deployment in app.get("deployments") or []:
+            timeout = float(
+                deployment.get("graceful_shutdown_timeout_s", SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S)
+            )
+            if deployment.get("name") == INGRESS_DEPLOYMENT:
+                timeout = max(timeout, floor)
+            longest = max(longest, timeout)
+    return int(-(-longest // 1))
+
+
+def drain_budget_s(config: Mapping[str, Any]) -> int:
+    """What the worker's preStop hook waits after draining its Ray node: the direct-ingress drain
+    plus the longest graceful shutdown of a replica."""
+    return SERVE_DIRECT_INGRESS_DRAIN_S + graceful_shutdown_s(config)
+
+
+def termination_grace_s(config: Mapping[str, Any]) -> int:
+    """terminationGracePeriodSeconds of the Ray pods: the drain budget, `ray stop`, a margin."""
+    return drain_budget_s(config) + RAY_STOP_GRACE_S + TERMINATION_MARGIN_S
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity with a binary suffix (or none) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
 
 
 def serve_ports(config: Mapping[str, Any]) -> tuple[int, int]:
@@ -111,7 +240,13 @@ def serve_ports(config: Mapping[str, Any]) -> tuple[int, int]:
 
 
 def _ray_container(
-    name: str, image: str, config: Mapping[str, Any], *, head: bool, cpu: str, memory: str
+    name: str,
+    image: str,
+    config: Mapping[str, Any],
+    *,
+    head: bool,
+    cpu: str,
+    memory: str,
 ) -> dict[str, Any]:
     http_port, grpc_port = serve_ports(config)
     ports = []
@@ -136,9 +271,22 @@ def _ray_container(
         {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}
         for key in SECRET_ENV_KEYS
     ]
+    # Kafka as the KafkaUser votes-app over SCRAM-SHA-512 (env wins over the ConfigMap's envFrom).
+    env += [{"name": key, "value": value} for key, value in KAFKA_ENV.items()]
+    env.append(
+        {
+            "name": "VOTES_KAFKA_SASL_PASSWORD",
+            "valueFrom": {
+                "secretKeyRef": {"name": KAFKA_USER_SECRET, "key": KAFKA_USER_PASSWORD_KEY}
+            },
+        }
+    )
     # Serve reads these from its processes' environment, not from serveConfigV2 (HAProxy direct
     # ingress, the gRPC message size limit): the same list as `make run` and the tests.
     env += [{"name": name, "value": value} for name, value in SERVE_ENV.items()]
+    # Serve's logs on stderr, where `kubectl logs` and the node's log collector find them
+    # (RAY_SERVE_THROUGHPUT_OPTIMIZED turns this off by default).
+    env.append({"name": "RAY_SERVE_LOG_TO_STDERR", "value": "1"})
     if head:
         env += [
             {"name": "RAY_GRAFANA_HOST", "value": GRAFANA_URL},
@@ -157,29 +305,116 @@ def _ray_container(
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory},
         },
+        # The object store's shared memory (KubeRay would mount one as large as the memory limit).
+        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
     }
     if not head:
-        # Let Ray leave the cluster cleanly when the autoscaler removes this pod.
-        container["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", "ray stop"]}}}
+        # Leave the cluster cleanly when the pod is deleted (node drain, eviction, scale-in):
+        # tell Ray the node is going, so Serve starts its replicas elsewhere and lets these drain
+        # (HAProxy and the Gateway stop sending to them); wait for that, then stop Ray.
+        budget = drain_budget_s(config)
+        script = (
+            "ray drain-node --reason DRAIN_NODE_REASON_PREEMPTION --reason-message 'pod terminating'"
+            f" --deadline-remaining-seconds {budget} || true;"
+            f" sleep {budget}; ray stop --grace-period {RAY_STOP_GRACE_S}"
+        )
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", script]}}}
     return container
 
 
-def _pod_template(component: str, container: dict[str, Any]) -> dict[str, Any]:
+SHM_VOLUME = "shared-mem"
+
+
+def _pod_template(
+    component: str, container: dict[str, Any], *, object_store: str, grace_s: int
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        # Autoscaler v2 wants Ray pods that are replaced, not restarted in place.
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": grace_s,
+        "containers": [container],
+        "volumes": [
+            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": object_store}}
+        ],
+    }
+    if component == "ray-worker":
+        # Worker pods of one Ray cluster on different nodes (as many nodes as there are): with
+        # max_replicas_per_node 1 the two ingress replicas then never share a node.
+        # matchLabelKeys: per RayCluster, so the new cluster of an upgrade spreads on its own.
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": dict(WORKER_POD_SELECTOR)},
+                "matchLabelKeys": ["ray.io/cluster"],
+            }
+        ]
     return {
         "metadata": {"labels": {**RAY_POD_LABELS, "app.kubernetes.io/component": component}},
+        "spec": spec,
+    }
+
+
+# Labels every worker pod has (KubeRay's ray.io/node-type, ours): what the spread counts and the
+# workers' PodDisruptionBudget (deployments/k8s/disruption-budgets.yaml) selects.
+WORKER_POD_SELECTOR = {"ray.io/node-type": "worker", "app.kubernetes.io/component": "ray-worker"}
+
+
+def serve_service(config: Mapping[str, Any]) -> dict[str, Any]:
+    """spec.serveService: KubeRay's votes-serve-svc with the gRPC port marked as HTTP/2 cleartext,
+    so Gateway API implementations speak h2c to it (KubeRay 1.6+ keeps our port definitions)."""
+    http_port, grpc_port = serve_ports(config)
+    return {
+        "metadata": {
+            "name": f"{RAYSERVICE_NAME}-serve-svc",
+            "labels": {**APP_LABELS, "app.kubernetes.io/component": "serve"},
+        },
         "spec": {
-            # Autoscaler v2 wants Ray pods that are replaced, not restarted in place.
-            "restartPolicy": "Never",
-            "containers": [container],
+            "ports": [
+                {
+                    "name": SERVE_PORT_NAME,
+                    "port": http_port,
+                    "targetPort": http_port,
+                    "appProtocol": "http",
+                },
+                {
+                    "name": SERVE_GRPC_PORT_NAME,
+                    "port": grpc_port,
+                    "targetPort": grpc_port,
+                    "appProtocol": "kubernetes.io/h2c",
+                },
+            ]
+        },
+    }
+
+
+def gcs_fault_tolerance() -> dict[str, Any]:
+    return {
+        "redisAddress": GCS_REDIS_ADDRESS,
+        "redisUsername": {"value": GCS_REDIS_USER},
+        "redisPassword": {
+            "valueFrom": {"secretKeyRef": {"name": SECRET, "key": GCS_REDIS_PASSWORD_KEY}}
         },
     }
 
 
 def rayservice(config: Mapping[str, Any], *, image: str, ray_version: str) -> dict[str, Any]:
+    serve_config = cluster_serve_config(config)
     serve_config_text = (
-        "# config.yaml, as generated by make manifests (http_options.host: 0.0.0.0)\n"
-        + dump_yaml(cluster_serve_config(config))
+        "# config.yaml, as generated by make manifests (http_options.host: 0.0.0.0, and\n"
+        "# KUBERNETES_OVERRIDES of deployments/manifests.py)\n" + dump_yaml(serve_config)
     )
+    grace_s = termination_grace_s(config)
+    head_template = _pod_template(
+        "ray-head",
+        _ray_container("ray-head", image, config, head=True, cpu=HEAD_CPU, memory=HEAD_MEMORY),
+        object_store=HEAD_OBJECT_STORE,
+        grace_s=grace_s,
+    )
+    head_template["metadata"]["annotations"] = {
+        SERVE_START_ANNOTATION: serve_start_hash(serve_config)
+    }
     return {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",
@@ -188,6 +423,10 @@ def rayservice(config: Mapping[str, Any], *, image: str, ray_version: str) -> di
             "labels": {**APP_LABELS, "app.kubernetes.io/component": "ray"},
         },
         "spec": {
+            # Votes enter through the workers only: the head (GCS, Serve controller, dashboard)
+            # takes no traffic, so its loss or restart never drops a request in flight.
+            "excludeHeadPodFromServeSvc": True,
+            "serveService": serve_service(config),
             "serveConfigV2": serve_config_text,
             "rayClusterConfig": {
                 "rayVersion": ray_version,
@@ -199,19 +438,23 @@ def rayservice(config: Mapping[str, Any], *, image: str, ray_version: str) -> di
                     "upscalingMode": "Default",
                     "idleTimeoutSeconds": 60,
                     "resources": {
-                        "requests": {"cpu": "500m", "memory": "512Mi"},
-                        "limits": {"cpu": "500m", "memory": "512Mi"},
+                        "requests": {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY},
+                        "limits": {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY},
                     },
                 },
                 # Ray token auth for the dashboard, jobs API and GCS; KubeRay uses the token to
-                # deploy serveConfigV2 and in its probes. The token is key `auth_token` of votes-secrets.
-                "authOptions": {"mode": "token", "secretName": SECRET},
+                # deploy serveConfigV2 and in its probes: key auth_token of Secret votes-ray-token.
+                "authOptions": {"mode": "token", "secretName": RAY_TOKEN_SECRET},
+                # The GCS keeps its state in Redis: a new head pod picks the cluster up where the
+                # old one left it, and the workers (and their replicas) keep running meanwhile.
+                "gcsFaultToleranceOptions": gcs_fault_tolerance(),
                 "headGroupSpec": {
-                    "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
-                    "template": _pod_template(
-                        "ray-head",
-                        _ray_container("ray-head", image, config, head=True, cpu="1", memory="3Gi"),
-                    ),
+                    "rayStartParams": {
+                        "num-cpus": "0",
+                        "dashboard-host": "0.0.0.0",
+                        "object-store-memory": str(quantity_bytes(HEAD_OBJECT_STORE)),
+                    },
+                    "template": head_template,
                 },
                 "workerGroupSpecs": [
                     {
@@ -219,12 +462,21 @@ def rayservice(config: Mapping[str, Any], *, image: str, ray_version: str) -> di
                         "replicas": WORKER_MIN_REPLICAS,
                         "minReplicas": WORKER_MIN_REPLICAS,
                         "maxReplicas": WORKER_MAX_REPLICAS,
-                        "rayStartParams": {},
+                        "rayStartParams": {
+                            "object-store-memory": str(quantity_bytes(WORKER_OBJECT_STORE)),
+                        },
                         "template": _pod_template(
                             "ray-worker",
                             _ray_container(
-                                "ray-worker", image, config, head=False, cpu="2", memory="4Gi"
+                                "ray-worker",
+                                image,
+                                config,
+                                head=False,
+                                cpu=WORKER_CPU,
+                                memory=WORKER_MEMORY,
                             ),
+                            object_store=WORKER_OBJECT_STORE,
+                            grace_s=grace_s,
                         ),
                     }
                 ],
@@ -246,11 +498,17 @@ RAYSERVICE_NOTES = """\
 #   - workers: liveness is the same HTTP check; readiness is an exec probe that wgets the raylet's
 #     health and the Serve proxy's /-/healthz on the port named `serve`.
 #   A probe set here would replace KubeRay's and lose the workers' Serve check.
-# - KubeRay exposes <name>-serve-svc with the head container's ports named `serve` and `serve-*`,
-#   and <name>-head-svc (Ray dashboard, GCS, client) for the head pod.
+# - KubeRay exposes <name>-serve-svc with the head container's ports named `serve` and `serve-*`
+#   (spec.serveService adds appProtocol kubernetes.io/h2c to serve-grpc for the Gateway), on the
+#   worker pods only (excludeHeadPodFromServeSvc), and <name>-head-svc (Ray dashboard, GCS,
+#   client) for the head pod.
+# - Availability (docs/kubernetes.md): GCS fault tolerance in votes-redis; 2+ worker pods spread
+#   over nodes, each with one VoteIngress replica (KUBERNETES_OVERRIDES in deployments/manifests.py:
+#   min_replicas 2, max_replicas_per_node 1); the workers' preStop drains the Ray node first.
 # - The pod templates set no label KubeRay sets itself (app.kubernetes.io/name, ray.io/*): its
 #   Services select on those, and a template value would override KubeRay's on the pod.
-# - Settings come from ConfigMap votes-config and Secret votes-secrets (deployments/k8s/).
+# - Settings come from ConfigMap votes-config, Secret votes-secrets (only the keys named below) and
+#   Strimzi's Secret votes-app (Kafka password); the Ray token from Secret votes-ray-token.
 """
 
 

@@ -8,8 +8,8 @@ checkout they test (REPO), its kustomize layouts rendered, and lookups in the re
 
 - Built-in kinds: `kubernetes_validate` (Kubernetes 1.33 schemas, strict: unknown fields fail).
   A built-in kind without a schema is a failure, never a skip.
-- KubeRay and Strimzi custom resources: the upstream CRDs vendored in tests/k8s_schemas (see its
-  README), made strict the way that README says: `nullable` widened to null, fields that are
+- KubeRay, Strimzi and Gateway API custom resources: the upstream CRDs vendored in tests/k8s_schemas
+  (see its README), made strict the way that README says: `nullable` widened to null, fields that are
   required but defaulted by the API server dropped from `required`, and `additionalProperties:
   false` on every object with `properties` (except x-kubernetes-preserve-unknown-fields), so a
   typo such as `enableInTreeAutoScaling` fails instead of being dropped by the API server.
@@ -62,6 +62,20 @@ CRD_FILES = {
     ("kafka.strimzi.io", "Kafka"): "strimzi/040-Crd-kafka.yaml",
     ("kafka.strimzi.io", "KafkaNodePool"): "strimzi/045-Crd-kafkanodepool.yaml",
     ("kafka.strimzi.io", "KafkaTopic"): "strimzi/043-Crd-kafkatopic.yaml",
+    ("kafka.strimzi.io", "KafkaUser"): "strimzi/044-Crd-kafkauser.yaml",
+    ("gateway.networking.k8s.io", "GatewayClass"): (
+        "gateway-api/gateway.networking.k8s.io_gatewayclasses.yaml"
+    ),
+    ("gateway.networking.k8s.io", "Gateway"): "gateway-api/gateway.networking.k8s.io_gateways.yaml",
+    ("gateway.networking.k8s.io", "HTTPRoute"): (
+        "gateway-api/gateway.networking.k8s.io_httproutes.yaml"
+    ),
+    ("gateway.networking.k8s.io", "GRPCRoute"): (
+        "gateway-api/gateway.networking.k8s.io_grpcroutes.yaml"
+    ),
+    ("gateway.networking.k8s.io", "ReferenceGrant"): (
+        "gateway-api/gateway.networking.k8s.io_referencegrants.yaml"
+    ),
 }
 CUSTOM_GROUPS = {group for group, _ in CRD_FILES}
 

@@ -43,15 +43,19 @@ def _run_deploy(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_dry_run_lists_the_objects_without_a_kubeconfig(tmp_path: Path) -> None:
-    result = _run_deploy(tmp_path, "apply", "--dry-run", "--namespace", "votes")
+    result = _run_deploy(
+        tmp_path, "apply", "--dry-run", "--namespace", "votes", "--image", "example.org/votes:1"
+    )
     assert result.returncode == 0, result.stderr
     assert "no cluster contacted" in result.stdout
     assert "RayService/votes (votes)" in result.stdout
     listed = re.findall(r"^\s+\d+\. (\S+)", result.stdout, re.MULTILINE)
-    assert listed[0] == "Namespace/votes" and listed[-2:] == [
-        "Ingress/votes-http",
-        "Ingress/votes-grpc",
+    assert listed[0] == "Namespace/votes" and listed[-3:] == [
+        "Gateway/votes",
+        "HTTPRoute/votes-http",
+        "GRPCRoute/votes-grpc",
     ]
+    assert listed.index("Secret/votes-ray-token") < listed.index("RayService/votes")
     assert (
         listed.index("Secret/votes-secrets")
         < listed.index("Kafka/votes")
@@ -77,10 +81,45 @@ def test_dry_run_verbose_prints_yaml_without_secret_values(tmp_path: Path) -> No
     docs = [d for d in yaml.safe_load_all(result.stdout.split("\n---\n", 1)[1]) if d]
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"staging"}
     assert one(docs, "Namespace")["metadata"]["name"] == "staging"
-    assert set(one(docs, "Secret")["data"].values()) == {"<redacted>"}
+    for secret in (d for d in docs if d["kind"] == "Secret"):
+        assert set(secret["data"].values()) == {"<redacted>"}
     assert PLACEHOLDER not in result.stdout
     images = {c["image"] for c in kv._containers(one(docs, "RayService"))}
     assert images == {"registry.example/votes:dev"}
+
+
+def test_apply_refuses_the_placeholder_image_and_says_how_to_set_one(tmp_path: Path) -> None:
+    for args in ([], ["--image", "ghcr.io/votes-contest/votes:0.2.0"]):
+        result = _run_deploy(tmp_path, "apply", "--dry-run", "--namespace", "votes", *args)
+        assert result.returncode == 2, result.stdout
+        assert "is a placeholder" in result.stderr and "Traceback" not in result.stderr
+        assert "--image REGISTRY/votes:TAG" in result.stderr
+        assert "images:" in result.stderr and "newName: REGISTRY/votes" in result.stderr
+        assert "docker build" in result.stderr
+    # status and delete need no image of yours.
+    assert _run_deploy(tmp_path, "delete", "--dry-run").returncode == 0
+    # kustomize's images: override counts as much as --image.
+    docs = kv.render_layout(REPO.k8s, images={"ghcr.io/votes-contest/votes": "r.example/v:2"}).docs
+    deploy.refuse_placeholder_image(docs)
+    with pytest.raises(deploy.DeployError, match="placeholder"):
+        deploy.refuse_placeholder_image(main_docs())
+
+
+def test_gateway_class_is_a_parameter(tmp_path: Path) -> None:
+    result = _run_deploy(
+        tmp_path,
+        "apply",
+        "--dry-run",
+        "-v",
+        "--image",
+        "r.example/v:1",
+        "--gateway-class",
+        "cilium",
+    )
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout.split("\n---\n", 1)[1]) if d]
+    assert one(docs, "Gateway")["spec"]["gatewayClassName"] == "cilium"
+    assert one(main_docs(), "Gateway")["spec"]["gatewayClassName"] == "eg"
 
 
 def test_without_a_kubeconfig_the_cli_says_how_to_point_at_a_cluster(tmp_path: Path) -> None:
@@ -127,7 +166,7 @@ class FakeCluster:
         self.objects[(doc["kind"], doc["metadata"]["name"])] = copy.deepcopy(doc)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict | None:
-        if kind == "IngressClass":
+        if kind == "GatewayClass":
             return {"metadata": {"name": name}}
         obj = self.objects.get((kind, name))
         if obj is None:
@@ -201,7 +240,12 @@ def test_apply_applies_in_order_and_waits_for_running() -> None:
     )
     assert code == 0, "\n".join(lines)
     kinds = [entry.split("/")[0] for entry in cluster.applied]
-    assert kinds[0] == "Namespace" and kinds[-3:] == ["RayService", "Ingress", "Ingress"]
+    assert kinds[0] == "Namespace" and kinds[-4:] == [
+        "RayService",
+        "Gateway",
+        "HTTPRoute",
+        "GRPCRoute",
+    ]
     assert (
         kinds.index("Secret")
         < kinds.index("KafkaNodePool")
@@ -273,7 +317,8 @@ def test_delete_goes_backwards_and_lets_topics_finish_first() -> None:
         == 0
     )
     kinds = [entry.split("/")[0] for entry in cluster.deleted]
-    assert kinds[:3] == ["Ingress", "Ingress", "RayService"] and kinds[-1] == "Namespace"
+    assert kinds[:4] == ["GRPCRoute", "HTTPRoute", "Gateway", "RayService"]
+    assert kinds[-1] == "Namespace"
     assert kinds.index("KafkaTopic") < kinds.index("Kafka")
     assert cluster.topic_gets >= 2, "waited for the topics before deleting Kafka"
     kept = FakeCluster()
@@ -291,6 +336,7 @@ def test_status_reports_every_part() -> None:
     assert "application votes: RUNNING" in text and "deployment VoteIngress: HEALTHY" in text
     assert "Kafka/votes (votes): Ready" in text
     assert "StatefulSet/votes-redis (votes): 0/1 ready" in text
+    assert "Gateway/votes (votes): not programmed yet; no address yet" in text
     assert healthy is False, "the fake StatefulSets report no ready replicas"
 
 

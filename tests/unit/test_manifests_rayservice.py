@@ -7,6 +7,7 @@ Offline and fast: no cluster, no kubectl (shared helpers: tests/k8s_validation.p
 from __future__ import annotations
 
 import base64
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -100,9 +101,11 @@ def test_rayservice_cluster_shape() -> None:
     assert cluster["headGroupSpec"]["rayStartParams"] == {
         "num-cpus": "0",
         "dashboard-host": "0.0.0.0",
+        "object-store-memory": str(512 * 2**20),
     }
     (group,) = cluster["workerGroupSpecs"]
-    assert (group["groupName"], group["minReplicas"], group["maxReplicas"]) == ("workers", 1, 4)
+    assert (group["groupName"], group["minReplicas"], group["maxReplicas"]) == ("workers", 2, 4)
+    assert group["rayStartParams"] == {"object-store-memory": str(2**30)}
     for container in [head_container(rayservice), *worker_containers(rayservice)]:
         assert (
             container["image"]
@@ -148,25 +151,47 @@ def test_ray_ports_and_serve_service_names() -> None:
         assert ports(worker) == {"serve": http_port, "serve-grpc": grpc_port, "metrics": 8080}
 
 
-def test_ingresses_route_to_the_serve_service() -> None:
+def test_gateway_routes_reach_the_serve_service() -> None:
+    """Gateway API, no Ingress: HTTPRoute -> votes-serve-svc:8000, GRPCRoute -> :9000 (h2c)."""
     docs = main_docs()
+    assert not [d for d in docs if d["kind"] == "Ingress"], "ingress-nginx is retired"
     rayservice = one(docs, "RayService")
     head = ports(head_container(rayservice))
+    service = rayservice["spec"]["serveService"]
     serve_service = f"{rayservice['metadata']['name']}-serve-svc"
-    http, grpc = one(docs, "Ingress", "votes-http"), one(docs, "Ingress", "votes-grpc")
-    assert grpc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
-    wanted = {"votes-http": ("/", "serve"), "votes-grpc": ("/votes.v1.VoteService/", "serve-grpc")}
-    for ingress in (http, grpc):
-        assert ingress["spec"]["ingressClassName"] == "nginx"
-        (rule,) = ingress["spec"]["rules"]
-        assert rule["host"] == "votes.local"
-        (path,) = rule["http"]["paths"]
-        backend = path["backend"]["service"]
-        assert backend["name"] == serve_service
-        assert (path["path"], backend["port"]["name"]) == wanted[ingress["metadata"]["name"]]
-        assert backend["port"]["name"] in head
+    assert service["metadata"]["name"] == serve_service
+    service_ports = {p["name"]: p for p in service["spec"]["ports"]}
+    # KubeRay keeps our definition of a port the head container declares under the same name.
+    assert set(service_ports) == {"serve", "serve-grpc"} <= set(head)
+    assert service_ports["serve-grpc"]["appProtocol"] == "kubernetes.io/h2c"
+    assert service_ports["serve-grpc"]["port"] == head["serve-grpc"]
+    assert service_ports["serve"]["port"] == head["serve"]
+    assert "selector" not in service["spec"], "KubeRay sets the selector; ours would be ignored"
+
+    gateway = one(docs, "Gateway", "votes")
+    listeners = {lst["name"]: lst for lst in gateway["spec"]["listeners"]}
+    assert listeners["http"]["allowedRoutes"]["kinds"] == [{"kind": "HTTPRoute"}]
+    assert listeners["grpc"]["allowedRoutes"]["kinds"] == [{"kind": "GRPCRoute"}]
+    wanted = {"HTTPRoute": ("http", "serve"), "GRPCRoute": ("grpc", "serve-grpc")}
+    for kind, (listener, port_name) in wanted.items():
+        route = one(docs, kind)
+        (parent,) = route["spec"]["parentRefs"]
+        assert (parent["name"], parent["sectionName"]) == ("votes", listener)
+        assert route["spec"]["hostnames"] == [listeners[listener]["hostname"]]
+        for rule in route["spec"]["rules"]:
+            (backend,) = rule["backendRefs"]
+            assert backend["name"] == serve_service
+            assert backend["port"] == service_ports[port_name]["port"]
+    grpc_services = {
+        m["method"]["service"] for m in one(docs, "GRPCRoute")["spec"]["rules"][0]["matches"]
+    }
     proto = (REPO.root / "proto" / "votes.proto").read_text()
     assert "package votes.v1;" in proto and "service VoteService" in proto
+    assert "votes.v1.VoteService" in grpc_services
+    http_rule = one(docs, "HTTPRoute")["spec"]["rules"][0]
+    timeout_s = int(http_rule["timeouts"]["request"].rstrip("s"))
+    config = manifests.load_config(REPO.config)
+    assert timeout_s > config["http_options"]["request_timeout_s"], "Serve must answer first"
 
 
 def test_rayservice_env_reaches_every_setting_it_needs() -> None:
@@ -185,19 +210,42 @@ def test_rayservice_env_reaches_every_setting_it_needs() -> None:
         refs = {
             e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
         }
+        # The agreed interface: the Kafka password from Strimzi's Secret of the KafkaUser.
+        assert refs.pop("VOTES_KAFKA_SASL_PASSWORD") == {"name": "votes-app", "key": "password"}
         assert set(refs) == set(manifests.SECRET_ENV_KEYS)
         for name, ref in refs.items():
             assert name in known and ref == {"name": manifests.SECRET, "key": name}
             assert name in secret_values
+        values = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+        assert values["VOTES_KAFKA_SASL_USERNAME"] == "votes-app"
+        assert values["VOTES_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+        assert values["VOTES_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert values["VOTES_KAFKA_BOOTSTRAP_SERVERS"] == "votes-kafka-bootstrap:9094"
+        assert set(values) <= known | {n for n in values if n.startswith("RAY_")}
+        # No Ray pod reads the Ray token or the stores' server passwords from votes-secrets.
+        assert manifests.RAY_AUTH_TOKEN_KEY not in refs
 
-    environ = dict(config_map["data"]) | {k: secret_values[k] for k in manifests.SECRET_ENV_KEYS}
+    container_env = {
+        e["name"]: e["value"] for e in head_container(rayservice)["env"] if "value" in e
+    }
+    environ = (
+        dict(config_map["data"])
+        | {k: secret_values[k] for k in manifests.SECRET_ENV_KEYS}
+        | {k: v for k, v in container_env.items() if k.startswith("VOTES_")}
+        | {"VOTES_KAFKA_SASL_PASSWORD": "from-strimzi"}
+    )
     settings = load_settings(manifests.load_config(REPO.config)["applications"][0]["args"], environ)
     kafka = one(docs, "Kafka")
-    (listener,) = kafka["spec"]["kafka"]["listeners"]
-    assert (
-        settings.kafka_bootstrap_servers
-        == f"{kafka['metadata']['name']}-kafka-bootstrap:{listener['port']}"
-    )
+    scram = [
+        listener
+        for listener in kafka["spec"]["kafka"]["listeners"]
+        if (listener.get("authentication") or {}).get("type") == "scram-sha-512"
+    ]
+    if scram:  # the SCRAM listener comes with the other half of this change (kafka.yaml)
+        assert settings.kafka_bootstrap_servers == (
+            f"{kafka['metadata']['name']}-kafka-bootstrap:{scram[0]['port']}"
+        )
+    assert settings.kafka_bootstrap_servers == manifests.KAFKA_SCRAM_BOOTSTRAP
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     for url in (settings.redis_url, settings.mongo_url):
         parts = urlsplit(url)
@@ -230,10 +278,18 @@ def test_serve_config_is_config_yaml_and_valid_for_ray() -> None:
     serve_config = yaml.safe_load(text)
     problems = kv.serve_config_problems(serve_config)
     assert not problems, "\n".join(problems)
-    assert serve_config["applications"] == config["applications"]
+    # config.yaml's applications, but for the Kubernetes overrides made in one place.
+    overridden = copy.deepcopy(config["applications"])
+    for deployment in overridden[0]["deployments"]:
+        for key, value in manifests.KUBERNETES_OVERRIDES.get(deployment["name"], {}).items():
+            if key in ("min_replicas", "max_replicas"):
+                deployment["autoscaling_config"][key] = value
+            else:
+                deployment[key] = value
+    assert serve_config["applications"] == overridden
     assert serve_config["http_options"] == {**config["http_options"], "host": "0.0.0.0"}
-    assert {k: v for k, v in serve_config.items() if k != "http_options"} == {
-        k: v for k, v in config.items() if k != "http_options"
+    assert {k: v for k, v in serve_config.items() if k not in ("http_options", "applications")} == {
+        k: v for k, v in config.items() if k not in ("http_options", "applications")
     }
     for key in ("proxy_location", "grpc_options", "logging_config"):
         assert key in serve_config
