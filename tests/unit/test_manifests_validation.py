@@ -63,7 +63,7 @@ def test_strimzi_resources_use_the_v1_api_and_also_validate_as_v1beta2() -> None
     """v1 is what Strimzi 0.49+ and 1.x serve; 0.51 still serves v1beta2 (deprecated). The
     manifests use no field either version lacks, so both validate."""
     strimzi = [d for d in main_docs() if d["apiVersion"].startswith("kafka.strimzi.io/")]
-    assert {d["kind"] for d in strimzi} == {"Kafka", "KafkaNodePool", "KafkaTopic"}
+    assert {d["kind"] for d in strimzi} == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
     for doc in strimzi:
         assert doc["apiVersion"] == "kafka.strimzi.io/v1"
         assert kv.crd_deprecation("kafka.strimzi.io", "v1", doc["kind"]) is None
