@@ -3,12 +3,15 @@
 Unit tests reason about counting with tests/support/counting_model.py; this checks that the
 model still does what serve_app/stores/redis_counts.py's Lua script does, batch by batch:
 the votes counted, the counters, and the applied offsets ("topic:partition" -> offset).
-Runs against the local stack's Redis, in the session's own database (VOTES_TEST_REDIS_DB).
+Runs against the local stack's Redis, in an empty database of its own: the session's database
+(VOTES_TEST_REDIS_DB) holds the e2e tests' counts, which the model knows nothing of.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis
@@ -17,6 +20,7 @@ from serve_app.domain.counting import Delivered, counter_updates
 from serve_app.domain.votes import Vote, accept
 from serve_app.stores import redis_counts
 from serve_app.stores.redis_counts import RedisCounts
+from tests.conftest import TEST_REDIS_DB
 from tests.support.counting_model import CountingModel
 
 pytestmark = pytest.mark.integration
@@ -49,7 +53,18 @@ def model_state(model: CountingModel) -> tuple[dict[str, object], dict[str, int]
     return counters, dict(model.applied_offsets)
 
 
-def test_the_model_and_the_lua_script_count_the_same(redis_client: redis.Redis) -> None:
+@pytest.fixture
+def empty_redis(stack: Any) -> Iterator[redis.Redis]:
+    """The database after the session's: emptied before and after this test."""
+    client = redis.Redis(port=6379, db=TEST_REDIS_DB + 1)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def test_the_model_and_the_lua_script_count_the_same(empty_redis: redis.Redis) -> None:
+    redis_client = empty_redis
     counts = RedisCounts(redis_client)
     model = CountingModel()
     first = [delivered("a", TOPIC, 0, 0), delivered("b", TOPIC, 0, 1, band="Viernes Verde"),
