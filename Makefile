@@ -13,10 +13,10 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv install lint stubs stack-up stack-down stack-status stack-clean run test test-unit \
 	lock manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench \
-	fresh-clone-test
+	fresh-clone-test k8s-lab
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..." >&2; exit 1; }
@@ -93,3 +93,7 @@ chaos: stack-up ## the fault matrix, long and repeated; writes test-artifacts/ch
 
 fresh-clone-test: ## clone main with an empty HOME (own network namespace as root) and run make test there
 	scripts/fresh-clone-test.sh $(FRESH_ARGS)
+
+k8s-lab: $(STAMP) ## real kube-apiserver+kwok+KubeRay in a netns (root): deploy, check Services, tear down
+	$(PY) deployments/k8s-lab/build.py
+	$(PY) deployments/k8s-lab/lab.py $(K8S_LAB_ARGS)
