@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run a real Kubernetes control plane in a network namespace, deploy votes on it, check, tear down.
 
-    python deployments/k8s-lab/lab.py [--keep-seconds N]      (root; after build.py)
+    python deployments/k8s-lab/lab.py [--with-ray] [--keep-seconds N]   (root; after build.py)
 
 etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (3 fake Nodes, fake pods)
 and the KubeRay operator run inside the network namespace `k8s-lab`: nothing can leave the
@@ -78,14 +78,14 @@ class Lab:
     netns_made: bool = False
 
     # ---- processes -------------------------------------------------------------------------
-    def start(self, name: str, args: list[str]) -> None:
+    def start(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
         log_path = RUN / "logs" / f"{name}.log"
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
                 in_netns(args),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=lab_env(),
+                env={**lab_env(), **(extra_env or {})},
                 start_new_session=True,  # Ctrl-C reaches only this script; it stops them in order
             )
         self.procs[name] = proc
@@ -757,6 +757,68 @@ def show_and_check(lab: Lab) -> list[str]:
     return failures
 
 
+# ---- optional: a real local Ray behind the head Service's name ---------------------------
+RAY_TMP = Path("/tmp/k8s-lab-ray")  # short: Ray's socket paths must stay under 108 bytes
+
+
+def with_real_ray(lab: Lab) -> None:
+    """Start a real Ray head (same token) in the namespace, point the head Service's name at it.
+
+    KubeRay then PUTs serveConfigV2 to Ray's real REST API (`/api/serve/applications/`) with the
+    token and reads back the application statuses. Ray runs in a PID namespace of its own
+    (`unshare --pid --kill-child`): stopping it by its PID ends every process it started.
+    """
+    section("real Ray behind the head Service's name (--with-ray)")
+    token_env = RUN / "checkout" / "deployments" / "k8s" / "ray-token" / "secrets.env"
+    token = token_env.read_text().strip().split("=", 1)[1]
+    shutil.rmtree(RAY_TMP, ignore_errors=True)
+    lab.start(
+        "ray",
+        [
+            "unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+            str(REPO / ".venv" / "bin" / "ray"), "start", "--head", "--block",
+            "--port=6379", "--dashboard-host=127.0.0.1", "--dashboard-port=8265",
+            "--num-cpus=2", "--disable-usage-stats", f"--temp-dir={RAY_TMP}",
+        ],
+        extra_env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+    )  # fmt: skip
+    rc = lab.get_json("rayclusters", "-n", NAMESPACE)["items"][0]
+    head = f"{rc['status']['head']['serviceName']}.{NAMESPACE}.svc.cluster.local"
+    hosts = NETNS_ETC / "hosts"
+    with hosts.open("r+") as f:  # in place: the bind mount of `ip netns exec` follows the inode
+        f.seek(0, os.SEEK_END)
+        f.write(f"127.0.0.1 {head}\n")
+    log(f"{head} -> 127.0.0.1 (the namespace's hosts file)")
+
+    def reported() -> bool:
+        rs = lab.get_json("rayservice", "votes", "-n", NAMESPACE)
+        active = rs.get("status", {}).get("activeServiceStatus", {})
+        pending = rs.get("status", {}).get("pendingServiceStatus", {})
+        return bool(active.get("applicationStatuses") or pending.get("applicationStatuses"))
+
+    try:
+        lab.wait_for("KubeRay to read application statuses from Ray", reported, 240, every_s=5)
+    except LabError as exc:
+        print(f"  (not reached: {exc})")
+    rs = lab.get_json("rayservice", "votes", "-n", NAMESPACE).get("status", {})
+    for cond in rs.get("conditions", []):
+        print(f"rayservice condition {cond['type']}={cond['status']} ({cond.get('reason')})")
+    for which in ("activeServiceStatus", "pendingServiceStatus"):
+        apps = rs.get(which, {}).get("applicationStatuses", {})
+        for app, status in apps.items():
+            print(f"{which}: application {app}: {status.get('status')}")
+            for dep, dstatus in status.get("serveDeploymentStatuses", {}).items():
+                message = dstatus.get("message", "")
+                print(f"  {dep}: {dstatus.get('status')} {message[:240]}")
+    op_log = (RUN / "logs" / "kuberay-operator.log").read_text(errors="replace").splitlines()
+    for line in op_log:
+        if '"msg":"updateServeDeployment"' in line and "MULTI_APP json config" in line:
+            entry = json.loads(line)
+            print(f"operator {entry['ts']}: updateServeDeployment (PUT /api/serve/applications/)")
+            print("  " + entry["MULTI_APP json config"][:300] + " ...")
+    print(lab.kubectl("get", "svc", "-n", NAMESPACE), end="")
+
+
 # ---- teardown ------------------------------------------------------------------------------
 def teardown(lab: Lab) -> None:
     section("teardown")
@@ -776,6 +838,7 @@ def teardown(lab: Lab) -> None:
         subprocess.run(["ip", "netns", "del", NETNS], check=False)
         log(f"network namespace {NETNS} removed")
     shutil.rmtree(NETNS_ETC, ignore_errors=True)
+    shutil.rmtree(RAY_TMP, ignore_errors=True)
     shutil.rmtree(RUN / "etcd", ignore_errors=True)
     shutil.rmtree(RUN / "volumes", ignore_errors=True)
 
@@ -803,6 +866,11 @@ def main() -> int:
         default=0.0,
         help="keep the lab running this long after the checks (KUBECONFIG="
         ".k8s-lab/kubeconfig; run kubectl with `ip netns exec k8s-lab`)",
+    )
+    parser.add_argument(
+        "--with-ray",
+        action="store_true",
+        help="after the checks: a real local Ray behind the head Service's name (optional)",
     )
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -848,6 +916,8 @@ def main() -> int:
             deploy(lab)
             wait_for_ray_pods(lab)
             failures = show_and_check(lab)
+            if args.with_ray:
+                with_real_ray(lab)
             if args.keep_seconds:
                 log(f"keeping the lab {args.keep_seconds:.0f}s (Ctrl-C ends it)")
                 time.sleep(args.keep_seconds)
