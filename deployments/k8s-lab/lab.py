@@ -848,6 +848,7 @@ def torn_down_on_exit(lab: Lab) -> Iterator[None]:
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
+    signal.signal(signal.SIGINT, on_term)  # also where SIGINT came in ignored (a `&` job)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     try:
