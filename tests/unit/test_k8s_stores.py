@@ -248,7 +248,10 @@ def test_disruption_budgets_cover_ray_workers_redis_and_mongo() -> None:
     (worker_budget,) = [b for b in budgets.values()
                         if all(_selects(b["selector"], pod.labels) for pod in workers)]
     assert not _selects(worker_budget["selector"], ray["head"].labels)
-    assert worker_budget["maxUnavailable"] == 1
+    # An integer minAvailable: maxUnavailable or a percentage needs the owner's scale subresource,
+    # which a RayCluster lacks (the budget then refuses every eviction; seen in make k8s-lab).
+    assert worker_budget == worker_budget | {"minAvailable": 1}
+    assert "maxUnavailable" not in worker_budget
     for name in ("votes-redis", "votes-mongo"):
         labels = kv.one(docs(), "StatefulSet", name)["spec"]["template"]["metadata"]["labels"]
         (budget,) = [b for b in budgets.values() if _selects(b["selector"], labels)]
