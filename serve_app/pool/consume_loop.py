@@ -5,6 +5,7 @@
         -> the processor stores it (or dead-letters its poison) and returns the offsets
         -> commit them, asynchronously, only after both stores succeeded
         -> every LAG_REFRESH_S: the lag of the owned partitions
+        -> every POSITIONS_COMMIT_S: commit where it stands (repairs a commit lost in a rebalance)
         -> the supervisor replaces the consumer if its group membership is stuck
     finally: close the consumer (leaves the group), flush the dead-letter producer
 
@@ -33,6 +34,10 @@ log = logging.getLogger("ray.serve").getChild(__name__)
 BATCH_MAX_RECORDS = 1000
 BATCH_MAX_WAIT_S = 0.1
 LAG_REFRESH_S = 1.0
+# An asynchronous commit can fail in a rebalance that leaves the partition here; nothing new
+# then commits it again and the group's lag stays up for good (seen in the autoscaling scenario:
+# 3,955 records "behind" that were stored and counted). Re-committing the positions repairs it.
+POSITIONS_COMMIT_S = 5.0
 
 
 class ConsumeLoop:
@@ -53,6 +58,7 @@ class ConsumeLoop:
         self._stop = stop
         self._metrics = metrics or PersistMetrics()
         self._lag_updated_at = 0.0
+        self._positions_committed_at = time.monotonic()
 
     @property
     def stats(self) -> PersisterStats:
@@ -76,11 +82,16 @@ class ConsumeLoop:
         records = without_errors(consumer.consume(BATCH_MAX_RECORDS, BATCH_MAX_WAIT_S))
         if records:
             offsets = self.processor.process(records)
+            if offsets is None:
+                return  # stopped before the batch was stored: commit nothing
             if offsets:
                 commit_async(consumer, offsets)
         now = time.monotonic()
         if now - self._lag_updated_at >= LAG_REFRESH_S:
             self._refresh_lag(consumer)
+        if now - self._positions_committed_at >= POSITIONS_COMMIT_S:
+            self._positions_committed_at = now
+            commit_positions(consumer)
         self.supervisor.replace_if_stuck(now)
 
     def _refresh_lag(self, consumer: Consumer) -> None:
@@ -137,6 +148,23 @@ def commit_async(consumer: Consumer, offsets: Offsets) -> None:
     except KafkaException as exc:
         # The partition moved during the batch: its new owner gets the records again (a no-op).
         log.warning("offset commit failed (records will be redelivered): %s", exc)
+
+
+def commit_positions(consumer: Consumer) -> None:
+    """Commit, asynchronously, where the consumer stands in each partition it owns.
+
+    Safe between batches only: every record before a position has been stored and counted, since
+    each polled batch is processed before the next poll. A partition without a position yet (just
+    assigned, nothing fetched) is left alone.
+    """
+    try:
+        assignment = consumer.assignment()
+        known = consumer.position(assignment) if assignment else []
+        positions = [tp for tp in known if tp.offset >= 0]
+        if positions:
+            consumer.commit(offsets=positions, asynchronous=True)
+    except KafkaException as exc:
+        log.warning("committing the positions failed (tried again later): %s", exc)
 
 
 def log_commit_outcome(error: KafkaError | None, partitions: list[TopicPartition]) -> None:

@@ -5,12 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
+from serve_app.pool import consume_loop
 from serve_app.pool.clients import new_consumer
-from serve_app.pool.consume_loop import commit_async, log_commit_outcome
+from serve_app.pool.consume_loop import (
+    ConsumeLoop,
+    commit_async,
+    commit_positions,
+    log_commit_outcome,
+)
+from serve_app.pool.stats import PersisterStats
 from serve_app.settings import Settings
 
 
@@ -49,3 +57,53 @@ def test_the_outcome_of_a_commit_is_logged_only_when_it_failed(caplog: pytest.Lo
     log_commit_outcome(None, [TopicPartition("votes", 0, 42), failed])  # type: ignore[list-item]
     assert [r.getMessage() for r in caplog.records] == [
         f"offset commit failed (records will be redelivered): {failed.error.str()}"]
+
+
+class FakeConsumer:
+    """The calls commit_positions and the consume loop make, recorded."""
+
+    def __init__(self, positions: list[TopicPartition]) -> None:
+        self.positions = positions
+        self.commits: list[tuple[list[tuple[str, int, int]], bool]] = []
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition) for tp in self.positions]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return list(self.positions)
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.commits.append(([(tp.topic, tp.partition, tp.offset) for tp in offsets], asynchronous))
+
+    def consume(self, _count: int, _timeout: float) -> list[object]:
+        return []
+
+    def get_watermark_offsets(self, _tp: TopicPartition, cached: bool) -> tuple[int, int]:
+        return 0, 100
+
+
+def test_the_positions_are_committed_without_waiting_and_only_where_known() -> None:
+    # -1001 is librdkafka's "no position yet": a partition just assigned, nothing fetched.
+    consumer = FakeConsumer([TopicPartition("votes", 0, 42), TopicPartition("votes", 1, -1001)])
+    commit_positions(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [([("votes", 0, 42)], True)]
+
+
+def test_the_loop_commits_its_positions_again_so_a_lost_commit_is_repaired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A commit lost in a rebalance that left the partition here is never retried by a batch
+    # commit once no new records arrive: the periodic positions commit repairs the group's lag.
+    consumer = FakeConsumer([TopicPartition("votes", 0, 500)])
+    supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
+    processor = SimpleNamespace(stats=PersisterStats())
+    loop = ConsumeLoop(supervisor, processor,  # type: ignore[arg-type]
+                       dead_letters=None, stop=threading.Event())  # type: ignore[arg-type]
+    clock = [1000.0]
+    monkeypatch.setattr(consume_loop.time, "monotonic", lambda: clock[0])
+    loop._positions_committed_at = clock[0]
+    loop._poll_once()
+    assert consumer.commits == []  # not before POSITIONS_COMMIT_S
+    clock[0] += consume_loop.POSITIONS_COMMIT_S
+    loop._poll_once()
+    assert consumer.commits == [([("votes", 0, 500)], True)]
