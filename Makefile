@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv install lint stubs stack-up stack-down stack-status stack-clean run test test-unit \
 	lock manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench \
-	fresh-clone-test k8s-lab
+	fresh-clone-test k8s-lab bench-peers bench-scale soak
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,15 @@ loadtest: $(STAMP) ## locust headless against `make run` (or LOADTEST_ARGS="--ho
 
 bench: stack-up ## side-by-side benchmark (~15 min); writes bench/results/latest.{json,md,png}
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-peers: $(STAMP) ## build the seed's Rust HTTP and Go gRPC peers once (make bench does it too)
+	$(PY) -m bench.seed_peers build
+
+bench-scale: stack-up ## ingest with 1/2/4/8 ingress replicas and persist with 1-6 consumers; writes bench/results/scale.*
+	$(PY) -m bench.scale $(SCALE_ARGS)
+
+soak: stack-up ## 10 min of locust at ~70% of capacity, both paths, with Prometheus and every dashboard panel checked
+	$(PY) -m loadtest.soak $(SOAK_ARGS)
 
 test-autoscaling: stack-up ## the multi-node autoscaling scenario alone (its own Ray cluster, ~3 min)
 	$(PY) -m pytest tests/autoscaling -q -ra -m autoscaling $(PYTEST_ARGS)

@@ -48,7 +48,8 @@ MODES: dict[str, dict[str, str]] = {
 
 
 # Outside bench.common.PORT_RANGE, so that no free_port() of the bench lands in the block.
-SERVE_PORT_BLOCK = 39100
+# VOTES_BENCH_PORT_BLOCK moves it, so that two benchmark tools can run side by side.
+SERVE_PORT_BLOCK = int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39100"))
 
 
 def isolation_env(haproxy: Path) -> dict[str, str]:
@@ -65,7 +66,8 @@ class ServeInstance:
     def __init__(self, *, args: dict[str, Any], mode: str = "default", http_port: int = 8000,
                  grpc_port: int = 9000, config_path: Path = ROOT / "config.yaml",
                  extra_env: dict[str, str] | None = None,
-                 deployment_overrides: dict[str, dict[str, Any]] | None = None) -> None:
+                 deployment_overrides: dict[str, dict[str, Any]] | None = None,
+                 import_path: str | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = mode
@@ -75,7 +77,9 @@ class ServeInstance:
         self.config_path = config_path
         self.extra_env = extra_env or {}
         self.deployment_overrides = deployment_overrides or {}
-        self.workdir = TMP / f"serve-{mode}"
+        # Another builder for the same config (bench.apps: ingest only, the no-op floor).
+        self.import_path = import_path
+        self.workdir = TMP / f"serve-{mode}-{SERVE_PORT_BLOCK}"
         self.haproxy_dir = Path(tempfile.mkdtemp(prefix="vbh-", dir="/tmp"))
         self.proc: Proc | None = None
         self.env_applied: dict[str, str] = {}
@@ -96,6 +100,8 @@ class ServeInstance:
         config["grpc_options"]["port"] = self.grpc_port
         app = config["applications"][0]
         app["args"] = dict(app.get("args") or {}) | self.args
+        if self.import_path is not None:
+            app["import_path"] = self.import_path
         for deployment in app.get("deployments", []):
             override = self.deployment_overrides.get(deployment["name"], {})
             if "num_replicas" in override:
