@@ -5,6 +5,10 @@
 # (a 127.0.0.1 nobody else uses); otherwise the ports they need must be free.
 #
 #   scripts/fresh-clone-test.sh [--keep] [BRANCH]      (default: main)
+#   scripts/fresh-clone-test.sh --bench [BRANCH]       `make bench` instead of `make test`
+#
+# --bench builds the seed peers with the installs, runs `make bench $BENCH_ARGS` in the clone and
+# keeps the clone, so that its bench/results/latest.* can be copied back.
 #
 # Installs (Python packages, Kafka jars, FerretDB's Go build, apt packages) run first, outside
 # the namespace, where the package registries are reachable; `make test` then runs inside it.
@@ -13,11 +17,13 @@
 set -euo pipefail
 
 keep=0
+bench=0
 branch=main
 for arg in "$@"; do
   case "$arg" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --bench) bench=1; keep=1 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fresh-clone-test: unknown option $arg (see --help)" >&2; exit 2 ;;
     *) branch=$arg ;;
   esac
@@ -43,10 +49,15 @@ say() { printf '[fresh-clone-test %(%H:%M:%S)T] %s\n' -1 "$*"; }
 git clone --quiet --branch "$branch" --single-branch "$repo" "$clone"
 say "cloned $branch ($(git -C "$clone" log -1 --format='%h %s' | cut -c1-72)) into $clone"
 
+# Rust's toolchain is installed per user (rustup): keep pointing at it, as at Go's GOROOT, while
+# crates download into the clone's own cache (bench/seed_peers.py sets CARGO_HOME).
+rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+
 # Nothing from the real home folder or the caller's Ray/votes settings reaches the run.
 isolated=(
   env -u RAY_AUTH_MODE -u RAY_AUTH_TOKEN -u RAY_AUTH_TOKEN_PATH -u RAY_ADDRESS
   -u GOPATH -u GOCACHE -u GOMODCACHE -u GOFLAGS -u MAVEN_OPTS -u VIRTUAL_ENV
+  -u CARGO_HOME -u CARGO_TARGET_DIR RUSTUP_HOME="$rustup_home"
   HOME="$home" XDG_CONFIG_HOME="$home/.config" XDG_CACHE_HOME="$home/.cache"
   XDG_DATA_HOME="$home/.local/share" XDG_STATE_HOME="$home/.local/state"
   GOPATH="$home/go" GOCACHE="$home/.cache/go-build" MAVEN_OPTS="-Dmaven.repo.local=$home/.m2"
@@ -71,6 +82,10 @@ trap cleanup EXIT
 
 say "installing (outside any namespace: the registries must be reachable)"
 "${isolated[@]}" make -C "$clone" install
+if ((bench)); then
+  say "building the seed peers (crates and Go modules come from the registries)"
+  "${isolated[@]}" make -C "$clone" bench-peers || say "seed peers not built: the bench reports them skipped"
+fi
 
 if [[ $(id -u) -eq 0 ]] && ip netns list >/dev/null 2>&1; then
   netns=votes-fresh-$$
@@ -93,14 +108,19 @@ else
 fi
 
 set +e
-"${runner[@]}" bash -c 'cd "$1" && CI=true make test' _ "$clone" 2>&1 | tee "$log"
+if ((bench)); then
+  "${runner[@]}" bash -c 'cd "$1" && make bench BENCH_ARGS="$2"' _ "$clone" "${BENCH_ARGS:-}" 2>&1 | tee "$log"
+else
+  "${runner[@]}" bash -c 'cd "$1" && CI=true make test' _ "$clone" 2>&1 | tee "$log"
+fi
 status=${PIPESTATUS[0]}
 set -e
 
 elapsed=$(($(date +%s) - started))
-summary=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' "$log" | tail -n 1 || true)
+summary=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s|done in [0-9]+s; wrote' "$log" \
+  | tail -n 1 || true)
 say "summary: ${summary:-no pytest summary line (see $log)}"
-say "wall time: $((elapsed / 60)) min $((elapsed % 60)) s (clone, installs and make test); exit $status"
+say "wall time: $((elapsed / 60)) min $((elapsed % 60)) s (clone, installs and the run); exit $status"
 cleanup
 netns=""
 trap - EXIT
