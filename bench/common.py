@@ -246,15 +246,18 @@ class CpuMeter:
         return self.seconds
 
 
-STACK_DIR = Path(os.environ.get("VOTES_STACK_DIR", ROOT / ".stack"))
-
-
 def stack_pids() -> dict[str, int]:
-    """The local stack's processes (from its pid files): kafka, redis, ferretdb."""
+    """The local stack's processes, from its own pid files (deployments.local.stack's layout,
+    VOTES_STACK_DIR included): kafka, redis, ferretdb. A part without a pid file is left out."""
+    from deployments.local.stack import PARTS, Config
+    from deployments.local.stack.processes import read_pid
+
+    config = Config.from_env()
     pids = {}
-    for part in ("kafka", "redis", "ferretdb"):
-        with contextlib.suppress(OSError, ValueError):
-            pids[part] = int((STACK_DIR / "run" / f"{part}.pid").read_text().strip())
+    for part in PARTS:
+        pid = read_pid(config.pid_path(part))
+        if pid is not None:
+            pids[part] = pid
     return pids
 
 

@@ -13,10 +13,11 @@ core and would measure itself, not the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,20 +78,52 @@ class Window:
 
 
 class Pacer:
-    """Open loop: hands out send times `1 / rate` apart (None rate: closed loop, no waiting)."""
+    """Open loop: hands out send times `1 / rate` apart (None rate: closed loop, no waiting).
 
-    def __init__(self, rate: float | None) -> None:
+    `set_rate` changes the rate while a run goes on (bench.system's lag-bounded load). With
+    `max_backlog_s`, slots missed while the server was slower than the rate are dropped past that
+    much time behind, so a lower rate set later is not followed by a burst of late slots.
+    """
+
+    def __init__(self, rate: float | None, max_backlog_s: float | None = None) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self.next = time.monotonic()
+        self.max_backlog_s = max_backlog_s
+
+    @property
+    def rate(self) -> float | None:
+        return 1.0 / self.interval if self.interval else None
+
+    def set_rate(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
 
     async def wait(self) -> None:
         if not self.interval:
             return
         slot = self.next
-        self.next += self.interval
+        if self.max_backlog_s is not None:
+            slot = max(slot, time.monotonic() - self.max_backlog_s)
+        self.next = slot + self.interval
         delay = slot - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+# A coroutine run next to the load (started with it, cancelled when it ends): it sees the live
+# result and the window, e.g. to steer a Pacer.
+Monitor = Callable[[LoadResult, Window], Awaitable[None]]
+
+
+async def _with_monitor(load: Awaitable[None], monitor: Monitor | None, result: LoadResult,
+                        window: Window) -> None:
+    task = asyncio.create_task(monitor(result, window)) if monitor is not None else None
+    try:
+        await load
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 # ---- bodies ----------------------------------------------------------------------------------
@@ -157,11 +190,16 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
 async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurrency: int,
                     warmup_s: float, duration_s: float, rate: float | None = None,
                     on_accepted: Callable[[bytes, float], None] | None = None,
-                    headers: dict[str, str] | None = None) -> LoadResult:
-    """POST bodies to host:port/path. 202 is success; the batch reply's `accepted` is checked."""
+                    headers: dict[str, str] | None = None, pacer: Pacer | None = None,
+                    monitor: Monitor | None = None, ok_statuses: Collection[int] = (202,),
+                    accepted_of: Callable[[bytes], int] | None = None) -> LoadResult:
+    """POST bodies to host:port/path. A status in `ok_statuses` (202) is success; a batch's
+    accepted votes are its reply's `accepted` (or what `accepted_of(reply)` says).
+    `pacer` (instead of `rate`) and `monitor`: see Pacer and Monitor."""
     result = LoadResult(duration_s)
     window = Window(warmup_s, duration_s)
-    pacer = Pacer(rate)
+    pacer = pacer or Pacer(rate)
+    count_accepted = accepted_of or (lambda reply: int(json.loads(reply)["accepted"]))
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     prefix = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
               f"Content-Type: application/json\r\n{extra}Content-Length: ").encode()
@@ -190,10 +228,10 @@ async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurre
                 writer = _close(writer)
                 continue
             finished = time.monotonic()
-            if status == 202:
+            if status in ok_statuses:
                 votes = bodies.votes
                 if votes > 1:
-                    votes = int(json.loads(reply)["accepted"])
+                    votes = count_accepted(reply)
                 result.accepted_votes += votes
                 result.accepted_requests += 1
                 if window.inside(finished):
@@ -210,7 +248,7 @@ async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurre
                 writer = _close(writer)
         _close(writer)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await _with_monitor(asyncio.gather(*(worker() for _ in range(concurrency))), monitor, result, window)
     return result
 
 
@@ -257,14 +295,15 @@ class GrpcMessages:
 
 async def grpc_load(target: str, messages: GrpcMessages, *, concurrency: int, warmup_s: float,
                     duration_s: float, rate: float | None = None, channels: int = 1,
-                    metadata: Sequence[tuple[str, str]] = ()) -> LoadResult:
+                    metadata: Sequence[tuple[str, str]] = (), pacer: Pacer | None = None,
+                    monitor: Monitor | None = None) -> LoadResult:
     import grpc
 
     from serve_app.grpc_stubs import votes_pb2 as pb
 
     result = LoadResult(duration_s)
     window = Window(warmup_s, duration_s)
-    pacer = Pacer(rate)
+    pacer = pacer or Pacer(rate)
     method = "/votes.v1.VoteService/Cast" if messages.kind == "single" else "/votes.v1.VoteService/CastBatch"
     reply_type = pb.CastReply if messages.kind == "single" else pb.BatchReply
     opened = [grpc.aio.insecure_channel(target) for _ in range(channels)]
@@ -295,7 +334,8 @@ async def grpc_load(target: str, messages: GrpcMessages, *, concurrency: int, wa
                 result.latencies_ms.append((finished - started) * 1000)
 
     try:
-        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+        await _with_monitor(asyncio.gather(*(worker(i) for i in range(concurrency))), monitor, result,
+                            window)
     finally:
         for channel in opened:
             await channel.close()

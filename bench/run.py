@@ -1,26 +1,39 @@
-"""`make bench`: every ingestion path and sink of votes, side by side, on this machine.
+"""`make bench`: every ingestion path and sink of votes, side by side, on this machine, in one run.
 
-    .venv/bin/python -m bench.run                      # everything, Serve in 2 modes (~15 min on 2 cores)
-    .venv/bin/python -m bench.run --quick              # a tiny smoke of everything (~2-3 min)
+    .venv/bin/python -m bench.run                      # everything (~30 min on 2 cores: it prints its estimate)
+    .venv/bin/python -m bench.run --quick              # a tiny smoke of every group (~6-8 min)
     .venv/bin/python -m bench.run --only raw,peer      # groups or scenario names
-    .venv/bin/python -m bench.run --only serve --serve-modes default,throughput,haproxy
+    .venv/bin/python -m bench.run --only ingest,noop --serve-modes default,haproxy
 
-Scenarios (group in brackets):
+Scenarios (group in brackets). Serve scenarios carry their mode, e.g. `serve_noop_http[haproxy]`
+(haproxy: what `make run` ships, the default of --serve-modes):
   kafka_producer_raw [raw]   confluent-kafka producing vote records from one process, acks=all
   ferretdb_raw       [raw]   insert_many of vote documents, 1000 per call
   redis_raw          [raw]   the pool's counter Lua script, 1000 votes per call
-  plain_http_peer    [peer]  uvicorn + Starlette: validate with Vote, produce with acks (no Ray)
-  plain_grpc_peer    [peer]  the same with grpc.aio
-  serve_http_single, serve_http_batch, serve_grpc_single, serve_grpc_batch   [serve]
-                             our own `serve run config.yaml` (per --serve-modes), 1000 per batch
+  plain_http_peer, plain_http_peer_batch [peer]  uvicorn + Starlette: validate with Vote, produce with
+                             acks (no Ray); plain_grpc_peer, plain_grpc_peer_batch: the same with grpc.aio
+  seed_rust_http, seed_rust_http_batch, seed_go_grpc, seed_go_grpc_batch, seed_go_http_grpc [seed]
+                             the seed's Rust HTTP and Go gRPC servers (bench/seed_peers.py builds them;
+                             skipped, with the reason in the report, on a machine without Rust or Go)
+  serve_noop_http, serve_noop_grpc [noop]  bench.apps:build_noop: Serve with our routes and methods and
+                             no work at all: the framework's own floor
+  serve_{http,grpc}_{single,batch}_ingest [ingest]  VoteIngress as `make run` builds it, pool idle
+                             (bench.apps:build_ingest_only): ingestion alone, like for like with the peers
+  serve_{http,grpc}_{single,batch} [serve]  the whole app (`serve run config.yaml`), pool running;
+                             each repeat waits until the pool has counted every vote
+  system_single, system_batch [system]  the whole app for a sustained window at the most it sustains
+                             (lag-bounded load, bench/system.py): votes/s accepted and persisted, the
+                             lag when the load stops and the time the pool takes to drain it
   e2e_latency        [e2e]   acceptance -> visible in /results, at ~50% of the best single rate
   persist_x1, persist_xN [persist]  the consumer pool draining a preloaded topic, 1 and N replicas
 
-Each scenario runs --repeats times (warm-up, then a measured window); the report gives the median
-and the spread (min-max). Every repeat reconciles (votes accepted == records in Kafka == votes
-counted, as applicable) and counts errors. Nothing touches a developer's data: own topics, consumer
-groups, MongoDB databases, Redis keys or databases (--redis-db, --persist-redis-db), all removed
-at the end. Writes bench/results/latest.{json,md,png} (or --out).
+The compared groups (peer, seed, noop, ingest) run --repeats times (5), so that the report can give
+each comparison a bootstrap confidence interval (bench/stats.py); the others run --context-repeats
+times (3). Each repeat: warm-up, then a measured window. Every repeat reconciles (votes accepted ==
+records in Kafka == votes counted, as applicable; the no-op: every request answered 202) and counts
+errors. Nothing touches a developer's data: own topics, consumer groups, MongoDB databases, Redis
+keys or databases (--redis-db, --persist-redis-db), all removed at the end. Writes
+bench/results/latest.{json,md,png} (or --out).
 """
 
 from __future__ import annotations
@@ -34,7 +47,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,20 +76,59 @@ from bench.common import (
 )
 from bench.profile import Profiler
 from bench.serve_instance import MODES, ServeInstance
+from bench.targets import evaluate_targets
 from serve_app.stores import redis_counts as rc
 from tests.support.kafka import create_topics, delete_topics
 from tests.support.names import RunNames
 from tests.support.net import free_port, port_open
 from tests.support.waiting import wait_until
 
+try:  # the seed's peers (Rust, Go): built by bench/seed_peers.py where its toolchains exist
+    from bench import seed_peers
+except ImportError:  # pragma: no cover - a checkout without it: the seed group is skipped
+    seed_peers = None  # type: ignore[assignment]
+
+__all__ = ["evaluate_targets", "machine_info", "replica_counts", "summarize_runs"]
+
 GROUPS = {
     "raw": ["kafka_producer_raw", "ferretdb_raw", "redis_raw"],
-    "peer": ["plain_http_peer", "plain_grpc_peer"],
+    "peer": ["plain_http_peer", "plain_grpc_peer", "plain_http_peer_batch", "plain_grpc_peer_batch"],
+    "seed": ["seed_rust_http", "seed_rust_http_batch", "seed_go_grpc", "seed_go_grpc_batch", "seed_go_http_grpc"],
+    "noop": ["serve_noop_http", "serve_noop_grpc"],
+    "ingest": ["serve_http_single_ingest", "serve_http_batch_ingest", "serve_grpc_single_ingest",
+               "serve_grpc_batch_ingest"],
     "serve": ["serve_http_single", "serve_http_batch", "serve_grpc_single", "serve_grpc_batch"],
+    "system": ["system_single", "system_batch"],
     "e2e": ["e2e_latency"],
     "persist": ["persist"],
 }
 ALL = [name for names in GROUPS.values() for name in names]
+# Compared with confidence intervals in the report: --repeats. The others: --context-repeats.
+COMPARED_GROUPS = ("peer", "seed", "noop", "ingest")
+# Measured once per Serve mode, with the mode as a suffix of the name ("" for Serve's default).
+MODE_GROUPS = ("noop", "ingest", "serve", "system")
+# Whose scenario is which (protocol, kind) through Serve; the Python peers and the seed's peers.
+SERVE_PATHS = {"http_single": ("http", "single"), "http_batch": ("http", "batch"),
+               "grpc_single": ("grpc", "single"), "grpc_batch": ("grpc", "batch")}
+# Seed scenarios: (protocol, kind, HTTP path, the seed_peers builds they need).
+SEED_SCENARIOS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
+    "seed_rust_http": ("http", "single", "/rust/insert", ("seed_rust_http",)),
+    "seed_rust_http_batch": ("http", "batch", "/votes/batch", ("seed_rust_http",)),
+    "seed_go_grpc": ("grpc", "single", None, ("seed_go_grpc",)),
+    "seed_go_grpc_batch": ("grpc", "batch", None, ("seed_go_grpc",)),
+    "seed_go_http_grpc": ("http", "single", "/grpc/insert", ("seed_go_grpc", "seed_go_http_client")),
+}
+
+
+def group_of(name: str) -> str:
+    base = name.split("[", 1)[0]
+    if base.startswith("persist"):
+        return "persist"
+    return next((group for group, names in GROUPS.items() if base in names), "")
+
+
+def suffix_of(mode: str) -> str:
+    return "" if mode == "default" else f"[{mode}]"
 
 
 @dataclass
@@ -85,12 +137,18 @@ class Plan:
     duration_s: float
     batch_duration_s: float
     repeats: int
+    context_repeats: int
     concurrency: int
     batch_concurrency: int
     persist_records: int
     persist_replicas: list[int]
     drain_timeout_s: float
     e2e_duration_s: float
+    system_warmup_s: float
+    system_duration_s: float
+
+    def repeats_of(self, name: str) -> int:
+        return self.repeats if group_of(name) in COMPARED_GROUPS else self.context_repeats
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,18 +156,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny durations, one repeat: a smoke test")
     parser.add_argument("--only", default="", help="comma-separated groups or scenario names")
     parser.add_argument("--skip", default="", help="comma-separated groups or scenario names to leave out")
-    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--repeats", type=int, help="repeats of the compared groups: peer, seed, noop, ingest (5)")
+    parser.add_argument("--context-repeats", type=int,
+                        help="repeats of the other groups (default: the smaller of 3 and --repeats)")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up before each measured window")
     parser.add_argument("--duration", type=float, help="seconds of each measured window")
     parser.add_argument("--batch-duration", type=float, help="measured window of the batch scenarios")
+    parser.add_argument("--system-warmup", type=float,
+                        help="warm-up of system_* (where the lag-bounded load finds its rate)")
+    parser.add_argument("--system-duration", type=float, help="sustained window of system_*")
+    parser.add_argument("--system-load", choices=("lag-bounded", "closed"), default="lag-bounded",
+                        help="system_*: steer the rate from the pool's lag (default), or closed loop")
+    parser.add_argument("--system-protocol", choices=("auto", "http", "grpc"), default="auto",
+                        help="system_*: the protocol (auto: the faster ingest-only one of this run)")
     parser.add_argument("--concurrency", type=int, help="requests in flight, single-vote scenarios")
     parser.add_argument("--batch-concurrency", type=int, help="requests in flight, batch scenarios")
     parser.add_argument("--persist-records", type=int, help="records preloaded for persist")
     parser.add_argument("--persist-replicas", default="",
                         help="pool sizes to measure (default: 1 and config.yaml's VotePersister replicas)")
-    parser.add_argument("--serve-modes", default="default,haproxy",
-                        help=f"Serve environment modes to compare, comma-separated: {', '.join(MODES)} "
-                             "(default: default,haproxy; e2e_latency runs in the last one)")
+    parser.add_argument("--serve-modes", default="haproxy",
+                        help=f"Serve environment modes, comma-separated: {', '.join(MODES)} (default: "
+                             "haproxy, what `make run` ships; e2e_latency runs in the last one)")
     parser.add_argument("--serve-config", type=Path, default=ROOT / "config.yaml")
     parser.add_argument("--ingress-max-ongoing", type=int,
                         help="override VoteIngress max_ongoing_requests (experiments)")
@@ -147,18 +214,25 @@ def make_plan(args: argparse.Namespace, config: dict[str, Any]) -> Plan:
     quick = args.quick
     replicas = ([int(x) for x in args.persist_replicas.split(",") if x.strip()]
                 or sorted({1, pool_default}))
+    repeats = args.repeats if args.repeats is not None else (1 if quick else 5)
+    for flag, value in (("--repeats", repeats), ("--context-repeats", args.context_repeats)):
+        if value is not None and value < 1:
+            raise SystemExit(f"{flag} must be at least 1, got {value}")
     return Plan(
         warmup_s=args.warmup if args.warmup is not None else (0.5 if quick else 3.0),
         duration_s=args.duration if args.duration is not None else (2.0 if quick else 8.0),
         batch_duration_s=(args.batch_duration if args.batch_duration is not None
                           else (2.0 if quick else 5.0)),
-        repeats=args.repeats or (1 if quick else 3),
+        repeats=repeats,
+        context_repeats=args.context_repeats if args.context_repeats is not None else min(3, repeats),
         concurrency=args.concurrency or (8 if quick else 32),
         batch_concurrency=args.batch_concurrency or (2 if quick else 4),
         persist_records=args.persist_records or (2000 if quick else 40_000),
         persist_replicas=replicas,
         drain_timeout_s=60 if quick else 240,
         e2e_duration_s=4 if quick else 12,
+        system_warmup_s=args.system_warmup if args.system_warmup is not None else (3.0 if quick else 8.0),
+        system_duration_s=args.system_duration if args.system_duration is not None else (4.0 if quick else 20.0),
     )
 
 
@@ -166,10 +240,11 @@ def selected(args: argparse.Namespace) -> list[str]:
     def expand(text: str) -> set[str]:
         names: set[str] = set()
         for item in filter(None, (t.strip() for t in text.split(","))):
+            base = item.split("[", 1)[0]  # a name as the report shows it, mode suffix included
             if item in GROUPS:
                 names.update(GROUPS[item])
-            elif item in ALL:
-                names.add(item)
+            elif base in ALL:
+                names.add(base)
             elif item.startswith("persist"):
                 names.add("persist")
             else:
@@ -179,6 +254,55 @@ def selected(args: argparse.Namespace) -> list[str]:
     chosen = expand(args.only) if args.only else set(ALL)
     chosen -= expand(args.skip)
     return [name for name in ALL if name in chosen]
+
+
+def serve_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        raise SystemExit("--serve-modes names no mode")
+    for mode in modes:
+        if mode not in MODES:
+            raise SystemExit(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
+    return modes
+
+
+# What a full run costs besides the measured windows (seconds, measured on 2 cores).
+SERVE_START_STOP_S = 85.0  # `serve run` until ready (~55-60 s) and its shutdown
+PEER_START_S = 4.0
+REPEAT_OVERHEAD_S = 1.5  # Kafka watermarks, reconciliation, the CPU meter
+
+
+def serve_instances(chosen: Collection[str]) -> list[str]:
+    """The `serve run`s a mode needs: the no-op floor, ingest only, the whole app."""
+    groups = {group_of(name) for name in chosen}
+    return [app for app, needs in (("noop", {"noop"}), ("ingest", {"ingest"}),
+                                   ("whole", {"serve", "system", "e2e"})) if groups & needs]
+
+
+def estimate_s(plan: Plan, chosen: Collection[str], modes: Collection[str]) -> float:
+    """The expected wall time of a run: each repeat's windows and overheads, plus the starts."""
+    single = plan.warmup_s + plan.duration_s + REPEAT_OVERHEAD_S
+    batch = plan.warmup_s + plan.batch_duration_s + REPEAT_OVERHEAD_S
+    sink = min(plan.warmup_s, 1.0) + max(2.0, plan.duration_s / 2) + 4.0  # + setup, count, drop
+    per_repeat = {
+        "kafka_producer_raw": single, "ferretdb_raw": sink, "redis_raw": sink,
+        # the whole app waits for the pool to count each repeat's votes (batches: about as long again)
+        "serve_http_batch": batch + plan.batch_duration_s, "serve_grpc_batch": batch + plan.batch_duration_s,
+        "system_single": plan.system_warmup_s + plan.system_duration_s + 6.0,
+        "system_batch": plan.system_warmup_s + plan.system_duration_s + 6.0,
+        "e2e_latency": plan.warmup_s + plan.e2e_duration_s + 3.0,
+        "persist": len(plan.persist_replicas) * (plan.persist_records / 4000 + 8.0),
+    }
+    total = 0.0
+    for name in chosen:
+        seconds = per_repeat.get(name, batch if "batch" in name else single)
+        copies = len(modes) if group_of(name) in MODE_GROUPS else 1
+        total += copies * plan.repeats_of(name) * seconds
+    total += len(modes) * SERVE_START_STOP_S * len(serve_instances(chosen))
+    total += PEER_START_S * sum(1 for name in chosen if group_of(name) in ("peer", "seed"))
+    if "persist" in chosen:
+        total += plan.persist_records / 8000 + 10.0  # the preload
+    return total
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -193,10 +317,13 @@ class Bench:
         self.scenarios: list[dict[str, Any]] = []
         self.topics: list[str] = []
         self.started = time.monotonic()
+        self.expected_s = 0.0
         # What the CPU meter counts besides the stack: a peer's pid, our serve run's process group.
         self.measured_pids: dict[int, str] = {}
         self.measured_groups: list[int] = []
         self.profiled: set[str] = set()
+        # system_*: the rate the lag-bounded load ended at, where the next repeat starts.
+        self.system_rates: dict[str, float] = {}
         if args.profile and (why := Profiler.available()):
             log(f"profiles: off ({why})")
             args.profile = False
@@ -213,11 +340,16 @@ class Bench:
             if not port_open("127.0.0.1", port):
                 raise SystemExit(f"{name} is not answering on 127.0.0.1:{port}: run `make stack-up`")
 
+    def progress(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return f"{elapsed / 60:.1f} of ~{self.expected_s / 60:.0f} min"
+
     def repeat(self, name: str, run: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
         """Run the repeats of a scenario; a repeat during which a stack part restarted (another
         session's fault test) is thrown away and run again, once."""
         runs = []
-        for index in range(self.plan.repeats):
+        repeats = self.plan.repeats_of(name)
+        for index in range(repeats):
             for attempt in range(2):
                 pids = self.stack_pids()
                 load = os.getloadavg()[0]
@@ -241,7 +373,7 @@ class Bench:
                     continue
                 result["disturbed"] = disturbed
                 break
-            log(f"{name} #{index + 1}: {short(result)}")
+            log(f"{name} #{index + 1}/{repeats}: {short(result)} [{self.progress()}]")
             runs.append(result)
         return runs
 
@@ -252,13 +384,28 @@ class Bench:
         scenario = summarize_runs(name, runs) | extra | {
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "plan": {"warmup_s": self.plan.warmup_s, "duration_s": self.plan.duration_s,
-                     "batch_duration_s": self.plan.batch_duration_s, "repeats": self.plan.repeats},
+                     "batch_duration_s": self.plan.batch_duration_s, "repeats": self.plan.repeats_of(name)},
         }
         self.scenarios.append(scenario)
         return scenario
 
+    def skip(self, name: str, reason: str, **extra: Any) -> None:
+        """A scenario that could not run here (no Rust or Go): a line in the report, not a failure."""
+        log(f"{name}: skipped: {reason}")
+        self.scenarios.append({"name": name, "skipped": reason, "votes_per_s": None, "errors": 0,
+                               "reconciled": True, "repeats": 0, "runs": []} | extra)
+
     def find(self, name: str) -> dict[str, Any] | None:
         return next((s for s in self.scenarios if s["name"] == name), None)
+
+    def new_topic(self, what: str, dlq: bool = False) -> str:
+        topic = self.names.topic_for(what)
+        self.topics.append(topic)
+        create_topics([topic])
+        if dlq:
+            self.topics.append(topic + ".dlq")
+            create_topics([topic + ".dlq"], partitions=1)
+        return topic
 
     # -- raw --
 
@@ -267,9 +414,7 @@ class Bench:
 
         plan = self.plan
         if "kafka_producer_raw" in chosen:
-            topic = self.names.topic_for("raw")
-            self.topics.append(topic)
-            create_topics([topic])
+            topic = self.new_topic("raw")
             self.record("kafka_producer_raw", self.repeat(
                 "kafka_producer_raw", lambda: sinks.kafka_producer_raw(topic, plan.warmup_s, plan.duration_s)),
                 unit="vote records", path="raw")
@@ -285,18 +430,19 @@ class Bench:
                 db=self.args.persist_redis_db)),
                 unit="votes counted", path="raw")
 
-    # -- ingestion through a server (peers and Serve) --
+    # -- ingestion through a server (peers, the seed, Serve) --
 
     def ingest(self, name: str, *, protocol: str, kind: str, http: tuple[str, int] | None = None,
-               grpc_target: str | None = None, topic: str, counter_db: int | None = None,
-               concurrency: int | None = None) -> dict[str, Any]:
-        """One repeat: load, then reconcile against Kafka (and the counters, when given)."""
+               grpc_target: str | None = None, topic: str | None, counter_db: int | None = None,
+               path: str | None = None) -> dict[str, Any]:
+        """One repeat: load, then reconcile against Kafka (and the counters, when given). Without
+        a topic (the no-op floor) every request must have been answered with success."""
         plan = self.plan
         duration = plan.batch_duration_s if kind == "batch" else plan.duration_s
-        conc = concurrency or (plan.batch_concurrency if kind == "batch" else plan.concurrency)
+        conc = plan.batch_concurrency if kind == "batch" else plan.concurrency
         counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=counter_db) if counter_db is not None else None
         counted_before = int(counters.get(rc.TOTAL) or 0) if counters else 0
-        records_before = topic_records(topic)
+        records_before = topic_records(topic) if topic else 0
         tag = f"{self.names.run_id}{name[:1]}{time.monotonic_ns() % 10**8}"
         # The first repeat of each Serve scenario is profiled (py-spy --nonblocking: the sampled
         # process is not paused, so the rate stays comparable).
@@ -308,16 +454,24 @@ class Bench:
         with profiler or contextlib.nullcontext():
             if protocol == "http":
                 assert http is not None
-                path = "/votes/batch" if kind == "batch" else "/votes"
+                path = path or ("/votes/batch" if kind == "batch" else "/votes")
                 result = loadgen.run_http(http[0], http[1], path, loadgen.Bodies(kind, tag),
                                           concurrency=conc, warmup_s=plan.warmup_s, duration_s=duration)
             else:
                 assert grpc_target is not None
                 result = loadgen.run_grpc(grpc_target, loadgen.GrpcMessages(kind, tag),
                                           concurrency=conc, warmup_s=plan.warmup_s, duration_s=duration)
-        records = topic_records(topic) - records_before
-        summary = result.summary() | {"concurrency": conc, "kafka_records": records}
+        summary = result.summary() | {"concurrency": conc, "accepted_requests": result.accepted_requests}
+        if profiler is not None:
+            summary["profile"] = profiler.result
         accepted = result.accepted_votes
+        if topic is None:
+            answered = result.accepted_requests + result.error_count
+            summary["reconciled"] = result.error_count == 0 and result.accepted_requests > 0
+            summary["reconciliation"] = f"answered with success {result.accepted_requests} of {answered} requests"
+            return summary
+        records = topic_records(topic) - records_before
+        summary["kafka_records"] = records
         reconciled = records == accepted
         text = f"accepted {accepted} == records in Kafka {records}"
         if counters is not None:
@@ -335,69 +489,128 @@ class Bench:
             counters.close()
         summary["reconciled"] = reconciled
         summary["reconciliation"] = text
-        if profiler is not None:
-            summary["profile"] = profiler.result
         return summary
 
-    def peers(self, chosen: list[str]) -> None:
-        topic = self.names.topic_for("peer")
-        self.topics.append(topic)
-        create_topics([topic])
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")} | {
+    def peer_env(self, topic: str) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")} | {
             "VOTES_KAFKA_BOOTSTRAP_SERVERS": KAFKA, "VOTES_KAFKA_TOPIC": topic}
-        if "plain_http_peer" in chosen:
+
+    @contextlib.contextmanager
+    def peer_process(self, name: str, argv: list[str], port: int, env: dict[str, str], label: str = "peer",
+                     keep: dict[int, str] | None = None) -> Iterator[Proc]:
+        """A peer process, counted by the CPU meter as `label` (next to `keep`) while it serves."""
+        peer = Proc(name, argv, env=env)
+        self.measured_pids = dict(keep or {}) | {peer.pid: label}
+        try:
+            wait_until(lambda: port_open("127.0.0.1", port), 60, f"the {name} peer", every_s=0.25,
+                       alive=peer.alive)
+            yield peer
+        finally:
+            peer.stop()
+            self.measured_pids = dict(keep or {})
+
+    def peers(self, chosen: list[str]) -> None:
+        topic = self.new_topic("peer")
+        env = self.peer_env(topic)
+        http_names = [n for n in ("plain_http_peer", "plain_http_peer_batch") if n in chosen]
+        if http_names:
             port = free_port(PORT_RANGE)
-            peer = Proc("peer-http", [PY, "-m", "uvicorn", "bench.peers.plain_http:app", "--host", "127.0.0.1",
-                                      "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env)
-            self.measured_pids = {peer.pid: "peer"}
-            try:
-                wait_until(lambda: port_open("127.0.0.1", port), 30, "the plain HTTP peer",
-                           every_s=0.25, alive=peer.alive)
+            argv = [PY, "-m", "uvicorn", "bench.peers.plain_http:app", "--host", "127.0.0.1",
+                    "--port", str(port), "--no-access-log", "--log-level", "warning"]
+            with self.peer_process("peer-http", argv, port, env):
                 self.warm_http(("127.0.0.1", port))
-                self.record("plain_http_peer", self.repeat("plain_http_peer", lambda: self.ingest(
-                    "plain_http_peer", protocol="http", kind="single", http=("127.0.0.1", port), topic=topic)),
-                    path="http", server="uvicorn+starlette, 1 worker")
-            finally:
-                peer.stop()
-                self.measured_pids = {}
-        if "plain_grpc_peer" in chosen:
+                for name in http_names:
+                    kind = "batch" if name.endswith("_batch") else "single"
+                    self.record(name, self.repeat(name, lambda n=name, k=kind: self.ingest(
+                        n, protocol="http", kind=k, http=("127.0.0.1", port), topic=topic)),
+                        path="http", kind=kind, server="uvicorn+starlette, 1 worker")
+        grpc_names = [n for n in ("plain_grpc_peer", "plain_grpc_peer_batch") if n in chosen]
+        if grpc_names:
             port = free_port(PORT_RANGE)
-            peer = Proc("peer-grpc", [PY, "-m", "bench.peers.plain_grpc", "--port", str(port)], env=env)
-            self.measured_pids = {peer.pid: "peer"}
-            try:
-                wait_until(lambda: port_open("127.0.0.1", port), 30, "the plain gRPC peer",
-                           every_s=0.25, alive=peer.alive)
-                self.record("plain_grpc_peer", self.repeat("plain_grpc_peer", lambda: self.ingest(
-                    "plain_grpc_peer", protocol="grpc", kind="single", grpc_target=f"127.0.0.1:{port}",
-                    topic=topic)), path="grpc", server="grpc.aio, 1 process")
-            finally:
-                peer.stop()
-                self.measured_pids = {}
+            with self.peer_process("peer-grpc", [PY, "-m", "bench.peers.plain_grpc", "--port", str(port)],
+                                   port, env):
+                for name in grpc_names:
+                    kind = "batch" if name.endswith("_batch") else "single"
+                    self.record(name, self.repeat(name, lambda n=name, k=kind: self.ingest(
+                        n, protocol="grpc", kind=k, grpc_target=f"127.0.0.1:{port}", topic=topic)),
+                        path="grpc", kind=kind, server="grpc.aio, 1 process")
 
     def warm_http(self, http: tuple[str, int]) -> None:
         with contextlib.suppress(Exception):
             loadgen.run_http(http[0], http[1], "/healthz", loadgen.Bodies("single", "warm"),
                              concurrency=1, warmup_s=0, duration_s=0.1)
 
+    # -- the seed's peers --
+
+    def seed(self, chosen: list[str]) -> None:
+        wanted = [n for n in GROUPS["seed"] if n in chosen]
+        if seed_peers is None:
+            for name in wanted:
+                self.skip(name, "bench/seed_peers.py is not in this checkout", group="seed")
+            return
+        log("seed: building the seed's peers (cached after the first build)")
+        built: dict[str, Path | str] = seed_peers.build(log)
+        runnable = []
+        for name in wanted:
+            missing = [f"{b}: {built.get(b)}" for b in SEED_SCENARIOS[name][3]
+                       if not isinstance(built.get(b), Path)]
+            if missing:
+                self.skip(name, "; ".join(missing), group="seed")
+            else:
+                runnable.append(name)
+        if not runnable:
+            return
+        topic = self.new_topic("seed")
+        env = self.peer_env(topic)
+
+        def argv(peer: str, port: int, upstream: str | None = None) -> list[str]:
+            assert seed_peers is not None
+            binary = built[peer]
+            assert isinstance(binary, Path)
+            return seed_peers.command(peer, port=port, bootstrap=KAFKA, topic=topic, upstream=upstream,
+                                      binary=binary)
+
+        rust = [n for n in runnable if SEED_SCENARIOS[n][3] == ("seed_rust_http",)]
+        if rust:
+            port = free_port(PORT_RANGE)
+            with self.peer_process("seed_rust_http", argv("seed_rust_http", port), port, env):
+                self.seed_scenarios(rust, ("127.0.0.1", port), None, topic)
+        go = [n for n in runnable if "seed_go_grpc" in SEED_SCENARIOS[n][3]]
+        if go:
+            port = free_port(PORT_RANGE)
+            target = f"127.0.0.1:{port}"
+            with self.peer_process("seed_go_grpc", argv("seed_go_grpc", port), port, env) as server:
+                self.seed_scenarios([n for n in go if n != "seed_go_http_grpc"], None, target, topic)
+                if "seed_go_http_grpc" in go:
+                    client_port = free_port(PORT_RANGE)
+                    with self.peer_process("seed_go_http_client", argv("seed_go_http_client", client_port, target),
+                                           client_port, env, label="peer_client", keep={server.pid: "peer"}):
+                        self.seed_scenarios(["seed_go_http_grpc"], ("127.0.0.1", client_port), None, topic)
+
+    def seed_scenarios(self, names: list[str], http: tuple[str, int] | None, grpc_target: str | None,
+                       topic: str) -> None:
+        for name in names:
+            protocol, kind, path, builds = SEED_SCENARIOS[name]
+            self.record(name, self.repeat(name, lambda n=name, p=protocol, k=kind, h=path: self.ingest(
+                n, protocol=p, kind=k, http=http, grpc_target=grpc_target, topic=topic, path=h)),
+                path=protocol, kind=kind, group="seed", builds=list(builds),
+                route=path or ("votes.v1.VoteService/" + ("CastBatch" if kind == "batch" else "Cast")))
+
     # -- Serve --
 
-    def serve_args(self, mode: str) -> tuple[dict[str, Any], str]:
-        topic = self.names.topic_for(f"serve-{mode}")
-        dlq = topic + ".dlq"
-        self.topics += [topic, dlq]
-        create_topics([topic])
-        create_topics([dlq], partitions=1)
+    def serve_args(self, label: str) -> tuple[dict[str, Any], str]:
+        topic = self.new_topic(f"serve-{label}", dlq=True)
         extra = dict(item.split("=", 1) for item in self.args.app_arg)
         return extra | {
             "kafka_bootstrap_servers": KAFKA,
-            "kafka_topic": topic, "kafka_dlq_topic": dlq,
-            "kafka_consumer_group": self.names.group_for(f"serve-{mode}"),
+            "kafka_topic": topic, "kafka_dlq_topic": topic + ".dlq",
+            "kafka_consumer_group": self.names.group_for(f"serve-{label}"),
             "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.args.redis_db}",
             "mongo_url": MONGO_URL,
-            "mongo_database": self.names.mongo_database_for(f"serve_{mode}"),
+            "mongo_database": self.names.mongo_database_for(f"serve_{label}".replace("-", "_")),
         }, topic
 
-    def serve(self, chosen: list[str], modes: list[str]) -> None:
+    def overrides(self) -> dict[str, dict[str, Any]]:
         overrides: dict[str, dict[str, Any]] = {}
         if self.args.ingress_max_ongoing:
             overrides.setdefault("VoteIngress", {})["max_ongoing_requests"] = self.args.ingress_max_ongoing
@@ -405,47 +618,117 @@ class Bench:
             overrides.setdefault("VoteIngress", {})["num_replicas"] = self.args.ingress_replicas
         if self.args.pool_replicas:
             overrides.setdefault("VotePersister", {})["num_replicas"] = self.args.pool_replicas
+        return overrides
+
+    @contextlib.contextmanager
+    def serving(self, app: str, mode: str, import_path: str | None) -> Iterator[tuple[ServeInstance, str, float]]:
+        """A `serve run` of ours in `mode` (the app: `make run`'s, or a bench.apps builder), its
+        processes metered; its topic, database and counters removed afterwards."""
         counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.args.redis_db)
-        for mode in modes:
-            suffix = "" if mode == "default" else f"[{mode}]"
-            clear_votes_keys(counters)  # the bench's own Redis database: the app's votes:* keys only
-            args, topic = self.serve_args(mode)
-            instance = ServeInstance(args=args, mode=mode, http_port=self.args.http_port,
-                                     grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
-                                     deployment_overrides=overrides)
-            started = time.monotonic()
+        clear_votes_keys(counters)  # the bench's own Redis database: the app's votes:* keys only
+        args, topic = self.serve_args(f"{mode}-{app}")
+        instance = ServeInstance(args=args, mode=mode, http_port=self.args.http_port,
+                                 grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
+                                 deployment_overrides=self.overrides(), import_path=import_path)
+        log(f"serve[{mode}]: {app} ({import_path or 'config.yaml'}) [{self.progress()}]")
+        started = time.monotonic()
+        try:
             instance.start()
-            startup_s = round(time.monotonic() - started, 1)
-            http = ("127.0.0.1", instance.http_port)
             assert instance.proc is not None
             self.measured_groups = [instance.proc.pid]
-            try:
-                self.warm_http(http)
-                common = {"topic": topic, "counter_db": self.args.redis_db}
-                for name, protocol, kind in (("serve_http_single", "http", "single"),
-                                             ("serve_http_batch", "http", "batch"),
-                                             ("serve_grpc_single", "grpc", "single"),
-                                             ("serve_grpc_batch", "grpc", "batch")):
-                    if name not in chosen:
-                        continue
-                    def one(n: str = name, p: str = protocol, k: str = kind, i: ServeInstance = instance,
-                            h: tuple[str, int] = http, c: dict[str, Any] = common) -> dict[str, Any]:
-                        return self.ingest(n, protocol=p, kind=k, http=h, grpc_target=i.grpc_target, **c)
+            self.warm_http(("127.0.0.1", instance.http_port))
+            yield instance, topic, round(time.monotonic() - started, 1)
+        finally:
+            self.measured_groups = []
+            instance.stop()
+            drop_mongo_database(args["mongo_database"])
+            clear_votes_keys(counters)
+            counters.close()
 
-                    self.record(name + suffix, self.repeat(name + suffix, one), path=protocol, mode=mode,
-                                serve_env=instance.env_applied, startup_s=startup_s)
-                if "e2e_latency" in chosen and mode == modes[-1]:
-                    self.e2e(instance, topic)
-            finally:
-                self.measured_groups = []
-                instance.stop()
-                drop_mongo_database(args["mongo_database"])
-                clear_votes_keys(counters)
-        counters.close()
+    def serve_noop(self, chosen: list[str], mode: str) -> None:
+        suffix = suffix_of(mode)
+        with self.serving("noop", mode, "bench.apps:build_noop") as (instance, _topic, startup_s):
+            for name, protocol in (("serve_noop_http", "http"), ("serve_noop_grpc", "grpc")):
+                if name not in chosen:
+                    continue
+                self.record(name + suffix, self.repeat(name + suffix, lambda n=name + suffix, p=protocol: self.ingest(
+                    n, protocol=p, kind="single", http=("127.0.0.1", instance.http_port),
+                    grpc_target=instance.grpc_target, topic=None)),
+                    path=protocol, kind="single", mode=mode, app="bench.apps:build_noop",
+                    serve_env=instance.env_applied, startup_s=startup_s, unit="requests (no work)")
+
+    def serve_ingest_only(self, chosen: list[str], mode: str) -> None:
+        suffix = suffix_of(mode)
+        with self.serving("ingest", mode, "bench.apps:build_ingest_only") as (instance, topic, startup_s):
+            for key, (protocol, kind) in SERVE_PATHS.items():
+                name = f"serve_{key}_ingest"
+                if name not in chosen:
+                    continue
+                self.record(name + suffix, self.repeat(name + suffix, lambda n=name + suffix, p=protocol, k=kind:
+                            self.ingest(n, protocol=p, kind=k, http=("127.0.0.1", instance.http_port),
+                                        grpc_target=instance.grpc_target, topic=topic)),
+                            path=protocol, kind=kind, mode=mode, app="bench.apps:build_ingest_only",
+                            serve_env=instance.env_applied, startup_s=startup_s)
+
+    def serve_whole(self, chosen: list[str], mode: str, last_mode: bool) -> None:
+        suffix = suffix_of(mode)
+        with self.serving("whole", mode, None) as (instance, topic, startup_s):
+            http = ("127.0.0.1", instance.http_port)
+            for key, (protocol, kind) in SERVE_PATHS.items():
+                name = f"serve_{key}"
+                if name not in chosen:
+                    continue
+                self.record(name + suffix, self.repeat(name + suffix, lambda n=name + suffix, p=protocol, k=kind:
+                            self.ingest(n, protocol=p, kind=k, http=http, grpc_target=instance.grpc_target,
+                                        topic=topic, counter_db=self.args.redis_db)),
+                            path=protocol, kind=kind, mode=mode, serve_env=instance.env_applied,
+                            startup_s=startup_s)
+            for kind in ("single", "batch"):
+                if f"system_{kind}" in chosen:
+                    self.system(instance, topic, kind, mode)
+            if "e2e_latency" in chosen and last_mode:
+                self.e2e(instance, topic)
+
+    def system_protocol(self, kind: str, suffix: str) -> str:
+        """--system-protocol, or auto: the protocol whose ingest-only rate was higher in this run."""
+        if self.args.system_protocol != "auto":
+            return str(self.args.system_protocol)
+        rates = {p: (self.find(f"serve_{p}_{kind}_ingest{suffix}") or {}).get("votes_per_s") or 0.0
+                 for p in ("http", "grpc")}
+        return "grpc" if rates["grpc"] > rates["http"] else "http"
+
+    def system(self, instance: ServeInstance, topic: str, kind: str, mode: str) -> None:
+        from bench.system import system_run
+
+        suffix = suffix_of(mode)
+        name = f"system_{kind}{suffix}"
+        protocol = self.system_protocol(kind, suffix)
+        ingest = (self.find(f"serve_{protocol}_{kind}_ingest{suffix}") or {}).get("votes_per_s")
+        # Start where the ingress alone could go at half speed; the controller takes it from there.
+        self.system_rates[name] = 0.5 * ingest if ingest else (3000.0 if kind == "batch" else 300.0)
+        min_rate = 1000.0 if kind == "batch" else 20.0
+        plan = self.plan
+
+        def one() -> dict[str, Any]:
+            result = system_run(
+                protocol=protocol, kind=kind, topic=topic, redis_db=self.args.redis_db,
+                concurrency=plan.batch_concurrency if kind == "batch" else plan.concurrency,
+                warmup_s=plan.system_warmup_s, duration_s=plan.system_duration_s,
+                start_rate=max(min_rate, self.system_rates[name]), min_rate=min_rate,
+                run_tag=f"{self.names.run_id}s{time.monotonic_ns() % 10**8}",
+                drain_timeout_s=plan.drain_timeout_s, http=("127.0.0.1", instance.http_port),
+                grpc_target=instance.grpc_target, controlled=self.args.system_load == "lag-bounded")
+            if result.get("offered_rate_end"):
+                self.system_rates[name] = result["offered_rate_end"]
+            return result
+
+        self.record(name, self.repeat(name, one), path=protocol, kind=kind, mode=mode,
+                    load=self.args.system_load, serve_env=instance.env_applied,
+                    note="votes_per_s: the lower of votes/s accepted and votes/s persisted in the window")
 
     def e2e(self, instance: ServeInstance, topic: str) -> None:
         rate = self.args.e2e_rate
-        suffix = "" if instance.mode == "default" else f"[{instance.mode}]"
+        suffix = suffix_of(instance.mode)
         if rate is None:
             best = [s["votes_per_s"] for n in ("serve_http_single", "serve_grpc_single")
                     if (s := self.find(n + suffix)) and s.get("votes_per_s")]
@@ -465,10 +748,7 @@ class Bench:
     def persist(self) -> None:
         from bench.persist import persist_run, preload
 
-        topic = self.names.topic_for("persist")
-        self.topics += [topic, topic + ".dlq"]
-        create_topics([topic])
-        create_topics([topic + ".dlq"], partitions=1)
+        topic = self.new_topic("persist", dlq=True)
         db = self.args.persist_redis_db
         guard = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
         foreign = [k for k in guard.scan_iter(count=100) if not k.decode(errors="replace").startswith("votes:")]
@@ -491,63 +771,51 @@ class Bench:
 
     # -- all --
 
+    def steps(self, chosen: list[str], modes: list[str]) -> list[tuple[str, set[str], Callable[[], None]]]:
+        """(label, the groups it measures, what runs it), in the order of the run."""
+        steps: list[tuple[str, set[str], Callable[[], None]]] = [
+            ("raw", {"raw"}, lambda: self.raw(chosen)),
+            ("peer", {"peer"}, lambda: self.peers(chosen)),
+            ("seed", {"seed"}, lambda: self.seed(chosen)),
+        ]
+        for mode in modes:
+            steps += [
+                (f"noop{suffix_of(mode)}", {"noop"}, lambda m=mode: self.serve_noop(chosen, m)),
+                (f"ingest{suffix_of(mode)}", {"ingest"}, lambda m=mode: self.serve_ingest_only(chosen, m)),
+                (f"serve{suffix_of(mode)}", {"serve", "system", "e2e"},
+                 lambda m=mode: self.serve_whole(chosen, m, last_mode=m == modes[-1])),
+            ]
+        steps.append(("persist", {"persist"}, self.persist))
+        return steps
+
     def run(self) -> int:
         chosen = selected(self.args)
-        modes = [m.strip() for m in self.args.serve_modes.split(",") if m.strip()]
-        for mode in modes:
-            if mode not in MODES:
-                raise SystemExit(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
+        modes = serve_modes(self.args.serve_modes)
         self.check_stack()
-        log(f"run {self.names.run_id}: {', '.join(chosen)}; plan {self.plan}")
+        self.expected_s = estimate_s(self.plan, chosen, modes)
+        log(f"run {self.names.run_id}: {', '.join(chosen)}; Serve modes {', '.join(modes)}; plan {self.plan}")
+        log(f"expected duration: ~{self.expected_s / 60:.0f} min"
+            + (" (plus the seed peers' first build, if not built yet)" if "seed" in {group_of(n) for n in chosen}
+               else ""))
         load_before = os.getloadavg()
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("raw", lambda: self.raw(chosen)),
-            ("peer", lambda: self.peers(chosen)),
-            ("serve", lambda: self.serve(chosen, modes)),
-            ("persist", self.persist),
-        ]
+        groups = {group_of(name) for name in chosen}
         try:
-            for group, step in steps:
-                wanted = GROUPS[group] + (GROUPS["e2e"] if group == "serve" else [])
-                if not any(n in chosen for n in wanted):
+            for label, needs, step in self.steps(chosen, modes):
+                if not groups & needs:
                     continue
                 try:
                     step()
                 except Exception as exc:  # noqa: BLE001 - one broken group must not hide the others
-                    log(f"{group}: FAILED: {type(exc).__name__}: {exc}")
-                    self.scenarios.append({"name": f"{group} (failed)", "votes_per_s": None, "errors": 1,
+                    log(f"{label}: FAILED: {type(exc).__name__}: {exc}")
+                    self.scenarios.append({"name": f"{label} (failed)", "votes_per_s": None, "errors": 1,
                                            "reconciled": False, "failure": f"{type(exc).__name__}: {exc}"})
         finally:
             delete_topics(self.topics)
         from bench.report import write_reports
 
-        scenarios = list(self.scenarios)
         config = self.config_info(chosen, modes)
         machine = machine_info(load_before)
-        previous_file = self.args.out / "latest.json"
-        if self.args.merge and previous_file.exists():
-            previous = json.loads(previous_file.read_text())
-            fresh = {s["name"] for s in scenarios}
-            # A group's failure record goes once one of its scenarios has been measured again.
-            fresh |= {f"{group} (failed)" for group, names in GROUPS.items() if fresh & set(names)}
-            kept = [s for s in previous.get("scenarios", []) if s["name"] not in fresh]
-            scenarios = kept + scenarios
-            order = {name: i for i, name in enumerate(ALL)}
-
-            def position(scenario: dict[str, Any]) -> tuple[int, str, int]:
-                base, _, suffix = scenario["name"].partition("[")
-                base = "persist" if base.startswith("persist") else base
-                rank = order.get(base, len(order))
-                if base in GROUPS["serve"]:  # keep each Serve mode's four scenarios together
-                    return (order[GROUPS["serve"][0]], suffix, rank)
-                return (rank, suffix, 0) if base != "persist" else (rank, scenario["name"], 0)
-
-            scenarios.sort(key=position)
-            config["merged_with"] = {"when": previous.get("machine", {}).get("when"),
-                                     "kept": [s["name"] for s in kept],
-                                     "config": previous.get("config", {}).get("merged_with")
-                                     or {k: previous.get("config", {}).get(k) for k in ("plan", "serve_modes")}}
-            machine["merged_with_run_of"] = previous.get("machine", {}).get("when")
+        scenarios = self.merged(config, machine) if self.args.merge else list(self.scenarios)
         data = {
             "scenarios": scenarios,
             "targets": evaluate_targets(scenarios),
@@ -555,10 +823,36 @@ class Bench:
             "config": config,
         }
         write_reports(data, self.args.out, chart=not self.args.no_chart)
-        failed = [s["name"] for s in self.scenarios if not s.get("reconciled") or s.get("errors")]
-        log(f"done in {time.monotonic() - self.started:.0f}s; wrote {self.args.out}/latest.*"
+        failed = [s["name"] for s in self.scenarios
+                  if not s.get("skipped") and (not s.get("reconciled") or s.get("errors"))]
+        log(f"done in {(time.monotonic() - self.started) / 60:.1f} min (expected ~{self.expected_s / 60:.0f}); "
+            f"wrote {self.args.out}/latest.*"
             + (f"; NOT reconciled or with errors: {', '.join(failed)}" if failed else ""))
         return 1 if failed else 0
+
+    def merged(self, config: dict[str, Any], machine: dict[str, Any]) -> list[dict[str, Any]]:
+        """--merge: this run's scenarios replace their namesakes in the existing latest.json."""
+        previous_file = self.args.out / "latest.json"
+        if not previous_file.exists():
+            return list(self.scenarios)
+        previous = json.loads(previous_file.read_text())
+        fresh = {s["name"] for s in self.scenarios}
+        fresh_groups = {group_of(name) for name in fresh}
+        if fresh_groups & {"system", "e2e"}:
+            fresh_groups.add("serve")  # the step that runs them is labelled serve
+
+        def stale_failure(name: str) -> bool:  # a step's failure record, measured again now
+            step = name.split(" ")[0].split("[")[0]
+            return name.endswith(" (failed)") and step in fresh_groups
+
+        kept = [s for s in previous.get("scenarios", []) if s["name"] not in fresh and not stale_failure(s["name"])]
+        scenarios = order_scenarios(kept + self.scenarios)
+        config["merged_with"] = {"when": previous.get("machine", {}).get("when"),
+                                 "kept": [s["name"] for s in kept],
+                                 "config": previous.get("config", {}).get("merged_with")
+                                 or {k: previous.get("config", {}).get(k) for k in ("plan", "serve_modes")}}
+        machine["merged_with_run_of"] = previous.get("machine", {}).get("when")
+        return scenarios
 
     def config_info(self, chosen: list[str], modes: list[str]) -> dict[str, Any]:
         app = self.config["applications"][0]
@@ -572,12 +866,34 @@ class Bench:
             "overrides": {"ingress_max_ongoing": self.args.ingress_max_ongoing,
                           "ingress_replicas": self.args.ingress_replicas,
                           "pool_replicas": self.args.pool_replicas, "app_args": self.args.app_arg},
+            "system_load": self.args.system_load,
+            "expected_s": round(self.expected_s),
+            "took_s": round(time.monotonic() - self.started),
             "loadgen": "bench.loadgen: raw HTTP/1.1 keep-alive on uvloop / grpc.aio, closed loop, "
                        "pre-encoded bodies; one process",
         }
 
 
-# ---- summaries and targets -------------------------------------------------------------------
+# ---- summaries -------------------------------------------------------------------------------
+
+
+def order_scenarios(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's order: by group, a Serve mode's scenarios together, persist by pool size."""
+    order = {name: i for i, name in enumerate(ALL)}
+    groups = list(GROUPS)
+
+    def position(scenario: dict[str, Any]) -> tuple[int, str, int, str]:
+        name = scenario["name"]
+        base, _, suffix = name.partition("[")
+        base = base.split(" ")[0]
+        group = group_of(base) or base
+        rank = order.get("persist" if base.startswith("persist") else base, len(order))
+        index = groups.index(group) if group in groups else len(groups)
+        if group in MODE_GROUPS:
+            return (groups.index("noop"), suffix, rank, name)
+        return (index, "", rank, name)
+
+    return sorted(scenarios, key=position)
 
 
 def clear_votes_keys(client: redis.Redis) -> None:
@@ -603,6 +919,9 @@ def replica_counts(sessions: list[int]) -> dict[str, int]:
 
 def short(result: dict[str, Any]) -> str:
     parts = [f"{result.get('votes_per_s')} votes/s"]
+    if result.get("persisted_per_s") is not None:
+        parts.append(f"accepted {result.get('accepted_per_s')}/s, persisted {result.get('persisted_per_s')}/s, "
+                     f"lag at end {result.get('lag_at_end')}, drain {result.get('drain_s')} s")
     if result.get("p99_ms") is not None:
         parts.append(f"p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms")
     parts.append(f"errors {result.get('errors')}")
@@ -612,6 +931,10 @@ def short(result: dict[str, Any]) -> str:
     if result.get("replicas_at_end"):
         parts.append(f"replicas {result['replicas_at_end']}")
     return "; ".join(parts)
+
+
+# Besides votes/s and latencies: per-repeat figures some scenarios give (system_*, whole app).
+EXTRA_STATS = ("accepted_per_s", "persisted_per_s", "lag_at_end", "drain_s", "requests_per_s")
 
 
 def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -627,6 +950,10 @@ def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         scenario[key] = median
         scenario[f"{key}_min"] = low
         scenario[f"{key}_max"] = high
+    for key in EXTRA_STATS:
+        median, low, high = stat(key)
+        if median is not None:
+            scenario[key], scenario[f"{key}_min"], scenario[f"{key}_max"] = median, low, high
     rates = [r["votes_per_s"] for r in runs if r.get("votes_per_s")]
     scenario["spread_pct"] = (round(100 * (max(rates) - min(rates)) / statistics.median(rates), 1)
                               if len(rates) > 1 else 0.0)
@@ -653,58 +980,6 @@ def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
             {part: round(1e6 * s / window_votes, 1) for part, s in window.items()})
     scenario["runs"] = runs
     return scenario
-
-
-def evaluate_targets(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets, for each Serve mode measured (serve_* names carry a [mode] suffix)."""
-    by = {s["name"]: s for s in scenarios}
-
-    def rate(name: str) -> float | None:
-        return (by.get(name) or {}).get("votes_per_s")
-
-    targets: list[dict[str, Any]] = []
-
-    def ratio_target(numerator: str, denominator: str, factor: float) -> None:
-        a, b = rate(numerator), rate(denominator)
-        if a is None or b is None:
-            return
-        targets.append({"target": f"{numerator} >= {factor} x {denominator}", "met": a >= factor * b,
-                        "detail": f"{a:,.0f} vs {factor} x {b:,.0f} = {factor * b:,.0f} (ratio {a / b:.2f})"})
-
-    suffixes = sorted({s["name"][len(base):] for s in scenarios for base in GROUPS["serve"]
-                       if s["name"].startswith(base)}, key=lambda x: (x != "", x))
-    for suffix in suffixes:
-        ratio_target(f"serve_http_single{suffix}", "plain_http_peer", 0.25)
-        ratio_target(f"serve_grpc_single{suffix}", "plain_grpc_peer", 0.25)
-        ratio_target(f"serve_http_batch{suffix}", "kafka_producer_raw", 0.3)
-        ratio_target(f"serve_grpc_batch{suffix}", "kafka_producer_raw", 0.3)
-    persists = sorted((s for s in scenarios if s["name"].startswith("persist_x")),
-                      key=lambda s: s.get("replicas", 0))
-    pool = max(persists, key=lambda s: s.get("votes_per_s") or 0) if persists else None
-    if pool and pool.get("votes_per_s"):
-        ingest = [(s["name"], s["votes_per_s"]) for s in scenarios
-                  if s["name"].startswith("serve_") and s.get("votes_per_s")]
-        if ingest:
-            top_name, top = max(ingest, key=lambda item: item[1])
-            targets.append({"target": "persist (best pool size) >= the highest ingestion rate",
-                            "met": pool["votes_per_s"] >= top,
-                            "detail": f"{pool['name']} {pool['votes_per_s']:,.0f} vs {top_name} {top:,.0f}"})
-        sinks = [(n, rate(n)) for n in ("ferretdb_raw", "redis_raw") if rate(n)]
-        if sinks:
-            sink_name, limit = min(sinks, key=lambda item: item[1] or 0)
-            assert limit is not None
-            targets.append({"target": "persist (best pool size) >= 0.5 x the sink's own limit",
-                            "met": pool["votes_per_s"] >= 0.5 * limit,
-                            "detail": f"{pool['name']} {pool['votes_per_s']:,.0f} vs 0.5 x {sink_name} "
-                                      f"{limit:,.0f} = {0.5 * limit:,.0f}"})
-    e2e = by.get("e2e_latency")
-    if e2e and e2e.get("p99_ms") is not None:
-        targets.append({"target": "e2e_latency p99 < 1 s", "met": e2e["p99_ms"] < 1000,
-                        "detail": f"p99 {e2e['p99_ms']:,.0f} ms at {e2e.get('rate_votes_per_s')} votes/s"})
-    bad = [s["name"] for s in scenarios if s.get("errors") or not s.get("reconciled")]
-    targets.append({"target": "zero errors, exact reconciliation in every scenario", "met": not bad,
-                    "detail": "all clean" if not bad else f"not clean: {', '.join(bad)}"})
-    return targets
 
 
 def machine_info(load_before: tuple[float, float, float]) -> dict[str, Any]:
