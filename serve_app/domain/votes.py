@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -37,10 +37,14 @@ RECORD_SCHEMA = "votes.v1.VoteRecord/1"
 Source = Literal["http", "grpc"]
 
 _DIGITS = re.compile(r"[0-9]{1,9}")
-# Cc: C0/C1 control characters (NUL, newline, ESC, ...); Cs: lone surrogates, which JSON can
-# carry ("\ud800") but UTF-8 cannot encode. Format characters (Cf: RTL marks, ZWJ in emoji)
-# are legitimate text and are kept verbatim.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs"})
+_VOTE_ID = re.compile(VOTE_ID_PATTERN)
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# Unicode categories Cc (C0/C1 control characters: NUL, newline, ESC, ...) and Cs (lone
+# surrogates, which JSON can carry as "\ud800" but UTF-8 cannot encode). Both are closed sets by
+# Unicode's stability policy, so one character class is the whole check (tests/unit/test_votes.py
+# compares it with unicodedata for every code point); a per-character unicodedata loop was ~1/3
+# of the pool's record validation. Format characters (Cf: RTL marks, ZWJ in emoji) are kept.
+_FORBIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _text(value: Any) -> str:
@@ -56,14 +60,14 @@ def _text(value: Any) -> str:
             "must be at most {max} characters after trimming (got {actual})",
             {"max": TEXT_MAX_CHARS, "actual": len(text)},
         )
-    for char in text:
-        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
-            raise PydanticCustomError(
-                "control_character",
-                # pydantic fills in {name} placeholders only (no format specs like {x:04X}).
-                "must not contain control characters (found {code})",
-                {"code": f"U+{ord(char):04X}"},
-            )
+    forbidden = _FORBIDDEN_CHARACTER.search(text)
+    if forbidden is not None:
+        raise PydanticCustomError(
+            "control_character",
+            # pydantic fills in {name} placeholders only (no format specs like {x:04X}).
+            "must not contain control characters (found {code})",
+            {"code": f"U+{ord(forbidden.group()):04X}"},
+        )
     return text
 
 
@@ -84,7 +88,7 @@ def _vote_id(value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise PydanticCustomError("string_type", "must be a string")
-    if not re.fullmatch(VOTE_ID_PATTERN, value):
+    if not _VOTE_ID.fullmatch(value):
         raise PydanticCustomError(
             "vote_id_format",
             "must be 1-64 characters of letters, digits, '.', '_', ':' or '-', "
@@ -208,7 +212,9 @@ def encode_record(record: VoteRecord) -> KafkaMessage:
     }
     return KafkaMessage(
         key=record.vote_id.encode(),
-        value=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+        # The bytes of json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        # for every valid record (tests/unit/test_votes.py), ~4x faster.
+        value=orjson.dumps(payload),
         headers=_HEADERS[record.source],
     )
 
@@ -234,12 +240,7 @@ def decode_record(value: bytes | None) -> VoteRecord:
     """Parse and re-validate a record read from Kafka. Raises RecordError, never anything else."""
     if value is None:
         raise RecordError("empty record (no value)")
-    try:
-        payload = json.loads(value)
-    # ValueError covers JSONDecodeError, UnicodeDecodeError and also an integer literal longer
-    # than Python's int-digits limit (4300), which json.loads raises as a bare ValueError.
-    except (ValueError, RecursionError) as exc:
-        raise RecordError(f"not JSON: {exc}") from None
+    payload = parse_json(value)
     if not isinstance(payload, dict):
         raise RecordError(f"not a JSON object but {type(payload).__name__}")
     try:
@@ -247,6 +248,27 @@ def decode_record(value: bytes | None) -> VoteRecord:
     except ValidationError as exc:
         reason = describe_errors(exc, max_chars=RECORD_ERROR_MAX_CHARS)
         raise RecordError(f"invalid vote record: {reason}") from None
+
+
+def parse_json(value: bytes) -> Any:
+    """What json.loads(value) returns, ~4x faster on the records we write; RecordError if not JSON.
+
+    orjson first: where it accepts a document, json.loads returns the same value, except for
+    integers past 64 bits, which orjson makes floats: a run of 20 digits goes to json.loads. So does
+    what orjson refuses, which json.loads may accept (UTF-16, NaN, lone surrogate escapes) or
+    refuse in the words the DLQ reasons always had (tests/unit/test_votes.py checks all this).
+    """
+    if _LONG_DIGITS.search(value) is None:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(value)
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and also an integer literal longer
+    # than Python's int-digits limit (4300), which json.loads raises as a bare ValueError.
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(f"not JSON: {exc}") from None
 
 
 @functools.lru_cache(maxsize=64)

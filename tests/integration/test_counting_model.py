@@ -9,6 +9,7 @@ Runs against the local stack's Redis, in an empty database of its own: the sessi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -36,11 +37,15 @@ def delivered(vote_id: str, topic: str, partition: int, offset: int,
 
 
 def redis_state(client: redis.Redis) -> tuple[dict[str, object], dict[str, int]]:
-    """The counters (as the read side reads them) and the applied offsets in Redis."""
+    """The counters (as the read side reads them, with the rate series and the recent votes) and
+    the applied offsets in Redis."""
     results = redis_counts.results_from_replies(
         redis_counts.read_results_pipeline(client).execute(), NOW)  # type: ignore[attr-defined]
     counters = {"total": results.total, "by_band": results.by_band, "by_album": results.by_album,
-                "by_year": results.by_year, "by_rank": results.by_rank}
+                "by_year": results.by_year, "by_rank": results.by_rank,
+                "per_second": {second.decode(): int(votes) for second, votes
+                               in client.hgetall(redis_counts.PER_SECOND).items()},
+                "recent": [json.loads(entry) for entry in client.lrange(redis_counts.RECENT, 0, -1)]}
     offsets = {field.decode(): int(offset)
                for field, offset in client.hgetall(redis_counts.APPLIED_OFFSETS).items()}
     return counters, offsets
@@ -49,7 +54,8 @@ def redis_state(client: redis.Redis) -> tuple[dict[str, object], dict[str, int]]
 def model_state(model: CountingModel) -> tuple[dict[str, object], dict[str, int]]:
     counters = {"total": model.total, "by_band": dict(model.by_band),
                 "by_album": dict(model.by_album), "by_year": dict(model.by_year),
-                "by_rank": dict(model.by_rank)}
+                "by_rank": dict(model.by_rank), "per_second": dict(model.per_second),
+                "recent": model.recent}
     return counters, dict(model.applied_offsets)
 
 
@@ -94,3 +100,35 @@ def test_the_model_and_the_lua_script_count_the_same(empty_redis: redis.Redis) -
     assert model.applied_offsets == {f"{TOPIC}:0": 2, f"{TOPIC}:1": 2,
                                      f"{OTHER_TOPIC}:0": 0, f"{OTHER_TOPIC}:1": 0}
     assert model.total == 7
+
+
+def test_large_batches_with_replays_and_duplicates_keep_the_latest_votes_as_the_model_does(
+    empty_redis: redis.Redis,
+) -> None:
+    """More counted votes than the recent list keeps, over partitions, replays and retries: the
+    script tallies counters per field and pushes only the latest votes, with the same end state."""
+    counts = RedisCounts(empty_redis)
+    model = CountingModel()
+    bands = ["Alux Nahual", "Viernes Verde", "Bohemia Suburbana", "Ñandú / \"Comillas\""]
+    stored: dict[str, tuple[int, int]] = {}
+
+    def batch(first: int, size: int) -> list[Delivered]:
+        """Records at offsets first.. of 3 partitions, interleaved like a consumed batch."""
+        items = [delivered(f"v{p}-{first + i}", TOPIC, p, first + i, band=bands[i % 4],
+                           album=f"album {i % 7}", year=1980 + i % 5)
+                 for i in range(size) for p in range(3)]
+        for item in items:
+            stored.setdefault(item.record.vote_id, item.position)
+        return items
+
+    first = batch(0, 150)
+    # A client's retries of earlier votes land at new offsets (they must not count) ...
+    retries = [delivered(f"v0-{i}", TOPIC, 2, 1000 + i) for i in range(40)]
+    # ... and a redelivery overlaps applied records with new ones (partition 2 is past them all).
+    overlap = batch(100, 120)
+    for items in (first, retries, first, overlap):
+        updates = counter_updates(items, stored)
+        expected = model.apply(TOPIC, updates)
+        assert counts.apply(TOPIC, updates, now=NOW) == expected
+        assert redis_state(empty_redis) == model_state(model)
+    assert len(model.recent) == redis_counts.RECENT_KEEP and model.total > 500

@@ -23,12 +23,15 @@ from serve_app.pool.clients import build_consume_loop
 from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
+from tests.conftest import TEST_REDIS_DB
 from tests.support.kafka import read_all
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-REDIS_DB = 2
+# Emptied before and after each test: the database after the session's (VOTES_TEST_REDIS_DB), as
+# test_counting_model.py uses, never a fixed number another session may be using.
+REDIS_DB = TEST_REDIS_DB + 1
 
 
 @pytest.fixture

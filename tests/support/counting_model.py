@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from serve_app.domain.counting import CounterUpdate
+
+RECENT_KEEP = 100  # serve_app.stores.redis_counts.RECENT_KEEP
 
 
 def offset_field(topic: str, partition: int) -> str:
@@ -28,8 +31,12 @@ class CountingModel:
     by_album: Counter[str] = field(default_factory=Counter)
     by_year: Counter[str] = field(default_factory=Counter)
     by_rank: Counter[str] = field(default_factory=Counter)
+    # Epoch second of received_at -> votes (votes:per_second; the model prunes nothing).
+    per_second: Counter[str] = field(default_factory=Counter)
     # "topic:partition" -> the last offset applied (votes:applied_offsets).
     applied_offsets: dict[str, int] = field(default_factory=dict)
+    # The latest counted votes as GET /votes/recent shows them, newest first (votes:recent).
+    recent: list[dict[str, Any]] = field(default_factory=list)
 
     def apply(self, topic: str, updates: Iterable[CounterUpdate]) -> int:
         """Apply one batch of `topic`; returns how many votes counted (0 for a replay)."""
@@ -47,6 +54,12 @@ class CountingModel:
                 self.by_album[update.album] += 1
                 self.by_year[str(update.year)] += 1
                 self.by_rank[str(update.rank)] += 1
+                self.per_second[str(update.second)] += 1
+                self.recent.insert(0, {
+                    "vote_id": update.vote_id, "name": update.band, "album": update.album,
+                    "year": update.year, "rank": update.rank, "received_at": update.received_at,
+                })
+        del self.recent[RECENT_KEEP:]
         self.applied_offsets.update(highest)
         self.total += counted
         return counted

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from serve_app.domain import votes
 from serve_app.domain.votes import (
     RECORD_SCHEMA,
     RecordError,
@@ -18,6 +23,7 @@ from serve_app.domain.votes import (
     decode_record,
     describe_errors,
     encode_record,
+    parse_json,
 )
 
 GOOD = {"name": "Bohemia Suburbana", "album": "Mil palabras", "year": 1998, "rank": 3}
@@ -160,3 +166,77 @@ def test_decode_rejects_poison_with_a_reason(value: bytes | None, reason: str) -
     with pytest.raises(RecordError) as info:
         decode_record(value)
     assert reason in info.value.reason
+
+
+# ---- the fast paths give what the standard library gave (docs/decisions/0014) ----------------
+
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_the_forbidden_character_class_is_exactly_unicode_categories_cc_and_cs() -> None:
+    pattern = votes._FORBIDDEN_CHARACTER
+    differ = [code for code in range(sys.maxunicode + 1)
+              if (unicodedata.category(chr(code)) in ("Cc", "Cs")) != bool(pattern.match(chr(code)))]
+    assert differ == []
+
+
+def test_the_first_control_character_is_the_one_named() -> None:
+    with pytest.raises(ValidationError) as info:
+        Vote.model_validate(GOOD | {"name": "a\x85b\x00c"})
+    assert describe_errors(info.value) == "name: must not contain control characters (found U+0085)"
+
+
+json_documents = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@PROPERTY
+@given(value=st.one_of(
+    st.binary(max_size=64),
+    json_documents.map(lambda v: json.dumps(v).encode()),
+    json_documents.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")),
+))
+@example(value=b'{"a": 1, "a": 2}')  # a repeated key: the last one wins in both
+@example(value=b'"\\ud800"')  # a lone surrogate: refused by orjson, kept by json (then Cs)
+@example(value=b"\xef\xbb\xbf{}")  # a UTF-8 byte order mark
+@example(value=b"[NaN, Infinity]")
+@example(value=b"1" + b"0" * 30)  # past 64 bits: a float in orjson
+@example(value=b"[-18446744073709551616, 18446744073709551615, -9223372036854775808, -0, 1E2]")
+@example(value=b'"\xed\xa0\x80"')  # a surrogate encoded as UTF-8: not UTF-8
+@example(value=b"[" * 2000 + b"]" * 2000)
+@example(value='{"a": 1}'.encode("utf-16"))
+def test_parse_json_returns_what_json_loads_returns_or_its_reason(value: bytes) -> None:
+    try:
+        expected = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        with pytest.raises(RecordError) as info:
+            parse_json(value)
+        assert info.value.reason == f"not JSON: {exc}"
+        return
+    parsed = parse_json(value)
+    assert parsed == expected and type(parsed) is type(expected)
+
+
+record_texts = st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]), min_size=1,
+                       max_size=200).filter(lambda t: t.strip() == t)
+
+
+@PROPERTY
+@given(name=record_texts, album=record_texts, year=st.integers(1900, 2100),
+       rank=st.integers(1, 100), vote_id=st.from_regex(votes.VOTE_ID_PATTERN, fullmatch=True),
+       source=st.sampled_from(["http", "grpc"]),
+       moment=st.datetimes(timezones=st.just(UTC)))
+@example(name="Ñandú \u2028 \"quoted\" back\\slash / 🎸", album="x", year=1900, rank=100,
+         vote_id="v-1", source="http", moment=datetime(2026, 1, 1, tzinfo=UTC))
+def test_encode_record_writes_the_bytes_json_dumps_wrote(
+    name: str, album: str, year: int, rank: int, vote_id: str, source: str, moment: datetime
+) -> None:
+    record = VoteRecord(vote_id=vote_id, name=name, album=album, year=year, rank=rank,
+                        received_at=moment, source=source)  # type: ignore[arg-type]
+    payload = {"vote_id": vote_id, "name": name, "album": album, "year": year, "rank": rank,
+               "received_at": votes.format_timestamp(moment), "source": source}
+    assert encode_record(record).value == json.dumps(
+        payload, ensure_ascii=False, separators=(",", ":")).encode()
