@@ -154,9 +154,9 @@ def built(name: str) -> Path | str:
     group = _group_of(name)
     binary = binary_path(name)
     if group == "seed_rust_http" and not RUST_MANIFEST.is_file():
-        return f"{RUST_MANIFEST.relative_to(ROOT)} not found: {name} skipped"
+        return f"{_show(RUST_MANIFEST)} not found: {name} skipped"
     if not binary.is_file():
-        return f"{name} not built ({binary.relative_to(ROOT)} missing): run `make bench-peers`"
+        return f"{name} not built ({_show(binary)} missing): run `make bench-peers`"
     if not is_current(group, _current_digest(group), None, [binary]):
         return f"{name} was built from other sources than the current ones: run `make bench-peers`"
     return binary
@@ -186,7 +186,8 @@ def go_env() -> dict[str, str]:
 
 
 def cargo_env() -> dict[str, str]:
-    return {**os.environ, "CARGO_TARGET_DIR": str(RUST_TARGET_DIR), "CARGO_HOME": str(stack_cache_dir() / "cargo")}
+    return {**os.environ, "CARGO_TARGET_DIR": str(RUST_TARGET_DIR),
+            "CARGO_HOME": str(stack_cache_dir() / "cargo")}
 
 
 def go_missing() -> str | None:
@@ -201,7 +202,7 @@ def go_missing() -> str | None:
 def rust_missing() -> str | None:
     """Why the Rust peer cannot be built here, or None."""
     if not RUST_MANIFEST.is_file():
-        return f"{RUST_MANIFEST.relative_to(ROOT)} not found"
+        return f"{_show(RUST_MANIFEST)} not found"
     cargo = shutil.which("cargo")
     if cargo is None:
         return "cargo not found on PATH"
@@ -259,7 +260,8 @@ def run_step(what: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path, 
     elapsed = time.monotonic() - started
     if process.returncode != 0:
         lines = log_path.read_text(errors="replace").splitlines()
-        progress(f"  {what}: FAILED (exit {process.returncode}) after {elapsed:.1f} s; last lines of {log_path}:")
+        progress(f"  {what}: FAILED (exit {process.returncode}) after {elapsed:.1f} s; "
+                 f"last lines of {_show(log_path)}:")
         for line in lines[-20:]:
             progress(f"    {line}")
         last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
