@@ -1,0 +1,315 @@
+"""`make bench-scale`'s results: scaling efficiency, the CPU reading, scale.{json,md,png}.
+
+Pure functions of the measured points (no services), so that tests/unit/test_bench_scale.py
+can check them. A *point* is one series at one size: a summary of its repeats
+(bench.run.summarize_runs) plus `series`, `size` (ingress replicas or consumers), and the CPU
+shares of the machine during its measured windows.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import write_json
+
+# The machine counts as saturated from this share of all its cores busy (a busy machine never
+# reaches 100%: the meter itself, interrupts and short idle gaps between requests take the rest).
+SATURATED = 0.85
+
+# What each series is, in words, in the order of the tables.
+SERIES_LABELS = {
+    "http_single": "HTTP single votes (POST /votes)",
+    "grpc_single": "gRPC single votes (Cast)",
+    "http_batch": "HTTP batches of 1000 (POST /votes/batch)",
+    "grpc_batch": "gRPC batches of 1000 (CastBatch)",
+    "persist": "persist: the pool's consumers draining a preloaded topic",
+}
+
+# Process classes (bench.common.classify and the scale driver's own) in words.
+PART_LABELS = {
+    "serve_ingress_replica": "ingress replicas",
+    "haproxy": "HAProxy",
+    "serve_proxy": "Serve proxy",
+    "serve_pool_replica": "idle pool replica",
+    "serve_controller": "Serve controller",
+    "serve_other_replica": "other Serve replicas",
+    "ray_system": "Ray's own processes",
+    "pool_worker": "consumers",
+    "kafka": "Kafka",
+    "redis": "Redis",
+    "ferretdb": "FerretDB",
+    "loadgen": "load generators",
+    "loadgen_and_bench": "bench driver",
+    "other_processes": "other processes (not ours)",
+}
+
+
+# ---- figures -----------------------------------------------------------------------------
+
+
+def efficiency(rates: dict[int, float | None]) -> dict[int, float | None]:
+    """rate(N) / (N x rate(1)) for each size N; None where a rate (or the rate at 1) is missing."""
+    base = rates.get(1)
+    result: dict[int, float | None] = {}
+    for size, rate in rates.items():
+        if not base or rate is None:
+            result[size] = None
+        else:
+            result[size] = round(rate / (size * base), 3)
+    return result
+
+
+def cpu_shares(cpu_s: dict[str, float], wall_s: float, cores: int) -> dict[str, float]:
+    """Each process class's CPU seconds as a share of all the machine's cores over wall_s."""
+    if wall_s <= 0 or cores <= 0:
+        raise ValueError(f"cpu_shares needs a positive window and core count (got {wall_s}, {cores})")
+    capacity = wall_s * cores
+    return {part: round(seconds / capacity, 4) for part, seconds in cpu_s.items()}
+
+
+def point_cpu(runs: Iterable[dict[str, Any]]) -> tuple[float | None, dict[str, float]]:
+    """The median busy share of the machine over the repeats, and each class's mean share."""
+    shares = [run["cpu_share"] for run in runs if run.get("cpu_share")]
+    if not shares:
+        return None, {}
+    busy = round(statistics.median(sum(share.values()) for share in shares), 4)
+    parts = sorted({part for share in shares for part in share})
+    mean = {part: round(sum(share.get(part, 0.0) for share in shares) / len(shares), 4)
+            for part in parts}
+    return busy, mean
+
+
+def add_efficiency(points: list[dict[str, Any]]) -> None:
+    """Set each point's `efficiency` from the medians of its series."""
+    for series in {point["series"] for point in points}:
+        mine = [point for point in points if point["series"] == series]
+        ratios = efficiency({point["size"]: point.get("votes_per_s") for point in mine})
+        for point in mine:
+            point["efficiency"] = ratios[point["size"]]
+
+
+# ---- Markdown ----------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _pct(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.0f}%"
+
+
+def _spread(point: dict[str, Any]) -> str:
+    low, high = point.get("votes_per_s_min"), point.get("votes_per_s_max")
+    if low is None or high is None or point.get("repeats", 1) < 2:
+        return "-"
+    return f"{low:,.0f}-{high:,.0f}"
+
+
+def _clean(point: dict[str, Any]) -> str:
+    if point.get("reconciled") and not point.get("errors"):
+        return "yes"
+    return f"**NO** ({point.get('errors', 0)} errors)"
+
+
+def ingest_table(points: Sequence[dict[str, Any]]) -> list[str]:
+    lines = [("| series | replicas | votes/s (median) | spread (min-max) | efficiency | "
+             "cores busy | p99 ms | clean |"),
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: |"]
+    for p in points:
+        lines.append(f"| {p['series']} | {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
+                     f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | "
+                     f"{_num(p.get('p99_ms'), 0)} | {_clean(p)} |")
+    return lines
+
+
+def persist_table(points: Sequence[dict[str, Any]]) -> list[str]:
+    lines = ["| consumers | votes/s (median) | spread (min-max) | efficiency | cores busy | clean |",
+             "| ---: | ---: | ---: | ---: | ---: | :---: |"]
+    for p in points:
+        lines.append(f"| {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
+                     f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | {_clean(p)} |")
+    return lines
+
+
+def cpu_table(points: Sequence[dict[str, Any]]) -> list[str]:
+    rows = [p for p in points if p.get("cpu_share")]
+    if not rows:
+        return []
+    order = list(PART_LABELS)
+    present = {part for p in rows for part, share in p["cpu_share"].items() if share >= 0.005}
+    parts = [part for part in order if part in present] + sorted(present - set(order))
+    lines = ["| series | size | busy | " + " | ".join(PART_LABELS.get(p, p) for p in parts) + " |",
+             "| --- | ---: | ---: | " + " | ".join("---:" for _ in parts) + " |"]
+    for p in rows:
+        lines.append(f"| {p['series']} | {p['size']} | {_pct(p.get('busy_share'))} | "
+                     + " | ".join(_pct(p["cpu_share"].get(part)) for part in parts) + " |")
+    return lines
+
+
+def top_parts(shares: dict[str, float], count: int = 3) -> str:
+    ranked = sorted(shares.items(), key=lambda item: -item[1])[:count]
+    return ", ".join(f"{PART_LABELS.get(part, part)} {100 * share:.0f}%" for part, share in ranked)
+
+
+def saturation_reading(points: Sequence[dict[str, Any]], cores: int, what: str = "replicas") -> list[str]:
+    """For each series: from which size the machine's cores are saturated, and by whom."""
+    lines = []
+    for series in dict.fromkeys(p["series"] for p in points):
+        mine = sorted((p for p in points if p["series"] == series), key=lambda p: p["size"])
+        measured = [p for p in mine if p.get("busy_share") is not None]
+        if not measured:
+            continue
+        first = next((p for p in measured if p["busy_share"] >= SATURATED), None)
+        shown = first or measured[-1]
+        where = (f"at {shown['size']} {what} the machine's {cores} cores are "
+                 f"{_pct(shown['busy_share'])} busy ({top_parts(shown.get('cpu_share') or {})})")
+        if first is None:
+            lines.append(f"- {series}: not saturated up to {shown['size']} {what}: {where}; "
+                         "the limit is elsewhere (latency, a serial part), not the cores.")
+            continue
+        later = [p for p in mine if p["size"] > first["size"] and p.get("efficiency") is not None]
+        tail = ""
+        if later:
+            tail = (f"; past it more {what} only share the same cores: efficiency "
+                    + ", ".join(f"{_num(p['efficiency'], 2)} at {p['size']}" for p in later))
+        lines.append(f"- {series}: saturated from {first['size']} {what}: {where}{tail}.")
+    return lines
+
+
+def markdown(data: dict[str, Any]) -> str:
+    machine, config = data["machine"], data["config"]
+    cores = machine["cpus"]
+    plan = config["plan"]
+    out = [
+        "# votes: scale-out, measured",
+        "",
+        (f"{machine['when']} on {cores} cores ({machine.get('cpu_model') or 'unknown CPU'}), "
+        f"Ray {machine.get('ray')}, Python {machine.get('python')}. Load average before/after: "
+        f"{machine['loadavg_before'][0]} / {machine['loadavg_after'][0]}."),
+        "",
+        (f"Efficiency(N) = votes/s at N / (N x votes/s at 1): 1.00 is perfect scale-out. "
+        f"\"Cores busy\" is the CPU of every process on the machine over the measured windows, as a "
+        f"share of all {cores} cores; from {_pct(SATURATED)} the machine counts as saturated and "
+        "more replicas can only share the same cores."),
+        "",
+    ]
+    ingest = data.get("ingest") or []
+    if ingest:
+        out += [
+            "## Ingest only: ingress replicas",
+            "",
+            (f"`bench.apps:build_ingest_only` (VoteIngress as `make run` builds it, the pool idle) in "
+             f"Serve's {config['serve_mode']} mode (what `make run` ships), a fresh instance per "
+             f"replica count, {config['ingress_num_cpus']} as Ray's num_cpus per replica (a "
+             f"reservation only, so that all of them can be placed). {config['loadgen_processes']} "
+             f"load-generator process(es) (closed loop; {plan['concurrency_per_replica']} single-vote "
+             f"and {plan['batch_concurrency_per_replica']} batch requests in flight per replica, "
+             f"split over them). {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
+             f"{plan['duration_s']} s measured; each repeat reconciled: accepted == records in Kafka."),
+            "",
+            *ingest_table(ingest),
+            "",
+        ]
+    persist = data.get("persist") or []
+    if persist:
+        out += [
+            "## Persist: consumers",
+            "",
+            (f"{config.get('persist_records')} preloaded records (a {config.get('partitions')}-partition "
+             f"topic) drained by N `bench.pool_worker` processes (the VotePersister loop) in a fresh "
+             f"consumer group; the rate runs from the first counted vote to the last. "
+             f"{plan['repeats']} repeat(s); each reconciled: records == counted in Redis == stored "
+             "in MongoDB."),
+            "",
+            *persist_table(persist),
+            "",
+        ]
+    points = [*ingest, *persist]
+    cpu = cpu_table(points)
+    if cpu:
+        out += [
+            f"## Where the CPU goes (share of all {cores} cores, measured windows)",
+            "",
+            ("From /proc: every process of ours by class, `other processes` is the rest of the "
+            "machine (other sessions: noise)."),
+            "",
+            *cpu,
+            "",
+        ]
+    reading = saturation_reading(ingest, cores) + saturation_reading(persist, cores, "consumers")
+    if reading:
+        out += ["## Reading", "", *reading, ""]
+    out += [("Raw data: `scale.json` (every repeat); chart: `scale.png`. Re-run: `make bench-scale` "
+            "(or `.venv/bin/python -m bench.scale --help`)."), ""]
+    return "\n".join(out)
+
+
+# ---- chart -------------------------------------------------------------------------------
+
+
+def write_chart(data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [*(data.get("ingest") or []), *(data.get("persist") or [])]
+    if not points:
+        return
+    fig, (rate_ax, eff_ax, busy_ax) = plt.subplots(1, 3, figsize=(16, 5))
+    sizes: set[int] = set()
+    for series in dict.fromkeys(p["series"] for p in points):
+        mine = sorted((p for p in points if p["series"] == series), key=lambda p: p["size"])
+        xs = [p["size"] for p in mine]
+        sizes.update(xs)
+        style = "--" if series == "persist" else "-"
+        label = series if series != "persist" else "persist (x = consumers)"
+        rated = [p for p in mine if p.get("votes_per_s")]
+        if rated:
+            rate_ax.errorbar([p["size"] for p in rated], [p["votes_per_s"] for p in rated],
+                             yerr=[[p["votes_per_s"] - (p.get("votes_per_s_min") or p["votes_per_s"])
+                                    for p in rated],
+                                   [(p.get("votes_per_s_max") or p["votes_per_s"]) - p["votes_per_s"]
+                                    for p in rated]],
+                             marker="o", linestyle=style, capsize=3, label=label)
+        eff = [p for p in mine if p.get("efficiency") is not None]
+        eff_ax.plot([p["size"] for p in eff], [p["efficiency"] for p in eff], marker="o",
+                    linestyle=style, label=label)
+        busy = [p for p in mine if p.get("busy_share") is not None]
+        busy_ax.plot([p["size"] for p in busy], [100 * p["busy_share"] for p in busy], marker="o",
+                     linestyle=style, label=label)
+    ticks = sorted(sizes)
+    rate_ax.set_yscale("log")
+    rate_ax.set_title("throughput (median, bars: min-max)")
+    rate_ax.set_ylabel("votes/s (log scale)")
+    eff_ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    eff_ax.set_ylim(bottom=0)
+    eff_ax.set_title("scaling efficiency: rate(N) / (N x rate(1))")
+    busy_ax.axhline(100 * SATURATED, color="red", linestyle=":", linewidth=1, label="saturated")
+    busy_ax.set_ylim(0, 105)
+    busy_ax.set_title(f"cores busy (% of all {data['machine']['cpus']})")
+    for ax in (rate_ax, eff_ax, busy_ax):
+        ax.set_xticks(ticks)
+        ax.set_xlabel("N: ingress replicas (solid) or consumers (dashed)")
+        ax.grid(alpha=0.3)
+    busy_ax.legend(fontsize=8)
+    machine = data["machine"]
+    fig.suptitle(f"votes: scale-out on {machine['cpus']} cores ({machine['when'][:16]})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_reports(data: dict[str, Any], out: Path, chart: bool = True) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "scale.json", data)
+    (out / "scale.md").write_text(markdown(data))
+    if chart:
+        try:
+            write_chart(data, out / "scale.png")
+        except Exception as exc:  # noqa: BLE001 - the chart is a convenience, the data is written
+            print(f"[bench] chart not written: {exc}", flush=True)
