@@ -133,6 +133,33 @@ def test_seed_go_http_client_inserts_through_grpc(
     check_records(topic, accepted, "grpc")
 
 
+def test_seed_rust_http_inserts_reach_kafka(topic: str, peers: list[Proc], tmp_path: Path) -> None:
+    _, port = start(peers, tmp_path, "seed_rust_http", topic=topic)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=CALL_TIMEOUT_S) as client:
+        accepted = []
+        for body in ({"name": "Seed Band", "album": "Pan", "year": "2012", "rank": "1"},
+                     {"name": "Seed Band", "album": "Pan", "year": 2012, "rank": 3,
+                      "vote_id": "seed-it-rust-1"}):
+            response = client.post("/rust/insert", json=body)
+            assert response.status_code == 202, response.text
+            accepted.append(response.json()["vote_id"])
+        assert accepted[1] == "seed-it-rust-1"
+        batch = client.post("/votes/batch", json={"votes": [
+            {"name": "B", "album": "A", "year": "2000", "rank": "2"},
+            {"name": "C", "album": "A", "year": 2001, "rank": 4},
+        ]})
+        assert batch.status_code == 202 and batch.json()["accepted"] == 2, batch.text
+        accepted += batch.json()["vote_ids"]
+        invalid = client.post("/rust/insert", json={"name": "B", "album": "A", "year": "1800",
+                                                     "rank": "1"})
+        assert invalid.status_code == 422, invalid.text
+        assert [error["loc"] for error in invalid.json()["detail"]] == [["body", "year"]]
+        invalid_batch = client.post("/votes/batch", json={"votes": [
+            {"name": "B", "album": "A", "year": "2000", "rank": "2"}, {"name": "B", "album": ""}]})
+        assert invalid_batch.status_code == 422, invalid_batch.text  # nothing of it is accepted
+    check_records(topic, accepted, "http")
+
+
 def test_seed_go_grpc_refuses_to_start_without_kafka(tmp_path: Path, peers: list[Proc]) -> None:
     nobody = free_port()  # nothing listens there: connection refused at once
     with pytest.raises(RuntimeError, match=r"(?s)exited with status 1.*kafka"):
