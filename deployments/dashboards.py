@@ -285,6 +285,19 @@ def rate(metric: str, by: str = "", selector: str = "") -> str:
     return f"sum{grouping} (rate({series(metric, selector)}[$__rate_interval]))"
 
 
+def events(metric: str, by: str = "") -> str:
+    """How many times a rare event happened in each $__rate_interval, its first times included.
+
+    Ray exports a counter only after its first increment, so a series is born with that value
+    and rate()/increase() never see it: a replica's first rejections (often all of them) would
+    show as 0. A series absent one window ago counts in full (`or x * 0`). Found by the soak:
+    docs/decisions/0017-soak-and-panel-check.md.
+    """
+    grouping = f" by ({by})" if by else ""
+    window = "$__rate_interval"
+    return f"sum{grouping} ({metric} - ({metric} offset {window} or {metric} * 0))"
+
+
 def quantile(q: float, histogram: str, selector: str = "", by: str = "") -> str:
     grouping = ", ".join(["le", *([by] if by else [])])
     return (f"histogram_quantile({q}, sum by ({grouping}) "
@@ -335,11 +348,12 @@ def pipeline() -> Dashboard:
             .span(12).height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Requests rejected per second, by path and reason")
+            timeseries.Panel().title("Requests rejected, by path and reason")
             .datasource(PROMETHEUS)
-            .description(f"rate({rejected}): invalid votes, bodies too large, Kafka down "
-                         "or overloaded, unauthorized.")
-            .with_target(prom(rate(rejected, "path, reason"), "{{path}} {{reason}}", "A"))
+            .description(f"{rejected} in each interval (at least four scrapes), the first "
+                         "rejections of a replica included: invalid votes, bodies too large, "
+                         "Kafka down or overloaded, unauthorized.")
+            .with_target(prom(events(rejected, "path, reason"), "{{path}} {{reason}}", "A"))
             .unit("short").min(0).legend(legend_bottom())
             .span(12).height(8)
         )
@@ -391,12 +405,13 @@ def pipeline() -> Dashboard:
             .span(8).height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Dead-lettered records and store failures per second")
+            timeseries.Panel().title("Dead-lettered records and store failures")
             .datasource(PROMETHEUS)
-            .description(f"rate({dead}): undecodable records sent to the DLQ; rate({failures}): "
-                         "failed attempts to persist a batch (retried), by step.")
-            .with_target(prom(rate(dead), "dead-lettered", "A"))
-            .with_target(prom(rate(failures, "step"), "store failure: {{step}}", "B"))
+            .description(f"In each interval (at least four scrapes), first ones included: {dead}, "
+                         f"undecodable records sent to the DLQ; {failures}, failed attempts to "
+                         "persist a batch (retried), by step.")
+            .with_target(prom(events(dead), "dead-lettered", "A"))
+            .with_target(prom(events(failures, "step"), "store failure: {{step}}", "B"))
             .unit("short").min(0).legend(legend_bottom())
             .span(12).height(8)
         )

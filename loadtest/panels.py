@@ -28,22 +28,23 @@ DASHBOARD_DIR = ROOT / "deployments" / "k8s" / "grafana" / "dashboards"
 PIPELINE = DASHBOARD_DIR / "pipeline.json"
 CONTEST = DASHBOARD_DIR / "contest.json"
 
-OK, EMPTY, ERROR, ALLOWED = "OK", "EMPTY", "ERROR", "ALLOWED"
+OK, EMPTY, ERROR, ALLOWED, ZERO = "OK", "EMPTY", "ERROR", "ALLOWED", "ZERO"
 
 # (dashboard title, panel title, refId) -> why the target may return nothing in a healthy soak.
 # Keep this short: every entry is a panel nobody checks for real.
 ALLOWED_EMPTY: dict[tuple[str, str, str], str] = {
-    ("Pipeline", "Dead-lettered records and store failures per second", "B"):
+    ("Pipeline", "Dead-lettered records and store failures", "B"):
         "ray_votes_store_failures_total only moves when MongoDB or Redis fails a write (an outage; "
         "tests/chaos covers it): a healthy soak has none, and Ray exports a counter only once "
         "it was incremented",
 }
 # Targets that only have data when the soak's probes ran (known-bad votes, undecodable records):
-# allowed to be empty only in a run without probes (--no-probes, or --host without --probes).
+# with probes they must show a value above 0 (the probes' events), without probes (--no-probes,
+# or --host without --probes) they may be empty.
 NEEDS_PROBES: dict[tuple[str, str, str], str] = {
-    ("Pipeline", "Requests rejected per second, by path and reason", "A"):
+    ("Pipeline", "Requests rejected, by path and reason", "A"):
         "ray_votes_rejected_total only moves on a rejected request; the probes send invalid votes",
-    ("Pipeline", "Dead-lettered records and store failures per second", "A"):
+    ("Pipeline", "Dead-lettered records and store failures", "A"):
         "ray_votes_dead_lettered_total only moves on an undecodable record; the probes write some",
 }
 
@@ -67,6 +68,7 @@ class PanelQuery:
     points: int = 0
     sample: str = ""
     detail: str = ""
+    peak: float | None = None  # the largest value any series had (Prometheus)
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -188,8 +190,9 @@ def _number(text: str) -> float:
         return math.nan
 
 
-def summarize_matrix(result: list[dict[str, Any]]) -> tuple[int, int, str]:
-    """(series with at least one real number, real points, a sample) of a range-query matrix."""
+def summarize_matrix(result: list[dict[str, Any]]) -> tuple[int, int, str, float | None]:
+    """(series with at least one real number, real points, a sample, the largest value) of a
+    range-query matrix."""
     series = points = 0
     best: tuple[float, str] | None = None
     for item in result:
@@ -203,7 +206,7 @@ def summarize_matrix(result: list[dict[str, Any]]) -> tuple[int, int, str]:
         if best is None or peak > best[0]:
             best = (peak, f"max {peak:.4g}, last {values[-1]:.4g}" + (f" {{{labels}}}" if labels
                                                                          else ""))
-    return series, points, best[1] if best else ""
+    return series, points, best[1] if best else "", best[0] if best else None
 
 
 RangeQuery = Callable[[str, float, float, float], list[dict[str, Any]]]
@@ -223,7 +226,7 @@ def check_prometheus(queries: Iterable[PanelQuery], query_range: RangeQuery, sta
         except Exception as exc:  # noqa: BLE001 - every failure is that panel's ERROR
             query.status, query.detail = ERROR, f"{type(exc).__name__}: {exc}"
             continue
-        query.series, query.points, query.sample = summarize_matrix(result)
+        query.series, query.points, query.sample, query.peak = summarize_matrix(result)
         if query.series:
             query.status = OK
         else:
@@ -302,10 +305,15 @@ class Verdict:
 
 
 def apply_allow_list(queries: Iterable[PanelQuery], probes_ran: bool) -> Verdict:
-    """Mark allowed EMPTY targets ALLOWED (with their reason); every other non-OK fails."""
+    """Mark allowed EMPTY targets ALLOWED (with their reason); every other non-OK fails, and so
+    does a probe-fed target that stayed at 0 although the probes ran (status ZERO)."""
     verdict = Verdict(passed=True)
     for query in queries:
         name = f"{query.dashboard} / {query.panel} / {query.ref_id}"
+        if (probes_ran and query.ident in NEEDS_PROBES and query.status == OK
+                and not (query.peak or 0) > 0):
+            query.status = ZERO
+            query.detail = "the probes' events do not show: every value is 0"
         reason = ALLOWED_EMPTY.get(query.ident)
         if reason is None and not probes_ran:
             reason = NEEDS_PROBES.get(query.ident)

@@ -29,16 +29,19 @@ from bench.common import classify
 
 MB = 1024 * 1024
 
-# Ray's own processes, by a word of their name or command line (checked in this order).
+# Ray's own processes, by a word of their title or command line (checked in this order).
 RAY_PARTS = (
+    ("setup_worker.py", "ray_worker_setup"),
     ("gcs_server", "ray_gcs_server"),
-    ("raylet", "ray_raylet"),
-    ("runtime_env/agent", "ray_runtime_env_agent"),
-    ("dashboard/agent.py", "ray_dashboard_agent"),
-    ("dashboard.py", "ray_dashboard"),
-    ("log_monitor", "ray_log_monitor"),
-    ("monitor.py", "ray_monitor"),
+    ("ray::DashboardAgent", "ray_dashboard_agent"),
+    ("ray::RuntimeEnvAgent", "ray_runtime_env_agent"),
+    ("ray::HAProxyManager", "serve_haproxy_manager"),
     ("ray::IDLE", "ray_idle_worker"),
+    ("ray-dashboard-", "ray_dashboard_modules"),  # the dashboard's module processes (*Head)
+    ("multiprocessing", "ray_dashboard_modules"),  # their forkserver and resource tracker
+    ("dashboard/dashboard.py", "ray_dashboard"),
+    ("log_monitor.py", "ray_log_monitor"),
+    ("autoscaler/_private/monitor.py", "ray_monitor"),
     ("serve run", "serve_run_driver"),
     ("bin/serve", "serve_run_driver"),
 )
@@ -50,12 +53,15 @@ def process_class(proc: psutil.Process) -> str | None:
     if kind != "ray_system":
         return kind
     try:
-        text = proc.name() + " " + " ".join(proc.cmdline())
+        name = proc.name()
+        text = name + " " + " ".join(proc.cmdline())
     except psutil.Error:
         return None
-    for word, name in RAY_PARTS:
+    if name == "raylet":
+        return "ray_raylet"
+    for word, part in RAY_PARTS:
         if word in text:
-            return name
+            return part
     return "ray_other"
 
 

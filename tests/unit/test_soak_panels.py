@@ -118,7 +118,7 @@ def test_prometheus_check_ok_empty_nan_and_error() -> None:
     panels.check_prometheus(queries, query_range, start=100, end=700, step_s=5,
                             scrape_interval_s=5)
     ok, empty, nan, error = queries
-    assert (ok.status, ok.series, ok.points) == (panels.OK, 1, 2)
+    assert (ok.status, ok.series, ok.points, ok.peak) == (panels.OK, 1, 2, 3.0)
     assert ok.sample == "max 3, last 3 {path=http}"
     assert ok.query == "sum(rate(x[20s]))"
     assert (empty.status, empty.detail) == (panels.EMPTY, "no series")
@@ -195,6 +195,31 @@ def test_allow_list_only_excuses_empty_targets_it_names() -> None:
     without = panels.apply_allow_list([query(probe_ident, panels.EMPTY)], probes_ran=False)
     assert not with_probes.passed
     assert without.passed and without.allowed
+
+
+def test_a_probe_fed_target_must_show_the_probes() -> None:
+    ident = next(iter(panels.NEEDS_PROBES))
+
+    def query(peak: float) -> panels.PanelQuery:
+        q = panels.PanelQuery(dashboard=ident[0], panel=ident[1], ref_id=ident[2],
+                              source="prometheus", status=panels.OK, peak=peak)
+        return q
+
+    flat, shown = query(0.0), query(3.0)
+    verdict = panels.apply_allow_list([flat, shown], probes_ran=True)
+    assert flat.status == panels.ZERO and shown.status == panels.OK
+    assert not verdict.passed and len(verdict.failures) == 1
+    # Without probes a flat line is all there is to see.
+    assert panels.apply_allow_list([query(0.0)], probes_ran=False).passed
+
+
+def test_rare_event_panels_count_a_series_first_value() -> None:
+    """The dashboard's rare-event targets subtract the value one window ago, or 0 for a series
+    that did not exist then (Ray exports a counter only after its first increment)."""
+    for query in committed_queries():
+        if query.ident in panels.NEEDS_PROBES or query.ident in panels.ALLOWED_EMPTY:
+            assert "offset $__rate_interval or" in query.expr and "* 0)" in query.expr, query.expr
+            assert "rate(" not in query.expr
 
 
 def test_allow_list_names_real_targets() -> None:
