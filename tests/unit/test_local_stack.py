@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from deployments.local.stack import (
+    ALL_PARTS,
     PARTS,
     Config,
     PartStatus,
     Stack,
     StackError,
     installing,
+    parts_for,
+    postgresql,
     processes,
 )
 from deployments.local.stack.__main__ import build_parser
@@ -29,6 +32,7 @@ from deployments.local.stack.ferretdb import (
     apply_patches,
 )
 from deployments.local.stack.kafka import Kafka, kafka_cluster_id
+from deployments.local.stack.postgresql import PostgreSQL, installed_bin_dir, server_user
 from deployments.local.stack.redis import Redis
 
 
@@ -66,6 +70,8 @@ def test_variables_override_and_derive(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("VOTES_STACK_FERRETDB_BACKEND", "mysql"),
+        ("VOTES_POSTGRES_PORT", "0"),
         ("VOTES_KAFKA_PORT", "abc"),
         ("VOTES_REDIS_PORT", "0"),
         ("VOTES_MONGO_PORT", "70000"),
@@ -230,3 +236,89 @@ def test_command_line_choices() -> None:
         assert parser.parse_args([command]).command == command
     with pytest.raises(SystemExit):
         parser.parse_args(["start", "mysql"])
+
+
+# ---- FerretDB's backend: SQLite (the default) or a private PostgreSQL cluster -------------------
+
+
+def postgres_config(root: Path, **env: str) -> Config:
+    return config_for(root, VOTES_STACK_FERRETDB_BACKEND="postgresql", **env)
+
+
+def test_the_backend_is_sqlite_unless_postgresql_is_asked_for(tmp_path: Path) -> None:
+    assert Config.from_env({}).ferretdb_backend == "sqlite"
+    assert Config.from_env({}).postgres_port == 5433
+    assert parts_for(config_for(tmp_path)) == PARTS == ("redis", "ferretdb", "kafka")
+    config = postgres_config(tmp_path, VOTES_POSTGRES_PORT="25433")
+    assert (config.ferretdb_backend, config.postgres_port) == ("postgresql", 25433)
+    stack = Stack(config, out=io.StringIO())
+    assert stack.parts == ALL_PARTS == ("redis", "postgresql", "ferretdb", "kafka")
+    assert stack.service("postgresql").ports() == (25433,)
+
+
+def test_ferretdb_on_postgresql_connects_to_the_private_cluster(tmp_path: Path) -> None:
+    command = FerretDB(postgres_config(tmp_path, VOTES_POSTGRES_PORT="25433"), quiet).command()
+    assert command[1:3] == [
+        "--handler=postgresql",
+        "--postgresql-url=postgres://postgres@127.0.0.1:25433/ferretdb",
+    ]
+    assert not any(arg.startswith("--sqlite-url") for arg in command)
+
+
+def fake_postgres_install(root: Path, *majors: str) -> None:
+    for major in majors:
+        (root / major / "bin").mkdir(parents=True)
+        (root / major / "bin" / "postgres").write_text("")
+
+
+def test_the_newest_installed_postgresql_is_used(tmp_path: Path) -> None:
+    assert installed_bin_dir(tmp_path / "none") is None
+    fake_postgres_install(tmp_path, "9", "15", "13")
+    (tmp_path / "common" / "bin").mkdir(parents=True)  # not a version
+    assert installed_bin_dir(tmp_path) == tmp_path / "15" / "bin"
+
+
+def test_postgresql_command_line_is_private_durable_and_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_postgres_install(tmp_path / "usr", "15")
+    monkeypatch.setattr(postgresql, "POSTGRES_ROOT", tmp_path / "usr")
+    service = PostgreSQL(postgres_config(tmp_path / "stack", VOTES_POSTGRES_PORT="25433"), quiet)
+    command = service.command()
+    cluster = tmp_path.resolve() / "stack" / "data" / "postgresql" / "cluster"
+    assert command[:7] == [str(tmp_path / "usr" / "15" / "bin" / "postgres"), "-D", str(cluster),
+                           "-p", "25433", "-k", str(cluster.parent / "socket")]
+    settings = {command[i + 1] for i, arg in enumerate(command) if arg == "-c"}
+    assert {"listen_addresses=127.0.0.1", "fsync=on", "synchronous_commit=on"} <= settings
+    assert service.is_ours(123, command)
+    assert not service.is_ours(123, ["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/x"])
+    assert service.url() == "postgres://postgres@127.0.0.1:25433/ferretdb"
+
+
+def test_postgresql_missing_names_the_install_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgresql, "POSTGRES_ROOT", tmp_path / "nothing")
+    with pytest.raises(StackError, match="PostgreSQL is not installed"):
+        PostgreSQL(postgres_config(tmp_path), quiet).command()
+
+
+def test_postgresql_runs_as_the_package_user_only_when_we_are_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgresql.os, "geteuid", lambda: 1000)
+    assert server_user() is None
+    monkeypatch.setattr(postgresql.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(postgresql.pwd, "getpwnam", lambda name: object())
+    assert server_user() == "postgres"
+
+    def no_such_user(name: str) -> object:
+        raise KeyError(name)
+
+    monkeypatch.setattr(postgresql.pwd, "getpwnam", no_such_user)
+    with pytest.raises(StackError, match="cannot run as root"):
+        server_user()
+
+
+def test_the_command_line_can_start_and_stop_postgresql() -> None:
+    assert build_parser().parse_args(["start", "postgresql"]).part == "postgresql"

@@ -9,7 +9,8 @@ waits until every part answers a health check and creates the Kafka topics. See
 deployments/local/README.md for the layout and the environment variables.
 
 Modules: config (VOTES_* variables, folder layout), service (the interface of a part), kafka,
-redis, ferretdb (the parts), processes (launch, pid files, signals, the lock), control (Stack).
+redis, ferretdb, postgresql (the parts; PostgreSQL only with VOTES_STACK_FERRETDB_BACKEND=postgresql),
+processes (launch, pid files, signals, the lock), control (Stack).
 From Python:
 
     from deployments.local.stack import Stack
@@ -17,7 +18,7 @@ From Python:
 """
 
 from deployments.local.stack.config import Config
-from deployments.local.stack.control import PARTS, PartStatus, Stack
+from deployments.local.stack.control import ALL_PARTS, PARTS, PartStatus, Stack, parts_for
 from deployments.local.stack.errors import StackError
 
-__all__ = ["PARTS", "Config", "PartStatus", "Stack", "StackError"]
+__all__ = ["ALL_PARTS", "PARTS", "Config", "PartStatus", "Stack", "StackError", "parts_for"]

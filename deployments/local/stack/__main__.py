@@ -4,14 +4,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from deployments.local.stack.control import PARTS, Stack
+from deployments.local.stack.control import ALL_PARTS, Stack
 from deployments.local.stack.errors import StackError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.local.stack",
-        description="Local dev stack: Kafka (KRaft), Redis and FerretDB under .stack/.",
+        description="Local dev stack: Kafka (KRaft), Redis and FerretDB (on SQLite, or on PostgreSQL "
+        "with VOTES_STACK_FERRETDB_BACKEND=postgresql) under .stack/.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("stop", "stop one part"),
     ):
         command = commands.add_parser(name, help=text)
-        command.add_argument("part", choices=PARTS)
+        command.add_argument("part", choices=ALL_PARTS)
     return parser
 
 

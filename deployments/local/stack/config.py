@@ -9,6 +9,8 @@ from deployments.local.stack.errors import StackError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 LOCAL_DIR = REPO_ROOT / "deployments" / "local"
+# What FerretDB stores its data in: docs/decisions/0015-ferretdb-backend.md
+FERRETDB_BACKENDS = ("sqlite", "postgresql")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class Config:
     redis_port: int
     mongo_port: int
     ferretdb_debug_port: int  # 0 disables FerretDB's HTTP debug/metrics listener
+    ferretdb_backend: str  # one of FERRETDB_BACKENDS
+    postgres_port: int  # the private PostgreSQL cluster of the postgresql backend
     kafka_topic: str
     kafka_dlq_topic: str
     kafka_partitions: int
@@ -33,6 +37,12 @@ class Config:
         if not partitions.isdigit() or int(partitions) < 1:
             raise StackError(f"VOTES_KAFKA_PARTITIONS={partitions!r} is not a positive integer")
         topic = env.get("VOTES_KAFKA_TOPIC", "").strip() or "votes"
+        backend = env.get("VOTES_STACK_FERRETDB_BACKEND", "").strip() or "sqlite"
+        if backend not in FERRETDB_BACKENDS:
+            raise StackError(
+                f"VOTES_STACK_FERRETDB_BACKEND={backend!r} is not one of "
+                + ", ".join(FERRETDB_BACKENDS)
+            )
         return cls(
             root=Path(env.get("VOTES_STACK_DIR") or REPO_ROOT / ".stack").resolve(),
             kafka_port=kafka_port,
@@ -40,6 +50,8 @@ class Config:
             redis_port=_port(env, "VOTES_REDIS_PORT", 6379),
             mongo_port=_port(env, "VOTES_MONGO_PORT", 27017),
             ferretdb_debug_port=_port(env, "VOTES_FERRETDB_DEBUG_PORT", 8088, allow_zero=True),
+            ferretdb_backend=backend,
+            postgres_port=_port(env, "VOTES_POSTGRES_PORT", 5433),
             kafka_topic=topic,
             kafka_dlq_topic=env.get("VOTES_KAFKA_DLQ_TOPIC", "").strip() or f"{topic}.dlq",
             kafka_partitions=int(partitions),

@@ -15,11 +15,19 @@ from deployments.local.stack.config import Config, show
 from deployments.local.stack.errors import StackError
 from deployments.local.stack.ferretdb import FerretDB
 from deployments.local.stack.kafka import Kafka
+from deployments.local.stack.postgresql import PostgreSQL
 from deployments.local.stack.redis import Redis
 from deployments.local.stack.service import Service
 
 # Start order; `down` stops in reverse. Kafka is last because it is the slowest to become healthy.
 PARTS: tuple[str, ...] = ("redis", "ferretdb", "kafka")
+# With VOTES_STACK_FERRETDB_BACKEND=postgresql, PostgreSQL starts before FerretDB.
+ALL_PARTS: tuple[str, ...] = ("redis", "postgresql", "ferretdb", "kafka")
+
+
+def parts_for(config: Config) -> tuple[str, ...]:
+    """The parts of a stack with this configuration, in start order."""
+    return ALL_PARTS if config.ferretdb_backend == "postgresql" else PARTS
 STOP_TIMEOUT_S = 20.0
 
 
@@ -46,7 +54,8 @@ class Stack:
     def __init__(self, config: Config | None = None, out: IO[str] | None = None):
         self.config = config or Config.from_env()
         self._out = out if out is not None else sys.stdout
-        services = (Redis, FerretDB, Kafka)
+        self.parts = parts_for(self.config)
+        services = (Redis, PostgreSQL, FerretDB, Kafka)
         self.services: dict[str, Service] = {
             kind.name: kind(self.config, self._say) for kind in services
         }
@@ -61,15 +70,15 @@ class Stack:
         try:
             return self.services[part]
         except KeyError:
-            raise StackError(f"unknown part {part!r}; parts are {', '.join(PARTS)}") from None
+            raise StackError(f"unknown part {part!r}; parts are {', '.join(ALL_PARTS)}") from None
 
     # ----- public API
 
     def up(self) -> None:
         """Install what is missing, start what is not running, wait until all parts are healthy."""
         with self._lock.held():
-            started = [part for part in PARTS if self._launch(part)]
-            for part in PARTS:
+            started = [part for part in self.parts if self._launch(part)]
+            for part in self.parts:
                 self._wait_healthy(part, announce=part in started)
             cfg = self.config
             self._say(
@@ -81,19 +90,19 @@ class Stack:
     def install(self) -> None:
         """Install every part that is missing, start nothing (what needs the network, done once)."""
         with self._lock.held():
-            for part in PARTS:
+            for part in self.parts:
                 self._install(part)
-            self._say(f"install: kafka, redis and ferretdb are installed under {self.root}")
+            self._say(f"install: {', '.join(self.parts)} are installed under {self.root}")
 
     def down(self) -> None:
         """Stop the processes this stack started (pid files under run/); data is kept."""
         with self._lock.held():
-            self._terminate(list(reversed(PARTS)))
+            self._terminate(self._stoppable())
 
     def clean(self) -> None:
         """`down`, then delete data and logs; installed tools (jars, ferretdb binary) are kept."""
         with self._lock.held():
-            self._terminate(list(reversed(PARTS)))
+            self._terminate(self._stoppable())
             for path in (self.root / "data", self.root / "logs", self.root / "state"):
                 if path.exists():
                     shutil.rmtree(path)
@@ -118,7 +127,7 @@ class Stack:
 
     def status(self) -> list[PartStatus]:
         result = []
-        for part in PARTS:
+        for part in self.parts:
             service = self.service(part)
             pid = self._running_pid(part)
             port = service.ports()[0]
@@ -164,7 +173,8 @@ class Stack:
             path.mkdir(parents=True, exist_ok=True)
         service.prepare()
         process = processes.launch(
-            service.command(), service.data_dir, service.log_path, f"stack: starting {part}"
+            service.command(), service.data_dir, service.log_path, f"stack: starting {part}",
+            user=service.run_as(),
         )
         self._children[part] = process
         self.config.pid_path(part).write_text(f"{process.pid}\n")
@@ -205,6 +215,11 @@ class Stack:
             time.sleep(0.5)
 
     # ----- stopping
+
+    def _stoppable(self) -> list[str]:
+        """Our parts in stop order, and any other part still running (another backend's)."""
+        return [part for part in reversed(ALL_PARTS)
+                if part in self.parts or self._running_pid(part) is not None]
 
     def _terminate(self, parts: Sequence[str]) -> None:
         """SIGTERM our processes, wait up to STOP_TIMEOUT_S, then SIGKILL; remove pid files."""

@@ -1,4 +1,7 @@
-"""FerretDB (MongoDB wire protocol on SQLite): built with Go from the module proxy, patched."""
+"""FerretDB (MongoDB wire protocol on SQLite or PostgreSQL): built with Go from the module proxy.
+
+The backend is VOTES_STACK_FERRETDB_BACKEND (docs/decisions/0015-ferretdb-backend.md).
+"""
 
 import contextlib
 import hashlib
@@ -118,10 +121,15 @@ class FerretDB(Service):
     def command(self) -> list[str]:
         cfg = self.config
         debug = f"127.0.0.1:{cfg.ferretdb_debug_port}" if cfg.ferretdb_debug_port else "-"
+        if cfg.ferretdb_backend == "postgresql":
+            from deployments.local.stack.postgresql import PostgreSQL
+
+            backend = ["--handler=postgresql", f"--postgresql-url={PostgreSQL(cfg, self._say).url()}"]
+        else:
+            backend = ["--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/"]
         return [
             str(self.binary),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{self.data_dir}/",
+            *backend,
             f"--state-dir={self.state_dir}",
             f"--listen-addr=127.0.0.1:{cfg.mongo_port}",
             f"--debug-addr={debug}",

@@ -21,10 +21,14 @@ def run(
     part: str,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
 ) -> str:
-    """Run an install command and return its stdout; on failure raise with its output's tail."""
+    """Run an install command and return its stdout; on failure raise with its output's tail.
+
+    `user`: run it as this user (PostgreSQL's initdb refuses root).
+    """
     result = subprocess.run(
-        list(command), capture_output=True, text=True, env=env, cwd=cwd, check=False
+        list(command), capture_output=True, text=True, env=env, cwd=cwd, check=False, user=user
     )
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()[-LOG_TAIL_LINES:]

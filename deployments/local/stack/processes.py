@@ -21,9 +21,12 @@ STACK_NICENESS = 15
 
 
 def launch(
-    command: Sequence[str], cwd: Path, log_path: Path, banner: str
+    command: Sequence[str], cwd: Path, log_path: Path, banner: str, user: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `command` at STACK_NICENESS in its own session, appending its output to log_path."""
+    """Start `command` at STACK_NICENESS in its own session, appending its output to log_path.
+
+    `user`: run it as this user instead (PostgreSQL refuses to run as root).
+    """
     with log_path.open("ab") as log:
         log.write(f"\n===== {banner} at {time.ctime()} =====\n".encode())
         log.flush()
@@ -34,6 +37,7 @@ def launch(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            user=user,
         )
 
 

@@ -43,6 +43,10 @@ class Service(ABC):
     def command(self) -> list[str]:
         """Its command line (run in data_dir, without the `nice` prefix)."""
 
+    def run_as(self) -> str | None:
+        """The user to run it as; None: the stack's own user."""
+        return None
+
     @abstractmethod
     def is_ours(self, pid: int, argv: list[str]) -> bool:
         """Whether the live process `pid` (with this argv) is this stack's instance of it."""
