@@ -199,3 +199,15 @@ def markdown_table(rows: Iterable[GrowthRow], limit_pct: float) -> str:
         lines.append(f"| {row.process_class} | {row.processes} | {row.start_mb:.1f} | "
                      f"{row.end_mb:.1f} | {pct} | {row.new} / {row.gone} | {verdict} |")
     return "\n".join(lines)
+
+
+def process_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """per_process() as Markdown: one row per PID."""
+    def mb(value: Any) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    lines = ["| pid | class | RSS start (MB) | RSS end (MB) | process |",
+             "| ---: | --- | ---: | ---: | --- |"]
+    lines += [f"| {row['pid']} | {row['class']} | {mb(row['start_mb'])} | {mb(row['end_mb'])} | "
+              f"`{str(row.get('title', '')).replace('|', '/')[:60]}` |" for row in rows]
+    return "\n".join(lines)

@@ -794,6 +794,8 @@ def report_markdown(args: argparse.Namespace, outcome: Outcome, failures: list[s
                   f"{p.poison_sent} undecodable records written to the topic."), ""]
     lines += [f"## RSS per process class (after {args.warmup:.0f} s of warm-up, and at the end)",
               "", rss.markdown_table(outcome.rss_rows, args.rss_limit), "",
+              "<details><summary>RSS per process</summary>", "",
+              rss.process_table(outcome.rss_processes), "", "</details>", "",
               "## Dashboard panels", "",
               (f"Prometheus {outcome.prometheus.get('url')} scraping "
               f"{outcome.prometheus.get('targets')} (from {outcome.prometheus.get('sd_file')}) "
@@ -810,11 +812,11 @@ def report_markdown(args: argparse.Namespace, outcome: Outcome, failures: list[s
     return "\n".join(lines) + "\n"
 
 
-def print_summary(outcome: Outcome, failures: list[str]) -> None:
+def print_summary(outcome: Outcome, failures: list[str], rss_limit: float) -> None:
     print()
     print(panels.markdown_table(outcome.queries))
     print()
-    print(rss.markdown_table(outcome.rss_rows, 10))
+    print(rss.markdown_table(outcome.rss_rows, rss_limit))
     if outcome.reconciliation is not None:
         print()
         print(f"reconciliation: {outcome.reconciliation.as_dict()}")
@@ -825,16 +827,18 @@ def print_summary(outcome: Outcome, failures: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    from tests.support.waiting import WaitFailed
+
     try:
         outcome = soak(args)
-    except (PrometheusError, RuntimeError) as exc:
+    except (PrometheusError, RuntimeError, WaitFailed) as exc:
         log(f"soak aborted: {exc}")
         return 2
     failures = verdict(outcome)
     md, js = args.out / REPORT_MD.name, args.out / REPORT_JSON.name
     js.write_text(json.dumps(report_json(args, outcome, failures), indent=2, default=str) + "\n")
     md.write_text(report_markdown(args, outcome, failures))
-    print_summary(outcome, failures)
+    print_summary(outcome, failures, args.rss_limit)
     log(f"report: {md} and {js}")
     return 0 if not failures else 1
 

@@ -252,3 +252,10 @@ def test_errors_count_failures_rejections_doubt_and_retries() -> None:
     outcome = soak.Outcome(tally={"accepted": 10, "rejected": 1, "in_doubt": 2, "retries": 3},
                            locust={"POST /votes": {"failures": 4}, "grpc Cast": {"failures": 0}})
     assert outcome.errors == 10
+
+
+def test_process_table_lists_each_pid() -> None:
+    rows = rss.per_process(sample({7: ("kafka", 500)}), sample({7: ("kafka", 510), 8: ("x", 1)}))
+    table = rss.process_table(rows)
+    assert "| 7 | kafka | 500.0 | 510.0 |" in table
+    assert "| 8 | x | - | 1.0 |" in table
