@@ -74,6 +74,7 @@ SERIES: dict[str, tuple[str, str]] = {  # name: (protocol, kind)
 DEFAULT_SERIES = "http_single,grpc_single,http_batch"
 SERVE_MODE = "haproxy"  # what `make run` ships (serve_app.serve_env)
 INGEST_APP = "bench.apps:build_ingest_only"
+START_RETRY_PAUSE_S = 15.0
 # Direct ingress gives each replica one HTTP port of the 20 in the instance's port block.
 MAX_REPLICAS = 20
 
@@ -246,7 +247,7 @@ def make_plan(args: argparse.Namespace, cores: int) -> Plan:
         loadgen_processes=loadgen_processes(cores, args.loadgen_procs),
         concurrency_per_replica=chosen(args.concurrency, 32, 16),
         batch_concurrency_per_replica=chosen(args.batch_concurrency, 4, 2),
-        persist_records=chosen(args.persist_records, 40_000, 3_000),
+        persist_records=chosen(args.persist_records, 40_000, 10_000),
         cores=cores,
     )
 
@@ -460,21 +461,24 @@ class ScaleBench:
             self.clear_redis_db()
 
     def start_serve(self, args: dict[str, Any], overrides: dict[str, Any]) -> Any:
-        """A started ServeInstance; a second try when Ray does not come up (on a loaded machine
-        its node start can time out)."""
+        """A started ServeInstance, tried up to 3 times: on a loaded machine Ray's node start can
+        time out (Ray 2.60 gives its raylet a fixed 30 s to register)."""
         from bench.serve_instance import ServeInstance
 
-        for attempt in (1, 2):
+        attempts = 3
+        for attempt in range(1, attempts + 1):
             instance = ServeInstance(args=args, mode=SERVE_MODE, http_port=self.args.http_port,
                                      grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
                                      deployment_overrides=overrides, import_path=INGEST_APP)
             try:
                 instance.start()  # stops what it started when it fails
                 return instance
-            except Exception as exc:  # retried once, then raised
-                if attempt == 2:
+            except Exception as exc:  # retried, then raised
+                if attempt == attempts:
                     raise
-                log(f"Serve did not start ({type(exc).__name__}: {exc}); trying once more")
+                log(f"Serve did not start ({type(exc).__name__}: {exc}); try {attempt + 1} of "
+                    f"{attempts} in {START_RETRY_PAUSE_S:.0f} s")
+                time.sleep(START_RETRY_PAUSE_S)
         raise AssertionError("not reached")
 
     def wait_for_replicas(self, instance: Any, replicas: int, timeout_s: float = 240) -> None:

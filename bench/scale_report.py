@@ -18,6 +18,9 @@ from bench.common import write_json
 # The machine counts as saturated from this share of all its cores busy (a busy machine never
 # reaches 100%: the meter itself, interrupts and short idle gaps between requests take the rest).
 SATURATED = 0.85
+# CpuMeter's name for the machine's busy CPU that is not ours (other sessions).
+OTHERS = "other_processes"
+NOISY = 0.2  # from this share of the cores going to processes not ours, a point is noisy
 
 # What each series is, in words, in the order of the tables.
 SERIES_LABELS = {
@@ -155,7 +158,13 @@ def top_parts(shares: dict[str, float], count: int = 3) -> str:
     return ", ".join(f"{PART_LABELS.get(part, part)} {100 * share:.0f}%" for part, share in ranked)
 
 
-def saturation_reading(points: Sequence[dict[str, Any]], cores: int, what: str = "replicas") -> list[str]:
+def counted(size: int, what: str) -> str:
+    """'1 replica', '2 replicas' (what: the plural)."""
+    return f"{size} {what[:-1] if size == 1 else what}"
+
+
+def saturation_reading(points: Sequence[dict[str, Any]], cores: int,
+                       what: str = "replicas") -> list[str]:
     """For each series: from which size the machine's cores are saturated, and by whom."""
     lines = []
     for series in dict.fromkeys(p["series"] for p in points):
@@ -165,10 +174,17 @@ def saturation_reading(points: Sequence[dict[str, Any]], cores: int, what: str =
             continue
         first = next((p for p in measured if p["busy_share"] >= SATURATED), None)
         shown = first or measured[-1]
-        where = (f"at {shown['size']} {what} the machine's {cores} cores are "
-                 f"{_pct(shown['busy_share'])} busy ({top_parts(shown.get('cpu_share') or {})})")
+        shares = dict(shown.get("cpu_share") or {})
+        others = shares.pop(OTHERS, 0.0)
+        where = (f"at {counted(shown['size'], what)} the machine's {cores} cores are "
+                 f"{_pct(shown['busy_share'])} busy: this benchmark {_pct(sum(shares.values()))} "
+                 f"({top_parts(shares)}), other processes {_pct(others)}")
+        if first is not None and others >= NOISY:
+            lines.append(f"- {series}: {where}: saturated by other processes' load, not by "
+                         f"scale-out; re-run on a quiet machine to read this series.")
+            continue
         if first is None:
-            lines.append(f"- {series}: not saturated up to {shown['size']} {what}: {where}; "
+            lines.append(f"- {series}: not saturated up to {counted(shown['size'], what)}: {where}; "
                          "the limit is elsewhere (latency, a serial part), not the cores.")
             continue
         later = [p for p in mine if p["size"] > first["size"] and p.get("efficiency") is not None]
@@ -176,8 +192,40 @@ def saturation_reading(points: Sequence[dict[str, Any]], cores: int, what: str =
         if later:
             tail = (f"; past it more {what} only share the same cores: efficiency "
                     + ", ".join(f"{_num(p['efficiency'], 2)} at {p['size']}" for p in later))
-        lines.append(f"- {series}: saturated from {first['size']} {what}: {where}{tail}.")
+        lines.append(f"- {series}: saturated from {counted(first['size'], what)}: {where}{tail}.")
     return lines
+
+
+def caveats(points: Sequence[dict[str, Any]], cores: int, loadgen_processes: int | None) -> list[str]:
+    """What may make the rates lower than the servers' own limit: other sessions' load, and load
+    generators near the end of their cores."""
+    lines = []
+    noisy = [p for p in points if (p.get("cpu_share") or {}).get(OTHERS, 0.0) >= NOISY]
+    if noisy:
+        worst = max(noisy, key=lambda p: p["cpu_share"][OTHERS])
+        lines.append(f"- Noise: processes not of this benchmark took {_pct(NOISY)} or more of the "
+                     f"cores at {len(noisy)} of {len(points)} points (up to "
+                     f"{_pct(worst['cpu_share'][OTHERS])}, {worst['series']} at {worst['size']}); "
+                     "those rates are lower than this machine gives when quiet.")
+    if loadgen_processes:
+        limit = 0.8 * loadgen_processes / cores  # 80% of the cores the load generators can have
+        busy = [p for p in points if p["series"] != "persist"
+                and (p.get("cpu_share") or {}).get("loadgen", 0.0) >= limit]
+        for p in busy:
+            use = p["cpu_share"]["loadgen"] * cores / loadgen_processes
+            lines.append(f"- {p['series']} at {p['size']}: the {loadgen_processes} load-generator "
+                         f"process(es) ran at {_pct(use)} of a core each: they may be what limits "
+                         "this point (more with --loadgen-procs on a machine with cores to spare).")
+    return lines
+
+
+def _num_cpus(by_size: dict[Any, float]) -> str:
+    """{1: 0.5, 2: 0.5, 8: 0.25} -> '0.5 at 1, 2 replicas; 0.25 at 8 replicas'."""
+    groups: dict[float, list[str]] = {}
+    for size, cpus in sorted(by_size.items(), key=lambda item: int(item[0])):
+        groups.setdefault(cpus, []).append(str(size))
+    return "; ".join(f"{cpus} at {', '.join(sizes)} replica{'s' if sizes != ['1'] else ''}"
+                     for cpus, sizes in groups.items())
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -204,8 +252,8 @@ def markdown(data: dict[str, Any]) -> str:
             "",
             (f"`bench.apps:build_ingest_only` (VoteIngress as `make run` builds it, the pool idle) in "
              f"Serve's {config['serve_mode']} mode (what `make run` ships), a fresh instance per "
-             f"replica count, {config['ingress_num_cpus']} as Ray's num_cpus per replica (a "
-             f"reservation only, so that all of them can be placed). {config['loadgen_processes']} "
+             f"replica count; Ray's num_cpus per replica: {_num_cpus(config['ingress_num_cpus'])} "
+             f"(a reservation only, so that all fit). {config['loadgen_processes']} "
              f"load-generator process(es) (closed loop; {plan['concurrency_per_replica']} single-vote "
              f"and {plan['batch_concurrency_per_replica']} batch requests in flight per replica, "
              f"split over them). {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
@@ -240,7 +288,8 @@ def markdown(data: dict[str, Any]) -> str:
             *cpu,
             "",
         ]
-    reading = saturation_reading(ingest, cores) + saturation_reading(persist, cores, "consumers")
+    reading = (saturation_reading(ingest, cores) + saturation_reading(persist, cores, "consumers")
+               + caveats(points, cores, config.get("loadgen_processes")))
     if reading:
         out += ["## Reading", "", *reading, ""]
     out += [("Raw data: `scale.json` (every repeat); chart: `scale.png`. Re-run: `make bench-scale` "
@@ -287,10 +336,11 @@ def write_chart(data: dict[str, Any], path: Path) -> None:
     rate_ax.set_title("throughput (median, bars: min-max)")
     rate_ax.set_ylabel("votes/s (log scale)")
     eff_ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
-    eff_ax.set_ylim(bottom=0)
+    top = max((p["efficiency"] for p in points if p.get("efficiency") is not None), default=1.0)
+    eff_ax.set_ylim(0, max(1.1, top + 0.1))
     eff_ax.set_title("scaling efficiency: rate(N) / (N x rate(1))")
     busy_ax.axhline(100 * SATURATED, color="red", linestyle=":", linewidth=1, label="saturated")
-    busy_ax.set_ylim(0, 105)
+    busy_ax.set_ylim(0, 110)
     busy_ax.set_title(f"cores busy (% of all {data['machine']['cpus']})")
     for ax in (rate_ax, eff_ax, busy_ax):
         ax.set_xticks(ticks)

@@ -11,6 +11,7 @@ from bench.scale import ingress_actor_options, make_plan, parse_args, replicas_u
 from bench.scale_load import concurrency_per_process, loadgen_processes, merge
 from bench.scale_report import (
     add_efficiency,
+    caveats,
     cpu_shares,
     efficiency,
     ingest_table,
@@ -206,9 +207,33 @@ def test_the_reading_names_where_saturation_starts_and_who_takes_the_cores() -> 
     add_efficiency(points)
     text = "\n".join(saturation_reading(points, cores=2))
     assert ("- http_batch: saturated from 2 replicas: at 2 replicas the machine's 2 cores are 95% "
-            "busy (ingress replicas 57%, Kafka 28%, HAProxy 10%); past it more replicas only share "
-            "the same cores: efficiency 0.38 at 4.") in text
+            "busy: this benchmark 95% (ingress replicas 57%, Kafka 28%, HAProxy 10%), other "
+            "processes 0%; past it more replicas only share the same cores: efficiency 0.38 at 4."
+            ) in text
     assert "- grpc_single: not saturated up to 2 replicas" in text
+    persist = [point("persist", 1, 100.0, 0.9)]
+    assert saturation_reading(persist, 2, "consumers")[0].startswith(
+        "- persist: saturated from 1 consumer: at 1 consumer the machine's")
+
+
+def test_saturation_by_other_sessions_is_not_read_as_scale_out() -> None:
+    loaded = point("grpc_batch", 1, 100.0, 0.99)
+    loaded["cpu_share"] = {"serve_ingress_replica": 0.2, "other_processes": 0.79}
+    assert saturation_reading([loaded], cores=2) == [
+        ("- grpc_batch: at 1 replica the machine's 2 cores are 99% busy: this benchmark 20% "
+        "(ingress replicas 20%), other processes 79%: saturated by other processes' load, not by "
+        "scale-out; re-run on a quiet machine to read this series.")]
+
+
+def test_caveats_flag_other_sessions_and_busy_load_generators() -> None:
+    quiet = point("http_single", 1, 1000.0, 0.5)
+    noisy = point("http_single", 2, 1500.0, 0.95)
+    noisy["cpu_share"] |= {"other_processes": 0.4, "loadgen": 0.45}
+    text = "\n".join(caveats([quiet, noisy], cores=2, loadgen_processes=1))
+    assert ("- Noise: processes not of this benchmark took 20% or more of the cores at 1 of 2 "
+            "points (up to 40%, http_single at 2)") in text
+    assert "- http_single at 2: the 1 load-generator process(es) ran at 90% of a core" in text
+    assert caveats([quiet], cores=2, loadgen_processes=1) == []
 
 
 def test_markdown_states_the_cores_and_both_tables() -> None:
@@ -220,12 +245,13 @@ def test_markdown_states_the_cores_and_both_tables() -> None:
             "machine": {"cpus": 2, "cpu_model": "Test CPU", "ray": "2.60.0", "python": "3.11.7",
                         "when": "2026-01-01T00:00:00+0000", "loadavg_before": [0.5, 0, 0],
                         "loadavg_after": [1.5, 0, 0]},
-            "config": {"serve_mode": "haproxy", "ingress_num_cpus": {1: 0.5, 2: 0.5},
+            "config": {"serve_mode": "haproxy", "ingress_num_cpus": {"1": 0.5, "2": 0.5, "8": 0.25},
                        "loadgen_processes": 1, "persist_records": 40000, "partitions": 6,
                        "plan": {"repeats": 3, "warmup_s": 3.0, "duration_s": 8.0,
                                 "concurrency_per_replica": 32, "batch_concurrency_per_replica": 4}}}
     text = markdown(data)
     assert "on 2 cores (Test CPU)" in text
+    assert "num_cpus per replica: 0.5 at 1, 2 replicas; 0.25 at 8 replicas" in text
     assert "## Ingest only: ingress replicas" in text and "## Persist: consumers" in text
     assert "| http_single | 2 | 1,900 | 1,710-2,090 | 0.95 | 90% | 40 | yes |" in text
     assert "| 2 | 5,000 | 4,500-5,500 | 0.62 | 95% | yes |" in text
