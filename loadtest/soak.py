@@ -561,7 +561,7 @@ class Outcome:
                 + self.tally.get("retries", 0))
 
 
-def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan, stores: Stores,
+def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
              sampler: rss.RssSampler, outcome: Outcome) -> None:
     from loadtest.run import read_locust_stats
     from tests.support.kafka import LagReader
@@ -697,11 +697,11 @@ def soak(args: argparse.Namespace) -> Outcome:
         before = stores.counts()
         log(f"before: {before}")
         sampler = rss.RssSampler(
-            stack={name: pid for name, pid in stack_pids().items()},
+            stack=stack_pids(),
             sessions=[target.serve_session] if target.serve_session else [],
             extra={prom.pid: "prometheus"} if prom.pid else {},
             ray_session_dir=None if target.serve_session else target.ray_session_dir)
-        run_load(args, target, outcome.plan, stores, sampler, outcome)
+        run_load(args, target, outcome.plan, sampler, outcome)
         poison = outcome.probes.poison_sent if outcome.probes else 0
         accepted = int(outcome.tally.get("accepted", 0))
         log(f"load done: {accepted} votes accepted; waiting for the pool to drain")
