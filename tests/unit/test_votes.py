@@ -205,6 +205,7 @@ json_documents = st.recursive(
 @example(value=b"[NaN, Infinity]")
 @example(value=b"1" + b"0" * 30)  # past 64 bits: a float in orjson
 @example(value=b"[-18446744073709551616, 18446744073709551615, -9223372036854775808, -0, 1E2]")
+@example(value=b'{"year": 100000000000000000000000, "rank": [1e400, 1], "x": {"y": 1e30}}')
 @example(value=b'"\xed\xa0\x80"')  # a surrogate encoded as UTF-8: not UTF-8
 @example(value=b"[" * 2000 + b"]" * 2000)
 @example(value='{"a": 1}'.encode("utf-16"))
