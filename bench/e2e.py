@@ -58,6 +58,7 @@ async def _run(http_url: str, topic: str, redis_db: int, rate: float, warmup_s: 
     probe_failures = 0
     window_open = time.monotonic() + warmup_s
     stop = asyncio.Event()
+    probes_done = asyncio.Event()  # the last probe, in flight when `stop` is set, is recorded
     tag = f"{run_tag}-{time.monotonic_ns() % 10**6}"
 
     async def probes() -> None:
@@ -78,7 +79,7 @@ async def _run(http_url: str, topic: str, redis_db: int, rate: float, warmup_s: 
     async def poller() -> None:
         while True:
             waiting = [b for b in accepted_at if b not in seen_at]
-            if stop.is_set() and not waiting:
+            if probes_done.is_set() and not waiting:
                 return
             if waiting:
                 values = await counters.hmget(rc.BY_BAND, waiting)
@@ -94,6 +95,7 @@ async def _run(http_url: str, topic: str, redis_db: int, rate: float, warmup_s: 
                                          concurrency=64, warmup_s=warmup_s, duration_s=duration_s, rate=rate)
     stop.set()
     await probe_task
+    probes_done.set()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(poll_task, drain_timeout_s)
     poll_task.cancel()

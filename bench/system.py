@@ -33,24 +33,35 @@ TICK_S = 0.5
 class LagBound:
     """Steers a Pacer: raise the rate while the lag is small, cut it when the pool falls behind.
 
+    Rates here are votes/s; the Pacer paces requests of `votes_per_request` votes (1000 a batch).
     `decide` is pure (unit-tested); `run` is the loadgen Monitor that samples and applies it.
     """
 
     pacer: loadgen.Pacer
     min_rate: float
+    votes_per_request: int = 1
     max_lag_s: float = 2.0  # lag allowed: this many seconds of the pool's current rate
     min_lag: float = 1000.0  # ... but never less than this (the pool counts in chunks)
-    step_up: float = 1.15
+    step_up: float = 1.25
     step_down: float = 0.85
-    smoothing: float = 0.3
+    rate_window_ticks: int = 4  # the pool's rate: over the last 2 s (it counts in chunks)
     steer: bool = True  # False: only sample (a closed-loop run)
-    persisted_rate: float | None = None
     samples: list[tuple[float, int, int, float]] = field(default_factory=list)
 
+    @property
+    def rate(self) -> float:
+        """The offered rate in votes/s (closed loop: the minimum, for the record)."""
+        return (self.pacer.rate or 0.0) * self.votes_per_request or self.min_rate
+
+    def set_rate(self, votes_per_s: float) -> None:
+        self.pacer.set_rate(votes_per_s / self.votes_per_request)
+
     def decide(self, rate: float, lag: float, sent_rate: float, persisted_rate: float) -> float:
-        """The next offered rate, from the current one, the lag, and the last tick's rates."""
+        """The next offered rate (votes/s), from the current one, the lag, and the recent rates."""
         if lag > max(self.min_lag, self.max_lag_s * persisted_rate):
-            return max(self.min_rate, min(rate, persisted_rate) * self.step_down)
+            # Behind, so the pool is busy: what it persists is what it can. Offer less than that,
+            # but never cut by more than half in one tick (a pause of the pool is not its rate).
+            return max(self.min_rate, rate * 0.5, min(rate * self.step_down, persisted_rate * 0.9))
         if sent_rate >= 0.85 * rate:  # the pacer is what limits: offer more
             return rate * self.step_up
         # The servers are what limits (closed loop at the concurrency): stay near what they take.
@@ -58,22 +69,20 @@ class LagBound:
 
     async def run(self, counted: Any, counted_before: int, result: loadgen.LoadResult,
                   _window: loadgen.Window) -> None:
-        last_t, last_accepted, last_counted = time.monotonic(), 0, 0
+        last_t, last_accepted = time.monotonic(), 0
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
             total = int(await counted.get(rc.TOTAL) or 0) - counted_before
             accepted = result.accepted_votes
-            dt = max(1e-6, now - last_t)
-            sent_rate = (accepted - last_accepted) / dt
-            tick_persisted = (total - last_counted) / dt
-            self.persisted_rate = (tick_persisted if self.persisted_rate is None else
-                                   self.smoothing * tick_persisted + (1 - self.smoothing) * self.persisted_rate)
-            rate = self.pacer.rate or self.min_rate
+            sent_rate = (accepted - last_accepted) / max(1e-6, now - last_t)
+            rate = self.rate
             self.samples.append((now, accepted, total, rate))
+            first = self.samples[max(0, len(self.samples) - 1 - self.rate_window_ticks)]
+            persisted_rate = (total - first[2]) / max(TICK_S, now - first[0])
             if self.steer:
-                self.pacer.set_rate(self.decide(rate, accepted - total, sent_rate, self.persisted_rate))
-            last_t, last_accepted, last_counted = now, accepted, total
+                self.set_rate(self.decide(rate, accepted - total, sent_rate, persisted_rate))
+            last_t, last_accepted = now, accepted
 
 
 def _at(samples: list[tuple[float, int, int, float]], t: float, index: int) -> float:
@@ -99,8 +108,11 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
     counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
     counted_before = int(counters.get(rc.TOTAL) or 0)
     records_before = topic_records(topic)
-    pacer = loadgen.Pacer(start_rate if controlled else None, max_backlog_s=0.2)
-    bound = LagBound(pacer, min_rate=min_rate, min_lag=max(1000.0, 2 * min_rate), steer=controlled)
+    source = loadgen.Bodies(kind, run_tag) if protocol == "http" else loadgen.GrpcMessages(kind, run_tag)
+    pacer = loadgen.Pacer(start_rate / source.votes if controlled else None, max_backlog_s=0.2)
+    # The lag never allowed below 5 requests' worth: batches arrive and are counted 1000 at a time.
+    bound = LagBound(pacer, min_rate=min_rate, votes_per_request=source.votes,
+                     min_lag=max(1000.0, 5.0 * source.votes), steer=controlled)
 
     async def load() -> loadgen.LoadResult:
         live = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
@@ -109,14 +121,14 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
             await bound.run(live, counted_before, result, window)
 
         try:
-            if protocol == "http":
+            if isinstance(source, loadgen.Bodies):
                 assert http is not None
                 path = "/votes/batch" if kind == "batch" else "/votes"
-                return await loadgen.http_load(http[0], http[1], path, loadgen.Bodies(kind, run_tag),
+                return await loadgen.http_load(http[0], http[1], path, source,
                                                concurrency=concurrency, warmup_s=warmup_s,
                                                duration_s=duration_s, pacer=pacer, monitor=monitor)
             assert grpc_target is not None
-            return await loadgen.grpc_load(grpc_target, loadgen.GrpcMessages(kind, run_tag),
+            return await loadgen.grpc_load(grpc_target, source,
                                            concurrency=concurrency, warmup_s=warmup_s, duration_s=duration_s,
                                            pacer=pacer, monitor=monitor)
         finally:
@@ -147,7 +159,7 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
         "votes_per_s": round(min(accepted_per_s, persisted_per_s), 1),
         "accepted_per_s": round(accepted_per_s, 1),
         "persisted_per_s": round(persisted_per_s, 1),
-        "offered_rate_end": round(pacer.rate, 1) if pacer.rate else None,
+        "offered_rate_end": round(bound.rate, 1) if controlled else None,
         "lag_at_end": lag_at_end,
         "drain_s": round(drained_at - stopped, 2) if reached >= records else None,
         "kafka_records": records, "counted": counted, "concurrency": concurrency,

@@ -13,12 +13,14 @@ def bound() -> LagBound:
 
 
 def test_a_small_lag_and_a_pacer_limited_load_raise_the_rate() -> None:
-    assert bound().decide(rate=1000.0, lag=200.0, sent_rate=990.0, persisted_rate=1000.0) == pytest.approx(1150.0)
+    assert bound().decide(rate=1000.0, lag=200.0, sent_rate=990.0, persisted_rate=1000.0) == pytest.approx(1250.0)
 
 
 def test_a_lag_past_two_seconds_of_the_pool_cuts_to_under_what_it_persists() -> None:
-    # 2 s x 800/s = 1,600 allowed; 5,000 behind: offer 85% of the 800/s the pool persists.
-    assert bound().decide(rate=1500.0, lag=5000.0, sent_rate=1500.0, persisted_rate=800.0) == pytest.approx(680.0)
+    # 2 s x 800/s = 1,600 allowed; 5,000 behind: offer 90% of the 800/s the pool persists...
+    assert bound().decide(rate=1000.0, lag=5000.0, sent_rate=1000.0, persisted_rate=800.0) == pytest.approx(720.0)
+    # ... but never less than half the current rate in one step (the pool may only have paused).
+    assert bound().decide(rate=1500.0, lag=5000.0, sent_rate=1500.0, persisted_rate=100.0) == pytest.approx(750.0)
 
 
 def test_never_below_the_minimum_rate() -> None:
@@ -43,3 +45,10 @@ def test_samples_are_interpolated_at_the_window_edges() -> None:
     assert _at(samples, 11.5, 1) == pytest.approx(200.0)
     assert _at(samples, 5.0, 2) == 0.0 and _at(samples, 20.0, 2) == 250.0
     assert _at([], 1.0, 2) == 0.0
+
+
+def test_batch_rates_are_votes_and_the_pacer_paces_requests() -> None:
+    batches = LagBound(Pacer(None), min_rate=1000.0, votes_per_request=1000)
+    batches.set_rate(5000.0)
+    assert batches.pacer.rate == pytest.approx(5.0)
+    assert batches.rate == pytest.approx(5000.0)
