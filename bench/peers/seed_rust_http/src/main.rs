@@ -200,8 +200,12 @@ fn vote_id(value: &Value) -> Result<Option<String>, Invalid> {
 type Invalid = (&'static str, String);
 
 /// The field's value when valid; otherwise its error is pushed to `found`.
-fn check<T>(found: &mut Vec<FieldError>, loc: &[Value], field: &str, result: Result<T, Invalid>)
-    -> Option<T> {
+fn check<T>(
+    found: &mut Vec<FieldError>,
+    loc: &[Value],
+    field: &str,
+    result: Result<T, Invalid>,
+) -> Option<T> {
     result.map_err(|(kind, msg)| found.push(FieldError { loc: at(loc, field), msg, kind })).ok()
 }
 
@@ -218,10 +222,8 @@ fn validate_vote(value: &Value, loc: &[Value], errors: &mut Vec<FieldError>) -> 
     let required = |name: &str| fields.get(name).ok_or(("missing", "Field required".to_string()));
     let name = check(&mut found, loc, "name", required("name").and_then(text));
     let album = check(&mut found, loc, "album", required("album").and_then(text));
-    let year = check(&mut found, loc, "year",
-                     required("year").and_then(|v| whole_number(v, YEAR_RANGE)));
-    let rank = check(&mut found, loc, "rank",
-                     required("rank").and_then(|v| whole_number(v, RANK_RANGE)));
+    let year = check(&mut found, loc, "year", required("year").and_then(|v| whole_number(v, YEAR_RANGE)));
+    let rank = check(&mut found, loc, "rank", required("rank").and_then(|v| whole_number(v, RANK_RANGE)));
     let id = check(&mut found, loc, "vote_id", fields.get("vote_id").map_or(Ok(None), vote_id));
     for key in fields.keys().filter(|key| !VOTE_FIELDS.contains(&key.as_str())) {
         let msg = "Extra inputs are not permitted".into();
@@ -285,7 +287,11 @@ fn validate_batch(body: &Value, errors: &mut Vec<FieldError>) -> Vec<Vote> {
             validate_vote(item, &loc, errors)
         })
         .collect();
-    if errors.is_empty() { votes } else { Vec::new() }
+    if errors.is_empty() {
+        votes
+    } else {
+        Vec::new()
+    }
 }
 
 // ---- the Kafka record (serve_app/domain/votes.py: encode_record) -----------------------------
@@ -329,8 +335,7 @@ fn format_timestamp(now: SystemTime) -> String {
     let (days, second_of_day) = ((since.as_secs() / 86_400) as i64, since.as_secs() % 86_400);
     let (year, month, day) = civil_from_days(days);
     let (hour, minute, second) = (second_of_day / 3600, second_of_day / 60 % 60, second_of_day % 60);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z",
-            since.subsec_millis())
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z", since.subsec_millis())
 }
 
 /// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`, which
@@ -375,10 +380,9 @@ fn new_producer(bootstrap: &str) -> Result<FutureProducer, KafkaError> {
 
 /// Fail fast at start: the cluster must answer a metadata request for our topic.
 fn check_kafka(producer: &FutureProducer, topic: &str, bootstrap: &str) -> Result<(), String> {
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(topic), STARTUP_METADATA_TIMEOUT)
-        .map_err(|e| format!("Kafka at {bootstrap} did not answer within {STARTUP_METADATA_TIMEOUT:?}: {e}"))?;
+    let metadata = producer.client().fetch_metadata(Some(topic), STARTUP_METADATA_TIMEOUT).map_err(|e| {
+        format!("Kafka at {bootstrap} did not answer within {STARTUP_METADATA_TIMEOUT:?}: {e}")
+    })?;
     match metadata.topics().iter().find(|t| t.name() == topic) {
         None => Err(format!("Kafka at {bootstrap} knows no topic {topic:?}")),
         Some(t) => match t.error() {
@@ -448,6 +452,8 @@ fn unavailable(Unavailable(reason): Unavailable) -> Response {
 
 /// The body as JSON, or the answer to give instead: 415 without a JSON Content-Type (as
 /// serve_app/ingress/limits.py), 422 when it does not parse.
+// The error is the answer itself: large, but built only for a rejected request.
+#[allow(clippy::result_large_err)]
 fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Response> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -458,7 +464,8 @@ fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Response> {
         return Err(detail(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason));
     }
     serde_json::from_slice(body).map_err(|e| {
-        let error = json!({"loc": ["body"], "msg": format!("JSON decode error: {e}"), "type": "json_invalid"});
+        let error =
+            json!({"loc": ["body"], "msg": format!("JSON decode error: {e}"), "type": "json_invalid"});
         detail(StatusCode::UNPROCESSABLE_ENTITY, [error])
     })
 }
@@ -568,5 +575,79 @@ fn main() {
     // Deliver what is still queued (bounded), as VoteProducer.close() does.
     if app.producer.flush(Duration::from_secs(5)).is_err() {
         eprintln!("seed_rust_http: closed with {} undelivered records", app.producer.in_flight_count());
+    }
+}
+
+// Run with `cargo test --release --locked` (reuses the release build of librdkafka). The byte-for-byte
+// check against Python's encode_record is manual: README.md.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vote_errors(body: Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        validate_vote(&body, &[Value::from("body")], &mut errors);
+        errors.iter().map(|e| format!("{}:{}", e.loc.last().unwrap(), e.kind)).collect()
+    }
+
+    #[test]
+    fn timestamps_are_utc_milliseconds_with_z() {
+        let at = |ms: u64| format_timestamp(UNIX_EPOCH + Duration::from_millis(ms));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        // Truncated, not rounded, as Python's isoformat(timespec="milliseconds").
+        assert_eq!(format_timestamp(UNIX_EPOCH + Duration::from_micros(1_999)), "1970-01-01T00:00:00.001Z");
+    }
+
+    #[test]
+    fn a_vote_of_strings_becomes_the_record_of_encode_record() {
+        let body = json!({"name": " Malacates Trebol Shop ", "album": "Pan", "year": "2012", "rank": "1",
+                          "vote_id": "v-1"});
+        let vote = validate_vote(&body, &[], &mut Vec::new()).unwrap();
+        let record = encode(vote, "2026-01-02T03:04:05.006Z");
+        let expected = concat!(
+            r#"{"vote_id":"v-1","name":"Malacates Trebol Shop","album":"Pan","year":2012,"rank":1,"#,
+            r#""received_at":"2026-01-02T03:04:05.006Z","source":"http"}"#
+        );
+        assert_eq!(String::from_utf8(record.value).unwrap(), expected);
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let body = json!({"name": "\u{1c} \u{1f}", "album": "a\u{7}", "year": true, "rank": "0",
+                          "vote_id": "_x", "other": 1});
+        assert_eq!(
+            vote_errors(body),
+            [
+                "\"name\":string_empty",
+                "\"album\":control_character",
+                "\"year\":int_type",
+                "\"rank\":greater_than_equal",
+                "\"vote_id\":vote_id_format",
+                "\"other\":extra_forbidden"
+            ]
+        );
+        assert_eq!(
+            vote_errors(json!({"name": "n", "album": "a", "year": 2012.0, "rank": 101})),
+            ["\"year\":int_type", "\"rank\":less_than_equal"]
+        );
+        assert_eq!(
+            vote_errors(json!({"name": "n", "album": "a", "year": "1234567890", "rank": 1})),
+            ["\"year\":int_type"]
+        );
+        assert!(vote_errors(
+            json!({"name": "n", "album": "a", "year": 1900, "rank": " 100 ", "vote_id": null})
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_batch_with_one_bad_vote_is_refused_whole() {
+        let good = json!({"name": "n", "album": "a", "year": 2000, "rank": 1});
+        let mut errors = Vec::new();
+        let votes = validate_batch(&json!({"votes": [good, {"name": "n"}]}), &mut errors);
+        assert!(votes.is_empty());
+        assert_eq!(errors[0].loc, [json!("body"), json!("votes"), json!(1), json!("album")]);
     }
 }
