@@ -54,7 +54,6 @@ from bench.common import (
     drop_mongo_database,
     log,
     stack_pids,
-    topic_records,
 )
 from bench.run import machine_info, replica_counts, summarize_runs
 from bench.scale_load import LoadFleet, LoadSpec, concurrency_per_process, loadgen_processes
@@ -348,6 +347,7 @@ class ScaleBench:
         self.names = RunNames("scale")
         self.topics: list[str] = []
         self.mongo_databases: list[str] = []
+        self.groups: list[str] = []
         self.ingest_points: list[dict[str, Any]] = []
         self.persist_points: list[dict[str, Any]] = []
         self.ingress_num_cpus: dict[int, float] = {}
@@ -505,7 +505,7 @@ class ScaleBench:
                         grpc_target=instance.grpc_target, concurrency=per_process,
                         warmup_s=plan.warmup_s, duration_s=plan.duration_s,
                         tag=f"{self.names.run_id}{series[0]}{time.monotonic_ns() % 10**8}")
-        records_before = topic_records(topic)
+        ends_before = partition_ends(topic)
         with LoadFleet(spec, plan.loadgen_processes) as fleet:
             fleet.prepare()
             pids = {pid: part for part, pid in stack_pids().items() if pid}
@@ -516,16 +516,20 @@ class ScaleBench:
             time.sleep(max(0.0, go + plan.warmup_s + plan.duration_s - time.monotonic()))
             cpu_s = meter.stop()
             result = fleet.collect()
-        records = topic_records(topic) - records_before
-        summary = result.summary()
+        ends_after = partition_ends(topic)
+        records = sum(ends_after.values()) - sum(ends_before.values())
         accepted = result.accepted_votes
-        return summary | {
+        text = f"accepted {accepted} == records in Kafka {records}"
+        if records != accepted:  # say whether the extra records repeat vote_ids (retried requests)
+            read, distinct = distinct_keys(topic, ends_before, ends_after)
+            text += f" (of the {read} read, {distinct} distinct vote_ids)"
+        return result.summary() | {
             "concurrency_total": per_process * plan.loadgen_processes,
             "concurrency_per_process": per_process,
             "loadgen_processes": plan.loadgen_processes,
             "kafka_records": records,
             "reconciled": records == accepted and not result.error_count,
-            "reconciliation": f"accepted {accepted} == records in Kafka {records}",
+            "reconciliation": text,
             "wall_s": round(meter.wall_s, 2),
             "cpu_share": cpu_shares(cpu_s, meter.wall_s, self.cores),
             # CPU per vote over the same window as the votes (summarize_runs reads it).
@@ -549,10 +553,11 @@ class ScaleBench:
                 run_id = time.monotonic_ns() % 10**8
                 database = self.names.mongo_database_for(f"persist_{c}_{run_id}")
                 self.mongo_databases.append(database)  # persist_run drops it; this is a backstop
+                group = self.names.group_for(f"persist-{c}-{run_id}")
+                self.groups.append(group)
                 with MachineSampler() as sampler:
                     called = time.monotonic()
-                    result = persist_run(topic, self.names.group_for(f"persist-{c}-{run_id}"), database,
-                                         self.args.redis_db, records, c, timeout)
+                    result = persist_run(topic, group, database, self.args.redis_db, records, c, timeout)
                 return result | self.persist_cpu(result, sampler, called)
 
             name = f"persist_x{consumers}"
@@ -595,8 +600,9 @@ class ScaleBench:
                     log(f"{what}: FAILED: {type(exc).__name__}: {exc}")
                     failures.append(f"{what}: {type(exc).__name__}: {exc}")
         finally:
-            log("cleaning up: topics, MongoDB databases, Redis keys")
+            log("cleaning up: topics, consumer groups, MongoDB databases, Redis keys")
             delete_topics(self.topics)
+            delete_groups(self.groups)
             self.clear_redis_db()
             for database in self.mongo_databases:
                 drop_mongo_database(database, timeout_s=60)
@@ -620,6 +626,62 @@ class ScaleBench:
             + (f"; NOT clean: {', '.join(unclean)}" if unclean else "")
             + (f"; failed: {'; '.join(failures)}" if failures else ""))
         return 1 if unclean or failures else 0
+
+
+def partition_ends(topic: str) -> dict[int, int]:
+    """Each partition's high watermark: the offset its next record gets."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"scale-ends-{os.getpid()}",
+                         "enable.auto.commit": False})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                for p in partitions}
+    finally:
+        consumer.close()
+
+
+def distinct_keys(topic: str, start: dict[int, int], end: dict[int, int],
+                  timeout_s: float = 60.0) -> tuple[int, int]:
+    """Records read between two sets of partition ends, and how many distinct keys (vote_ids)
+    they carry: fewer keys than records means some vote was written twice. Bounded in time."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
+    if not wanted:
+        return 0, 0
+    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"scale-keys-{os.getpid()}",
+                         "enable.auto.commit": False})
+    keys: set[bytes] = set()
+    read = 0
+    try:
+        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in wanted])
+        deadline = time.monotonic() + timeout_s
+        while wanted and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is not None or message.partition() not in wanted:
+                    continue
+                if message.offset() < wanted[message.partition()]:
+                    read += 1
+                    keys.add(message.key() or b"")
+                if message.offset() + 1 >= wanted[message.partition()]:
+                    wanted.pop(message.partition())
+    finally:
+        consumer.close()
+    return read, len(keys)
+
+
+def delete_groups(groups: list[str]) -> None:
+    """Delete our consumer groups, best effort (their consumers have stopped)."""
+    if not groups:
+        return
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": KAFKA})
+    for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)
 
 
 def describe(result: dict[str, Any]) -> str:
