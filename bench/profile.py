@@ -50,6 +50,8 @@ class Folded:
     samples: int = 0
     own: Counter[str] = field(default_factory=Counter)
     layers: Counter[str] = field(default_factory=Counter)
+    # Samples with the function anywhere on the stack (counted once per sample), by (name, file).
+    inclusive: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         if not self.samples:
@@ -60,6 +62,14 @@ class Folded:
                         for name, n in self.own.most_common(top)],
             "layers": {name: round(n / self.samples, 3) for name, n in self.layers.most_common()},
         }
+
+    def inclusive_summary(self, file_part: str, top: int = 15) -> list[dict[str, Any]]:
+        """The functions in files whose path contains `file_part`, by inclusive time."""
+        if not self.samples:
+            return []
+        rows = [(key, n) for key, n in self.inclusive.most_common() if file_part in key[1]]
+        return [{"function": f"{name} ({_short_file(file)})", "share": round(n / self.samples, 3)}
+                for (name, file), n in rows[:top]]
 
 
 def _short_file(path: str) -> str:
@@ -90,6 +100,8 @@ def fold(lines: Iterable[str]) -> Folded:
         folded.samples += count
         leaf = frames[-1]
         folded.own[f"{leaf['function']} ({_short_file(leaf['file'])})"] += count
+        for key in {(frame["function"], frame["file"]) for frame in frames}:
+            folded.inclusive[key] += count
         # The innermost frame outside the event loop machinery says whose work this is.
         layer = "asyncio / uvloop (the event loop)"
         for frame in reversed(frames):

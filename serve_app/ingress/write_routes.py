@@ -1,20 +1,24 @@
 """The HTTP write routes: POST /votes, /votes/batch and the /insert aliases, with their answers.
 
-A vote's path over HTTP: body -> `BodyLimits` (serve_app/ingress/limits.py) -> `Vote` (validation)
--> `accept()` -> `WriteSide.send()` (awaits Kafka's ack) -> 202. The routes reach the replica's
-`WriteSide` through the `write_side` dependency; `build_http_api` puts it in `app.state`.
+A vote's path over HTTP: body -> `BodyLimits` (serve_app/ingress/limits.py) -> token check ->
+`Vote` (validation) -> `accept()` -> `WriteSide.send()` (awaits Kafka's ack) -> 202. The routes
+reach the replica's `WriteSide` through the `write_side` dependency; `build_http_api` puts it in
+`app.state`. FastAPI documents the routes from their declarations; `WriteRoute` serves them
+without FastAPI's per-request machinery (docs/decisions/0013-ingress-hot-path.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 
 from serve_app.domain.votes import Vote, VoteBatch, VoteRecord, accept
 from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable
@@ -31,6 +35,9 @@ class Accepted(BaseModel):
 class BatchAccepted(BaseModel):
     accepted: int
     vote_ids: list[str]
+
+
+BodyModel = TypeVar("BodyModel", bound=BaseModel)
 
 
 class WriteRejected(Exception):
@@ -109,10 +116,59 @@ WriteSideDep = Annotated[WriteSide, Depends(write_side)]
 
 
 async def _write_access(request: Request, authorization: str | None = Header(default=None)) -> None:
-    """Dependency of the write routes. FastAPI runs it before it validates the body, so a
-    client without the token gets 401 whatever it sent (never a 422 that describes its body)."""
+    """Dependency of the write routes, checked before the body is parsed: a client without the
+    token gets 401 whatever it sent (never a 422 that describes its body)."""
     if not write_side(request).token_ok(authorization):
         raise WriteRejected(401, "unauthorized", "missing or invalid bearer token")
+
+
+def parse_body(body: bytes, model: type[BodyModel]) -> BodyModel:
+    """A JSON body as FastAPI parses and validates a body parameter of type `model`: the same
+    answers (422 with FastAPI's errors, located under "body"; 400 when it cannot be parsed)."""
+    if not body:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
+                                       "msg": "JSON decode error", "input": {},
+                                       "ctx": {"error": exc.msg}}]) from None
+    except (RecursionError, ValueError):  # nested too deep, a 5000-digit number, not UTF-8/16/32
+        raise HTTPException(400, "There was an error parsing the body") from None
+    try:
+        return model.model_validate(value, from_attributes=True)
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
+                                      for error in exc.errors(include_url=False)]) from None
+
+
+WriteEndpoint = Callable[[Any, WriteSide], Awaitable[BaseModel]]
+
+
+class WriteRoute(APIRoute):
+    """A write route, `async def endpoint(body: Model, writes: WriteSideDep) -> Answer`.
+
+    FastAPI builds the OpenAPI operation from the declaration as for any route (body model,
+    the token header of `_write_access`, answers), but a request runs `_write_access`, the body
+    parse and the endpoint directly, without FastAPI's dependency solving, which cost a thread
+    hop (write_side is sync) and ~120 µs per vote: docs/decisions/0013-ingress-hot-path.md.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        assert self.body_field is not None and self.status_code is not None
+        model: type[BaseModel] = self.body_field.field_info.annotation
+        endpoint: WriteEndpoint = self.endpoint
+        status_code = self.status_code
+
+        async def handle(request: Request) -> Response:
+            await _write_access(request, request.headers.get("authorization"))
+            body = parse_body(await request.body(), model)
+            answer = await endpoint(body, write_side(request))
+            return Response(answer.model_dump_json(), status_code=status_code,
+                            media_type="application/json")
+
+        return handle
 
 
 async def _send_http(writes: WriteSide, records: Sequence[VoteRecord]) -> None:
@@ -146,7 +202,7 @@ _COMPATIBILITY_ROUTE: dict[str, Any] = _WRITE_ROUTE | {
                    "original contest's traffic generator, which posts to these paths.",
 }
 
-write_routes = APIRouter()
+write_routes = APIRouter(route_class=WriteRoute)
 
 
 @write_routes.post("/votes", **_WRITE_ROUTE)

@@ -29,3 +29,11 @@ def test_the_report_section_names_scenario_and_process() -> None:
                 "profile": {"serve_ingress_replica": fold(RAW).summary()}}
     text = "\n".join(markdown([scenario, {"name": "kafka_producer_raw"}]))
     assert "serve_http_single[haproxy], serve_ingress_replica" in text and "pydantic 60%" in text
+
+
+def test_inclusive_time_counts_a_function_once_per_sample() -> None:
+    folded = fold(RAW)
+    ours = folded.inclusive_summary("serve_app/")
+    assert ours == [{"function": "cast (serve_app/ingest.py)", "share": 0.6},
+                    {"function": "send (serve_app/producer.py)", "share": 0.3}]
+    assert folded.inclusive_summary("asyncio/") == [{"function": "_run (asyncio/events.py)", "share": 1.0}]
