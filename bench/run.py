@@ -305,6 +305,10 @@ def estimate_s(plan: Plan, chosen: Collection[str], modes: Collection[str]) -> f
     return total
 
 
+def duration_text(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 # ---- the run ---------------------------------------------------------------------------------
 
 
@@ -341,8 +345,7 @@ class Bench:
                 raise SystemExit(f"{name} is not answering on 127.0.0.1:{port}: run `make stack-up`")
 
     def progress(self) -> str:
-        elapsed = time.monotonic() - self.started
-        return f"{elapsed / 60:.1f} of ~{self.expected_s / 60:.0f} min"
+        return f"{duration_text(time.monotonic() - self.started)} of ~{duration_text(self.expected_s)}"
 
     def repeat(self, name: str, run: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
         """Run the repeats of a scenario; a repeat during which a stack part restarted (another
@@ -803,7 +806,7 @@ class Bench:
         self.check_stack()
         self.expected_s = estimate_s(self.plan, chosen, modes)
         log(f"run {self.names.run_id}: {', '.join(chosen)}; Serve modes {', '.join(modes)}; plan {self.plan}")
-        log(f"expected duration: ~{self.expected_s / 60:.0f} min"
+        log(f"expected duration: ~{duration_text(self.expected_s)}"
             + (" (plus the seed peers' first build, if not built yet)" if "seed" in {group_of(n) for n in chosen}
                else ""))
         load_before = os.getloadavg()
@@ -834,7 +837,7 @@ class Bench:
         write_reports(data, self.args.out, chart=not self.args.no_chart)
         failed = [s["name"] for s in self.scenarios
                   if not s.get("skipped") and (not s.get("reconciled") or s.get("errors"))]
-        log(f"done in {(time.monotonic() - self.started) / 60:.1f} min (expected ~{self.expected_s / 60:.0f}); "
+        log(f"done in {duration_text(time.monotonic() - self.started)} (expected ~{duration_text(self.expected_s)}); "
             f"wrote {self.args.out}/latest.*"
             + (f"; NOT reconciled or with errors: {', '.join(failed)}" if failed else ""))
         return 1 if failed else 0

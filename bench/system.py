@@ -3,9 +3,10 @@
 One repeat: votes go in through the full app (`make run`'s build, pool running) for a warm-up and
 a sustained window, then the load stops and the pool drains. The load is lag-bounded: a
 controller (`LagBound`) steers the offered rate every 0.5 s from the pool's lag, i.e. votes
-accepted (acked by Kafka) minus votes counted in Redis. While the lag stays under what the pool
-clears in `max_lag_s` seconds it raises the rate; past that it drops the rate to just under the
-rate the pool persists. The warm-up is where it finds that rate; the window measures it.
+accepted (acked by Kafka) minus votes counted in Redis: it offers what the pool persisted over
+the last 2 s, corrected for the lag off its target (1 s of the pool's work), so the lag settles
+where the pool clears it in about a second. Below the target it raises the rate (at most 25% a
+tick). The warm-up is where it finds that rate; the window measures it.
 
 Reported per repeat: votes/s accepted and votes/s persisted in the window (the sustained rate is
 the lower of the two), the lag when the load stops, the time the pool then takes to count every
@@ -40,11 +41,11 @@ class LagBound:
     pacer: loadgen.Pacer
     min_rate: float
     votes_per_request: int = 1
-    max_lag_s: float = 2.0  # lag allowed: this many seconds of the pool's current rate
-    min_lag: float = 1000.0  # ... but never less than this (the pool counts in chunks)
-    step_up: float = 1.25
-    step_down: float = 0.85
-    rate_window_ticks: int = 4  # the pool's rate: over the last 2 s (it counts in chunks)
+    target_lag_s: float = 1.0  # the lag aimed at: this many seconds of the pool's rate...
+    min_lag: float = 200.0  # ... but never less than this (the pool counts in chunks)
+    correction_s: float = 4.0  # a lag off target is corrected over this long
+    step_up: float = 1.25  # the most the rate grows in one tick
+    rate_window_ticks: int = 4  # the pool's rate: over the last 2 s
     steer: bool = True  # False: only sample (a closed-loop run)
     samples: list[tuple[float, int, int, float]] = field(default_factory=list)
 
@@ -57,19 +58,20 @@ class LagBound:
         self.pacer.set_rate(votes_per_s / self.votes_per_request)
 
     def decide(self, rate: float, lag: float, sent_rate: float, persisted_rate: float) -> float:
-        """The next offered rate (votes/s), from the current one, the lag, and the recent rates."""
-        if lag > max(self.min_lag, self.max_lag_s * persisted_rate):
-            # Behind, so the pool is busy: what it persists is what it can. Offer less than that,
-            # but never cut by more than half in one tick (a pause of the pool is not its rate).
-            return max(self.min_rate, rate * 0.5, min(rate * self.step_down, persisted_rate * 0.9))
-        if sent_rate >= 0.85 * rate:  # the pacer is what limits: offer more
-            return rate * self.step_up
-        # The servers are what limits (closed loop at the concurrency): stay near what they take.
-        return max(self.min_rate, min(rate, sent_rate * 1.5))
+        """The next offered rate (votes/s): what the pool persists, minus the lag above target
+        spread over `correction_s` (plus, when below). Bounded: at most `step_up` times the
+        current rate (1.5 times what the servers took, when they are what limits), at least
+        half of it (a pause of the pool is not its rate), never under `min_rate`."""
+        target = max(self.min_lag, self.target_lag_s * persisted_rate)
+        wanted = persisted_rate - (lag - target) / self.correction_s
+        server_limited = sent_rate < 0.85 * rate
+        ceiling = max(self.min_rate, sent_rate * 1.5) if server_limited else rate * self.step_up
+        return max(self.min_rate, rate * 0.5, min(wanted, ceiling))
 
     async def run(self, counted: Any, counted_before: int, result: loadgen.LoadResult,
                   _window: loadgen.Window) -> None:
         last_t, last_accepted = time.monotonic(), 0
+        self.samples.append((last_t, 0, 0, self.rate))  # the start: nothing sent, nothing counted
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
@@ -110,9 +112,9 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
     records_before = topic_records(topic)
     source = loadgen.Bodies(kind, run_tag) if protocol == "http" else loadgen.GrpcMessages(kind, run_tag)
     pacer = loadgen.Pacer(start_rate / source.votes if controlled else None, max_backlog_s=0.2)
-    # The lag never allowed below 5 requests' worth: batches arrive and are counted 1000 at a time.
+    # A lag target of at least 5 requests' worth: batches arrive and are counted 1000 at a time.
     bound = LagBound(pacer, min_rate=min_rate, votes_per_request=source.votes,
-                     min_lag=max(1000.0, 5.0 * source.votes), steer=controlled)
+                     min_lag=max(200.0, 5.0 * source.votes), steer=controlled)
 
     async def load() -> loadgen.LoadResult:
         live = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 import yaml
 
 from bench.common import ROOT
 from bench.run import (
     GROUPS,
+    Bench,
+    duration_text,
     estimate_s,
     group_of,
     make_plan,
@@ -98,3 +104,26 @@ def test_summaries_take_medians_and_cpu_per_vote() -> None:
     assert (summary["drain_s"], summary["drain_s_max"]) == (2.0, 3.0)
     assert summary["cpu_us_per_vote"] == {"peer": 500.0}
     assert summary["reconciled"] and summary["repeats"] == 3
+
+
+def test_merge_replaces_namesakes_and_stale_failures(tmp_path: Path) -> None:
+    previous = {"scenarios": [{"name": "plain_http_peer", "votes_per_s": 1.0},
+                              {"name": "serve_noop_http[haproxy]", "votes_per_s": 2.0},
+                              {"name": "noop[haproxy] (failed)", "votes_per_s": None},
+                              {"name": "persist_x1", "votes_per_s": 3.0}],
+                "machine": {"when": "earlier"}, "config": {"plan": {"repeats": 3}, "serve_modes": ["haproxy"]}}
+    (tmp_path / "latest.json").write_text(json.dumps(previous))
+    bench = Bench(parse_args(["--merge", "--no-profile", "--out", str(tmp_path)]))
+    bench.scenarios = [{"name": "serve_noop_http[haproxy]", "votes_per_s": 20.0}]
+    config: dict[str, Any] = {}
+    machine: dict[str, Any] = {}
+    merged = bench.merged(config, machine)
+    assert [(s["name"], s["votes_per_s"]) for s in merged] == [
+        ("plain_http_peer", 1.0), ("serve_noop_http[haproxy]", 20.0), ("persist_x1", 3.0)]
+    assert config["merged_with"]["kept"] == ["plain_http_peer", "persist_x1"]
+    assert machine["merged_with_run_of"] == "earlier"
+
+
+def test_durations_read_in_seconds_then_minutes() -> None:
+    assert duration_text(45) == "45 s"
+    assert duration_text(1800) == "30.0 min"

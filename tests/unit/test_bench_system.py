@@ -9,18 +9,23 @@ from bench.system import LagBound, _at
 
 
 def bound() -> LagBound:
-    return LagBound(Pacer(1000.0), min_rate=20.0, max_lag_s=2.0, min_lag=1000.0)
+    return LagBound(Pacer(1000.0), min_rate=20.0, target_lag_s=1.0, min_lag=200.0, correction_s=4.0)
 
 
-def test_a_small_lag_and_a_pacer_limited_load_raise_the_rate() -> None:
-    assert bound().decide(rate=1000.0, lag=200.0, sent_rate=990.0, persisted_rate=1000.0) == pytest.approx(1250.0)
+def test_a_small_lag_and_a_pacer_limited_load_raise_the_rate_at_most_25_percent() -> None:
+    # Target 1,000; 100 behind: 1,000 + 900 / 4 s = 1,225/s (under the 25% step).
+    assert bound().decide(rate=1000.0, lag=100.0, sent_rate=990.0, persisted_rate=1000.0) == pytest.approx(1225.0)
+    assert bound().decide(rate=400.0, lag=0.0, sent_rate=400.0, persisted_rate=400.0) == pytest.approx(500.0)
 
 
-def test_a_lag_past_two_seconds_of_the_pool_cuts_to_under_what_it_persists() -> None:
-    # 2 s x 800/s = 1,600 allowed; 5,000 behind: offer 90% of the 800/s the pool persists...
-    assert bound().decide(rate=1000.0, lag=5000.0, sent_rate=1000.0, persisted_rate=800.0) == pytest.approx(720.0)
-    # ... but never less than half the current rate in one step (the pool may only have paused).
-    assert bound().decide(rate=1500.0, lag=5000.0, sent_rate=1500.0, persisted_rate=100.0) == pytest.approx(750.0)
+def test_a_lag_above_target_offers_less_than_the_pool_persists() -> None:
+    # Target 1 s x 800/s = 800; 2,800 behind: 800 - 2,000 / 4 s = 300/s, but at most halved a tick.
+    assert bound().decide(rate=1000.0, lag=2800.0, sent_rate=1000.0, persisted_rate=800.0) == pytest.approx(500.0)
+    assert bound().decide(rate=600.0, lag=1200.0, sent_rate=600.0, persisted_rate=800.0) == pytest.approx(700.0)
+
+
+def test_at_the_target_the_rate_is_what_the_pool_persists() -> None:
+    assert bound().decide(rate=800.0, lag=800.0, sent_rate=800.0, persisted_rate=800.0) == pytest.approx(800.0)
 
 
 def test_never_below_the_minimum_rate() -> None:
@@ -28,8 +33,8 @@ def test_never_below_the_minimum_rate() -> None:
 
 
 def test_a_server_limited_load_is_not_raised_further() -> None:
-    # The servers took 400/s of the 1,000 offered: stay at 1.5 x what they take.
-    assert bound().decide(rate=1000.0, lag=100.0, sent_rate=400.0, persisted_rate=400.0) == pytest.approx(600.0)
+    # The servers took 400/s of the 1,000 offered: at most 1.5 x what they take.
+    assert bound().decide(rate=1000.0, lag=0.0, sent_rate=400.0, persisted_rate=1000.0) == pytest.approx(600.0)
 
 
 def test_pacer_rate_changes_and_a_bounded_backlog() -> None:
