@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -82,8 +83,13 @@ def clear_counters(client: redis.Redis) -> None:
 
 
 def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: int,
-                replicas: int, timeout_s: float) -> dict[str, Any]:
-    """Start `replicas` pool workers on the preloaded topic; time the drain; reconcile."""
+                replicas: int, timeout_s: float, mongo_url: str = MONGO_URL,
+                extra_cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+    """Start `replicas` pool workers on the preloaded topic; time the drain; reconcile.
+
+    `mongo_url`: the vote log on another FerretDB than the stack's (bench.ferretdb_backends);
+    `extra_cpu`: CPU seconds so far of other processes (that FerretDB), measured in the same window.
+    """
     from pymongo import MongoClient
 
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
@@ -94,7 +100,7 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
         "VOTES_KAFKA_DLQ_TOPIC": topic + ".dlq",
         "VOTES_KAFKA_CONSUMER_GROUP": group,
         "VOTES_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "VOTES_MONGO_URL": MONGO_URL,
+        "VOTES_MONGO_URL": mongo_url,
         "VOTES_MONGO_DATABASE": mongo_db,
     }
     workers = [Proc(f"pool-{replicas}-{i}", [PY, "-m", "bench.pool_worker"], env=env)
@@ -104,6 +110,10 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     first_at = first_total = done_at = None
     cpu_first = cpu_done = 0.0
     stack = stack_pids()
+
+    def cpu_now() -> dict[str, float]:
+        return cpu_of(stack) | (extra_cpu() if extra_cpu else {})
+
     stack_first: dict[str, float] = {}
     stack_done: dict[str, float] = {}
     total = 0
@@ -114,10 +124,10 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
             samples.append((now, total))
             if total and first_at is None:
                 first_at, first_total = now, total
-                cpu_first, stack_first = workers_cpu(workers), cpu_of(stack)
+                cpu_first, stack_first = workers_cpu(workers), cpu_now()
             if total >= expected:
                 done_at = now
-                cpu_done, stack_done = workers_cpu(workers), cpu_of(stack)
+                cpu_done, stack_done = workers_cpu(workers), cpu_now()
                 break
             if not all(w.alive() for w in workers):
                 raise RuntimeError("a pool worker died:\n" + "\n".join(w.tail(10) for w in workers))
@@ -125,12 +135,15 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     finally:
         for worker in workers:
             worker.stop(grace_s=15)
-    mongo: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
+    mongo: Any = MongoClient(mongo_url, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
     try:
         stored = mongo[mongo_db]["votes"].count_documents({})
+        if mongo_url != MONGO_URL:
+            mongo.drop_database(mongo_db)
     finally:
         mongo.close()
-    drop_mongo_database(mongo_db)
+    if mongo_url == MONGO_URL:
+        drop_mongo_database(mongo_db)
     counted = int(client.get(rc.TOTAL) or 0)
     clear_counters(client)
     client.close()

@@ -9,6 +9,7 @@ measure the pool at N replicas without a Ray cluster. SIGTERM stops it cleanly.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 
@@ -19,6 +20,7 @@ from serve_app.settings import load_settings
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     loop = build_consume_loop(load_settings())
+    gc.freeze()  # as VotePersister does: docs/decisions/0014-pool-per-vote-cost.md
     signal.signal(signal.SIGTERM, lambda *_: loop.stop())
     signal.signal(signal.SIGINT, lambda *_: loop.stop())
     loop.run()

@@ -62,21 +62,27 @@ class BatchRun:
 
 
 def run_batches(step: Callable[[], int], warmup_s: float, duration_s: float,
-                failures: tuple[type[BaseException], ...]) -> BatchRun:
+                failures: tuple[type[BaseException], ...],
+                extra_cpu: Callable[[], dict[str, float]] | None = None) -> BatchRun:
     """Call `step` (one batch; returns the votes it handled) back to back for warm-up + duration.
 
     A `failures` exception counts as an error and the loop goes on. Only batches that finish
     inside the measured window count towards the rate and the latencies; a latency is one whole
     step, building the batch included (1-3 ms of the ~100 ms a store takes per 1000 votes).
+    `extra_cpu`: CPU seconds so far of processes outside the stack, measured in the same window.
     """
     run = BatchRun()
     stack = stack_pids()
+
+    def cpu_now() -> dict[str, float]:
+        return cpu_of(stack) | (extra_cpu() if extra_cpu else {})
+
     cpu_open: dict[str, float] = {}
     start = time.monotonic()
     opens, closes = start + warmup_s, start + warmup_s + duration_s
     while time.monotonic() < closes:
         if not cpu_open and time.monotonic() >= opens:
-            cpu_open = cpu_of(stack)
+            cpu_open = cpu_now()
         began = time.monotonic()
         try:
             handled = step()
@@ -88,7 +94,7 @@ def run_batches(step: Callable[[], int], warmup_s: float, duration_s: float,
         if opens <= done < closes:
             run.in_window += handled
             run.latencies_ms.append((done - began) * 1000)
-    run.cpu_s = cpu_delta(cpu_open, cpu_of(stack)) if cpu_open else {}
+    run.cpu_s = cpu_delta(cpu_open, cpu_now()) if cpu_open else {}
     return run
 
 
@@ -163,11 +169,17 @@ def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int
 # ---- FerretDB --------------------------------------------------------------------------------
 
 
-def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int = 1000) -> dict[str, Any]:
-    """insert_many of vote documents (the vote log's exact shape), `batch` per call, unordered."""
+def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int = 1000,
+                 mongo_url: str = MONGO_URL,
+                 extra_cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+    """insert_many of vote documents (the vote log's exact shape), `batch` per call, unordered.
+
+    `mongo_url`, `extra_cpu`: another FerretDB than the stack's, and its CPU so far
+    (bench.ferretdb_backends); the database is dropped there.
+    """
     from pymongo import MongoClient
 
-    client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
+    client: Any = MongoClient(mongo_url, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
     collection = client[database]["votes"]
     templates = [vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
                  for i, r in enumerate(vote_records(batch))]
@@ -179,11 +191,14 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
         return len(documents)
 
     try:
-        run = run_batches(insert_batch, warmup_s, duration_s, failures=(Exception,))
+        run = run_batches(insert_batch, warmup_s, duration_s, failures=(Exception,), extra_cpu=extra_cpu)
         stored = collection.count_documents({})
+        if mongo_url != MONGO_URL:
+            client.drop_database(database)
     finally:
         client.close()
-        drop_mongo_database(database)
+        if mongo_url == MONGO_URL:
+            drop_mongo_database(database)
     return run.summary(duration_s) | {
         "accepted": run.handled, "stored": stored, "reconciled": stored == run.handled,
         "reconciliation": f"inserted {run.handled} == documents stored {stored}",
