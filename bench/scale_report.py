@@ -283,7 +283,9 @@ def markdown(data: dict[str, Any]) -> str:
             f"## Where the CPU goes (share of all {cores} cores, measured windows)",
             "",
             ("From /proc: every process of ours by class, `other processes` is the rest of the "
-            "machine (other sessions: noise)."),
+             "machine (other sessions: noise). Kafka, Redis and FerretDB are the local stack, "
+             "shared with whatever else uses it: the ingest-only app never touches Redis or "
+             "FerretDB, so their CPU during ingest is someone else's."),
             "",
             *cpu,
             "",
