@@ -119,6 +119,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     target.add_argument("--port-block", type=int,
                         default=int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39400")),
                         help="first of the 42 ports the instance's direct ingress and HAProxy use")
+    target.add_argument("--fallback-ports", type=int, nargs=2, default=(20034, 20035),
+                        metavar=("HTTP", "GRPC"),
+                        help="ports of Serve's own proxy behind HAProxy (Serve's default 8500 and "
+                             "9500 are shared by every instance on the machine)")
     target.add_argument("--redis-db", type=int, default=9, help="Redis database of our instance")
     target.add_argument("--app-config", type=Path, default=ROOT / "config.yaml",
                         help="with --host: the config whose application args name the topic, "
@@ -189,10 +193,14 @@ class OwnInstance:
             "mongo_database": self.names.mongo_database,
         }
         self.mongo_url = str(base.get("mongo_url", "mongodb://127.0.0.1:27017/"))
-        # mode haproxy + SERVE_ENV = exactly serve_app.serve_env's environment (`make run`).
+        # mode haproxy + SERVE_ENV = exactly serve_app.serve_env's environment (`make run`), plus
+        # fallback proxy ports of our own: with Serve's fixed 8500/9500, other instances' HAProxy
+        # sent their votes to our proxy (docs/decisions/0017-soak-and-panel-check.md).
+        fallback = {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(args.fallback_ports[0]),
+                    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(args.fallback_ports[1])}
         self.serve = serve_instance.ServeInstance(
             args=self.app, mode="haproxy", http_port=args.http_port, grpc_port=args.grpc_port,
-            extra_env=dict(SERVE_ENV))
+            extra_env=dict(SERVE_ENV) | fallback)
         self.topics = [self.names.topic, self.names.dlq_topic]
 
     def start(self) -> Target:

@@ -259,3 +259,25 @@ def test_process_table_lists_each_pid() -> None:
     table = rss.process_table(rows)
     assert "| 7 | kafka | 500.0 | 510.0 |" in table
     assert "| 8 | x | - | 1.0 |" in table
+
+
+def test_own_instance_moves_serves_fallback_proxy_ports() -> None:
+    """Serve's proxy behind HAProxy listens on 8500/9500 unless told otherwise, and every other
+    instance's HAProxy falls back to those ports: ours must not be the one that answers."""
+    import shutil
+
+    from bench import serve_instance
+    from serve_app.serve_env import SERVE_ENV
+
+    block = serve_instance.SERVE_PORT_BLOCK
+    own = soak.OwnInstance(soak.parse_args(["--fallback-ports", "20134", "20135"]))
+    try:
+        env = own.serve.extra_env
+        assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == "20134"
+        assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == "20135"
+        assert all(env[name] == value for name, value in SERVE_ENV.items())
+        assert own.serve.mode == "haproxy"
+        assert own.app["redis_url"].endswith("/9")
+    finally:
+        shutil.rmtree(own.serve.haproxy_dir, ignore_errors=True)
+        serve_instance.SERVE_PORT_BLOCK = block
