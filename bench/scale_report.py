@@ -118,11 +118,17 @@ def _clean(point: dict[str, Any]) -> str:
     return f"**NO** ({point.get('errors', 0)} errors)"
 
 
+def by_series(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points grouped by series (in the order the series first appear), each by size."""
+    order = {series: i for i, series in enumerate(dict.fromkeys(p["series"] for p in points))}
+    return sorted(points, key=lambda p: (order[p["series"]], p["size"]))
+
+
 def ingest_table(points: Sequence[dict[str, Any]]) -> list[str]:
     lines = [("| series | replicas | votes/s (median) | spread (min-max) | efficiency | "
              "cores busy | p99 ms | clean |"),
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: |"]
-    for p in points:
+    for p in by_series(points):
         lines.append(f"| {p['series']} | {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
                      f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | "
                      f"{_num(p.get('p99_ms'), 0)} | {_clean(p)} |")
@@ -139,7 +145,7 @@ def persist_table(points: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def cpu_table(points: Sequence[dict[str, Any]]) -> list[str]:
-    rows = [p for p in points if p.get("cpu_share")]
+    rows = [p for p in by_series(points) if p.get("cpu_share")]
     if not rows:
         return []
     order = list(PART_LABELS)

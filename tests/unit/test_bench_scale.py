@@ -200,6 +200,14 @@ def test_tables_show_rates_spread_efficiency_and_cleanliness() -> None:
     assert persist_table(persist)[2] == "| 1 | 4,000 | - | 1.00 | 50% | yes |"
 
 
+def test_the_ingest_table_groups_each_series_by_size() -> None:
+    measured = [point("http_single", 1, 10.0, 0.5), point("http_batch", 1, 900.0, 0.5),
+                point("http_single", 2, 20.0, 0.5), point("http_batch", 2, 1800.0, 0.5)]
+    rows = [line.split(" | ")[:2] for line in ingest_table(measured)[2:]]
+    assert rows == [["| http_single", "1"], ["| http_single", "2"], ["| http_batch", "1"],
+                    ["| http_batch", "2"]]
+
+
 def test_the_reading_names_where_saturation_starts_and_who_takes_the_cores() -> None:
     points = [point("http_batch", 1, 1000.0, 0.6), point("http_batch", 2, 1500.0, 0.95),
               point("http_batch", 4, 1500.0, 0.97), point("grpc_single", 1, 100.0, 0.3),
