@@ -256,14 +256,17 @@ def markdown(data: dict[str, Any]) -> str:
         out += [
             "## Ingest only: ingress replicas",
             "",
-            (f"`bench.apps:build_ingest_only` (VoteIngress as `make run` builds it, the pool idle) in "
-             f"Serve's {config['serve_mode']} mode (what `make run` ships), a fresh instance per "
-             f"replica count; Ray's num_cpus per replica: {_num_cpus(config['ingress_num_cpus'])} "
-             f"(a reservation only, so that all fit). {config['loadgen_processes']} "
-             f"load-generator process(es) (closed loop; {plan['concurrency_per_replica']} single-vote "
-             f"and {plan['batch_concurrency_per_replica']} batch requests in flight per replica, "
+            (f"`bench.apps:build_ingest_only` (VoteIngress as `make run` builds it, the pool "
+             f"idle) in Serve's {config['serve_mode']} mode with `make run`'s environment "
+             "(HAProxy in front of the replicas' direct ingress; Serve's fallback proxy on ports "
+             "of its own), a fresh instance per replica count; Ray's num_cpus per replica: "
+             f"{_num_cpus(config['ingress_num_cpus'])} (a reservation only, so that all fit). "
+             f"{config['loadgen_processes']} load-generator process(es) (closed loop; "
+             f"{plan['concurrency_per_replica']} single-vote and "
+             f"{plan['batch_concurrency_per_replica']} batch requests in flight per replica, "
              f"split over them). {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
-             f"{plan['duration_s']} s measured; each repeat reconciled: accepted == records in Kafka."),
+             f"{plan['duration_s']} s measured; each repeat reconciled: accepted == records in "
+             "Kafka."),
             "",
             *ingest_table(ingest),
             "",
