@@ -1,13 +1,21 @@
 """The consume loop of one pool replica: poll, process the batch, commit, refresh the lag.
 
     while not stopped:
-        poll a batch (bounded by size and time)
-        -> the processor stores it (or dead-letters its poison) and returns the offsets
-        -> commit them, asynchronously, only after both stores succeeded
+        poll batch N+1 (bounded by size and time; briefly while batch N is being stored)
+        -> the processor prepares it: decodes it, dead-letters its poison
+        -> wait until the vote log has batch N; batch N+1 goes to the vote log on a thread of its
+           own (StoreAhead): the vote log's insert, the pool's longest wait, overlaps with the
+           loop's own work
+        -> batch N: apply it to the counters, commit its offsets (asynchronously, only after both
+           stores succeeded)
         -> every LAG_REFRESH_S: the lag of the owned partitions
-        -> every POSITIONS_COMMIT_S: commit where it stands (repairs a commit lost in a rebalance)
+        -> every POSITIONS_COMMIT_S, with no batch in hand: commit where it stands (repairs a
+           commit lost in a rebalance)
         -> the supervisor replaces the consumer if its group membership is stuck
     finally: close the consumer (leaves the group), flush the dead-letter producer
+
+Batches reach the vote log one at a time and in order, and the counters likewise, each batch's
+store before its count (docs/decisions/0014-pool-per-vote-cost.md).
 
 A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.domain.counting`
 explains why a redelivered record changes nothing.
@@ -25,7 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from serve_app.metrics import PersistMetrics
 from serve_app.pool.dead_letters import KafkaDeadLetters
 from serve_app.pool.ports import ConsumedRecord, Offsets
-from serve_app.pool.processor import BatchProcessor
+from serve_app.pool.processor import BatchProcessor, Prepared, Stored
 from serve_app.pool.stats import PersisterStats
 from serve_app.pool.supervision import ConsumerSupervisor
 
@@ -33,6 +41,8 @@ log = logging.getLogger("ray.serve").getChild(__name__)
 
 BATCH_MAX_RECORDS = 1000
 BATCH_MAX_WAIT_S = 0.1
+# While a batch is being stored, poll only briefly: its count waits for the poll to return.
+BATCH_WAIT_WHILE_STORING_S = 0.01
 LAG_REFRESH_S = 1.0
 # An asynchronous commit can fail in a rebalance that leaves the partition here; nothing new
 # then commits it again and the group's lag stays up for good (seen in the autoscaling scenario:
@@ -59,6 +69,7 @@ class ConsumeLoop:
         self._metrics = metrics or PersistMetrics()
         self._lag_updated_at = 0.0
         self._positions_committed_at = time.monotonic()
+        self._storing: StoreAhead | None = None  # the batch the vote log is storing now
 
     @property
     def stats(self) -> PersisterStats:
@@ -79,20 +90,33 @@ class ConsumeLoop:
 
     def _poll_once(self) -> None:
         consumer = self.supervisor.consumer
-        records = without_errors(consumer.consume(BATCH_MAX_RECORDS, BATCH_MAX_WAIT_S))
-        if records:
-            offsets = self.processor.process(records)
+        wait_s = BATCH_MAX_WAIT_S if self._storing is None else BATCH_WAIT_WHILE_STORING_S
+        records = without_errors(consumer.consume(BATCH_MAX_RECORDS, wait_s))
+        prepared = self.processor.prepare(records) if records else None
+        if records and prepared is None:
+            return  # stopped while dead-lettering: commit nothing
+        storing, self._storing = self._storing, None
+        stored = None if storing is None else storing.result()
+        if storing is not None and stored is None:
+            return  # stopped before the vote log had the batch: commit nothing
+        if prepared is not None:
+            # The next store may begin before this count: which copy of a vote counts is settled
+            # by this batch's own store, and the counts still reach Redis in batch order.
+            self._storing = StoreAhead(self.processor, prepared)
+        if storing is not None and stored is not None:
+            offsets = self.processor.count(storing.prepared, stored)
             if offsets is None:
-                return  # stopped before the batch was stored: commit nothing
+                return  # stopped before the counters had the batch: commit nothing
             if offsets:
                 commit_async(consumer, offsets)
         now = time.monotonic()
         if now - self._lag_updated_at >= LAG_REFRESH_S:
             self._refresh_lag(consumer)
-        if now - self._positions_committed_at >= POSITIONS_COMMIT_S:
-            self._positions_committed_at = now
-            commit_positions(consumer)
-        self.supervisor.replace_if_stuck(now)
+        if self._storing is None:  # positions and consumers change only with no batch in hand
+            if now - self._positions_committed_at >= POSITIONS_COMMIT_S:
+                self._positions_committed_at = now
+                commit_positions(consumer)
+            self.supervisor.replace_if_stuck(now)
 
     def _refresh_lag(self, consumer: Consumer) -> None:
         self._lag_updated_at = time.monotonic()
@@ -105,6 +129,36 @@ class ConsumeLoop:
         for partition, value in lag.items():
             self._metrics.consumer_lag.set(value, tags={"partition": str(partition)})
         stats.lag = lag
+
+
+class StoreAhead:
+    """One batch going into the vote log on a thread of its own, while the loop polls the next.
+
+    The thread runs `BatchProcessor.store` (with its retries, which end when the loop is
+    stopped); `result()` waits for it on the loop's thread and raises what it raised.
+    """
+
+    def __init__(self, processor: BatchProcessor, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self._stored: Stored | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._store, args=(processor,), name="vote-log-store", daemon=True
+        )
+        self._thread.start()
+
+    def _store(self, processor: BatchProcessor) -> None:
+        try:
+            self._stored = processor.store(self.prepared)
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread by result()
+            self._error = exc
+
+    def result(self) -> Stored | None:
+        """What the vote log holds for the batch's votes; None when stopped before it stored."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._stored
 
 
 def without_errors(messages: Sequence[Message]) -> list[ConsumedRecord]:

@@ -1,10 +1,13 @@
 """One consumed batch -> dead-letter sink, vote log, counters; returns the offsets to commit.
 
-    decode each record; undecodable ones go to the dead-letter sink with the reason
-      -> vote log: store the votes by vote_id (it says which record of each vote it holds)
-      -> counters: apply the counts and the partitions' offsets atomically
+    prepare: decode each record; undecodable ones go to the dead-letter sink with the reason
+      -> store: the vote log stores the votes by vote_id (it says which record of each it holds)
+      -> count: the counters apply the counts and the partitions' offsets atomically
       -> the next offset per partition, for the consume loop to commit
     a step failing: retry that step with backoff, skip nothing; stopped meanwhile: commit nothing
+
+`process` runs the three steps in a row; the consume loop runs `store` on a thread of its own
+while it polls and prepares the next batch (docs/decisions/0014-pool-per-vote-cost.md).
 
 The retry lives here, per step, rather than in the consume loop: a batch whose store fails after
 its poison records were dead-lettered retries the store alone, so each poison record is produced
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -57,6 +61,20 @@ def next_offsets(records: Sequence[ConsumedRecord]) -> Offsets:
     return offsets
 
 
+# vote_id -> (partition, offset) of the record the vote log holds for it.
+Stored = Mapping[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded batch whose poison records are dead-lettered: what the vote log stores next."""
+
+    records: Sequence[ConsumedRecord]
+    delivered: list[Delivered]
+    dead: int
+    started: float
+
+
 class BatchProcessor:
     """Persists consumed batches exactly once through its ports. Runs without Kafka or Ray."""
 
@@ -84,18 +102,38 @@ class BatchProcessor:
 
     def process(self, records: Sequence[ConsumedRecord]) -> Offsets | None:
         """Persist one batch; the offsets to commit, or None when stopped before it was persisted."""
+        prepared = self.prepare(records)
+        stored = None if prepared is None else self.store(prepared)
+        return None if prepared is None or stored is None else self.count(prepared, stored)
+
+    def prepare(self, records: Sequence[ConsumedRecord]) -> Prepared | None:
+        """Decode the batch and dead-letter its poison; None when stopped before the DLQ had it."""
         started = time.monotonic()
         delivered, poison = decode(records)
         if poison and self._retry("dead-letter", lambda: self._dead_letters.send(poison)) is None:
             return None
-        counted = self._retry("persist", lambda: self.persist(delivered))
-        if counted is None:
-            return None
-        self._record(delivered, counted, len(poison), time.monotonic() - started)
-        return next_offsets(records)
+        return Prepared(records, delivered, len(poison), started)
+
+    def store(self, prepared: Prepared) -> Stored | None:
+        """The vote log stores the batch (first); None when stopped before it did."""
+        if not prepared.delivered:
+            return {}
+        return self._retry("vote log", lambda: self._vote_log.store(prepared.delivered))
+
+    def count(self, prepared: Prepared, stored: Stored) -> Offsets | None:
+        """The counters apply the stored batch (second); the offsets to commit, None if stopped."""
+        delivered = prepared.delivered
+        counted = 0
+        if delivered:
+            updates = counter_updates(delivered, stored)
+            counted = self._retry("counters", lambda: self._counters.apply(self._topic, updates))
+            if counted is None:
+                return None
+        self._record(delivered, counted, prepared.dead, time.monotonic() - prepared.started)
+        return next_offsets(prepared.records)
 
     def persist(self, delivered: Sequence[Delivered]) -> int:
-        """Vote log first, counters second: the log decides which copy of a vote counts."""
+        """Vote log first, counters second, without retries: the log decides which copy counts."""
         if not delivered:
             return 0
         stored = self._vote_log.store(delivered)

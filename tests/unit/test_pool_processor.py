@@ -1,14 +1,19 @@
-"""The pool's batch processor with plain fakes of its ports: no Kafka, Redis, MongoDB or Ray."""
+"""The pool's batch processor and consume loop with plain fakes: no Kafka, Redis, MongoDB or Ray."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from serve_app.domain.counting import CounterUpdate, Delivered
 from serve_app.domain.votes import Vote, accept, encode_record
+from serve_app.pool import consume_loop
+from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.pool.ports import Poison
 from serve_app.pool.processor import BACKOFF_FIRST_S, BatchProcessor
 from serve_app.pool.stats import PersisterStats
@@ -33,6 +38,9 @@ class FakeRecord:
         return self.key_bytes
 
     def headers(self) -> list[tuple[str, bytes]] | None:
+        return None
+
+    def error(self) -> None:  # a consumed message without error, as the consume loop sees it
         return None
 
     def topic(self) -> str:
@@ -149,7 +157,7 @@ def test_a_store_that_fails_is_retried_with_backoff_until_it_succeeds() -> None:
     assert pool.vote_log.calls == 4 and pool.counters.total == 1
     assert len(pool.dead_letters.sent) == 1  # the dead-letter step is not repeated with the store
     assert processor.stats.store_failures == 3
-    assert processor.stats.last_error == "persist: ConnectionError: vote log unreachable"
+    assert processor.stats.last_error == "vote log: ConnectionError: vote log unreachable"
 
 
 def test_stopped_while_a_store_is_down_nothing_is_counted_or_committed() -> None:
@@ -168,3 +176,126 @@ def test_a_failure_that_is_not_a_store_outage_is_not_retried() -> None:
     with pytest.raises(TypeError):
         pool.processor().process([vote_record("a", 0, 0)])
     assert pool.waits == []
+
+
+# ---- the consume loop stores one batch while it polls and prepares the next ---------------------
+
+
+@dataclass
+class ScriptedConsumer:
+    """Hands out the given batches, one per consume(); records its calls and commits."""
+
+    batches: list[list[FakeRecord]]
+    events: list[str]
+    timeouts: list[float] = field(default_factory=list)
+
+    def consume(self, _count: int, timeout: float) -> list[FakeRecord]:
+        self.timeouts.append(timeout)
+        self.events.append("poll")
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.events.append("commit " + ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets))
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(TOPIC, 0)]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        self.events.append("positions")
+        return [TopicPartition(TOPIC, 0, 99)]
+
+    def get_watermark_offsets(self, _tp: TopicPartition, cached: bool) -> tuple[int, int]:
+        return 0, 100
+
+
+@dataclass
+class RecordingVoteLog(FakeVoteLog):
+    """A vote log whose store of the first batch waits until the loop has polled twice."""
+
+    events: list[str] = field(default_factory=list)
+    polled_again: threading.Event = field(default_factory=threading.Event)
+
+    def store(self, batch: Sequence[Delivered]) -> Mapping[str, tuple[int, int]]:
+        first = batch[0].offset
+        self.events.append(f"store {first} begins")
+        if first == 0:
+            assert self.polled_again.wait(5), "the loop did not poll while the vote log stored"
+        self.events.append(f"store {first} ends")
+        return super().store(batch)
+
+
+@dataclass
+class RecordingCounters(CountingModel):
+    events: list[str] = field(default_factory=list)
+
+    def apply(self, topic: str, updates: Iterable[CounterUpdate]) -> int:
+        updates = list(updates)
+        self.events.append(f"count {updates[0].offset}")
+        return super().apply(topic, updates)
+
+
+def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None = None,
+                  vote_log_failures: int = 0) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
+    events: list[str] = []
+    consumer = ScriptedConsumer(batches, events)
+    vote_log = RecordingVoteLog(events=events, failures=vote_log_failures)
+    pool = Pool(vote_log=vote_log, counters=RecordingCounters(events=events),
+                stop_after_waits=stop_after_waits)
+    original = consumer.consume
+
+    def consume(count: int, timeout: float) -> list[FakeRecord]:
+        batch = original(count, timeout)
+        if len(consumer.timeouts) >= 2:
+            vote_log.polled_again.set()
+        return batch
+
+    consumer.consume = consume  # type: ignore[method-assign]
+    supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
+    loop = ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
+                       stop=threading.Event())
+    return loop, consumer, events
+
+
+def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_follows_its_count() -> None:
+    first = [vote_record("a", 0, 0), vote_record("b", 0, 1)]
+    second = [vote_record("c", 0, 2), FakeRecord(b"poison", 0, 3)]
+    loop, consumer, events = scripted_loop([first, second])
+    loop._poll_once()  # polls the first batch, hands it to the vote log
+    loop._poll_once()  # polls the second while the first is stored, then counts the first
+    loop._poll_once()  # nothing new: counts the second
+    # The loop's own steps, in order (the store thread's lines interleave with them) ...
+    assert [e for e in events if e.startswith(("poll", "count", "commit"))] == [
+        "poll", "poll", "count 0", "commit 0:2", "poll", "count 2", "commit 0:4"]
+    # ... and where the stores fall: the first one ends after the second poll, each store ends
+    # before its count, and the second begins once the first has ended (it may overlap count 0).
+    at = events.index
+    assert at("poll", at("poll") + 1) < at("store 0 ends") < at("count 0")
+    assert at("store 0 ends") < at("store 2 begins") < at("store 2 ends") < at("count 2")
+    assert loop.stats.counted == 3 and loop.stats.dead_lettered == 1
+    # Polls are brief while a batch is being stored: its count waits for the poll.
+    assert consumer.timeouts == [consume_loop.BATCH_MAX_WAIT_S,
+                                 consume_loop.BATCH_WAIT_WHILE_STORING_S,
+                                 consume_loop.BATCH_WAIT_WHILE_STORING_S]
+
+
+def test_positions_are_committed_only_with_no_batch_in_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The consumer's position is past a batch that is polled but not yet counted: committing it
+    # then would lose that batch's counts in a crash (decision 0002's positions commit).
+    loop, _consumer, events = scripted_loop([[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]])
+    clock = [1000.0]
+    monkeypatch.setattr(consume_loop.time, "monotonic", lambda: clock[0])
+    loop._positions_committed_at = clock[0] - consume_loop.POSITIONS_COMMIT_S
+    loop._poll_once()
+    loop._poll_once()
+    assert not any(e.startswith("commit 0:99") for e in events)
+    loop._poll_once()  # the last batch counted, nothing in hand
+    assert events[-1] == "commit 0:99"
+
+
+def test_stopped_while_the_vote_log_is_down_nothing_is_counted_or_committed() -> None:
+    loop, _consumer, events = scripted_loop([[vote_record("a", 0, 1)]], stop_after_waits=2,
+                                            vote_log_failures=10)
+    loop._poll_once()
+    loop._poll_once()
+    assert not any(e.startswith(("count", "commit")) for e in events)
+    assert loop.stats.batches == 0
