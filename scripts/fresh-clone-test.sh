@@ -95,7 +95,7 @@ if [[ $(id -u) -eq 0 ]] && ip netns list >/dev/null 2>&1; then
   say "running make test in network namespace $netns (127.0.0.1 of its own)"
 else
   taken=()
-  for port in 6379 8088 9092 9093 18000 19000 27017 32000 32040 32041; do
+  for port in 6379 8088 9092 9093 18000 19000 27017 32000 32040 32041 32042 32043; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then taken+=("$port"); fi
   done
   if ((${#taken[@]})); then

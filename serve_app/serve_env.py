@@ -66,7 +66,7 @@ def auth_settings(environ: Mapping[str, str], token_file: Path) -> dict[str, str
 
 
 # Ports a private instance takes from its block (see private_instance).
-PORT_BLOCK_SIZE = 42
+PORT_BLOCK_SIZE = 44
 
 
 def private_instance(state_dir: Path, first_port: int) -> dict[str, str]:
@@ -77,7 +77,9 @@ def private_instance(state_dir: Path, first_port: int) -> dict[str, str]:
     two instances would collide. This moves HAProxy's files into state_dir (keep the path short:
     a unix socket path must stay under 97 characters and Serve adds a 56-character folder) and
     takes PORT_BLOCK_SIZE ports from first_port: HTTP [+0, +20), gRPC [+20, +40), HAProxy
-    metrics +40, stats +41.
+    metrics +40, stats +41, and Serve's fallback proxy (HAProxy's backup server, 8500 and 9500 by
+    default) +42, +43: on the default ports every instance's HAProxy sent votes to whichever
+    instance bound them first (docs/decisions/0017-soak-and-panel-check.md).
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     return {
@@ -87,6 +89,8 @@ def private_instance(state_dir: Path, first_port: int) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(first_port + 39),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(first_port + 40),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(first_port + 41),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(first_port + 42),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(first_port + 43),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(state_dir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(state_dir / "admin.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(state_dir),

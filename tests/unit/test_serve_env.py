@@ -38,6 +38,8 @@ def test_a_private_instance_keeps_to_its_port_block_and_folder(tmp_path: Path) -
     grpc = range(int(env["RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT"]),
                  int(env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"]) + 1)
     assert not set(http) & set(grpc)
+    # Serve's fallback proxy too: on its defaults (8500/9500) two instances' votes mix.
+    assert {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"} <= env.keys()
     assert state.is_dir()
     paths = [v for k, v in env.items() if "SOCKET" in k or "FILE" in k or "STATE_BASE" in k]
     assert paths and all(p.startswith(str(state)) for p in paths)
