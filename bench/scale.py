@@ -484,6 +484,7 @@ class ScaleBench:
 
         attempts = 3
         for attempt in range(1, attempts + 1):
+            self.wait_for_port_block()
             instance = ServeInstance(args=args, mode=SERVE_MODE, http_port=self.args.http_port,
                                      grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
                                      deployment_overrides=overrides, import_path=INGEST_APP,
@@ -498,6 +499,23 @@ class ScaleBench:
                     f"{attempts} in {START_RETRY_PAUSE_S:.0f} s")
                 time.sleep(START_RETRY_PAUSE_S)
         raise AssertionError("not reached")
+
+    def wait_for_port_block(self, timeout_s: float = 120.0) -> None:
+        """Wait (bounded) until nothing listens in our port block: Ray's processes take random
+        ports, and one of another instance's can sit in the block for a while."""
+        from bench import serve_instance
+
+        block = range(serve_instance.SERVE_PORT_BLOCK, serve_instance.SERVE_PORT_BLOCK + PORT_BLOCK_SIZE)
+        deadline = time.monotonic() + timeout_s
+        said = False
+        while holders := listeners(block):
+            if time.monotonic() > deadline:
+                return  # ServeInstance refuses to start and says which ports
+            if not said:
+                log(f"port block {block.start}-{block.stop - 1} in use by {holders}: waiting up to "
+                    f"{timeout_s:.0f} s")
+                said = True
+            time.sleep(2)
 
     def wait_for_replicas(self, instance: Any, replicas: int, timeout_s: float = 240) -> None:
         """All N replica processes alive and HAProxy routing to N servers of a backend."""
@@ -644,6 +662,19 @@ class ScaleBench:
             + (f"; NOT clean: {', '.join(unclean)}" if unclean else "")
             + (f"; failed: {'; '.join(failures)}" if failures else ""))
         return 1 if unclean or failures else 0
+
+
+def listeners(ports: range) -> dict[int, str]:
+    """Ports of the range something listens on (TCP), with the listener's pid and name."""
+    found: dict[int, str] = {}
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports:
+                name = "?"
+                with contextlib.suppress(psutil.Error):
+                    name = psutil.Process(conn.pid).name() if conn.pid else "?"
+                found[conn.laddr.port] = f"pid {conn.pid} {name}"
+    return found
 
 
 def partition_ends(topic: str) -> dict[int, int]:
