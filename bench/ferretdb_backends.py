@@ -239,6 +239,7 @@ def summarize(rounds: list[dict[str, Any]], replicas: list[int]) -> list[dict[st
             row[f"persist_x{count}"] = {
                 "votes_per_s": median([x["votes_per_s"] for x in runs]),
                 "spread": spread([x["votes_per_s"] for x in runs]),
+                "steady_votes_per_s": median([x.get("steady_votes_per_s") for x in runs]),
                 "pool_worker_us": median([x["cpu_us_per_vote"].get("pool_worker") for x in runs]),
                 "backend_us": median([backend_cpu(x) for x in runs]),
                 "redis_us": median([x["cpu_us_per_vote"].get("redis") for x in runs]),
@@ -262,12 +263,13 @@ def render(rows: list[dict[str, Any]], replicas: list[int], args: argparse.Names
         ("Each backend is a private FerretDB (the stack's binary) started for this run; PostgreSQL is a "
          "private cluster (Debian's package, fsync and synchronous_commit on). Medians, spread min-max. "
          "CPU per vote from /proc: `backend` is FerretDB, plus PostgreSQL's processes for the "
-         "postgresql backend."),
+         "postgresql backend. `steady`: from the moment every pool worker held partitions "
+         "(bench.persist)."),
         "",
         "| backend | ferretdb_raw votes/s | spread | backend µs/vote | "
-        + " | ".join(f"persist_x{c} votes/s | spread | pool µs | backend µs | redis µs" for c in replicas)
+        + " | ".join(f"persist_x{c} votes/s | spread | steady | pool µs | backend µs | redis µs" for c in replicas)
         + " | find_one by _id (20k log) | reconciled |",
-        "| --- | ---: | ---: | ---: | " + " | ".join("---: | ---: | ---: | ---: | ---:" for _ in replicas)
+        "| --- | ---: | ---: | ---: | " + " | ".join("---: | ---: | ---: | ---: | ---: | ---:" for _ in replicas)
         + " | ---: | :---: |",
     ]
     for row in rows:
@@ -276,8 +278,9 @@ def render(rows: list[dict[str, Any]], replicas: list[int], args: argparse.Names
         reconciled = raw["reconciled"]
         for count in replicas:
             p = row[f"persist_x{count}"]
-            cells += [f"{p['votes_per_s']:,.0f}", p["spread"], str(p["pool_worker_us"]), str(p["backend_us"]),
-                      str(p["redis_us"])]
+            steady = p["steady_votes_per_s"]
+            cells += [f"{p['votes_per_s']:,.0f}", p["spread"], "-" if steady is None else f"{steady:,.0f}",
+                      str(p["pool_worker_us"]), str(p["backend_us"]), str(p["redis_us"])]
             reconciled = reconciled and p["reconciled"]
         cells += [f"{row['id_lookup_ms']} ms", "yes" if reconciled else "**no**"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -4,6 +4,11 @@ N records are produced into a fresh topic first; then a pool of `replicas` consu
 exact loop of a VotePersister replica, `bench.pool_worker`) starts in a fresh consumer group and
 the clock runs from the first counted vote to the last. Redis database `redis_db` is the pool's
 alone (its counter keys have fixed names): its `votes:*` keys are deleted before every repeat.
+
+With several workers, the first one to join starts alone and the group rebalances when the others
+join (a pause of 1-2 s here, and redelivered records): `steady_votes_per_s` is the rate from the
+moment the group is stable with every worker holding partitions, when that leaves at least a
+fifth of the records (decision 0014).
 """
 
 from __future__ import annotations
@@ -75,6 +80,18 @@ def workers_cpu(workers: list[Proc]) -> float:
     return total
 
 
+def group_settled(admin: Any, group: str, members: int) -> bool:
+    """The consumer group is stable with `members` members, each holding partitions."""
+    from confluent_kafka import ConsumerGroupState
+
+    try:
+        description = admin.describe_consumer_groups([group], request_timeout=2)[group].result(timeout=3)
+    except Exception:  # noqa: BLE001 - not known yet, or the broker is busy: not settled
+        return False
+    return (description.state == ConsumerGroupState.STABLE and len(description.members) == members
+            and all(m.assignment.topic_partitions for m in description.members))
+
+
 def clear_counters(client: redis.Redis) -> None:
     """Every `votes:*` key of the pool's own database (counters, replay guard, recent votes...)."""
     keys = list(client.scan_iter(match="votes:*", count=500))
@@ -90,8 +107,10 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     `mongo_url`: the vote log on another FerretDB than the stack's (bench.ferretdb_backends);
     `extra_cpu`: CPU seconds so far of other processes (that FerretDB), measured in the same window.
     """
+    from confluent_kafka.admin import AdminClient
     from pymongo import MongoClient
 
+    admin = AdminClient({"bootstrap.servers": KAFKA})
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
     clear_counters(client)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")} | {
@@ -117,6 +136,8 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     stack_first: dict[str, float] = {}
     stack_done: dict[str, float] = {}
     total = 0
+    settled: tuple[float, int] | None = None  # when the group settled, and the count then
+    checked_at = 0.0
     try:
         while time.monotonic() - started < timeout_s:
             total = int(client.get(rc.TOTAL) or 0)
@@ -125,6 +146,10 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
             if total and first_at is None:
                 first_at, first_total = now, total
                 cpu_first, stack_first = workers_cpu(workers), cpu_now()
+            if replicas > 1 and settled is None and now - checked_at >= 0.2:
+                checked_at = now
+                if group_settled(admin, group, replicas):
+                    settled = (time.monotonic(), int(client.get(rc.TOTAL) or 0))
             if total >= expected:
                 done_at = now
                 cpu_done, stack_done = workers_cpu(workers), cpu_now()
@@ -152,8 +177,16 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
         rate = (total - (first_total or 0)) / max(1e-9, time.monotonic() - (first_at or started))
     else:
         rate = (expected - first_total) / max(1e-9, done_at - first_at)
+    steady = None
+    if replicas == 1:
+        steady = rate
+    elif settled is not None and done_at is not None and expected - settled[1] >= expected / 5:
+        steady = (expected - settled[1]) / max(1e-9, done_at - settled[0])
     return {
         "votes_per_s": round(rate, 1), "p50_ms": None, "p99_ms": None,
+        # From the moment every worker held partitions (None: the group settled too late to tell).
+        "steady_votes_per_s": None if steady is None else round(steady, 1),
+        "settled_s": None if settled is None else round(settled[0] - started, 2),
         "errors": 0 if done_at is not None else 1,
         "accepted": expected, "counted": counted, "stored": stored,
         "reconciled": counted == expected and stored == expected,
