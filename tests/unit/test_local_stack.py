@@ -322,3 +322,15 @@ def test_postgresql_runs_as_the_package_user_only_when_we_are_root(
 
 def test_the_command_line_can_start_and_stop_postgresql() -> None:
     assert build_parser().parse_args(["start", "postgresql"]).part == "postgresql"
+
+
+def test_down_also_stops_a_part_of_the_other_backend_that_still_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Brought up with VOTES_STACK_FERRETDB_BACKEND=postgresql, taken down without it.
+    stack = Stack(config_for(tmp_path), out=io.StringIO())
+    running = {"postgresql": 4242}
+    monkeypatch.setattr(stack, "_running_pid", lambda part: running.get(part))
+    assert stack._stoppable() == ["kafka", "ferretdb", "postgresql", "redis"]
+    running.clear()
+    assert stack._stoppable() == ["kafka", "ferretdb", "redis"]
