@@ -77,6 +77,7 @@ from bench.common import (
 from bench.profile import Profiler
 from bench.serve_instance import MODES, ServeInstance
 from bench.targets import evaluate_targets
+from serve_app.serve_env import SERVE_ENV
 from serve_app.stores import redis_counts as rc
 from tests.support.kafka import create_topics, delete_topics
 from tests.support.names import RunNames
@@ -188,6 +189,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override an application arg of the Serve app, e.g. kafka_linger_ms=5")
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=9000)
+    parser.add_argument("--fallback-ports", type=int, nargs=2, metavar=("HTTP", "GRPC"),
+                        help="ports of Serve's own proxy behind HAProxy (default: --http-port + 4 and "
+                             "--grpc-port + 4). Serve's default 8500/9500 is machine-wide: another "
+                             "instance's HAProxy would send its votes there (docs/decisions/0017)")
     parser.add_argument("--redis-db", type=int, default=13, help="Redis database of the Serve app under test")
     parser.add_argument("--persist-redis-db", type=int, default=14,
                         help="Redis database of the persist runs (and of redis_raw's prefixed keys)")
@@ -264,6 +269,23 @@ def serve_modes(text: str) -> list[str]:
         if mode not in MODES:
             raise SystemExit(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
     return modes
+
+
+def serve_env(mode: str, fallback_ports: tuple[int, int]) -> dict[str, str]:
+    """Environment on top of the mode's: in haproxy mode all of what `make run` sets
+    (serve_app.serve_env.SERVE_ENV); in every mode fallback proxy ports of our own."""
+    ports = {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(fallback_ports[0]),
+             "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(fallback_ports[1])}
+    return (dict(SERVE_ENV) if mode == "haproxy" else {}) | ports
+
+
+def own_ports(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """HTTP, gRPC and the two fallback proxy ports, each distinct."""
+    fallback = args.fallback_ports or [args.http_port + 4, args.grpc_port + 4]
+    ports = (args.http_port, args.grpc_port, fallback[0], fallback[1])
+    if len(set(ports)) < len(ports):
+        raise SystemExit(f"--http-port, --grpc-port and --fallback-ports must be four ports, got {ports}")
+    return ports
 
 
 # What a full run costs besides the measured windows (seconds, measured on 2 cores).
@@ -635,9 +657,11 @@ class Bench:
         instance: ServeInstance | None = None
         try:
             for attempt in (1, 2):  # on a busy machine a Serve part can miss its start deadline
-                instance = ServeInstance(args=args, mode=mode, http_port=self.args.http_port,
-                                         grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
-                                         deployment_overrides=self.overrides(), import_path=import_path)
+                http_port, grpc_port, *fallback = own_ports(self.args)
+                instance = ServeInstance(args=args, mode=mode, http_port=http_port, grpc_port=grpc_port,
+                                         config_path=self.args.serve_config, import_path=import_path,
+                                         deployment_overrides=self.overrides(),
+                                         extra_env=serve_env(mode, (fallback[0], fallback[1])))
                 try:
                     instance.start()
                     break
@@ -803,6 +827,7 @@ class Bench:
     def run(self) -> int:
         chosen = selected(self.args)
         modes = serve_modes(self.args.serve_modes)
+        own_ports(self.args)
         self.check_stack()
         self.expected_s = estimate_s(self.plan, chosen, modes)
         log(f"run {self.names.run_id}: {', '.join(chosen)}; Serve modes {', '.join(modes)}; plan {self.plan}")

@@ -18,8 +18,10 @@ from bench.run import (
     group_of,
     make_plan,
     order_scenarios,
+    own_ports,
     parse_args,
     selected,
+    serve_env,
     serve_instances,
     serve_modes,
     summarize_runs,
@@ -127,3 +129,14 @@ def test_merge_replaces_namesakes_and_stale_failures(tmp_path: Path) -> None:
 def test_durations_read_in_seconds_then_minutes() -> None:
     assert duration_text(45) == "45 s"
     assert duration_text(1800) == "30.0 min"
+
+
+def test_serve_runs_with_make_runs_environment_and_own_fallback_ports() -> None:
+    env = serve_env("haproxy", (20004, 20005))
+    assert env["RAY_SERVE_ENABLE_HA_PROXY"] == "1" and env["RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE"] == "1"
+    assert (env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"], env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"]) == ("20004", "20005")
+    assert set(serve_env("default", (1, 2))) == {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+                                                  "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"}
+    assert own_ports(parse_args(["--http-port", "20000", "--grpc-port", "20001"])) == (20000, 20001, 20004, 20005)
+    with pytest.raises(SystemExit, match="must be four ports"):
+        own_ports(parse_args(["--http-port", "20000", "--fallback-ports", "20000", "20009"]))
