@@ -19,7 +19,7 @@ Each point also records the CPU of every process class as a share of the machine
 core count is read, not assumed), so that the report says where saturation comes from.
 Efficiency(N) = rate(N) / (N x rate(1)). Writes scale.{json,md,png} to --out (bench/results).
 Own topics, groups, MongoDB databases and Redis database (--redis-db, default 8), own ports
-(--http-port, --grpc-port, --fallback-ports, --port-block); all removed at the end.
+(--http-port, --grpc-port, --port-block); all removed at the end.
 """
 
 from __future__ import annotations
@@ -178,10 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="records preloaded for persist (default 40000)")
     parser.add_argument("--http-port", type=port("http port"), default=20040)
     parser.add_argument("--grpc-port", type=port("grpc port"), default=20041)
-    parser.add_argument("--fallback-ports", type=port("fallback port"), nargs=2, default=[20044, 20045],
-                        metavar=("HTTP", "GRPC"),
-                        help="ports of Serve's own proxy behind HAProxy (Serve's 8500/9500 are shared by "
-                             "every instance on the machine: other runs' HAProxy would send votes there)")
     parser.add_argument("--port-block", type=port("port block"),
                         default=int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39500")),
                         help=f"first of the {PORT_BLOCK_SIZE} ports Serve's direct ingress and HAProxy "
@@ -204,15 +200,10 @@ def _redis_db(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
-    ports = {"--http-port": args.http_port, "--grpc-port": args.grpc_port,
-             "--fallback-ports HTTP": args.fallback_ports[0], "--fallback-ports GRPC": args.fallback_ports[1]}
-    seen: dict[int, str] = {}
-    for name, number in ports.items():
-        if number in seen:
-            parser.error(f"{seen[number]} and {name} are both {number}: each needs a port of its own")
-        seen[number] = name
+    if args.http_port == args.grpc_port:
+        parser.error(f"--http-port and --grpc-port are both {args.http_port}: give two ports")
     block = range(args.port_block, args.port_block + PORT_BLOCK_SIZE)
-    clash = [p for p in ports.values() if p in block]
+    clash = [p for p in (args.http_port, args.grpc_port) if p in block]
     if clash:
         parser.error(f"port {clash[0]} is inside the port block {block.start}-{block.stop - 1}")
     if args.skip_ingest and args.skip_persist:
@@ -258,14 +249,6 @@ def make_plan(args: argparse.Namespace, cores: int) -> Plan:
         persist_records=chosen(args.persist_records, 40_000, 10_000),
         cores=cores,
     )
-
-
-def serve_env(fallback_ports: list[int]) -> dict[str, str]:
-    """What `make run` sets (serve_app.serve_env.SERVE_ENV) and fallback proxy ports of our own:
-    with Serve's machine-wide 8500/9500, other instances' HAProxy sent their votes into our
-    topic (docs/decisions/0017-soak-and-panel-check.md)."""
-    return dict(SERVE_ENV) | {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(fallback_ports[0]),
-                              "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(fallback_ports[1])}
 
 
 def ingress_actor_options(config: dict[str, Any], replicas: int, cpus: int) -> dict[str, Any]:
@@ -488,7 +471,9 @@ class ScaleBench:
             instance = ServeInstance(args=args, mode=SERVE_MODE, http_port=self.args.http_port,
                                      grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
                                      deployment_overrides=overrides, import_path=INGEST_APP,
-                                     extra_env=serve_env(self.args.fallback_ports))
+                                     # Exactly `make run`'s environment. Serve's fallback proxy
+                                     # gets ports of the block (private_instance): decision 0017.
+                                     extra_env=dict(SERVE_ENV))
             try:
                 instance.start()  # stops what it started when it fails
                 return instance

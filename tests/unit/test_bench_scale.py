@@ -12,7 +12,6 @@ from bench.scale import (
     make_plan,
     parse_args,
     replicas_up_in_stat,
-    serve_env,
 )
 from bench.scale_load import concurrency_per_process, loadgen_processes, merge
 from bench.scale_report import (
@@ -136,9 +135,7 @@ def test_lists_are_sorted_and_options_win_over_quick() -> None:
     (["--duration", "0"], "duration: 0 is out of range (must be more than 0.0)"),
     (["--warmup", "soon"], "warmup: 'soon' is not a number"),
     (["--http-port", "20041"], "--http-port and --grpc-port are both 20041"),
-    (["--fallback-ports", "20040", "20046"], "--http-port and --fallback-ports HTTP are both"),
-    (["--fallback-ports", "20044"], "expected 2 arguments"),
-    (["--http-port", "39510"], "port 39510 is inside the port block 39500-39541"),
+    (["--http-port", "39510"], "port 39510 is inside the port block 39500-395"),
     (["--redis-db", "16"], "not one of Redis's databases"),
     (["--skip-ingest", "--skip-persist"], "leave nothing to measure"),
 ])
@@ -153,16 +150,6 @@ def test_bad_arguments_get_a_clear_error(argv: list[str], message: str,
 
 
 # ---- Serve settings ----------------------------------------------------------------------
-
-
-def test_serve_runs_with_make_runs_environment_and_its_own_fallback_proxy() -> None:
-    from serve_app.serve_env import SERVE_ENV
-
-    env = serve_env([20044, 20045])
-    assert SERVE_ENV.items() <= env.items()
-    assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == "20044"
-    assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == "20045"
-    assert parse_args([]).fallback_ports == [20044, 20045]
 
 
 UVLOOP_OFF = {"env_vars": {"RAY_USE_UVLOOP": "0"}}
