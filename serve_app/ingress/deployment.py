@@ -34,9 +34,13 @@ from serve_app.ingress.write_side import WriteSide, accept_all
 from serve_app.metrics import IngestMetrics
 from serve_app.read.read_side import ReadSide, results_to_proto
 from serve_app.settings import Settings
+from serve_app.tcp_nodelay import enable as enable_tcp_nodelay
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
 log = logging.getLogger("ray.serve").getChild(__name__)
+
+# Before the replica's HTTP server accepts anything: ~40 ms less per HTTP request (decision 0018).
+enable_tcp_nodelay()
 
 # gRPC details travel in a trailer; clients refuse trailers beyond 8-16 KiB (a batch of 1000
 # invalid votes described in full is ~350 KB), so the details name the first errors and a count.
