@@ -7,6 +7,7 @@ each report back to the event loop that is awaiting it, so the event loop never 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import threading
 from collections.abc import Sequence
@@ -71,6 +72,7 @@ class VoteProducer:
         self._poller.start()
 
     def _poll_loop(self) -> None:
+        _name_os_thread("kafka-poller")
         while not self._closing.is_set():
             self._producer.poll(0.05)
 
@@ -158,6 +160,15 @@ class VoteProducer:
             log.warning("kafka producer closed with %d undelivered records", remaining)
         self._closing.set()
         self._poller.join(timeout=1.0)
+
+
+def _name_os_thread(name: str) -> None:
+    """Name the calling thread for the OS (Linux; Python 3.11 does not), so that per-thread CPU
+    (top -H, /proc, bench.ingress_cost) shows it apart from the event loop's thread."""
+    try:
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
+    except (OSError, AttributeError):  # not Linux
+        pass
 
 
 class _DeliveryReport:

@@ -4,6 +4,7 @@ how a large batch shares the event loop."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from confluent_kafka import KafkaError
 
@@ -17,6 +18,7 @@ from serve_app.ingress.producer import (
 )
 from serve_app.ingress.write_side import accept_all
 from serve_app.settings import Settings
+from tests.support.waiting import wait_until
 
 # Nothing listens here: these tests never reach a broker.
 SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=2.0)
@@ -170,3 +172,13 @@ def test_accepting_a_large_batch_hands_the_event_loop_back() -> None:
     records = asyncio.run(run())
     assert len({r.vote_id for r in records}) == 1000 and {r.source for r in records} == {"grpc"}
     assert ticks == 1000 // YIELD_EVERY_RECORDS - 1  # once between every two slices
+
+
+def test_the_poller_thread_is_named_for_per_thread_cpu() -> None:
+    """bench.ingress_cost and `top -H` tell the poller's CPU apart from the event loop's by name."""
+    producer = VoteProducer(SETTINGS)
+    try:
+        comm = Path(f"/proc/self/task/{producer._poller.native_id}/comm")
+        wait_until(lambda: comm.read_text().strip() == "kafka-poller", 5, "the poller's name")
+    finally:
+        producer.close(timeout_s=0.1)
