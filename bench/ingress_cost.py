@@ -19,6 +19,8 @@ Ray's core worker thread, "ray::IDLE" the Python threads (the event loop, thread
     --import-path MODULE:BUILDER   another builder for config.yaml (e.g. Serve's floor, a no-op
                                    deployment named VoteIngress with the same routes)
     --env NAME=VALUE               an extra Ray/Serve environment variable (A/B of a switch)
+    --replica-env NAME=VALUE       an environment variable of the VoteIngress replicas only, over
+                                   config.yaml's runtime_env (RAY_USE_UVLOOP=1)
     --app-arg NAME=VALUE           an extra application arg (A/B of a setting: kafka_linger_ms=5)
     --json PATH                    the results, appended as one JSON line per run
 
@@ -39,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from bench import loadgen
 from bench.common import (
@@ -61,6 +65,10 @@ from tests.support.kafka import create_topics, delete_topics
 from tests.support.names import RunNames
 
 DEFAULT_IMPORT_PATH = "bench.apps:build_ingest_only"
+# Serve gives its proxy 5 s (x3) to report ready; on a loaded 2-core machine HAProxy's manager can
+# take longer and the start fails. Startup only: the request path does not read these.
+PATIENT_STARTUP_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
+                       "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "30"}
 # Classes of process shown per vote; the rest are summed as "rest".
 SHOWN = ("serve_ingress_replica", "kafka", "haproxy", "ray_system", "serve_controller",
          "serve_pool_replica", "loadgen_and_bench", "other_processes")
@@ -209,6 +217,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="measured windows per protocol, alternating")
     parser.add_argument("--import-path", default=DEFAULT_IMPORT_PATH)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--replica-env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--app-arg", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--profile", action="store_true", help="then sample the replica with py-spy")
     parser.add_argument("--inclusive", default="serve_app/,ray/util/metrics.py,fastapi/,starlette/",
@@ -223,7 +232,7 @@ def main() -> None:
         raise SystemExit("--seconds must be in (0, 120]: keep load runs bounded")
     if args.profile and (why := Profiler.available()):
         raise SystemExit(f"--profile: {why}")
-    extra_env = SERVE_ENV | parse_pairs(args.env, "--env")
+    extra_env = SERVE_ENV | PATIENT_STARTUP_ENV | parse_pairs(args.env, "--env")
     names = RunNames("bench")
     topic, dlq = names.topic_for("cost"), names.topic_for("cost-dlq")
     app_args = {
@@ -232,8 +241,18 @@ def main() -> None:
         "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{args.redis_db}",
         "mongo_url": MONGO_URL, "mongo_database": names.mongo_database_for("cost"),
     } | parse_pairs(args.app_arg, "--app-arg")
+    overrides: dict[str, dict[str, Any]] = {}
+    if args.replica_env:
+        ingress = next(d for d in yaml.safe_load((ROOT / "config.yaml").read_text())["applications"][0]
+                       ["deployments"] if d["name"] == "VoteIngress")
+        actor_options = ingress.get("ray_actor_options") or {}
+        runtime_env = actor_options.get("runtime_env") or {}
+        env_vars = (runtime_env.get("env_vars") or {}) | parse_pairs(args.replica_env, "--replica-env")
+        overrides["VoteIngress"] = {"ray_actor_options": actor_options | {
+            "runtime_env": runtime_env | {"env_vars": env_vars}}}
     instance = ServeInstance(args=app_args, mode="haproxy", http_port=args.http_port,
-                             grpc_port=args.grpc_port, extra_env=extra_env, import_path=args.import_path)
+                             grpc_port=args.grpc_port, extra_env=extra_env, import_path=args.import_path,
+                             deployment_overrides=overrides)
     rows: list[dict[str, Any]] = []
     profiles: dict[str, Any] = {}
     create_topics([topic])
@@ -244,6 +263,7 @@ def main() -> None:
                 log(f"warm-up {protocol} {args.warmup:.0f}s")
                 run_load(instance, protocol, args.warmup, args.concurrency, f"{names.run_id}w{protocol}")
             print(f"\n{args.label or 'run'} ({ROOT}, {args.import_path}, env {parse_pairs(args.env, '--env')},"
+                  f" replica env {parse_pairs(args.replica_env, '--replica-env')},"
                   f" app args {parse_pairs(args.app_arg, '--app-arg')}):", flush=True)
             print_header()
             for repeat in range(args.repeats):
@@ -265,6 +285,7 @@ def main() -> None:
         with args.json.open("a") as out:
             out.write(json.dumps({"label": args.label, "root": str(ROOT), "import_path": args.import_path,
                                   "env": parse_pairs(args.env, "--env"),
+                                  "replica_env": parse_pairs(args.replica_env, "--replica-env"),
                                   "app_args": parse_pairs(args.app_arg, "--app-arg"),
                                   "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "rows": rows,
                                   "profiles": profiles}) + "\n")
