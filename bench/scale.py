@@ -475,8 +475,11 @@ class ScaleBench:
                                      # gets ports of the block (private_instance): decision 0017.
                                      extra_env=dict(SERVE_ENV))
             try:
-                instance.start()  # stops what it started when it fails
+                instance.start()  # stops what it started when it fails with an Exception
                 return instance
+            except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM while starting
+                instance.stop()
+                raise
             except Exception as exc:  # retried, then raised
                 if attempt == attempts:
                     raise
@@ -597,7 +600,8 @@ class ScaleBench:
         ours = dict(window.get("cpu_s") or {})
         start = called + float(result.get("startup_s") or 0)
         machine = sampler.busy_between(start, start + drain_s)
-        if machine is not None:
+        if machine is not None:  # the sampled window is approximate: never more than all cores
+            machine = min(machine, drain_s * self.cores)
             ours["other_processes"] = round(max(0.0, machine - sum(ours.values())), 3)
         return {"cpu_share": cpu_shares(ours, drain_s, self.cores)}
 
