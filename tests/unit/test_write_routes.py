@@ -4,6 +4,7 @@ FastAPI's per-request machinery (docs/decisions/0013-ingress-hot-path.md)."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from serve_app.ingress.write_side import WriteSide
 from serve_app.settings import Settings
 
 GOOD = {"name": "Malacates Trebol Shop", "album": "Pan", "year": 2012, "rank": 1}
-TOKEN = "write-routes-token"
+TOKEN = secrets.token_hex(8)  # random per run: no credential-looking literal in the repository
 
 
 class Counted:
