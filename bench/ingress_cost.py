@@ -16,8 +16,8 @@ metrics, FastAPI, Starlette) with the most inclusive time, and the share by laye
 Ray's core worker thread, "ray::IDLE" the Python threads (the event loop, thread pools),
 "kafka-poller" the producer's delivery-report thread, "rdk:*" librdkafka's.
 
-    --import-path MODULE:BUILDER   another builder for config.yaml (e.g. Serve's floor, a no-op
-                                   deployment named VoteIngress with the same routes)
+    --import-path MODULE:BUILDER   another builder for config.yaml, e.g. Serve's floor:
+                                   bench.apps:build_noop (a no-op VoteIngress, the same routes)
     --env NAME=VALUE               an extra Ray/Serve environment variable (A/B of a switch)
     --replica-env NAME=VALUE       an environment variable of the VoteIngress replicas only, over
                                    config.yaml's runtime_env (RAY_USE_UVLOOP=1)
