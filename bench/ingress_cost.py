@@ -26,8 +26,8 @@ Ray's core worker thread, "ray::IDLE" the Python threads (the event loop, thread
 
 To compare two versions of the code, run it alternately from two trees (the replicas import
 serve_app from the directory `serve run` starts in, which is this file's repository):
-`git archive HEAD | tar -x -C /tmp/votes-a`, then `cd /tmp/votes-a && /work/main/.venv/bin/python
--m bench.ingress_cost ...` against `cd /work/main && ...`. Investigation and numbers:
+`git archive HEAD | tar -x -C /tmp/votes-a`, then `cd /tmp/votes-a && <checkout>/.venv/bin/python
+-m bench.ingress_cost ...` against `cd <checkout> && ...`. Investigation and numbers:
 docs/decisions/0013-ingress-hot-path.md.
 """
 

@@ -73,7 +73,7 @@ class Folded:
 
 
 def _short_file(path: str) -> str:
-    for marker in ("site-packages/", "lib/python3.11/", "/work/main/", "/serve_app/"):
+    for marker in ("site-packages/", "lib/python3.11/", f"{ROOT}/", "/serve_app/"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return path
