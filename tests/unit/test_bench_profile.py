@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from bench.common import ROOT
 from bench.profile import fold, markdown
 
 RAW = [
     # root first, leaf last, then the sample count (py-spy --format raw)
     (
-        "_run (/usr/lib/python3.11/asyncio/events.py:80);cast (/work/main/serve_app/ingest.py:200);"
+        f"_run (/usr/lib/python3.11/asyncio/events.py:80);cast ({ROOT}/serve_app/ingest.py:200);"
         "validate_python (/x/site-packages/pydantic/main.py:10) 6"
     ),
-    "_run (/usr/lib/python3.11/asyncio/events.py:80);send (/work/main/serve_app/producer.py:120) 3",
+    f"_run (/usr/lib/python3.11/asyncio/events.py:80);send ({ROOT}/serve_app/producer.py:120) 3",
     "_run (/usr/lib/python3.11/asyncio/events.py:80);select (/usr/lib/python3.11/selectors.py:468) 1",
     "not a stack line",
 ]
