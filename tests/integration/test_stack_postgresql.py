@@ -20,6 +20,7 @@ import pymongo
 import pytest
 
 from deployments.local.stack import Config, Stack
+from deployments.local.stack.postgresql import first_closed_folder, server_user
 from deployments.local.stack.processes import alive, read_pid
 from tests.support.net import free_port
 
@@ -30,6 +31,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 def postgres_stack(stack: Stack) -> Iterator[Stack]:
     """A stack on the postgresql backend with only PostgreSQL and FerretDB, not started."""
     root = stack.root / f"test-postgresql-{uuid.uuid4().hex[:8]}"
+    user = server_user()
+    if user is not None and (closed := first_closed_folder(stack.root, user)) is not None:
+        # e.g. a clone under `mktemp -d` (mode 0700): the stack refuses it with this reason too.
+        pytest.skip(f"PostgreSQL's user {user!r} cannot enter {closed}: the checkout is in a "
+                    "private folder")
     (root / "bin").mkdir(parents=True)
     (root / "bin" / "ferretdb").symlink_to(stack.root / "bin" / "ferretdb")
     shutil.copy(stack.root / "bin" / "ferretdb.build", root / "bin" / "ferretdb.build")

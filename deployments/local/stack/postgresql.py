@@ -121,6 +121,13 @@ class PostgreSQL(Service):
             path.mkdir(parents=True, exist_ok=True)
             if user is not None:
                 shutil.chown(path, user)
+        if user is not None and (closed := first_closed_folder(self.data_dir, user)) is not None:
+            raise StackError(
+                f"PostgreSQL runs as {user!r}, who cannot enter {closed} (mode "
+                f"{closed.stat().st_mode & 0o777:o}); give others search access "
+                f"(`chmod o+x {closed}`) or put the stack elsewhere (VOTES_STACK_DIR)",
+                "postgresql",
+            )
         if (self.cluster_dir / "PG_VERSION").exists():
             return
         self._say(f"postgresql: creating a private cluster in {self.cluster_dir} (initdb) ...")
@@ -177,3 +184,12 @@ class PostgreSQL(Service):
             capture_output=True, text=True, timeout=timeout_s, check=False,
             env={**os.environ, "PGCONNECT_TIMEOUT": str(max(2, int(timeout_s)))},
         )
+
+
+def first_closed_folder(path: Path, user: str) -> Path | None:
+    """The first folder on the way to `path` that `user` may not enter, or None."""
+    for folder in [*reversed(path.parents), path]:
+        entered = subprocess.run(["test", "-x", str(folder)], user=user, check=False)
+        if entered.returncode != 0:
+            return folder
+    return None
