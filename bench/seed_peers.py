@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from bench.common import PY, ROOT, Proc, log
+from deployments.local.stack import installing
 from deployments.local.stack.config import Config
 from tests.support.kafka import KAFKA
 
@@ -171,18 +172,8 @@ def stack_cache_dir() -> Path:
 
 
 def go_env() -> dict[str, str]:
-    """Go's environment, as deployments/local/stack/ferretdb.py builds FerretDB: the stack's caches,
-    no workspace, go.sum as it is (-mod=readonly), never a downloaded toolchain."""
-    cache = stack_cache_dir()
-    return {
-        **os.environ,
-        "GOWORK": "off",
-        "GOFLAGS": "-mod=readonly -modcacherw",  # -modcacherw: `rm -rf .stack` works
-        "GOPATH": str(cache / "go"),
-        "GOMODCACHE": str(cache / "go" / "pkg" / "mod"),
-        "GOCACHE": str(cache / "go-build"),
-        "GOTOOLCHAIN": "local",
-    }
+    """Go's environment, exactly as the local stack builds FerretDB."""
+    return installing.go_env(stack_cache_dir())
 
 
 def cargo_env() -> dict[str, str]:

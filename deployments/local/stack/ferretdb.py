@@ -6,7 +6,6 @@ The backend is VOTES_STACK_FERRETDB_BACKEND (docs/decisions/0015-ferretdb-backen
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -103,17 +102,7 @@ class FerretDB(Service):
             )
 
     def go_env(self) -> dict[str, str]:
-        """Go's environment: caches under the stack, no workspace, no toolchain download."""
-        cache = self.config.cache_dir
-        return {
-            **os.environ,
-            "GOWORK": "off",
-            "GOFLAGS": "-mod=readonly -modcacherw",  # -modcacherw: `rm -rf .stack` works
-            "GOPATH": str(cache / "go"),
-            "GOMODCACHE": str(cache / "go" / "pkg" / "mod"),
-            "GOCACHE": str(cache / "go-build"),
-            "GOTOOLCHAIN": "local",  # build with the Go that is installed, never download one
-        }
+        return installing.go_env(self.config.cache_dir)
 
     def prepare(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)

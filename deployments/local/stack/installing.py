@@ -1,5 +1,6 @@
 """Helpers for the install steps: find a program, run a command, handle read-only module trees."""
 
+import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -51,3 +52,17 @@ def rmtree_writable(tree: Path) -> None:
     if tree.exists():
         make_writable(tree)
         shutil.rmtree(tree)
+
+
+def go_env(cache_dir: Path) -> dict[str, str]:
+    """Go's environment for our builds: caches under cache_dir, no workspace, go.sum as it is,
+    never a downloaded toolchain (FerretDB, the bench's seed peers)."""
+    return {
+        **os.environ,
+        "GOWORK": "off",
+        "GOFLAGS": "-mod=readonly -modcacherw",  # -modcacherw: `rm -rf .stack` works
+        "GOPATH": str(cache_dir / "go"),
+        "GOMODCACHE": str(cache_dir / "go" / "pkg" / "mod"),
+        "GOCACHE": str(cache_dir / "go-build"),
+        "GOTOOLCHAIN": "local",  # build with the Go that is installed, never download one
+    }
