@@ -471,6 +471,7 @@ class ScaleBench:
             instance = ServeInstance(args=args, mode=SERVE_MODE, http_port=self.args.http_port,
                                      grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
                                      deployment_overrides=overrides, import_path=INGEST_APP,
+                                     port_block=self.args.port_block,
                                      # Exactly `make run`'s environment. Serve's fallback proxy
                                      # gets ports of the block (private_instance): decision 0017.
                                      extra_env=dict(SERVE_ENV))
@@ -491,9 +492,7 @@ class ScaleBench:
     def wait_for_port_block(self, timeout_s: float = 120.0) -> None:
         """Wait (bounded) until nothing listens in our port block: Ray's processes take random
         ports, and one of another instance's can sit in the block for a while."""
-        from bench import serve_instance
-
-        block = range(serve_instance.SERVE_PORT_BLOCK, serve_instance.SERVE_PORT_BLOCK + PORT_BLOCK_SIZE)
+        block = range(self.args.port_block, self.args.port_block + PORT_BLOCK_SIZE)
         deadline = time.monotonic() + timeout_s
         said = False
         while holders := listeners(block):
@@ -743,10 +742,6 @@ def _interrupt(signum: int, _frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from bench import serve_instance
-
-    # It read VOTES_BENCH_PORT_BLOCK (default 39100) on import; its functions read this global.
-    serve_instance.SERVE_PORT_BLOCK = args.port_block
     bench = ScaleBench(args)
     # A plain SIGTERM (timeout, a closed terminal) would skip the clean-up in the finally blocks.
     signal.signal(signal.SIGTERM, _interrupt)

@@ -52,14 +52,14 @@ MODES: dict[str, dict[str, str]] = {
 SERVE_PORT_BLOCK = int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39100"))
 
 
-def isolation_env(haproxy: Path) -> dict[str, str]:
+def isolation_env(haproxy: Path, port_block: int = SERVE_PORT_BLOCK) -> dict[str, str]:
     """Keep direct-ingress ports, HAProxy files and ports inside the benchmark's own space."""
-    block = range(SERVE_PORT_BLOCK, SERVE_PORT_BLOCK + PORT_BLOCK_SIZE)
+    block = range(port_block, port_block + PORT_BLOCK_SIZE)
     taken = [port for port in block if port_open("127.0.0.1", port, timeout_s=0.05)]
     if taken:
         raise RuntimeError(f"ports {taken} of the bench's Serve block {block.start}-{block.stop - 1} "
                            "are in use (another bench running?)")
-    return private_instance(haproxy, SERVE_PORT_BLOCK)
+    return private_instance(haproxy, port_block)
 
 
 class ServeInstance:
@@ -67,7 +67,7 @@ class ServeInstance:
                  grpc_port: int = 9000, config_path: Path = ROOT / "config.yaml",
                  extra_env: dict[str, str] | None = None,
                  deployment_overrides: dict[str, dict[str, Any]] | None = None,
-                 import_path: str | None = None) -> None:
+                 import_path: str | None = None, port_block: int = SERVE_PORT_BLOCK) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = mode
@@ -79,7 +79,8 @@ class ServeInstance:
         self.deployment_overrides = deployment_overrides or {}
         # Another builder for the same config (bench.apps: ingest only, the no-op floor).
         self.import_path = import_path
-        self.workdir = TMP / f"serve-{mode}-{SERVE_PORT_BLOCK}"
+        self.port_block = port_block  # first of the PORT_BLOCK_SIZE ports this instance takes
+        self.workdir = TMP / f"serve-{mode}-{port_block}"
         self.haproxy_dir = Path(tempfile.mkdtemp(prefix="vbh-", dir="/tmp"))
         self.proc: Proc | None = None
         self.env_applied: dict[str, str] = {}
@@ -120,7 +121,7 @@ class ServeInstance:
         config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "VOTES_"))}
         self.env_applied = MODES[self.mode] | self.extra_env
-        env |= isolation_env(self.haproxy_dir) | self.env_applied
+        env |= isolation_env(self.haproxy_dir, self.port_block) | self.env_applied
         env |= ray_token_env(self.workdir / "auth_token")  # never ~/.ray's
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         # As `make run` does: Serve's gRPC proxy reads it (a batch of 1000 votes must fit).

@@ -182,8 +182,6 @@ class OwnInstance:
         from serve_app.serve_env import SERVE_ENV
         from tests.support.names import RunNames
 
-        # ServeInstance reads its port block from this module global (VOTES_BENCH_PORT_BLOCK).
-        serve_instance.SERVE_PORT_BLOCK = args.port_block
         self.names = RunNames("soak")
         base = app_args(ROOT / "config.yaml")
         self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -200,7 +198,7 @@ class OwnInstance:
                     "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(args.fallback_ports[1])}
         self.serve = serve_instance.ServeInstance(
             args=self.app, mode="haproxy", http_port=args.http_port, grpc_port=args.grpc_port,
-            extra_env=dict(SERVE_ENV) | fallback)
+            port_block=args.port_block, extra_env=dict(SERVE_ENV) | fallback)
         self.topics = [self.names.topic, self.names.dlq_topic]
 
     def start(self) -> Target:

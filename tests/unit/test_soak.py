@@ -266,10 +266,8 @@ def test_own_instance_moves_serves_fallback_proxy_ports() -> None:
     instance's HAProxy falls back to those ports: ours must not be the one that answers."""
     import shutil
 
-    from bench import serve_instance
     from serve_app.serve_env import SERVE_ENV
 
-    block = serve_instance.SERVE_PORT_BLOCK
     own = soak.OwnInstance(soak.parse_args(["--fallback-ports", "20134", "20135"]))
     try:
         env = own.serve.extra_env
@@ -280,4 +278,3 @@ def test_own_instance_moves_serves_fallback_proxy_ports() -> None:
         assert own.app["redis_url"].endswith("/9")
     finally:
         shutil.rmtree(own.serve.haproxy_dir, ignore_errors=True)
-        serve_instance.SERVE_PORT_BLOCK = block
