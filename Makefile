@@ -43,6 +43,7 @@ stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
 	$(PY) -m serve_app.grpc_stubs.generate
 
 manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml
+	$(PY) -m deployments.check_config config.yaml
 	$(PY) -m deployments.manifests
 
 check-manifests: $(STAMP) ## exit 1 (with a diff) if kuberay/rayservice.yaml is stale
@@ -64,6 +65,7 @@ stack-clean: $(STAMP) ## stop the local stack and delete its data and logs
 	$(STACK) clean
 
 run: stack-up ## the main job: local stack + `serve run config.yaml` (HTTP :8000, gRPC :9000)
+	@$(PY) -m deployments.check_config config.yaml
 	@echo "run: HTTP http://127.0.0.1:8000  gRPC 127.0.0.1:9000  Ray dashboard http://127.0.0.1:8265"
 	$(PY) -m serve_app.serve_env --ray-token-file $(RAY_TOKEN) $(VENV)/bin/serve run config.yaml
 
