@@ -1,7 +1,8 @@
 """Kafka producer with awaitable delivery: a request is answered only after Kafka's ack.
 
 confluent-kafka calls delivery reports from `poll()`. One daemon thread per producer polls and hands
-each report back to the event loop that is awaiting it, so the event loop never blocks on Kafka.
+the settled requests back to the event loop that is awaiting them, so the event loop never blocks
+on Kafka: all the requests one `poll()` settled in a single wake-up of the loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import ctypes
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -65,6 +66,7 @@ class VoteProducer:
         self._error_log = KafkaErrorLog("producer")
         self._fatal: str | None = None
         self._producer = producer or Producer(self._config)
+        self._settlements = _Settlements()
         self._closing = threading.Event()
         self._poller = threading.Thread(
             target=self._poll_loop, name="kafka-delivery-reports", daemon=True
@@ -75,6 +77,7 @@ class VoteProducer:
         _name_os_thread("kafka-poller")
         while not self._closing.is_set():
             self._producer.poll(0.05)
+            self._settlements.hand_over()
 
     def _on_client_error(self, error: KafkaError) -> None:
         self._error_log(error)
@@ -91,6 +94,7 @@ class VoteProducer:
         # Fail what the broken producer still holds: its delivery reports answer 503 now.
         broken.purge(in_queue=True, in_flight=True, blocking=False)
         broken.poll(0)
+        self._settlements.hand_over()
 
     async def send(self, records: Sequence[VoteRecord]) -> None:
         """Produce the records and return once Kafka acknowledged every one of them.
@@ -111,7 +115,7 @@ class VoteProducer:
         # One future per call, settled by the last acknowledgement or the first error: one
         # cross-thread wake-up per request instead of one per record (bench.hotpath).
         all_delivered: asyncio.Future[None] = loop.create_future()
-        on_delivery = _DeliveryReport(loop, all_delivered, expected=len(records))
+        on_delivery = _DeliveryReport(loop, all_delivered, len(records), self._settlements)
         for produced, record in enumerate(records):
             if produced and produced % YIELD_EVERY_RECORDS == 0:
                 await asyncio.sleep(0)
@@ -156,6 +160,7 @@ class VoteProducer:
     def close(self, timeout_s: float = 5.0) -> None:
         """Deliver what is queued (bounded), then stop the poller."""
         remaining = self._producer.flush(timeout_s)
+        self._settlements.hand_over()
         if remaining:
             log.warning("kafka producer closed with %d undelivered records", remaining)
         self._closing.set()
@@ -171,20 +176,61 @@ def _name_os_thread(name: str) -> None:
         pass
 
 
+class _Settlements:
+    """Requests settled during one `poll()`, handed to each event loop in one wake-up.
+
+    A wake-up (`call_soon_threadsafe`) writes to the loop's self-pipe and hands the GIL over:
+    one per request cost the replica's loop about as much as the request's own work at a few
+    hundred votes/s per replica, and one `poll()` often settles tens of requests at once
+    (docs/decisions/0019-one-wake-up-per-poll.md). Locked: a fatal-error replacement and
+    `close()` serve reports on another thread than the poller.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[asyncio.AbstractEventLoop, list[Callable[[], None]]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, settle: Callable[[], None]) -> None:
+        with self._lock:
+            self._pending.setdefault(loop, []).append(settle)
+
+    def hand_over(self) -> None:
+        with self._lock:
+            if not self._pending:
+                return
+            pending, self._pending = self._pending, {}
+        for loop, settles in pending.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, settles)
+            except RuntimeError:  # the loop is closed: the replica is shutting down
+                pass
+
+
+def _settle_all(settles: list[Callable[[], None]]) -> None:
+    for settle in settles:
+        settle()
+
+
 class _DeliveryReport:
     """A confluent-kafka delivery callback for one call's records.
 
-    Runs on the poller thread. Resolves `delivered` on its event loop once `expected` records
-    were acknowledged, or fails it at the first error: the request fails as a whole.
+    Runs on the thread that polls. Settles `delivered` on its event loop (through
+    `settlements`, handed over after the poll) once `expected` records were acknowledged, or
+    fails it at the first error: the request fails as a whole.
     """
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, delivered: asyncio.Future[None], expected: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        delivered: asyncio.Future[None],
+        expected: int,
+        settlements: _Settlements,
     ) -> None:
         self._loop = loop
         self._delivered = delivered
         self._outstanding = expected
-        self._settled = False  # only touched on the poller thread
+        self._settlements = settlements
+        self._settled = False  # only touched on the polling thread
 
     def __call__(self, error: KafkaError | None, _message: Message) -> None:
         if self._settled:
@@ -192,18 +238,12 @@ class _DeliveryReport:
         if error is not None:
             self._settled = True
             failure = KafkaUnavailable(f"Kafka did not take the record: {error.str()}")
-            self._post(self._settle_error, failure)
+            self._settlements.add(self._loop, lambda: self._settle_error(failure))
             return
         self._outstanding -= 1
         if self._outstanding == 0:
             self._settled = True
-            self._post(self._settle_ok)
-
-    def _post(self, callback: Any, *args: Any) -> None:
-        try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:  # the loop is closed: the replica is shutting down
-            pass
+            self._settlements.add(self._loop, self._settle_ok)
 
     def _settle_ok(self) -> None:
         if not self._delivered.done():  # the request may have given up (timeout, client gone)

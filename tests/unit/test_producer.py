@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaError
 
@@ -14,6 +15,7 @@ from serve_app.ingress.producer import (
     KafkaUnavailable,
     VoteProducer,
     _DeliveryReport,
+    _Settlements,
     producer_config,
 )
 from serve_app.ingress.write_side import accept_all
@@ -94,8 +96,15 @@ def _report_outcome(reports: list[KafkaError | None], expected: int) -> str:
     async def run() -> str:
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[None] = loop.create_future()
-        callback = _DeliveryReport(loop, delivered, expected)
-        await asyncio.to_thread(lambda: [callback(error, None) for error in reports])  # type: ignore[arg-type]
+        settlements = _Settlements()
+        callback = _DeliveryReport(loop, delivered, expected, settlements)
+
+        def poll() -> None:  # what one poll() does: reports, then one hand-over
+            for error in reports:
+                callback(error, None)  # type: ignore[arg-type]
+            settlements.hand_over()
+
+        await asyncio.to_thread(poll)
         try:
             async with asyncio.timeout(0.5):
                 await delivered
@@ -182,3 +191,33 @@ def test_the_poller_thread_is_named_for_per_thread_cpu() -> None:
         wait_until(lambda: comm.read_text().strip() == "kafka-poller", 5, "the poller's name")
     finally:
         producer.close(timeout_s=0.1)
+
+
+def test_the_requests_one_poll_settles_wake_their_loop_once() -> None:
+    async def run() -> tuple[int, list[str]]:
+        loop = asyncio.get_running_loop()
+        settlements = _Settlements()
+        futures: list[asyncio.Future[None]] = [loop.create_future() for _ in range(5)]
+        reports = [_DeliveryReport(loop, future, 1, settlements) for future in futures]
+        wakeups: list[object] = []
+        original = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any) -> Any:
+            if getattr(callback, "__name__", "") == "_settle_all":  # not to_thread's own wake-up
+                wakeups.append(args)
+            return original(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        failed = KafkaError(KafkaError._MSG_TIMED_OUT, "Message timed out")
+
+        def poll() -> None:
+            for index, report in enumerate(reports):
+                report(failed if index == 2 else None, None)  # type: ignore[arg-type]
+            settlements.hand_over()
+            settlements.hand_over()  # nothing left: no second wake-up
+
+        await asyncio.to_thread(poll)
+        outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 1)
+        return len(wakeups), ["failed" if isinstance(o, KafkaUnavailable) else "ok" for o in outcomes]
+
+    assert asyncio.run(run()) == (1, ["ok", "ok", "failed", "ok", "ok"])
