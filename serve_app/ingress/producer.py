@@ -112,8 +112,8 @@ class VoteProducer:
         if not records:
             return
         loop = asyncio.get_running_loop()
-        # One future per call, settled by the last acknowledgement or the first error: one
-        # cross-thread wake-up per request instead of one per record (bench.hotpath).
+        # One future per call, settled by the last acknowledgement or the first error, not one
+        # per record (bench.hotpath); the poller settles a poll's calls together (_Settlements).
         all_delivered: asyncio.Future[None] = loop.create_future()
         on_delivery = _DeliveryReport(loop, all_delivered, len(records), self._settlements)
         for produced, record in enumerate(records):
@@ -179,9 +179,9 @@ def _name_os_thread(name: str) -> None:
 class _Settlements:
     """Requests settled during one `poll()`, handed to each event loop in one wake-up.
 
-    A wake-up (`call_soon_threadsafe`) writes to the loop's self-pipe and hands the GIL over:
-    one per request cost the replica's loop about as much as the request's own work at a few
-    hundred votes/s per replica, and one `poll()` often settles tens of requests at once
+    A wake-up (`call_soon_threadsafe`) writes to the loop's self-pipe and hands the GIL over;
+    one per request was ~5% of the ingress replica's profile, and Kafka acknowledges many
+    records at once, so one `poll()` can settle several requests
     (docs/decisions/0019-one-wake-up-per-poll.md). Locked: a fatal-error replacement and
     `close()` serve reports on another thread than the poller.
     """
