@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from deployments import check_config
 from tests.support.fake_cluster import CLIENT_ENV, ClusterSpec, FakeCluster
 from tests.support.kafka import KAFKA, LagReader, create_topics, delete_topics
 from tests.support.names import RunNames
@@ -328,20 +329,16 @@ class Scenario:
         pool = next(d for d in config["applications"][0]["deployments"] if d["name"] == POOL)
         self._min_pool = pool["autoscaling_config"]["min_replicas"]
         self._policy = pool["autoscaling_config"]["policy"]["policy_kwargs"]
+        # policy_overrides are ours, and Serve's controller hides a policy that refuses its
+        # settings: name the problem here rather than wait for a deploy that never comes.
+        if problems := check_config.problems(config):
+            raise RuntimeError("the scenario's Serve config is invalid: " + "; ".join(problems))
         ray.init(address=self.cluster.address, namespace="serve", log_to_driver=False)
         deploy_config(config)
         self.log("deploying config.yaml's app ...")
         deadline = time.monotonic() + self.spec.deploy_timeout_s
         while time.monotonic() < deadline:
-            try:
-                app = serve.status().applications.get(APP)
-            except ray.exceptions.RayTaskError as exc:
-                # While the app's deployments are being created, Serve's controller can fail
-                # its own status call ('NoneType' object has no attribute 'deployment_config').
-                self.log(f"serve.status() failed while deploying, asking again: "
-                         f"{str(exc).splitlines()[-1]}")
-                time.sleep(1)
-                continue
+            app = serve.status().applications.get(APP)
             if app is not None and app.status == "DEPLOY_FAILED":
                 raise RuntimeError(f"the app failed to deploy: {app.message}")
             if app is not None and app.status == "RUNNING":

@@ -86,3 +86,16 @@ def test_the_command_exits_1_with_one_line_per_problem_and_changes_nothing(
 def test_an_unreadable_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert check_config.main([str(tmp_path / "missing.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_autoscaling_scenarios_own_policy_settings_pass() -> None:
+    # tests/support/autoscale_scenario.py overrides config.yaml's policy; it checks them too
+    # before it deploys, since Serve would only hang on a refusal.
+    from tests.support.autoscale_scenario import ScenarioSpec, app_config
+    from tests.support.names import RunNames
+
+    assert check_config.problems(app_config(RunNames("autoscale"), ScenarioSpec(), redis_db=3)) == []
+    refused = ScenarioSpec()
+    refused.policy_overrides["low_water_lag"] = refused.policy_overrides["target_lag_per_replica"]
+    [problem] = check_config.problems(app_config(RunNames("autoscale"), refused, redis_db=3))
+    assert "low_water_lag must be >= 0 and below target_lag_per_replica" in problem
