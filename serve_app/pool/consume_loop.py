@@ -1,21 +1,25 @@
 """The consume loop of one pool replica: poll, process the batch, commit, refresh the lag.
 
     while not stopped:
-        poll batch N+1 (bounded by size and time; briefly while batch N is being stored)
+        poll the next batch (bounded by size and time; briefly while batches are being stored)
         -> the processor prepares it: decodes it, dead-letters its poison
-        -> wait until the vote log has batch N; batch N+1 goes to the vote log on a thread of its
-           own (StoreAhead): the vote log's insert, the pool's longest wait, overlaps with the
-           loop's own work
-        -> batch N: apply it to the counters, commit its offsets (asynchronously, only after both
-           stores succeeded)
+        -> the oldest batch in the vote log's hands is taken out to be counted if its store has
+           ended, if no full batch came, or if STORES_IN_FLIGHT stores are running (then the
+           loop waits for that store)
+        -> the new batch goes to the vote log on a thread of its own (StoreAhead): the vote
+           log's insert, the pool's longest wait, overlaps with the loop's own work, and for a
+           full batch (a backlog) with the store of the batch before it
+        -> the batch taken out: apply it to the counters, commit its offsets (asynchronously,
+           only after both its store and its count succeeded)
         -> every LAG_REFRESH_S: the lag of the owned partitions
         -> every POSITIONS_COMMIT_S, with no batch in hand: commit where it stands (repairs a
            commit lost in a rebalance)
         -> the supervisor replaces the consumer if its group membership is stuck
     finally: close the consumer (leaves the group), flush the dead-letter producer
 
-Batches reach the vote log one at a time and in order, and the counters likewise, each batch's
-store before its count (docs/decisions/0014-pool-per-vote-cost.md).
+Up to STORES_IN_FLIGHT batches are in the vote log's hands at once and their stores may end in
+any order; the counters get the batches one at a time and in order, each after its own store
+(docs/decisions/0014-pool-per-vote-cost.md, docs/decisions/0020-pool-batches.md).
 
 A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.domain.counting`
 explains why a redelivered record changes nothing.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -43,6 +48,9 @@ BATCH_MAX_RECORDS = 1000
 BATCH_MAX_WAIT_S = 0.1
 # While a batch is being stored, poll only briefly: its count waits for the poll to return.
 BATCH_WAIT_WHILE_STORING_S = 0.01
+# Draining a backlog, two inserts in flight keep the vote log busy while one of them is encoded
+# or on the wire: docs/decisions/0020-pool-batches.md.
+STORES_IN_FLIGHT = 2
 LAG_REFRESH_S = 1.0
 # An asynchronous commit can fail in a rebalance that leaves the partition here; nothing new
 # then commits it again and the group's lag stays up for good (seen in the autoscaling scenario:
@@ -60,8 +68,11 @@ class ConsumeLoop:
         dead_letters: KafkaDeadLetters,
         stop: threading.Event,
         metrics: PersistMetrics | None = None,
+        stores_in_flight: int = STORES_IN_FLIGHT,
     ) -> None:
         """`stop` is also the event the processor's retries wait on."""
+        if stores_in_flight < 1:
+            raise ValueError(f"stores_in_flight must be at least 1, got {stores_in_flight}")
         self.supervisor = supervisor
         self.processor = processor
         self._dead_letters = dead_letters
@@ -69,7 +80,8 @@ class ConsumeLoop:
         self._metrics = metrics or PersistMetrics()
         self._lag_updated_at = 0.0
         self._positions_committed_at = time.monotonic()
-        self._storing: StoreAhead | None = None  # the batch the vote log is storing now
+        self._storing: deque[StoreAhead] = deque()  # batches the vote log is storing, oldest first
+        self._stores_in_flight = stores_in_flight
 
     @property
     def stats(self) -> PersisterStats:
@@ -90,21 +102,22 @@ class ConsumeLoop:
 
     def _poll_once(self) -> None:
         consumer = self.supervisor.consumer
-        wait_s = BATCH_MAX_WAIT_S if self._storing is None else BATCH_WAIT_WHILE_STORING_S
+        wait_s = BATCH_WAIT_WHILE_STORING_S if self._storing else BATCH_MAX_WAIT_S
         records = without_errors(consumer.consume(BATCH_MAX_RECORDS, wait_s))
         prepared = self.processor.prepare(records) if records else None
         if records and prepared is None:
             return  # stopped while dead-lettering: commit nothing
-        storing, self._storing = self._storing, None
-        stored = None if storing is None else storing.result()
-        if storing is not None and stored is None:
+        oldest = self._oldest_to_count(new_batch=prepared)
+        stored = None if oldest is None else oldest.result()
+        if oldest is not None and stored is None:
             return  # stopped before the vote log had the batch: commit nothing
         if prepared is not None:
             # The next store may begin before this count: which copy of a vote counts is settled
-            # by this batch's own store, and the counts still reach Redis in batch order.
-            self._storing = StoreAhead(self.processor, prepared)
-        if storing is not None and stored is not None:
-            offsets = self.processor.count(storing.prepared, stored)
+            # by the vote log's answer to each store, and the counts still reach Redis in batch
+            # order (docs/decisions/0020-pool-batches.md).
+            self._storing.append(StoreAhead(self.processor, prepared))
+        if oldest is not None and stored is not None:
+            offsets = self.processor.count(oldest.prepared, stored)
             if offsets is None:
                 return  # stopped before the counters had the batch: commit nothing
             if offsets:
@@ -112,11 +125,26 @@ class ConsumeLoop:
         now = time.monotonic()
         if now - self._lag_updated_at >= LAG_REFRESH_S:
             self._refresh_lag(consumer)
-        if self._storing is None:  # positions and consumers change only with no batch in hand
+        if not self._storing:  # positions and consumers change only with no batch in hand
             if now - self._positions_committed_at >= POSITIONS_COMMIT_S:
                 self._positions_committed_at = now
                 commit_positions(consumer)
             self.supervisor.replace_if_stuck(now)
+
+    def _oldest_to_count(self, new_batch: Prepared | None) -> StoreAhead | None:
+        """The oldest batch in the vote log's hands, if it is to be counted now.
+
+        It is when its store has ended, when no full batch came, or when `stores_in_flight`
+        stores are running. A second store runs only beside full batches (a backlog): under live
+        traffic waiting lets the next batch grow, and small batches cost more per vote.
+        """
+        if not self._storing:
+            return None
+        oldest = self._storing[0]
+        full = new_batch is not None and len(new_batch.records) >= BATCH_MAX_RECORDS
+        if oldest.done() or not full or len(self._storing) >= self._stores_in_flight:
+            return self._storing.popleft()
+        return None
 
     def _refresh_lag(self, consumer: Consumer) -> None:
         self._lag_updated_at = time.monotonic()
@@ -152,6 +180,9 @@ class StoreAhead:
             self._stored = processor.store(self.prepared)
         except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread by result()
             self._error = exc
+
+    def done(self) -> bool:
+        return not self._thread.is_alive()
 
     def result(self) -> Stored | None:
         """What the vote log holds for the batch's votes; None when stopped before it stored."""

@@ -72,12 +72,14 @@ def test_a_full_run_is_expected_under_35_minutes_and_quick_under_10() -> None:
     quick_args = parse_args(["--quick"])
     quick = estimate_s(make_plan(quick_args, CONFIG), selected(quick_args), ["haproxy"])
     assert quick < 10 * 60
-    # A second mode adds its three `serve run`s and its Serve scenarios.
-    assert estimate_s(make_plan(args, CONFIG), selected(args), ["default", "haproxy"]) > full + 3 * 60
+    # A second mode adds its four `serve run`s and its Serve scenarios.
+    assert estimate_s(make_plan(args, CONFIG), selected(args), ["default", "haproxy"]) > full + 4 * 60
 
 
 def test_serve_instances_follow_the_groups() -> None:
-    assert serve_instances(["serve_noop_http", "e2e_latency"]) == ["noop", "whole"]
+    assert serve_instances(["serve_noop_http", "e2e_latency"]) == ["noop", "system"]
+    # The sustained runs get an app of their own: the closed-loop batches leave the pool scaled out.
+    assert serve_instances(["serve_http_batch", "system_single"]) == ["whole", "system"]
     assert serve_instances(GROUPS["ingest"]) == ["ingest"]
     assert serve_instances(["plain_http_peer"]) == []
 

@@ -235,7 +235,9 @@ class RecordingCounters(CountingModel):
 
 
 def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None = None,
-                  vote_log_failures: int = 0) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
+                  vote_log_failures: int = 0, stores_in_flight: int = 1,
+                  ) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
+    """A loop over `batches`; one store in flight unless asked (the order is then deterministic)."""
     events: list[str] = []
     consumer = ScriptedConsumer(batches, events)
     vote_log = RecordingVoteLog(events=events, failures=vote_log_failures)
@@ -252,7 +254,7 @@ def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None 
     consumer.consume = consume  # type: ignore[method-assign]
     supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
     loop = ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
-                       stop=threading.Event())
+                       stop=threading.Event(), stores_in_flight=stores_in_flight)
     return loop, consumer, events
 
 
@@ -299,3 +301,130 @@ def test_stopped_while_the_vote_log_is_down_nothing_is_counted_or_committed() ->
     loop._poll_once()
     assert not any(e.startswith(("count", "commit")) for e in events)
     assert loop.stats.batches == 0
+
+
+# ---- two stores in flight: they may end in any order, the counts keep the batches' order -------
+
+
+@pytest.fixture
+def one_record_is_a_full_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second store runs only beside full batches; here a batch of one is full."""
+    monkeypatch.setattr(consume_loop, "BATCH_MAX_RECORDS", 1)
+
+
+@dataclass
+class GatedVoteLog(FakeVoteLog):
+    """A vote log whose store of each batch (named by its first offset) waits for its gate."""
+
+    events: list[str] = field(default_factory=list)
+    gates: dict[int, threading.Event] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def gate(self, first_offset: int) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(first_offset, threading.Event())
+
+    def store(self, batch: Sequence[Delivered]) -> Mapping[str, tuple[int, int]]:
+        first = batch[0].offset
+        self.events.append(f"store {first} begins")
+        assert self.gate(first).wait(5), f"store {first} was never let through"
+        with self.lock:
+            held = super().store(batch)
+        self.events.append(f"store {first} ends")
+        return held
+
+
+def gated_loop(batches: list[list[FakeRecord]], stores_in_flight: int,
+               ) -> tuple[ConsumeLoop, GatedVoteLog, RecordingCounters, list[str]]:
+    events: list[str] = []
+    consumer = ScriptedConsumer(batches, events)
+    vote_log = GatedVoteLog(events=events)
+    counters = RecordingCounters(events=events)
+    pool = Pool(vote_log=vote_log, counters=counters)
+    supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
+    loop = ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
+                       stop=threading.Event(), stores_in_flight=stores_in_flight)
+    return loop, vote_log, counters, events
+
+
+def wait_for(event: str, events: list[str]) -> None:
+    for _ in range(500):
+        if event in events:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"never happened: {event}; events: {events}")
+
+
+@pytest.mark.usefixtures("one_record_is_a_full_batch")
+def test_two_stores_run_at_once_and_the_counts_keep_the_batch_order() -> None:
+    a, b, c = ([vote_record(f"v{i}", 0, i)] for i in (0, 1, 2))
+    loop, vote_log, _counters, events = gated_loop([a, b, c], stores_in_flight=2)
+    loop._poll_once()  # batch 0 to the vote log
+    loop._poll_once()  # batch 1 too: store 0 has not ended and there is room for a second
+    wait_for("store 1 begins", events)
+    assert "store 0 ends" not in events and not any(e.startswith("count") for e in events)
+    # Store 1 ends first; the loop still counts batch 0 first, once its store has ended.
+    vote_log.gate(1).set()
+    wait_for("store 1 ends", events)
+    vote_log.gate(0).set()
+    vote_log.gate(2).set()
+    loop._poll_once()  # batch 2 polled; two stores in flight, so batch 0 is counted now
+    loop._poll_once()  # nothing new: batch 1
+    loop._poll_once()  # and batch 2
+    assert [e for e in events if e.startswith(("count", "commit"))] == [
+        "count 0", "commit 0:1", "count 1", "commit 0:2", "count 2", "commit 0:3"]
+    assert loop.stats.counted == 3
+
+
+@pytest.mark.usefixtures("one_record_is_a_full_batch")
+def test_a_third_batch_waits_for_the_oldest_of_two_stores() -> None:
+    a, b, c = ([vote_record(f"v{i}", 0, i)] for i in (0, 1, 2))
+    loop, vote_log, _counters, events = gated_loop([a, b, c], stores_in_flight=2)
+    loop._poll_once()
+    loop._poll_once()
+    threading.Timer(0.2, vote_log.gate(0).set).start()
+    loop._poll_once()  # blocks on store 0, then hands batch 2 over while store 1 still runs
+    assert events.index("store 0 ends") < events.index("store 2 begins") < events.index("count 0")
+    assert "store 1 ends" not in events
+    vote_log.gate(1).set()
+    vote_log.gate(2).set()
+    loop._poll_once()
+    loop._poll_once()
+    assert loop.stats.counted == 3
+
+
+@pytest.mark.usefixtures("one_record_is_a_full_batch")
+def test_a_clients_duplicate_in_two_stores_at_once_counts_once_whichever_store_wins() -> None:
+    # The same vote_id at offsets 0 and 1, in two batches stored at once; the later one ends first
+    # and so is the copy the vote log holds. Only that copy counts.
+    loop, vote_log, counters, events = gated_loop(
+        [[vote_record("same", 0, 0)], [vote_record("same", 0, 1)]], stores_in_flight=2)
+    loop._poll_once()
+    loop._poll_once()
+    vote_log.gate(1).set()
+    wait_for("store 1 ends", events)
+    vote_log.gate(0).set()
+    loop._poll_once()
+    loop._poll_once()
+    assert vote_log.held == {"same": (0, 1)}
+    assert loop.stats.counted == 1
+    assert counters.total == 1 and counters.by_band == {"Alux Nahual": 1}
+
+
+def test_a_batch_that_is_not_full_waits_for_the_store_before_it() -> None:
+    # Live traffic, no backlog: the loop waits for the store in flight, so the next batch grows
+    # while it waits instead of going to the vote log as many small inserts.
+    loop, vote_log, _counters, events = gated_loop(
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]], stores_in_flight=2)
+    loop._poll_once()
+    threading.Timer(0.2, vote_log.gate(0).set).start()
+    loop._poll_once()  # batch 1 is not full: it waits for store 0 and is stored after it
+    assert events.index("store 0 ends") < events.index("store 1 begins") < events.index("count 0")
+    vote_log.gate(1).set()
+    loop._poll_once()
+    assert loop.stats.counted == 2
+
+
+def test_one_store_in_flight_at_least() -> None:
+    with pytest.raises(ValueError, match="stores_in_flight must be at least 1, got 0"):
+        gated_loop([], stores_in_flight=0)
