@@ -117,7 +117,7 @@ status=${PIPESTATUS[0]}
 set -e
 
 elapsed=$(($(date +%s) - started))
-summary=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s|done in [0-9]+s; wrote' "$log" \
+summary=$(grep -E '[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s|done in [0-9.]+ (s|min) \(expected' "$log" \
   | tail -n 1 || true)
 say "summary: ${summary:-no pytest summary line (see $log)}"
 say "wall time: $((elapsed / 60)) min $((elapsed % 60)) s (clone, installs and the run); exit $status"
