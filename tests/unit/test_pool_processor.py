@@ -234,10 +234,15 @@ class RecordingCounters(CountingModel):
         return super().apply(topic, updates)
 
 
+def loop_over(consumer: ScriptedConsumer, pool: Pool, stores_in_flight: int) -> ConsumeLoop:
+    supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
+    return ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
+                       stop=threading.Event(), stores_in_flight=stores_in_flight)
+
+
 def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None = None,
-                  vote_log_failures: int = 0, stores_in_flight: int = 1,
-                  ) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
-    """A loop over `batches`; one store in flight unless asked (the order is then deterministic)."""
+                  vote_log_failures: int = 0) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
+    """A loop over `batches` with one store in flight (the order of events is then deterministic)."""
     events: list[str] = []
     consumer = ScriptedConsumer(batches, events)
     vote_log = RecordingVoteLog(events=events, failures=vote_log_failures)
@@ -252,10 +257,7 @@ def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None 
         return batch
 
     consumer.consume = consume  # type: ignore[method-assign]
-    supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
-    loop = ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
-                       stop=threading.Event(), stores_in_flight=stores_in_flight)
-    return loop, consumer, events
+    return loop_over(consumer, pool, stores_in_flight=1), consumer, events
 
 
 def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_follows_its_count() -> None:
@@ -337,13 +339,10 @@ class GatedVoteLog(FakeVoteLog):
 def gated_loop(batches: list[list[FakeRecord]], stores_in_flight: int,
                ) -> tuple[ConsumeLoop, GatedVoteLog, RecordingCounters, list[str]]:
     events: list[str] = []
-    consumer = ScriptedConsumer(batches, events)
     vote_log = GatedVoteLog(events=events)
     counters = RecordingCounters(events=events)
-    pool = Pool(vote_log=vote_log, counters=counters)
-    supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
-    loop = ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
-                       stop=threading.Event(), stores_in_flight=stores_in_flight)
+    loop = loop_over(ScriptedConsumer(batches, events), Pool(vote_log=vote_log, counters=counters),
+                     stores_in_flight)
     return loop, vote_log, counters, events
 
 
