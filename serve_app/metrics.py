@@ -38,9 +38,13 @@ PRODUCE_LATENCY = MetricSpec("votes_produce_latency_seconds", "histogram",
                              ("path",))
 PERSISTED = MetricSpec("votes_persisted", "counter", "Vote records stored in the vote log.")
 COUNTED = MetricSpec("votes_counted", "counter", "Votes added to the Redis counters.")
-DEAD_LETTERED = MetricSpec("votes_dead_lettered", "counter", "Records sent to the dead-letter topic.")
+DEAD_LETTERED = MetricSpec("votes_dead_lettered", "counter",
+                           "Records the dead-letter topic acknowledged, each once per replica.")
 STORE_FAILURES = MetricSpec("votes_store_failures", "counter",
                             "Failed attempts to persist a batch (retried), by step.", ("step",))
+PERSIST_STALLS = MetricSpec("votes_persist_stalls", "counter",
+                            "Steps that kept failing past the stall limit (the replica then fails "
+                            "its health check), by step.", ("step",))
 BATCH_SIZE = MetricSpec("votes_persist_batch_size", "histogram", "Records per persisted batch.")
 PERSIST_LATENCY = MetricSpec("votes_persist_latency_seconds", "histogram",
                              "Time to persist and commit one batch.")
@@ -51,8 +55,8 @@ CONSUMER_LAG = MetricSpec("votes_consumer_lag", "gauge",
                           ("partition",))
 
 METRICS: tuple[MetricSpec, ...] = (ACCEPTED, REJECTED, PRODUCE_LATENCY, PERSISTED, COUNTED,
-                                   DEAD_LETTERED, STORE_FAILURES, BATCH_SIZE, PERSIST_LATENCY,
-                                   END_TO_END, CONSUMER_LAG)
+                                   DEAD_LETTERED, STORE_FAILURES, PERSIST_STALLS, BATCH_SIZE,
+                                   PERSIST_LATENCY, END_TO_END, CONSUMER_LAG)
 
 
 def _make(spec: MetricSpec, boundaries: list[float] | None = None) -> Counter | Gauge | Histogram:
@@ -98,6 +102,10 @@ class PersistMetrics:
     @cached_property
     def store_failures(self) -> Counter:
         return _make(STORE_FAILURES)  # type: ignore[return-value]
+
+    @cached_property
+    def persist_stalls(self) -> Counter:
+        return _make(PERSIST_STALLS)  # type: ignore[return-value]
 
     @cached_property
     def batch_size(self) -> Histogram:

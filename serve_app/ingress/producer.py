@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from serve_app.domain.votes import VoteRecord, encode_record
-from serve_app.kafka_errors import KafkaErrorLog
+from serve_app.kafka_errors import ReplaceableProducer
 from serve_app.settings import Settings
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
@@ -57,15 +57,14 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 class VoteProducer:
     """Produces vote records and awaits their delivery reports."""
 
-    def __init__(self, settings: Settings, producer: Producer | None = None) -> None:
+    def __init__(
+        self, settings: Settings, new_producer: Callable[[dict[str, Any]], Producer] = Producer
+    ) -> None:
         self._topic = settings.kafka_topic
         self._queue_max = settings.kafka_producer_queue_max
         # Slack over the producer's own message timeout: its delivery error is the better answer.
         self._await_timeout_s = settings.kafka_delivery_timeout_s + 1.0
-        self._config = producer_config(settings) | {"error_cb": self._on_client_error}
-        self._error_log = KafkaErrorLog("producer")
-        self._fatal: str | None = None
-        self._producer = producer or Producer(self._config)
+        self._producers = ReplaceableProducer("producer", producer_config(settings), new_producer)
         self._settlements = _Settlements()
         self._closing = threading.Event()
         self._poller = threading.Thread(
@@ -79,18 +78,14 @@ class VoteProducer:
             self._producer.poll(0.05)
             self._settlements.hand_over()
 
-    def _on_client_error(self, error: KafkaError) -> None:
-        self._error_log(error)
-        if error.fatal():
-            # An idempotent producer can hit an unrecoverable sequence error (e.g. records that
-            # timed out while the broker was down): it then refuses everything until replaced.
-            self._fatal = error.str()
+    @property
+    def _producer(self) -> Producer:
+        return self._producers.producer
 
     def _replace_after_fatal_error(self) -> None:
-        log.error("kafka producer hit a fatal error (%s); starting a new one", self._fatal)
-        broken = self._producer
-        self._producer = Producer(self._config)
-        self._fatal = None
+        broken = self._producers.replace_if_fatal()
+        if broken is None:
+            return
         # Fail what the broken producer still holds: its delivery reports answer 503 now.
         broken.purge(in_queue=True, in_flight=True, blocking=False)
         broken.poll(0)
@@ -103,11 +98,12 @@ class VoteProducer:
         whole batch, and KafkaUnavailable when any record was not acknowledged in time. Records
         of a failed batch may still have reached Kafka: clients retry with the same vote_ids.
         """
-        if self._fatal is not None:
+        if self._producers.fatal is not None:
             self._replace_after_fatal_error()
-        if len(self._producer) + len(records) > self._queue_max:
+        producer = self._producer
+        if len(producer) + len(records) > self._queue_max:
             raise KafkaOverloaded(
-                f"producer queue full ({len(self._producer)} records waiting for Kafka)"
+                f"producer queue full ({len(producer)} records waiting for Kafka)"
             )
         if not records:
             return
@@ -121,7 +117,7 @@ class VoteProducer:
                 await asyncio.sleep(0)
             message = encode_record(record)
             try:
-                self._producer.produce(
+                producer.produce(
                     self._topic,
                     key=message.key,
                     value=message.value,

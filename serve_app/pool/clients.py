@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from serve_app.domain.counting import Delivered
-from serve_app.kafka_errors import KafkaErrorLog
+from serve_app.kafka_errors import KafkaErrorLog, ReplaceableProducer
 from serve_app.metrics import PersistMetrics
 from serve_app.pool.consume_loop import ConsumeLoop, log_commit_outcome
 from serve_app.pool.dead_letters import KafkaDeadLetters
@@ -77,10 +77,9 @@ def dlq_producer_config(settings: Settings) -> dict[str, Any]:
     } | settings.kafka_security_config()
 
 
-def new_dlq_producer(settings: Settings) -> Producer:
-    return Producer(
-        dlq_producer_config(settings) | {"error_cb": KafkaErrorLog("dead-letter producer")}
-    )
+def new_dlq_producers(settings: Settings) -> ReplaceableProducer:
+    """The DLQ producer, replaced after a fatal error (it would refuse every record after one)."""
+    return ReplaceableProducer("dead-letter producer", dlq_producer_config(settings))
 
 
 def new_redis(settings: Settings) -> redis.Redis:
@@ -121,7 +120,7 @@ def build_consume_loop(settings: Settings, metrics: PersistMetrics | None = None
     stats = PersisterStats()
     stop = threading.Event()
     dead_letters = KafkaDeadLetters(
-        new_dlq_producer(settings), settings.kafka_dlq_topic, settings.kafka_delivery_timeout_s
+        new_dlq_producers(settings), settings.kafka_dlq_topic, settings.kafka_delivery_timeout_s
     )
     supervisor = ConsumerSupervisor(
         settings.kafka_topic, lambda on_statistics: new_consumer(settings, on_statistics), stats

@@ -21,8 +21,8 @@ from serve_app.settings import Settings
 class VotePersister:
     """A Serve replica that runs a ConsumeLoop on a background thread.
 
-    Serve starts, health-checks and restarts the replicas; a dead consume thread fails the health
-    check, so Serve replaces the replica. Requests are not part of the work: the pool pulls from
+    Serve starts, health-checks and restarts the replicas; a dead consume thread, or a step of
+    the batch processor failing for too long, fails the health check, so Serve replaces the replica. Requests are not part of the work: the pool pulls from
     Kafka. `stats()` answers what this replica has done.
     """
 
@@ -37,6 +37,9 @@ class VotePersister:
     def check_health(self) -> None:
         if not self._thread.is_alive():
             raise RuntimeError("the consume loop has stopped")
+        stalled = self._loop.stats.stalled  # a step failing for long: serve_app.pool.stall
+        if stalled is not None:
+            raise RuntimeError(f"the consume loop is stalled: {stalled}")
 
     def stats(self) -> dict[str, Any]:
         stats = self._loop.stats

@@ -58,5 +58,8 @@ class Counters(Protocol):
 
 class DeadLetterSink(Protocol):
     def send(self, poison: Sequence[Poison]) -> int:
-        """Hand the records over durably (or raise); return how many."""
+        """Hand the records over durably (or raise); return how many were not handed over before.
+
+        A record handed over before (its batch redelivered) is not sent again and not counted.
+        """
         ...

@@ -4,14 +4,16 @@
       -> store: the vote log stores the votes by vote_id (it says which record of each it holds)
       -> count: the counters apply the counts and the partitions' offsets atomically
       -> the next offset per partition, for the consume loop to commit
-    a step failing: retry that step with backoff, skip nothing; stopped meanwhile: commit nothing
+    a step failing: retry that step with backoff, skip nothing; stopped meanwhile: commit nothing;
+      failing for STALL_LIMIT_S: the replica fails its health check (`serve_app.pool.stall`)
 
 `process` runs the three steps in a row; the consume loop runs `store` on a thread of its own
 while it polls and prepares the next batch (docs/decisions/0014-pool-per-vote-cost.md).
 
 The retry lives here, per step, rather than in the consume loop: a batch whose store fails after
-its poison records were dead-lettered retries the store alone, so each poison record is produced
-to the DLQ once. The stores come in through `serve_app.pool.ports`; nothing here builds a client.
+its poison records were dead-lettered retries the store alone, so the dead-letter sink is not
+asked for them again (the sink itself produces each once: `serve_app.pool.dead_letters`). The
+stores come in through `serve_app.pool.ports`; nothing here builds a client.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from serve_app.domain.counting import Delivered, counter_updates
 from serve_app.domain.votes import RecordError, decode_record
 from serve_app.metrics import PersistMetrics
 from serve_app.pool.ports import ConsumedRecord, Counters, DeadLetterSink, Offsets, Poison, VoteLog
+from serve_app.pool.stall import STALL_LIMIT_S, Failing, StallWatch
 from serve_app.pool.stats import PersisterStats
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
@@ -89,8 +92,11 @@ class BatchProcessor:
         wait: Callable[[float], bool],
         stats: PersisterStats | None = None,
         metrics: PersistMetrics | None = None,
+        stall_limit_s: float = STALL_LIMIT_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`retryable`: the store failures worth retrying; `wait(s)`: sleep, True when stopped."""
+        """`retryable`: the store failures worth retrying; `wait(s)`: sleep, True when stopped;
+        a step failing for `stall_limit_s` (by `clock`) makes the replica unhealthy."""
         self._topic = topic
         self._vote_log = vote_log
         self._counters = counters
@@ -99,6 +105,7 @@ class BatchProcessor:
         self._wait = wait
         self.stats = stats or PersisterStats()
         self._metrics = metrics or PersistMetrics()
+        self._stalls = StallWatch(self.stats, self._metrics, stall_limit_s, clock)
 
     def process(self, records: Sequence[ConsumedRecord]) -> Offsets | None:
         """Persist one batch; the offsets to commit, or None when stopped before it was persisted."""
@@ -110,8 +117,13 @@ class BatchProcessor:
         """Decode the batch and dead-letter its poison; None when stopped before the DLQ had it."""
         started = time.monotonic()
         delivered, poison = decode(records)
-        if poison and self._retry("dead-letter", lambda: self._dead_letters.send(poison)) is None:
-            return None
+        if poison:
+            landed = self._retry("dead-letter", lambda: self._dead_letters.send(poison))
+            if landed is None:
+                return None
+            self.stats.dead_lettered += landed  # each record once, when the DLQ first has it
+            if landed:
+                self._metrics.dead_lettered.inc(landed)
         return Prepared(records, delivered, len(poison), started)
 
     def store(self, prepared: Prepared) -> Stored | None:
@@ -142,28 +154,32 @@ class BatchProcessor:
     def _retry(self, step: str, action: Callable[[], T]) -> T | None:
         """Run action until it succeeds (returns its value) or the loop is stopped (None)."""
         delay = BACKOFF_FIRST_S
-        while True:
-            try:
-                return action()
-            except self._retryable as exc:
-                self.stats.store_failures += 1
-                self._metrics.store_failures.inc(tags={"step": step})
-                self.stats.last_error = f"{step}: {type(exc).__name__}: {exc}"
-                log.warning("%s failed, retrying in %.1fs: %s", step, delay, self.stats.last_error)
-            if self._wait(delay):
-                return None
-            delay = min(delay * 2, BACKOFF_MAX_S)
+        failing: Failing | None = None
+        try:
+            while True:
+                try:
+                    return action()
+                except self._retryable as exc:
+                    self.stats.store_failures += 1
+                    self._metrics.store_failures.inc(tags={"step": step})
+                    error = f"{step}: {type(exc).__name__}: {exc}"
+                    self.stats.last_error = error
+                    log.warning("%s failed, retrying in %.1fs: %s", step, delay, error)
+                    failing = self._stalls.failed(failing, step, error)
+                if self._wait(delay):
+                    return None
+                delay = min(delay * 2, BACKOFF_MAX_S)
+        finally:
+            self._stalls.ended(failing)
 
     def _record(self, delivered: Sequence[Delivered], counted: int, dead: int, took_s: float) -> None:
         self.stats.batches += 1
         self.stats.persisted += len(delivered)
         self.stats.counted += counted
-        self.stats.dead_lettered += dead
         metrics = self._metrics
         metrics.batch_size.observe(len(delivered) + dead)
         metrics.persist_latency.observe(took_s)
-        for amount, counter in ((len(delivered), metrics.persisted), (counted, metrics.counted),
-                                (dead, metrics.dead_lettered)):
+        for amount, counter in ((len(delivered), metrics.persisted), (counted, metrics.counted)):
             if amount:
                 counter.inc(amount)
         now = datetime.now(UTC)

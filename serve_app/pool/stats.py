@@ -18,6 +18,7 @@ class PersisterStats:
     assigned: list[int] = field(default_factory=list)
     lag: dict[int, int] = field(default_factory=dict)  # partition -> records behind
     consumers_replaced: int = 0  # by the supervisor, when GroupWatch says stuck
+    stalled: str | None = None  # a step failing past the stall limit: the replica is unhealthy
 
     @property
     def total_lag(self) -> int:

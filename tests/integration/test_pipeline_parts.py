@@ -12,20 +12,23 @@ from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
 
 from serve_app.domain.counting import Delivered
 from serve_app.domain.votes import Vote, accept, encode_record
 from serve_app.ingress.producer import VoteProducer
-from serve_app.pool.clients import build_consume_loop
+from serve_app.pool.clients import build_consume_loop, new_dlq_producers
 from serve_app.pool.consume_loop import ConsumeLoop
+from serve_app.pool.dead_letters import KafkaDeadLetters
+from serve_app.pool.ports import Poison
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
 from tests.conftest import TEST_REDIS_DB
 from tests.support.kafka import read_all
 from tests.support.waiting import wait_until
+from tests.unit.test_pool_processor import FakeRecord
 
 pytestmark = pytest.mark.integration
 
@@ -151,11 +154,38 @@ def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -
     dlq = read_all(settings.kafka_dlq_topic)
     reasons = sorted(dict(m.headers())["dlq.reason"].decode()[:20] for m in dlq)
     assert len(dlq) == 3 and any(r.startswith("not JSON") for r in reasons)
+    # Each once, keyed by where it was read: what a DLQ reader deduplicates on after a crash.
+    where = sorted((int(dict(m.headers())["dlq.partition"]), int(dict(m.headers())["dlq.offset"]))
+                   for m in dlq)
+    assert sorted(m.key() for m in dlq) == [f"{settings.kafka_topic}/{p}/{o}".encode()
+                                            for p, o in where]
+    assert len(set(where)) == 3 and all(dict(m.headers())["dlq.original_key"] == b"k" for m in dlq)
     assert all(dict(m.headers())["dlq.topic"] == settings.kafka_topic.encode() for m in dlq)
     huge = [m for m in dlq if dict(m.headers())["dlq.original_bytes"] == b"900000"]
     assert len(huge) == 1 and dict(huge[0].headers())["dlq.truncated"] == b"true"
     assert len(huge[0].value()) == 512 * 1024
     assert counters()["total"] == "5"
+
+
+def test_a_dead_letter_retried_after_its_flush_timed_out_lands_once(settings: Settings) -> None:
+    # A flush that waits 0 s never sees the acks: each retry must wait for the copies already
+    # queued, not produce them again (it did, and the DLQ got one copy per attempt).
+    sink = KafkaDeadLetters(new_dlq_producers(settings), settings.kafka_dlq_topic, timeout_s=0.0)
+    poison = [Poison(FakeRecord(b"not json", 2, offset), "not JSON") for offset in (5, 6, 7)]
+    attempts: list[int | None] = []
+
+    def landed() -> bool:
+        try:
+            attempts.append(sink.send(poison))
+        except KafkaException:
+            attempts.append(None)
+        return attempts[-1] is not None
+
+    wait_until(landed, 30, "the DLQ acknowledged the dead letters", every_s=0.05)
+    assert attempts[0] is None and attempts[-1] == 3 and len(attempts) > 1
+    sink.close()
+    dlq = read_all(settings.kafka_dlq_topic)
+    assert sorted(m.key() for m in dlq) == [b"votes/2/5", b"votes/2/6", b"votes/2/7"]
 
 
 def test_counts_survive_a_redis_restart(settings: Settings, stack: Any) -> None:

@@ -45,3 +45,14 @@ def test_the_replica_freezes_its_start_up_objects_out_of_the_collectors_reach(re
     assert gc.get_freeze_count() > 0
     assert replica._thread.is_alive()
     replica.check_health()
+
+
+def test_a_stalled_consume_loop_fails_the_health_check_so_serve_replaces_the_replica(
+    replica: Any,
+) -> None:
+    replica.check_health()
+    replica._loop.stats.stalled = "failing for 301s, last: vote log: ConnectionError: refused"
+    with pytest.raises(RuntimeError, match="stalled: failing for 301s, last: vote log"):
+        replica.check_health()
+    replica._loop.stats.stalled = None  # the step succeeded again
+    replica.check_health()

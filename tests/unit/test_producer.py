@@ -79,11 +79,11 @@ def test_a_fatal_error_replaces_the_producer_before_the_next_send() -> None:
     producer = VoteProducer(SETTINGS)
     try:
         first = producer._producer
-        producer._on_client_error(KafkaError(KafkaError._FATAL, "sequence gap", fatal=True))
+        producer._producers.on_error(KafkaError(KafkaError._FATAL, "sequence gap", fatal=True))
         asyncio.run(producer.send([]))
         assert producer._producer is not first
         replaced = producer._producer
-        producer._on_client_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "down"))
+        producer._producers.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN, "down"))
         asyncio.run(producer.send([]))
         assert producer._producer is replaced  # a non-fatal error changes nothing
     finally:
