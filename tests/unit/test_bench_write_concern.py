@@ -46,7 +46,11 @@ def test_the_report_gives_the_ratio_of_the_two() -> None:
     scenarios = [scenario("persist_x1", "majority", [900, 950, 1000]),
                  scenario("persist_x1_acknowledged", "acknowledged", [1000, 1000, 1100])]
     (line,) = write_concern_lines(scenarios)
-    assert "majority 950 vs acknowledged 1,000 votes/s, majority/acknowledged = 0.95" in line
+    assert "majority 950 vs acknowledged 1,000 votes/s, majority/acknowledged = 0.95 (95% CI" in line
+    assert line.endswith("no clear difference (the interval contains 1).")
+    scenarios[1]["runs"] = [{"votes_per_s": r} for r in (1900, 1900, 1901)]
+    (line,) = write_concern_lines(scenarios)
+    assert "contains 1" not in line
 
 
 def test_the_targets_judge_the_baseline_only() -> None:
