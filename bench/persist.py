@@ -101,11 +101,13 @@ def clear_counters(client: redis.Redis) -> None:
 
 def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: int,
                 replicas: int, timeout_s: float, mongo_url: str = MONGO_URL,
-                extra_cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+                extra_cpu: Callable[[], dict[str, float]] | None = None,
+                write_concern: str | None = None) -> dict[str, Any]:
     """Start `replicas` pool workers on the preloaded topic; time the drain; reconcile.
 
     `mongo_url`: the vote log on another FerretDB than the stack's (bench.ferretdb_backends);
-    `extra_cpu`: CPU seconds so far of other processes (that FerretDB), measured in the same window.
+    `extra_cpu`: CPU seconds so far of other processes (that FerretDB), measured in the same window;
+    `write_concern`: the workers' `mongo_write_concern` (None: the setting's default).
     """
     from confluent_kafka.admin import AdminClient
     from pymongo import MongoClient
@@ -121,7 +123,7 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
         "VOTES_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
         "VOTES_MONGO_URL": mongo_url,
         "VOTES_MONGO_DATABASE": mongo_db,
-    }
+    } | ({"VOTES_MONGO_WRITE_CONCERN": write_concern} if write_concern else {})
     workers = [Proc(f"pool-{replicas}-{i}", [PY, "-m", "bench.pool_worker"], env=env)
                for i in range(replicas)]
     samples: list[tuple[float, int]] = []

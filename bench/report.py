@@ -331,7 +331,29 @@ def notes(scenarios: list[Scenario]) -> list[str]:
         else:
             out.append(f"- e2e_latency: background {s.get('rate_votes_per_s')} votes/s of single HTTP "
                        f"votes; {s.get('note')}.")
+    out += write_concern_lines(scenarios)
     return [*out, ""]
+
+
+def write_concern_lines(scenarios: list[Scenario]) -> list[str]:
+    """What the vote log's write concern costs: persist_xN (the baseline) against persist_xN_<other>,
+    their repeats interleaved in the same run (bench.run --persist-write-concerns)."""
+    lines = []
+    for other in scenarios:
+        baseline = other.get("write_concern_baseline")
+        if not baseline or other.get("write_concern") == baseline:
+            continue
+        base = find(scenarios, f"persist_x{other.get('replicas')}")
+        rates_base, rates_other = run_rates(base), run_rates(other)
+        if not base or not rates_base or not rates_other:
+            continue
+        ratio = stats.ratio_ci(rates_base, rates_other)
+        unclear = "; no clear difference (the interval contains 1)" if ratio.n > 1 and ratio.contains(1) else ""
+        lines.append(f"- write concern of the vote log, {other.get('replicas')} consumer(s), repeats interleaved: "
+                     f"{baseline} {_num(base.get('votes_per_s'))} vs {other['write_concern']} "
+                     f"{_num(other.get('votes_per_s'))} votes/s, {baseline}/{other['write_concern']} = "
+                     f"{ratio.point:.2f} ({ratio.label}){unclear}.")
+    return lines
 
 
 # ---- the chart -------------------------------------------------------------------------------

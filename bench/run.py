@@ -25,7 +25,9 @@ Scenarios (group in brackets). Serve scenarios carry their mode, e.g. `serve_noo
                              (lag-bounded load, bench/system.py): votes/s accepted and persisted, the
                              lag when the load stops and the time the pool takes to drain it
   e2e_latency        [e2e]   acceptance -> visible in /results, at ~50% of the best single rate
-  persist_x1, persist_xN [persist]  the consumer pool draining a preloaded topic, 1 and N replicas
+  persist_x1, persist_xN [persist]  the consumer pool draining a preloaded topic, 1 and N replicas;
+                             with --persist-write-concerns majority,acknowledged also persist_xN_acknowledged,
+                             the repeats of the two interleaved (A/B, B/A, ...), and their ratio in the report
 
 The compared groups (peer, seed, noop, ingest) run --repeats times (5), so that the report can give
 each comparison a bootstrap confidence interval (bench/stats.py); the others run --context-repeats
@@ -78,6 +80,7 @@ from bench.profile import Profiler
 from bench.serve_instance import MODES, ServeInstance
 from bench.targets import evaluate_targets
 from serve_app.serve_env import SERVE_ENV
+from serve_app.settings import MONGO_WRITE_CONCERNS, Settings
 from serve_app.stores import redis_counts as rc
 from tests.support.kafka import create_topics, delete_topics
 from tests.support.names import RunNames
@@ -143,6 +146,7 @@ class Plan:
     batch_concurrency: int
     persist_records: int
     persist_replicas: list[int]
+    persist_write_concerns: list[str]
     drain_timeout_s: float
     e2e_duration_s: float
     system_warmup_s: float
@@ -175,6 +179,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--persist-records", type=int, help="records preloaded for persist")
     parser.add_argument("--persist-replicas", default="",
                         help="pool sizes to measure (default: 1 and config.yaml's VotePersister replicas)")
+    parser.add_argument("--persist-write-concerns", default="",
+                        help="vote log write concerns (mongo_write_concern) to compare in persist, "
+                             f"comma-separated, the first as the baseline, e.g. majority,acknowledged "
+                             f"(choices: {', '.join(MONGO_WRITE_CONCERNS)}; default: the setting's default alone)")
     parser.add_argument("--serve-modes", default="haproxy",
                         help=f"Serve environment modes, comma-separated: {', '.join(MODES)} (default: "
                              "haproxy, what `make run` ships; e2e_latency runs in the last one)")
@@ -234,11 +242,35 @@ def make_plan(args: argparse.Namespace, config: dict[str, Any]) -> Plan:
         batch_concurrency=args.batch_concurrency or (2 if quick else 4),
         persist_records=args.persist_records or (2000 if quick else 40_000),
         persist_replicas=replicas,
+        persist_write_concerns=write_concerns(args.persist_write_concerns),
         drain_timeout_s=60 if quick else 240,
         e2e_duration_s=4 if quick else 12,
         system_warmup_s=args.system_warmup if args.system_warmup is not None else (3.0 if quick else 8.0),
         system_duration_s=args.system_duration if args.system_duration is not None else (4.0 if quick else 20.0),
     )
+
+
+def write_concerns(text: str) -> list[str]:
+    """--persist-write-concerns: the choices to compare, the baseline first (default: the
+    setting's default alone, measured under the plain names persist_xN)."""
+    default = Settings.model_fields["mongo_write_concern"].default
+    chosen = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip())) or [default]
+    for choice in chosen:
+        if choice not in MONGO_WRITE_CONCERNS:
+            raise SystemExit(f"--persist-write-concerns: unknown write concern {choice!r}; "
+                             f"known: {', '.join(MONGO_WRITE_CONCERNS)}")
+    return chosen
+
+
+def persist_name(replicas: int, write_concern: str, baseline: str) -> str:
+    """persist_x1 for the baseline write concern, persist_x1_acknowledged for another."""
+    return f"persist_x{replicas}" if write_concern == baseline else f"persist_x{replicas}_{write_concern}"
+
+
+def interleaved(choices: list[str], repeats: int) -> list[str]:
+    """The order of the repeats: A/B, then B/A, ... so that a drift of the machine meets both."""
+    return [choice for index in range(repeats)
+            for choice in (choices if index % 2 == 0 else list(reversed(choices)))]
 
 
 def selected(args: argparse.Namespace) -> list[str]:
@@ -314,7 +346,8 @@ def estimate_s(plan: Plan, chosen: Collection[str], modes: Collection[str]) -> f
         "system_single": plan.system_warmup_s + plan.system_duration_s + 6.0,
         "system_batch": plan.system_warmup_s + plan.system_duration_s + 6.0,
         "e2e_latency": plan.warmup_s + plan.e2e_duration_s + 3.0,
-        "persist": len(plan.persist_replicas) * (plan.persist_records / 4000 + 8.0),
+        "persist": (len(plan.persist_replicas) * len(plan.persist_write_concerns)
+                    * (plan.persist_records / 4000 + 8.0)),
     }
     total = 0.0
     for name in chosen:
@@ -370,11 +403,12 @@ class Bench:
     def progress(self) -> str:
         return f"{duration_text(time.monotonic() - self.started)} of ~{duration_text(self.expected_s)}"
 
-    def repeat(self, name: str, run: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
-        """Run the repeats of a scenario; a repeat during which a stack part restarted (another
-        session's fault test) is thrown away and run again, once."""
+    def repeat(self, name: str, run: Callable[[], dict[str, Any]],
+               repeats: int | None = None) -> list[dict[str, Any]]:
+        """Run the repeats of a scenario (its plan's, or `repeats`); a repeat during which a stack
+        part restarted (another session's fault test) is thrown away and run again, once."""
         runs = []
-        repeats = self.plan.repeats_of(name)
+        repeats = self.plan.repeats_of(name) if repeats is None else repeats
         for index in range(repeats):
             for attempt in range(2):
                 pids = self.stack_pids()
@@ -801,15 +835,26 @@ class Bench:
         log(f"persist: preloading {self.plan.persist_records} records")
         records = preload(topic, self.plan.persist_records)
         timeout = max(60.0, records / 200)
+        concerns = self.plan.persist_write_concerns
         for replicas in self.plan.persist_replicas:
-            def one(r: int = replicas) -> dict[str, Any]:
+            def one(r: int = replicas, concern: str | None = None) -> dict[str, Any]:
                 run_id = time.monotonic_ns() % 10**8
                 return persist_run(topic, self.names.group_for(f"persist-{r}-{run_id}"),
-                                   self.names.mongo_database_for(f"persist_{r}_{run_id}"), db, records, r, timeout)
+                                   self.names.mongo_database_for(f"persist_{r}_{run_id}"), db, records, r,
+                                   timeout, write_concern=concern)
 
-            runs = self.repeat(f"persist_x{replicas}", one)
-            self.record(f"persist_x{replicas}", runs, path="pool", replicas=replicas, records=records,
-                        unit="votes persisted (Mongo log + Redis counters + commit)")
+            runs: dict[str, list[dict[str, Any]]] = {concern: [] for concern in concerns}
+            repeats = self.plan.repeats_of("persist")
+            for concern in interleaved(concerns, repeats) if len(concerns) > 1 else []:
+                name = persist_name(replicas, concern, concerns[0])
+                runs[concern] += self.repeat(name, lambda r=replicas, c=concern: one(r, c), repeats=1)
+            if len(concerns) == 1:
+                runs[concerns[0]] = self.repeat(f"persist_x{replicas}", lambda r=replicas: one(r, concerns[0]))
+            for concern in concerns:
+                self.record(persist_name(replicas, concern, concerns[0]), runs[concern], path="pool",
+                            replicas=replicas, records=records, write_concern=concern,
+                            write_concern_baseline=concerns[0],
+                            unit="votes persisted (Mongo log + Redis counters + commit)")
 
     # -- all --
 

@@ -122,7 +122,9 @@ class Targets:
                  f"{_num(scenario.get('lag_at_end'))} votes; drain {_num(worst_drain, 1)} s (worst repeat)")
 
     def persist(self) -> None:
-        pools = [s for s in self.scenarios if s["name"].startswith("persist_x") and s.get("votes_per_s")]
+        # The baseline write concern's pool sizes only (bench.run --persist-write-concerns).
+        pools = [s for s in self.scenarios if s["name"].startswith("persist_x") and s.get("votes_per_s")
+                 and s.get("write_concern") == s.get("write_concern_baseline")]
         if not pools:
             return
         best = max(pools, key=lambda s: s["votes_per_s"])

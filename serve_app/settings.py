@@ -29,6 +29,16 @@ from serve_app.ingress.admission import (
 
 ENV_PREFIX = "VOTES_"
 
+# The vote log's write concern by name: docs/decisions/0022-vote-log-write-concern.md.
+# majority: journaled on a majority of a replica set (a standalone mongod: its own journal);
+# journaled: the primary's journal; acknowledged: in memory only (a crash may lose ~100 ms).
+MongoWriteConcern = Literal["majority", "journaled", "acknowledged"]
+MONGO_WRITE_CONCERNS: dict[str, dict[str, Any]] = {
+    "majority": {"w": "majority", "j": True},
+    "journaled": {"w": 1, "j": True},
+    "acknowledged": {"w": 1},
+}
+
 
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -60,6 +70,12 @@ class Settings(BaseModel):
     redis_url: str = Field("redis://127.0.0.1:6379/0")
     mongo_url: str = Field("mongodb://127.0.0.1:27017/")
     mongo_database: str = Field("votes", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    mongo_write_concern: MongoWriteConcern = Field(
+        "majority",
+        description="When the vote log acknowledges an insert: majority (journaled on a majority; "
+        "on a standalone, its journal), journaled (the primary's journal) or acknowledged (in "
+        "memory: an unclean stop may lose acknowledged votes, for comparisons only).",
+    )
     store_timeout_s: float = Field(
         2.0, gt=0, le=60, description="Redis/MongoDB call timeout of the read API."
     )

@@ -20,7 +20,7 @@ from serve_app.pool.dead_letters import KafkaDeadLetters
 from serve_app.pool.processor import BatchProcessor
 from serve_app.pool.stats import PersisterStats
 from serve_app.pool.supervision import GROUP_STATS_INTERVAL_MS, ConsumerSupervisor
-from serve_app.settings import Settings
+from serve_app.settings import MONGO_WRITE_CONCERNS, Settings
 from serve_app.stores.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
 from serve_app.stores.redis_counts import RedisCounts
 
@@ -90,12 +90,18 @@ def new_redis(settings: Settings) -> redis.Redis:
 
 
 def new_mongo(settings: Settings) -> MongoClient[dict[str, Any]]:
+    """The vote log's client; its write concern (`.write_concern`) is the setting's."""
     timeout_ms = int(settings.persist_timeout_s * 1000)
+    concern = MONGO_WRITE_CONCERNS[settings.mongo_write_concern]
+    journal = {"journal": True} if concern.get("j") else {}
     return MongoClient(
         settings.mongo_url,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=timeout_ms,
+        # An insert is acknowledged once journaled: docs/decisions/0022-vote-log-write-concern.md
+        w=concern["w"],
+        **journal,
     )
 
 

@@ -66,6 +66,8 @@ class MongoVoteLog:
             self._collection.insert_many(list(documents.values()), ordered=False)
             inserted = {vid: _position(doc) for vid, doc in documents.items()}
         except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise  # inserted, but not yet durable as asked: retried, never counted on it
             failed = {}
             for error in exc.details.get("writeErrors", []):
                 if error.get("code") != DUPLICATE_KEY:

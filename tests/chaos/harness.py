@@ -121,8 +121,14 @@ def run_scenario(
     workers: int = 8,
     deadline_s: float = 120,
     settle_s: float = 60,
+    resend_after_fault: int = 0,
 ) -> ScenarioReport:
-    """Stream `votes` votes; call `fault()` once a third were sent; reconcile; return the report."""
+    """Stream `votes` votes; call `fault()` once a third were sent; reconcile; return the report.
+
+    `resend_after_fault`: once the fault is over, send this many of the requests sent before it
+    again, same vote_ids: a client retrying requests whose 202 it never saw (a timeout). Those
+    votes were stored and counted before the fault, so the vote log must still hold them.
+    """
     band = f"Chaos {name} {uuid.uuid4().hex[:8]}"
     report = ScenarioReport(scenario=name)
     client = CarefulClient(pipeline, band, report, deadline_s)
@@ -160,6 +166,13 @@ def run_scenario(
                 future.result()
         if fault_thread is not None:
             fault_thread.join(deadline_s)
+        resent = list(range(min(resend_after_fault, fault_at)))
+        for number in resent:
+            client.send(number, sizes[number])
+        report.retries += len(resent)
+        if resent:
+            report.notes = (f"{len(resent)} requests accepted before the fault sent again after it "
+                            "(same vote_ids)")
     finally:
         client.close()
     assert fault_done.is_set(), f"{name}: the fault did not finish"

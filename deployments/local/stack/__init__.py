@@ -1,7 +1,7 @@
 """Local development stack: Kafka (KRaft), Redis and FerretDB as plain background processes.
 
     .venv/bin/python -m deployments.local.stack up|down|status|clean|install
-    .venv/bin/python -m deployments.local.stack start|stop kafka|redis|ferretdb
+    .venv/bin/python -m deployments.local.stack start|stop|kill kafka|redis|ferretdb
 
 Everything (installed tools, data, logs, pid files) lives under one folder, `.stack/` at the repo
 root (override with VOTES_STACK_DIR). `up` installs what is missing, starts what is not running,

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("start", "start one part and wait until healthy"),
         ("stop", "stop one part"),
+        ("kill", "SIGKILL one part, as a crash would (no shutdown; data kept)"),
     ):
         command = commands.add_parser(name, help=text)
         command.add_argument("part", choices=ALL_PARTS)
@@ -50,6 +51,8 @@ def run(stack: Stack, args: argparse.Namespace) -> int:
         stack.start(args.part)
     elif args.command == "stop":
         stack.stop(args.part)
+    elif args.command == "kill":
+        stack.kill(args.part)
     return 0
 
 

@@ -121,6 +121,30 @@ class Stack:
         with self._lock.held():
             self._terminate([part])
 
+    def kill(self, part: str) -> None:
+        """SIGKILL one part, as a crash or an OOM kill would: no shutdown of its own; data kept.
+
+        What it acknowledged but had only in its own memory is lost: the chaos tests use this to
+        check that each store keeps what it acknowledged (tests/chaos/test_hard_kill.py).
+        """
+        self.service(part)
+        with self._lock.held():
+            pid = self._running_pid(part)
+            if pid is None:
+                self.config.pid_path(part).unlink(missing_ok=True)
+                self._say(f"{part}: not running")
+                return
+            # Its whole process group (its own session, from launch): PostgreSQL's backends too,
+            # as when a container is OOM-killed.
+            processes.kill_group(pid)
+            if not processes.wait_for_exit(pid, 10.0, every_s=0.05):
+                raise StackError(f"{part} (pid {pid}) still runs 10 s after SIGKILL", part)
+            self.config.pid_path(part).unlink(missing_ok=True)
+            child = self._children.pop(part, None)
+            if child is not None:
+                child.poll()  # reap our own child so it does not linger as a zombie
+            self._say(f"{part}: killed (pid {pid}, SIGKILL)")
+
     def is_healthy(self, part: str, timeout_s: float = 3.0) -> bool:
         """Whether the part answers its health check (whoever runs it)."""
         return self.service(part).health_problem(timeout_s) is None

@@ -79,6 +79,16 @@ def send_signal(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL pid and, when it leads its own process group (launch starts each part in a
+    session of its own), every process of that group."""
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
 def wait_for_exit(pid: int, timeout_s: float, every_s: float = 0.2) -> bool:
     """Wait up to timeout_s for the process to exit; True if it did."""
     deadline = time.monotonic() + timeout_s
