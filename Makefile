@@ -42,12 +42,14 @@ lock: ## re-resolve requirements.lock from pyproject.toml (runtime, dev and ops)
 stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
 	$(PY) -m serve_app.grpc_stubs.generate
 
-manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml
+manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml, and the lab overlay
 	$(PY) -m deployments.check_config config.yaml
 	$(PY) -m deployments.manifests
+	$(PY) -m deployments.lab_images.overlay
 
 check-manifests: $(STAMP) ## exit 1 (with a diff) if kuberay/rayservice.yaml is stale
 	$(PY) -m deployments.manifests --check
+	$(PY) -m deployments.lab_images.overlay --check
 
 dashboards: $(STAMP) ## regenerate the Grafana dashboards and provisioning (deployments/k8s/grafana)
 	$(PY) -m deployments.dashboards
