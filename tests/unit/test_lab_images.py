@@ -12,7 +12,7 @@ import pytest
 
 from deployments import manifests
 from deployments.lab_images import base, cli
-from deployments.lab_images.recipe import ImageSpec, input_hash, selected
+from deployments.lab_images.recipe import ImageSpec, index, input_hash, selected
 from tests.k8s_validation import REPO
 
 
@@ -77,3 +77,13 @@ def test_the_stand_in_is_the_pinned_ray() -> None:
     assert base.RAY_VERSION == manifests.ray_version(REPO.pyproject)
     assert base.RAY_BASE.ref.endswith(f":{base.RAY_VERSION}-py311")
     assert base.VOTES.recipe["build_args"] == {"RAY_BASE_IMAGE": base.RAY_BASE.ref}
+
+
+def test_index_lists_the_deployable_images_by_archive() -> None:
+    assert index(cli.SPECS) == {
+        "votes-lab.local/votes:lab": "votes.tar",
+        "votes-lab.local/redis:7-bookworm": "redis.tar",
+        "votes-lab.local/ferretdb:1.24-sqlite": "ferretdb.tar",
+        "votes-lab.local/kafka:4-kraft": "kafka.tar",
+    }
+    assert len({spec.ref for spec in cli.SPECS}) == len(cli.SPECS)
