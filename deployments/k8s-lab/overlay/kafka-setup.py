@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
@@ -30,6 +31,7 @@ from confluent_kafka.admin import (
 )
 
 BROKER_WAIT_S = 600.0
+ACLS_WAIT_S = 60.0
 
 
 def admin_client() -> AdminClient:
@@ -89,6 +91,24 @@ def create_acls(admin: AdminClient, spec: dict[str, Any]) -> None:
     for binding, future in admin.create_acls(bindings).items():
         future.result()
         print(f"kafka-setup: ACL {binding}", flush=True)
+    wait_for_acls(admin, f"User:{spec['user']}", len(bindings))
+
+
+def wait_for_acls(admin: AdminClient, principal: str, count: int) -> None:
+    """Done means usable: the broker's authorizer applies new ACLs a moment after they are made
+    (a produce right after the setup was once refused), so wait until it lists them all."""
+    every = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, principal, None,
+        AclOperation.ANY, AclPermissionType.ANY,
+    )  # fmt: skip
+    deadline = time.monotonic() + ACLS_WAIT_S
+    while len(admin.describe_acls(every).result()) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"kafka-setup: the broker lists fewer than {count} ACLs of {principal}"
+            )
+        time.sleep(0.5)
+    print(f"kafka-setup: the broker applies all {count} ACLs of {principal}", flush=True)
 
 
 def main(argv: list[str]) -> int:
