@@ -7,7 +7,12 @@
 # The tag is the version in pyproject.toml; the Ray version must match pyproject's ray pin and the
 # RayService's rayVersion (tests/unit/test_image.py and test_manifests_rayservice.py check both).
 # No credentials in here: they come from the Secret votes-secrets at run time.
-FROM rayproject/ray:2.60.0-py311
+#
+# RAY_BASE_IMAGE is the Ray image to build on. Leave it alone: the default is the upstream image.
+# Where no registry is reachable, the lab builds a stand-in from Debian 12 and PyPI and passes it
+# here (deployments/k8s-lab/images.py, docs/kubernetes.md "The real node: lab-only differences").
+ARG RAY_BASE_IMAGE=rayproject/ray:2.60.0-py311
+FROM ${RAY_BASE_IMAGE}
 
 WORKDIR /home/ray/votes
 

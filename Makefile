@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv install lint stubs stack-up stack-down stack-status stack-clean run test test-unit \
 	lock manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench \
-	fresh-clone-test k8s-lab bench-peers bench-scale soak
+	fresh-clone-test k8s-lab k8s-images bench-peers bench-scale soak
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,12 +42,14 @@ lock: ## re-resolve requirements.lock from pyproject.toml (runtime, dev and ops)
 stubs: $(STAMP) ## regenerate the gRPC stubs from proto/votes.proto
 	$(PY) -m serve_app.grpc_stubs.generate
 
-manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml
+manifests: $(STAMP) ## regenerate kuberay/rayservice.yaml from config.yaml, and the lab overlay
 	$(PY) -m deployments.check_config config.yaml
 	$(PY) -m deployments.manifests
+	$(PY) -m deployments.lab_images.overlay
 
 check-manifests: $(STAMP) ## exit 1 (with a diff) if kuberay/rayservice.yaml is stale
 	$(PY) -m deployments.manifests --check
+	$(PY) -m deployments.lab_images.overlay --check
 
 dashboards: $(STAMP) ## regenerate the Grafana dashboards and provisioning (deployments/k8s/grafana)
 	$(PY) -m deployments.dashboards
@@ -108,3 +110,6 @@ fresh-clone-test: ## clone main with an empty HOME (own network namespace as roo
 k8s-lab: $(STAMP) ## real kube-apiserver+kwok+KubeRay in a netns (root): deploy, check Services, tear down
 	$(PY) deployments/k8s-lab/build.py
 	$(PY) deployments/k8s-lab/lab.py $(K8S_LAB_ARGS)
+
+k8s-images: $(STAMP) ## the lab's images into .k8s-lab/images, from Debian/PyPI/Maven/Go (root; cached)
+	$(PY) deployments/k8s-lab/images.py build $(K8S_IMAGES_ARGS)

@@ -5,7 +5,9 @@
     python -m deployments.deploy status --namespace votes
     python -m deployments.deploy delete --namespace votes [--keep-data]
     common options: --kubeconfig PATH, --context NAME, --dry-run [--verbose],
-                    --repo PATH (the votes checkout; default: the current directory)
+                    --repo PATH (the votes checkout; default: the current directory),
+                    --kustomization DIR (default: <repo>/deployments/k8s; the lab's real
+                    node uses deployments/k8s-lab/overlay)
 
 The objects are exactly those of `kubectl apply -k deployments/k8s` (rendered by
 deployments.manifests), moved to --namespace. `apply` server-side-applies them in dependency order
@@ -29,6 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
@@ -670,6 +673,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-data", action="store_true", help="delete: keep the namespace and the data volumes"
     )
+    parser.add_argument(
+        "--kustomization",
+        type=Path,
+        help="the kustomization to deploy (default: <repo>/deployments/k8s); "
+        "deployments/k8s-lab/overlay is the lab's single-node set",
+    )
     add_repo_option(parser)
     return parser
 
@@ -680,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         repo = Repo.at(args.repo)
         rendered = manifests.render_kustomization(
-            repo.k8s,
+            args.kustomization or repo.k8s,
             namespace=args.namespace,
             images=manifests.image_override(args.image) if args.image else None,
             # Names are all status/delete need; a real apply needs the real secrets.env.
