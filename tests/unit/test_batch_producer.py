@@ -222,3 +222,18 @@ def test_a_refused_batch_answers_503_without_vote_ids() -> None:
     with http_client(Sender(), Sender(KafkaUnavailable("aborted"))) as client:
         answer = client.post("/votes/batch", json={"votes": [GOOD, GOOD]})
     assert answer.status_code == 503 and set(answer.json()) == {"detail"}
+
+
+def test_a_grpc_batch_of_unknown_outcome_is_deadline_exceeded() -> None:
+    import grpc
+
+    from serve_app.grpc_stubs import votes_pb2 as pb
+    from tests.unit.test_hostile_input import make_ingress, run_rpc
+
+    ingress = make_ingress()
+    ingress._writes = WriteSide(Sender(), Metrics(), None, 1,  # type: ignore[arg-type]
+                                Sender(KafkaOutcomeUnknown("Kafka did not answer the commit")))
+    vote = pb.Vote(name="Sin Rumbo", album="x", year=2000, rank=1)
+    _reply, context, _ = run_rpc("CastBatch", pb.VoteBatch(votes=[vote, vote]), ingress)
+    assert context.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert context.details is not None and "may or may not be counted" in context.details
