@@ -72,8 +72,8 @@ from bench.common import (
     Proc,
     drop_mongo_database,
     log,
+    readable_records,
     stack_pids,
-    topic_records,
     wait_for_count,
 )
 from bench.profile import Profiler
@@ -502,7 +502,7 @@ class Bench:
         conc = plan.batch_concurrency if kind == "batch" else plan.concurrency
         counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=counter_db) if counter_db is not None else None
         counted_before = int(counters.get(rc.TOTAL) or 0) if counters else 0
-        records_before = topic_records(topic) if topic else 0
+        records_before = readable_records(topic) if topic else 0
         tag = f"{self.names.run_id}{name[:1]}{time.monotonic_ns() % 10**8}"
         # The first repeat of each Serve scenario is profiled (py-spy --nonblocking: the sampled
         # process is not paused, so the rate stays comparable).
@@ -530,7 +530,7 @@ class Bench:
             summary["reconciled"] = result.error_count == 0 and result.accepted_requests > 0
             summary["reconciliation"] = f"answered with success {result.accepted_requests} of {answered} requests"
             return summary
-        records = topic_records(topic) - records_before
+        records = readable_records(topic) - records_before
         summary["kafka_records"] = records
         reconciled = records == accepted
         text = f"accepted {accepted} == records in Kafka {records}"

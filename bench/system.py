@@ -29,7 +29,7 @@ from typing import Any
 import redis
 
 from bench import loadgen
-from bench.common import REDIS_HOST, REDIS_PORT, topic_records, wait_for_count
+from bench.common import REDIS_HOST, REDIS_PORT, readable_records, wait_for_count
 from serve_app.stores import redis_counts as rc
 
 TICK_S = 0.5
@@ -126,7 +126,7 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
 
     counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
     counted_before = int(counters.get(rc.TOTAL) or 0)
-    records_before = topic_records(topic)
+    records_before = readable_records(topic)
     source = loadgen.Bodies(kind, run_tag) if protocol == "http" else loadgen.GrpcMessages(kind, run_tag)
     pacer = loadgen.Pacer(start_rate / source.votes if controlled else None, max_backlog_s=0.2)
     # A lag target of at least 5 requests' worth: batches arrive and are counted 1000 at a time.
@@ -163,7 +163,7 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
     stopped = time.monotonic()
     accepted = result.accepted_votes
     lag_at_end = accepted - (int(counters.get(rc.TOTAL) or 0) - counted_before)
-    records = topic_records(topic) - records_before
+    records = readable_records(topic) - records_before
     reached = wait_for_count(lambda: int(counters.get(rc.TOTAL) or 0) - counted_before, records, drain_timeout_s)
     drained_at = time.monotonic()
     time.sleep(0.3)

@@ -56,6 +56,14 @@ class Settings(BaseModel):
     )
     kafka_linger_ms: float = Field(2.0, ge=0, le=1000)
     kafka_consumer_group: str = Field("votes-persister", min_length=1)
+    kafka_batch_transactions: bool = Field(
+        True, description="A batch goes to Kafka in one transaction, all of it or nothing "
+        "(docs/decisions/0023-transactional-batches.md); false only to measure what that costs.",
+    )
+    kafka_batch_producers: int = Field(
+        4, ge=1, le=32, description="Transactional producers per ingress replica: the batches "
+        "it has in Kafka transactions at once.",
+    )
     # Kafka authentication (every Kafka client of the app: the ingress producer, the pool's
     # consumers and dead-letter producers). Locally PLAINTEXT; on Kubernetes SASL_PLAINTEXT with
     # SCRAM-SHA-512 as the Strimzi KafkaUser votes-app (docs/security.md).

@@ -28,6 +28,7 @@ from serve_app.domain.votes import (
 )
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.ingress.admission import WriteBudget
+from serve_app.ingress.batch_producer import KafkaOutcomeUnknown, TransactionalBatches
 from serve_app.ingress.http_api import build_http_api
 from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
 from serve_app.ingress.write_side import WriteSide, accept_all
@@ -78,8 +79,11 @@ class VoteIngress:
         self._persister = persister
         self._metrics = IngestMetrics()
         self._producer = VoteProducer(settings)
+        # Batches all or nothing, one Kafka transaction each: docs/decisions/0023-transactional-batches.md.
+        self._batches = (TransactionalBatches(settings, settings.kafka_batch_producers)
+                         if settings.kafka_batch_transactions else None)
         self._writes = WriteSide(self._producer, self._metrics, settings.write_token,
-                                 settings.retry_after_s)
+                                 settings.retry_after_s, self._batches)
         self._read = ReadSide(settings, self._producer)
         log.info("VoteIngress ready with settings %s", settings.redacted())
 
@@ -163,6 +167,12 @@ class VoteIngress:
             self._metrics.rejected.inc(tags={"path": "grpc", "reason": "kafka_unavailable"})
             _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE, str(exc), None)
             return False
+        except KafkaOutcomeUnknown as exc:
+            # The reply cannot carry 1000 vote_ids (trailers): a client retries safely with its own.
+            self._metrics.rejected.inc(tags={"path": "grpc", "reason": "outcome_unknown"})
+            _grpc_error(grpc_context, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"{exc}; the batch may or may not be counted", None)
+            return False
         finally:
             self._budget.release(admission)
         return True
@@ -180,3 +190,6 @@ class VoteIngress:
         producer = getattr(self, "_producer", None)
         if producer is not None:
             producer.close()
+        batches = getattr(self, "_batches", None)
+        if batches is not None:
+            batches.close()

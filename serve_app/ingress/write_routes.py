@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from serve_app.domain.votes import Vote, VoteBatch, VoteRecord, accept
+from serve_app.ingress.batch_producer import KafkaOutcomeUnknown
 from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable
 from serve_app.ingress.write_side import WriteSide, accept_all
 from serve_app.metrics import IngestMetrics
@@ -44,12 +45,13 @@ class WriteRejected(Exception):
     """An error answer of a write route, raised from helpers and rendered by its handler."""
 
     def __init__(self, status: int, reason: str, detail: str,
-                 retry_after_s: int | None = None) -> None:
+                 retry_after_s: int | None = None, vote_ids: list[str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.reason = reason
         self.detail = detail
         self.retry_after_s = retry_after_s
+        self.vote_ids = vote_ids  # a batch whose outcome is unknown: retry with these
 
 
 # At most this many errors are listed per vote (a vote has 5 fields; the rest are unknown keys).
@@ -100,8 +102,10 @@ def add_write_error_handlers(app: FastAPI, metrics: IngestMetrics) -> None:
         headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s else None
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
-        return JSONResponse(status_code=exc.status, content={"detail": exc.detail},
-                            headers=headers)
+        content: dict[str, Any] = {"detail": exc.detail}
+        if exc.vote_ids is not None:
+            content["vote_ids"] = exc.vote_ids
+        return JSONResponse(status_code=exc.status, content=content, headers=headers)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(WriteRejected, write_rejected)
@@ -178,6 +182,10 @@ async def _send_http(writes: WriteSide, records: Sequence[VoteRecord]) -> None:
         raise WriteRejected(503, "overloaded", str(exc), writes.retry_after_s) from None
     except KafkaUnavailable as exc:
         raise WriteRejected(503, "kafka_unavailable", str(exc), writes.retry_after_s) from None
+    except KafkaOutcomeUnknown as exc:
+        raise WriteRejected(504, "outcome_unknown", f"{exc}; the batch may or may not be "
+                            "counted: retry it with these vote_ids, each counts once",
+                            vote_ids=[record.vote_id for record in records]) from None
 
 
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -193,6 +201,17 @@ _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
 _WRITE_ROUTE: dict[str, Any] = {
     "status_code": 202, "responses": _WRITE_ERRORS, "dependencies": [Depends(_write_access)],
 }
+
+
+class OutcomeUnknown(BaseModel):
+    detail: str
+    vote_ids: list[str]
+
+
+_BATCH_ROUTE: dict[str, Any] = _WRITE_ROUTE | {"responses": _WRITE_ERRORS | {
+    504: {"model": OutcomeUnknown, "description": "Kafka did not answer the batch's commit: it "
+          "may or may not be counted; retrying with the vote_ids given counts each vote once"},
+}}
 # The aliases of POST /insert: the original contest's traffic generator posts to its old
 # Kubernetes Ingress paths, /rust/insert and /grpc/insert.
 _COMPATIBILITY_ROUTE: dict[str, Any] = _WRITE_ROUTE | {
@@ -221,9 +240,10 @@ async def insert(vote: Vote, writes: WriteSideDep) -> Accepted:
     return await cast(vote, writes)
 
 
-@write_routes.post("/votes/batch", **_WRITE_ROUTE)
+@write_routes.post("/votes/batch", **_BATCH_ROUTE)
 async def cast_batch(batch: VoteBatch, writes: WriteSideDep) -> BatchAccepted:
-    """Cast up to 1000 votes; an invalid batch is rejected whole."""
+    """Cast up to 1000 votes, all or none: an invalid batch is rejected whole, and a 503 means
+    none of it is in Kafka (one Kafka transaction per batch)."""
     records = await accept_all(batch.votes, "http")
     await _send_http(writes, records)
     return BatchAccepted(accepted=len(records), vote_ids=[r.vote_id for r in records])

@@ -48,13 +48,19 @@ def token_ok(expected: SecretStr | None, presented: str | None) -> bool:
 
 
 class WriteSide:
-    """The token check and the producer of one replica, with the metrics of what they accept."""
+    """The token check and the producers of one replica, with the metrics of what they accept.
+
+    A single record goes through `producer` (idempotent: one record is all or nothing); more
+    records through `batches` (`TransactionalBatches`: one Kafka transaction each) when given.
+    """
 
     def __init__(self, producer: RecordSender, metrics: IngestMetrics,
-                 write_token: SecretStr | None, retry_after_s: int) -> None:
+                 write_token: SecretStr | None, retry_after_s: int,
+                 batches: RecordSender | None = None) -> None:
         self.metrics = metrics
         self.retry_after_s = retry_after_s  # what a client refused for overload is told to wait
         self._producer = producer
+        self._batches = batches or producer
         self._write_token = write_token
 
     def token_ok(self, presented: str | None) -> bool:
@@ -62,8 +68,9 @@ class WriteSide:
 
     async def send(self, records: Sequence[VoteRecord], path: str) -> None:
         """Produce and await the acks; on success record the votes and the latency.
-        Raises KafkaOverloaded / KafkaUnavailable (serve_app/ingress/producer.py)."""
+        Raises KafkaOverloaded / KafkaUnavailable (serve_app/ingress/producer.py), and for a
+        batch KafkaOutcomeUnknown (serve_app/ingress/batch_producer.py)."""
         started = time.perf_counter()
-        await self._producer.send(records)
+        await (self._producer if len(records) == 1 else self._batches).send(records)
         self.metrics.produce_latency.observe(time.perf_counter() - started, tags={"path": path})
         self.metrics.accepted.inc(len(records), tags={"path": path})

@@ -55,6 +55,8 @@ def read_all(topic: str, timeout_s: float = 30, bootstrap: str = KAFKA) -> list[
         "bootstrap.servers": bootstrap,
         "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False,
+        # As the pool reads: committed transactions only (docs/decisions/0023-transactional-batches.md).
+        "isolation.level": "read_committed",
     })
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -69,12 +71,12 @@ def read_all(topic: str, timeout_s: float = 30, bootstrap: str = KAFKA) -> list[
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error() is not None:
-                    continue
-                records.append(message)
-                if message.offset() + 1 >= remaining.get(message.partition(), 0):
-                    remaining.pop(message.partition(), None)
+            records += [m for m in consumer.consume(1000, 0.5) if m.error() is None]
+            # The end is the position, not the last record: transaction markers and aborted
+            # records take offsets that a read_committed reader is never given.
+            for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
+                if tp.offset >= remaining[tp.partition]:
+                    remaining.pop(tp.partition)
         assert not remaining, f"could not read {topic} to its end within {timeout_s}s: {remaining}"
         return records
     finally:

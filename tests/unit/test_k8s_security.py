@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from deployments import manifests
+from serve_app.ingress.batch_producer import TRANSACTIONAL_ID_PREFIX
 from tests import k8s_validation as kv
 from tests.unit.test_kuberay_labels import ray_pods
 
@@ -476,8 +477,10 @@ def _acl_rights(user: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     for acl in user["spec"]["authorization"]["acls"]:
         assert acl.get("type", "allow") == "allow"
         resource = acl["resource"]
-        assert resource.get("patternType", "literal") == "literal", "no prefix ACLs"
-        key = (resource["type"], resource.get("name", ""))
+        # A prefix only for the ingress's transactional ids: they carry a random part per replica.
+        pattern = resource.get("patternType", "literal")
+        assert pattern == "literal" or resource["type"] == "transactionalId", "no prefix ACLs"
+        key = (resource["type"], resource.get("name", "") + ("*" if pattern == "prefix" else ""))
         rights.setdefault(key, set()).update(acl["operations"])
     return rights
 
@@ -492,6 +495,8 @@ def test_the_kafka_user_may_do_only_what_the_app_does() -> None:
         ("topic", topic): {"Describe", "Write", "Read"},  # ingress produces, the pool consumes
         ("topic", dlq): {"Describe", "Write", "Read"},  # dead letters, and replaying them
         ("group", group): {"Describe", "Read"},  # the pool's consumer group and its offsets
+        # the ingress's transactional producers, one Kafka transaction per batch
+        ("transactionalId", TRANSACTIONAL_ID_PREFIX + "*"): {"Describe", "Write"},
     }
     topics = {t["metadata"]["name"] for t in of_kind("KafkaTopic")}
     assert {topic, dlq} <= topics
