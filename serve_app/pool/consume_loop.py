@@ -99,6 +99,7 @@ class ConsumeLoop:
         self._batch_max_records = batch_max_records
         # Per partition, the next offset after the last batch this consumer counted.
         self._counted: Offsets = {}
+        self._left_undone = False  # a batch was: no later one may be counted (its votes skipped)
         supervisor.after_assign = self._partitions_assigned
         supervisor.before_revoke = self._partitions_revoked
 
@@ -112,6 +113,9 @@ class ConsumeLoop:
         try:
             while not self._stop.is_set():
                 self._poll_once()
+        except BaseException:
+            self._leave_undone()
+            raise
         finally:
             self.close()
 
@@ -121,10 +125,12 @@ class ConsumeLoop:
     def close(self) -> None:
         """Finish the batches in hand and commit, leave the group, flush the DLQ producer."""
         try:
-            # As on revoke, and before close(): librdkafka takes no commit in its last revoke.
-            counted = [TopicPartition(topic, partition) for topic, partition in self._counted]
-            self._partitions_revoked(self.supervisor.consumer, counted)
-            self.supervisor.close()
+            try:
+                # As on revoke, and before close(): librdkafka takes no commit in its last revoke.
+                counted = [TopicPartition(topic, partition) for topic, partition in self._counted]
+                self._partitions_revoked(self.supervisor.consumer, counted)
+            finally:
+                self.supervisor.close()
         finally:
             self._dead_letters.close()
 
@@ -138,7 +144,8 @@ class ConsumeLoop:
         oldest = self._oldest_to_count(new_batch=prepared)
         stored = None if oldest is None else oldest.result()
         if oldest is not None and stored is None:
-            return  # stopped before the vote log had the batch: commit nothing
+            self._leave_undone()  # stopped before the vote log had the batch
+            return
         if prepared is not None:
             # The next store may begin before this count: which copy of a vote counts is settled
             # by the vote log's answer to each store, and the counts still reach Redis in batch
@@ -160,10 +167,18 @@ class ConsumeLoop:
             self.supervisor.replace_if_stuck(now)
 
     def _count(self, prepared: Prepared, stored: Stored) -> Offsets | None:
-        offsets = self.processor.count(prepared, stored)
-        if offsets is not None:
-            self._counted.update(offsets)  # batches are counted in order: offsets only grow
+        """Count the next batch in order; None when stopped, and then no later one is counted."""
+        offsets = None if self._left_undone else self.processor.count(prepared, stored)
+        if offsets is None:
+            self._leave_undone()
+            return None
+        self._counted.update(offsets)  # batches are counted in order: offsets only grow
         return offsets
+
+    def _leave_undone(self) -> None:
+        """A batch is left uncounted: counting a later one would move the applied mark past it."""
+        self._left_undone = True
+        self._storing.clear()
 
     def _oldest_to_count(self, new_batch: Prepared | None) -> InFlightStore | None:
         """The oldest batch in the vote log's hands, if it is to be counted now.
@@ -198,7 +213,7 @@ class ConsumeLoop:
             stored = in_hand.result()
             offsets = None if stored is None else self._count(in_hand.prepared, stored)
             if offsets is None:
-                self._storing.clear()
+                self._leave_undone()
                 return
             finished.update(offsets)
         revoked = {(tp.topic, tp.partition) for tp in partitions}

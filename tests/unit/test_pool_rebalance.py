@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from confluent_kafka import TopicPartition
 
 from serve_app.pool.consume_loop import ConsumeLoop
@@ -79,9 +80,15 @@ class StoredWhenAwaited:
 
 @dataclass
 class RecordingCounters(CountingModel):
+    """Records each batch it counts; fails its next `failures` calls."""
+
     events: list[str] = field(default_factory=list)
+    failures: int = 0
 
     def apply(self, topic: str, updates: object) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("counters unreachable")
         updates = list(updates)  # type: ignore[call-overload]
         self.events.append(f"count {updates[0].offset}")
         return super().apply(topic, updates)
@@ -201,3 +208,58 @@ def test_a_mark_that_cannot_be_read_is_retried_and_stopped_commits_nothing() -> 
     processor = pool.processor()
     assert processor.process([vote_record("a", 0, 0), FakeRecord(b"poison", 0, 1)]) is None
     assert len(pool.waits) == 3 and pool.vote_log.calls == 0 and pool.dead_letters.sent == []
+
+
+def test_a_loop_that_fails_part_way_counts_no_later_batch_when_it_closes() -> None:
+    # A later batch counted first would move the applied mark past the failed one's votes, and
+    # the counter script would then skip them when they are redelivered.
+    loop, _consumer, events, pool = rebalancing_loop(
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]])
+    apply = pool.counters.apply
+    attempts: list[int] = []
+
+    def fails_once(topic: str, updates: list) -> int:  # type: ignore[type-arg]
+        attempts.append(updates[0].offset)
+        if len(attempts) == 1:
+            raise TypeError("a bug in the counters' adapter")
+        return apply(topic, updates)
+
+    pool.counters.apply = fails_once  # type: ignore[method-assign,assignment]
+    with pytest.raises(TypeError):
+        loop.run()
+    assert attempts == [0] and pool.counters.total == 0
+    assert events[-1] == "close"
+
+
+@pytest.mark.parametrize("down", ["vote log", "counters"])
+def test_stopped_in_an_outage_a_close_counts_no_batch_after_the_one_left_undone(down: str) -> None:
+    # The oldest batch in hand meets the outage and is left undone when the stop comes; the
+    # next one would then be counted by close() ahead of it, past its votes.
+    vote_log = FakeVoteLog(failures=1 if down == "vote log" else 0)
+    loop, _consumer, events, pool = rebalancing_loop(
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]],
+        vote_log=vote_log, stop_after_waits=1)
+    if down == "counters":
+        pool.counters.failures = 1  # type: ignore[attr-defined]
+    loop._poll_once()
+    loop._poll_once()  # two full batches in the vote log's hands
+    loop.stop()
+    loop._poll_once()  # the oldest meets the outage; its retry ends: stopped
+    loop.close()
+    assert pool.counters.total == 0 and not any(e.startswith("commit") for e in events)
+
+
+def test_stopped_in_a_revoke_the_batch_polled_after_it_is_not_counted_either() -> None:
+    # Found by the nemesis: the revoke leaves the oldest batch undone (stopped in a counters
+    # outage); the same poll then hands back a newer batch, which close() must not count.
+    loop, consumer, events, pool = rebalancing_loop(
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]],
+        stop_after_waits=1)
+    loop._poll_once()
+    loop._poll_once()  # two full batches in the vote log's hands
+    pool.counters.failures = 1  # type: ignore[attr-defined]
+    consumer.revoke_next_poll = [1]
+    loop.stop()
+    loop._poll_once()  # the revoke meets the outage and stops; batch c comes back from the poll
+    loop.close()
+    assert pool.counters.total == 0 and not any(e.startswith("commit") for e in events)
