@@ -219,7 +219,7 @@ class ConsumeLoop:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         leaving = {key: self._counted.pop(key) for key in revoked if key in self._counted}
         # Asynchronous, yet before the next owner: librdkafka completes the revoke only once the
-        # commits in flight are answered (docs/decisions/0021-commit-on-revoke.md).
+        # commits in flight are answered (docs/decisions/0023-commit-on-revoke.md).
         if finished | leaving:
             commit_async(consumer, finished | leaving)
 
