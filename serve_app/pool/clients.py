@@ -15,7 +15,8 @@ from pymongo.errors import PyMongoError
 from serve_app.domain.counting import Delivered
 from serve_app.kafka_errors import KafkaErrorLog, ReplaceableProducer
 from serve_app.metrics import PersistMetrics
-from serve_app.pool.consume_loop import ConsumeLoop, log_commit_outcome
+from serve_app.pool.commits import log_commit_outcome
+from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.pool.dead_letters import KafkaDeadLetters
 from serve_app.pool.processor import BatchProcessor
 from serve_app.pool.stats import PersisterStats

@@ -2,7 +2,8 @@
 
     while not stopped:
         poll the next batch (bounded by size and time; briefly while batches are being stored)
-        -> the processor prepares it: decodes it, dead-letters its poison
+        -> the processor prepares it: decodes it, dead-letters its poison, drops the votes the
+           counters have applied already (a redelivery)
         -> the oldest batch in the vote log's hands is taken out to be counted if its store has
            ended, if no full batch came, or if STORES_IN_FLIGHT stores are running (then the
            loop waits for that store)
@@ -15,6 +16,8 @@
         -> every POSITIONS_COMMIT_S, with no batch in hand: commit where it stands (repairs a
            commit lost in a rebalance)
         -> the supervisor replaces the consumer if its group membership is stuck
+    partitions revoked (inside the poll): finish the batches in hand and commit what was counted
+        of the revoked partitions, so that their next owner starts after it
     finally: close the consumer (leaves the group), flush the dead-letter producer
 
 Up to STORES_IN_FLIGHT batches are in the vote log's hands at once and their stores may end in
@@ -22,7 +25,8 @@ any order; the counters get the batches one at a time and in order, each after i
 (docs/decisions/0014-pool-per-vote-cost.md, docs/decisions/0020-pool-batches.md).
 
 A crash anywhere before the commit makes Kafka redeliver the batch, and `serve_app.domain.counting`
-explains why a redelivered record changes nothing.
+explains why a redelivered record changes nothing. tests/chaos/test_pool_nemesis.py drives this
+loop through crashes, rebalances and store failures against fakes of its ports.
 """
 
 from __future__ import annotations
@@ -31,15 +35,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from serve_app.metrics import PersistMetrics
+from serve_app.pool.commits import commit_async, commit_positions
 from serve_app.pool.dead_letters import KafkaDeadLetters
 from serve_app.pool.ports import ConsumedRecord, Offsets
 from serve_app.pool.processor import BatchProcessor, Prepared, Stored
 from serve_app.pool.stats import PersisterStats
+from serve_app.pool.store_ahead import InFlightStore, StoreAhead, StoreStarter
 from serve_app.pool.supervision import ConsumerSupervisor
 
 log = logging.getLogger("ray.serve").getChild(__name__)
@@ -69,19 +75,33 @@ class ConsumeLoop:
         stop: threading.Event,
         metrics: PersistMetrics | None = None,
         stores_in_flight: int = STORES_IN_FLIGHT,
+        *,
+        batch_max_records: int = BATCH_MAX_RECORDS,
+        clock: Callable[[], float] = time.monotonic,
+        start_store: StoreStarter = StoreAhead,
     ) -> None:
-        """`stop` is also the event the processor's retries wait on."""
+        """`stop` is also the event the processor's retries wait on; `start_store` begins a store."""
         if stores_in_flight < 1:
             raise ValueError(f"stores_in_flight must be at least 1, got {stores_in_flight}")
+        if batch_max_records < 1:
+            raise ValueError(f"batch_max_records must be at least 1, got {batch_max_records}")
         self.supervisor = supervisor
         self.processor = processor
         self._dead_letters = dead_letters
         self._stop = stop
         self._metrics = metrics or PersistMetrics()
+        self._clock = clock
+        self._start_store = start_store
         self._lag_updated_at = 0.0
-        self._positions_committed_at = time.monotonic()
-        self._storing: deque[StoreAhead] = deque()  # batches the vote log is storing, oldest first
+        self._positions_committed_at = clock()
+        self._storing: deque[InFlightStore] = deque()  # batches the vote log is storing, oldest first
         self._stores_in_flight = stores_in_flight
+        self._batch_max_records = batch_max_records
+        # Per partition, the next offset after the last batch this consumer counted.
+        self._counted: Offsets = {}
+        self._left_undone = False  # a batch was: no later one may be counted (its votes skipped)
+        supervisor.after_assign = self._partitions_assigned
+        supervisor.before_revoke = self._partitions_revoked
 
     @property
     def stats(self) -> PersisterStats:
@@ -93,36 +113,51 @@ class ConsumeLoop:
         try:
             while not self._stop.is_set():
                 self._poll_once()
+        except BaseException:
+            self._leave_undone()
+            raise
         finally:
-            self.supervisor.close()
-            self._dead_letters.close()
+            self.close()
 
     def stop(self) -> None:
         self._stop.set()
 
+    def close(self) -> None:
+        """Finish the batches in hand and commit, leave the group, flush the DLQ producer."""
+        try:
+            try:
+                # As on revoke, and before close(): librdkafka takes no commit in its last revoke.
+                counted = [TopicPartition(topic, partition) for topic, partition in self._counted]
+                self._partitions_revoked(self.supervisor.consumer, counted)
+            finally:
+                self.supervisor.close()
+        finally:
+            self._dead_letters.close()
+
     def _poll_once(self) -> None:
         consumer = self.supervisor.consumer
         wait_s = BATCH_WAIT_WHILE_STORING_S if self._storing else BATCH_MAX_WAIT_S
-        records = without_errors(consumer.consume(BATCH_MAX_RECORDS, wait_s))
+        records = without_errors(consumer.consume(self._batch_max_records, wait_s))
         prepared = self.processor.prepare(records) if records else None
         if records and prepared is None:
             return  # stopped while dead-lettering: commit nothing
         oldest = self._oldest_to_count(new_batch=prepared)
         stored = None if oldest is None else oldest.result()
         if oldest is not None and stored is None:
-            return  # stopped before the vote log had the batch: commit nothing
+            self._leave_undone()  # stopped before the vote log had the batch
+            return
         if prepared is not None:
             # The next store may begin before this count: which copy of a vote counts is settled
             # by the vote log's answer to each store, and the counts still reach Redis in batch
             # order (docs/decisions/0020-pool-batches.md).
-            self._storing.append(StoreAhead(self.processor, prepared))
+            self._storing.append(self._start_store(self.processor, prepared))
         if oldest is not None and stored is not None:
-            offsets = self.processor.count(oldest.prepared, stored)
+            offsets = self._count(oldest.prepared, stored)
             if offsets is None:
                 return  # stopped before the counters had the batch: commit nothing
             if offsets:
                 commit_async(consumer, offsets)
-        now = time.monotonic()
+        now = self._clock()
         if now - self._lag_updated_at >= LAG_REFRESH_S:
             self._refresh_lag(consumer)
         if not self._storing:  # positions and consumers change only with no batch in hand
@@ -131,7 +166,21 @@ class ConsumeLoop:
                 commit_positions(consumer)
             self.supervisor.replace_if_stuck(now)
 
-    def _oldest_to_count(self, new_batch: Prepared | None) -> StoreAhead | None:
+    def _count(self, prepared: Prepared, stored: Stored) -> Offsets | None:
+        """Count the next batch in order; None when stopped, and then no later one is counted."""
+        offsets = None if self._left_undone else self.processor.count(prepared, stored)
+        if offsets is None:
+            self._leave_undone()
+            return None
+        self._counted.update(offsets)  # batches are counted in order: offsets only grow
+        return offsets
+
+    def _leave_undone(self) -> None:
+        """A batch is left uncounted: counting a later one would move the applied mark past it."""
+        self._left_undone = True
+        self._storing.clear()
+
+    def _oldest_to_count(self, new_batch: Prepared | None) -> InFlightStore | None:
         """The oldest batch in the vote log's hands, if it is to be counted now.
 
         It is when its store has ended, when no full batch came, or when `stores_in_flight`
@@ -141,13 +190,41 @@ class ConsumeLoop:
         if not self._storing:
             return None
         oldest = self._storing[0]
-        full = new_batch is not None and len(new_batch.records) >= BATCH_MAX_RECORDS
+        full = new_batch is not None and len(new_batch.records) >= self._batch_max_records
         if oldest.done() or not full or len(self._storing) >= self._stores_in_flight:
             return self._storing.popleft()
         return None
 
+    def _partitions_assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """A partition (re)joins: what the counters applied of it is read afresh on first use."""
+        for tp in partitions:
+            self._counted.pop((tp.topic, tp.partition), None)
+        self.processor.forget_applied_marks()
+
+    def _partitions_revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Inside the poll that revokes them: finish the batches in hand, commit, then let go.
+
+        Otherwise the next owner starts from an older commit and stores again what is already
+        stored, a lookup per duplicate. Stopped meanwhile: commit nothing.
+        """
+        finished: Offsets = {}
+        while self._storing:
+            in_hand = self._storing.popleft()
+            stored = in_hand.result()
+            offsets = None if stored is None else self._count(in_hand.prepared, stored)
+            if offsets is None:
+                self._leave_undone()
+                return
+            finished.update(offsets)
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        leaving = {key: self._counted.pop(key) for key in revoked if key in self._counted}
+        # Asynchronous, yet before the next owner: librdkafka completes the revoke only once the
+        # commits in flight are answered (docs/decisions/0024-commit-on-revoke.md).
+        if finished | leaving:
+            commit_async(consumer, finished | leaving)
+
     def _refresh_lag(self, consumer: Consumer) -> None:
-        self._lag_updated_at = time.monotonic()
+        self._lag_updated_at = self._clock()
         lag = partition_lag(consumer)
         if lag is None:
             return
@@ -157,39 +234,6 @@ class ConsumeLoop:
         for partition, value in lag.items():
             self._metrics.consumer_lag.set(value, tags={"partition": str(partition)})
         stats.lag = lag
-
-
-class StoreAhead:
-    """One batch going into the vote log on a thread of its own, while the loop polls the next.
-
-    The thread runs `BatchProcessor.store` (with its retries, which end when the loop is
-    stopped); `result()` waits for it on the loop's thread and raises what it raised.
-    """
-
-    def __init__(self, processor: BatchProcessor, prepared: Prepared) -> None:
-        self.prepared = prepared
-        self._stored: Stored | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._store, args=(processor,), name="vote-log-store", daemon=True
-        )
-        self._thread.start()
-
-    def _store(self, processor: BatchProcessor) -> None:
-        try:
-            self._stored = processor.store(self.prepared)
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread by result()
-            self._error = exc
-
-    def done(self) -> bool:
-        return not self._thread.is_alive()
-
-    def result(self) -> Stored | None:
-        """What the vote log holds for the batch's votes; None when stopped before it stored."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._stored
 
 
 def without_errors(messages: Sequence[Message]) -> list[ConsumedRecord]:
@@ -222,39 +266,3 @@ def partition_lag(consumer: Consumer) -> dict[int, int] | None:
             continue
         lag[tp.partition] = max(0, high - tp.offset)
     return lag
-
-
-def commit_async(consumer: Consumer, offsets: Offsets) -> None:
-    """Commit without waiting for the coordinator (docs/decisions/0002-async-offset-commits.md)."""
-    try:
-        consumer.commit(
-            offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=True
-        )
-    except KafkaException as exc:
-        # The partition moved during the batch: its new owner gets the records again (a no-op).
-        log.warning("offset commit failed (records will be redelivered): %s", exc)
-
-
-def commit_positions(consumer: Consumer) -> None:
-    """Commit, asynchronously, where the consumer stands in each partition it owns.
-
-    Safe between batches only: every record before a position has been stored and counted, since
-    each polled batch is processed before the next poll. A partition without a position yet (just
-    assigned, nothing fetched) is left alone.
-    """
-    try:
-        assignment = consumer.assignment()
-        known = consumer.position(assignment) if assignment else []
-        positions = [tp for tp in known if tp.offset >= 0]
-        if positions:
-            consumer.commit(offsets=positions, asynchronous=True)
-    except KafkaException as exc:
-        log.warning("committing the positions failed (tried again later): %s", exc)
-
-
-def log_commit_outcome(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-    """The consumer's `on_commit`: an asynchronous commit's outcome, logged only when it failed."""
-    failed = [p for p in partitions if p.error is not None]
-    if error is not None or failed:
-        reason = error.str() if error is not None else failed[0].error.str()
-        log.warning("offset commit failed (records will be redelivered): %s", reason)

@@ -55,6 +55,10 @@ class Counters(Protocol):
         """Apply the updates atomically, skipping offsets already applied; return how many counted."""
         ...
 
+    def applied_marks(self, topic: str, partitions: Sequence[int]) -> Mapping[int, int]:
+        """Partition -> the last offset applied of it; a partition never applied is left out."""
+        ...
+
 
 class DeadLetterSink(Protocol):
     def send(self, poison: Sequence[Poison]) -> int:

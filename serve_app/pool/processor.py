@@ -1,6 +1,7 @@
 """One consumed batch -> dead-letter sink, vote log, counters; returns the offsets to commit.
 
-    prepare: decode each record; undecodable ones go to the dead-letter sink with the reason
+    prepare: decode each record; votes at or below their partition's applied mark are dropped
+      (a redelivery: counted, so stored); undecodable ones go to the dead-letter sink with the reason
       -> store: the vote log stores the votes by vote_id (it says which record of each it holds)
       -> count: the counters apply the counts and the partitions' offsets atomically
       -> the next offset per partition, for the consume loop to commit
@@ -106,6 +107,8 @@ class BatchProcessor:
         self.stats = stats or PersisterStats()
         self._metrics = metrics or PersistMetrics()
         self._stalls = StallWatch(self.stats, self._metrics, stall_limit_s, clock)
+        # Partition -> the last offset the counters applied, read once per assignment.
+        self._applied: dict[int, int] = {}
 
     def process(self, records: Sequence[ConsumedRecord]) -> Offsets | None:
         """Persist one batch; the offsets to commit, or None when stopped before it was persisted."""
@@ -116,7 +119,10 @@ class BatchProcessor:
     def prepare(self, records: Sequence[ConsumedRecord]) -> Prepared | None:
         """Decode the batch and dead-letter its poison; None when stopped before the DLQ had it."""
         started = time.monotonic()
-        delivered, poison = decode(records)
+        decoded, poison = decode(records)
+        delivered = self._not_applied(decoded)
+        if delivered is None:
+            return None
         if poison:
             landed = self._retry("dead-letter", lambda: self._dead_letters.send(poison))
             if landed is None:
@@ -125,6 +131,26 @@ class BatchProcessor:
             if landed:
                 self._metrics.dead_lettered.inc(landed)
         return Prepared(records, delivered, len(poison), started)
+
+    def forget_applied_marks(self) -> None:
+        """Partitions were assigned: read their applied marks again before the next batch."""
+        self._applied.clear()
+
+    def _not_applied(self, delivered: list[Delivered]) -> list[Delivered] | None:
+        """The votes above their partition's applied mark; None when stopped before it was read.
+
+        A vote at or below the mark was counted, so its record is stored: storing it again costs
+        a duplicate-key lookup and changes nothing (tests/chaos/test_pool_nemesis.py).
+        """
+        unknown = sorted({item.partition for item in delivered} - self._applied.keys())
+        if unknown:
+            marks = self._retry("counters", lambda: self._counters.applied_marks(self._topic, unknown))
+            if marks is None:
+                return None
+            self._applied.update({partition: marks.get(partition, -1) for partition in unknown})
+        fresh = [item for item in delivered if item.offset > self._applied[item.partition]]
+        self.stats.already_applied += len(delivered) - len(fresh)
+        return fresh
 
     def store(self, prepared: Prepared) -> Stored | None:
         """The vote log stores the batch (first); None when stopped before it did."""

@@ -13,6 +13,7 @@ class PersisterStats:
     persisted: int = 0  # records stored (including clients' duplicates, excluding DLQ)
     counted: int = 0
     dead_lettered: int = 0
+    already_applied: int = 0  # redelivered votes at or below the applied mark: not stored again
     store_failures: int = 0
     last_error: str | None = None
     assigned: list[int] = field(default_factory=list)

@@ -21,6 +21,12 @@ GROUP_STUCK_S = 60.0
 
 # Builds a consumer that passes each statistics report (JSON) to the given callback.
 ConsumerFactory = Callable[[Callable[[str], None]], Consumer]
+# Told of partitions assigned to or revoked from the current consumer, inside its poll.
+PartitionsHook = Callable[[Consumer, list[TopicPartition]], None]
+
+
+def _nothing(_consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+    return None
 
 
 class GroupWatch:
@@ -58,14 +64,20 @@ class ConsumerSupervisor:
     make any redelivery a no-op.
     """
 
-    def __init__(self, topic: str, new_consumer: ConsumerFactory, stats: PersisterStats) -> None:
+    def __init__(self, topic: str, new_consumer: ConsumerFactory, stats: PersisterStats,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._topic = topic
         self._new_consumer = new_consumer
         self._stats = stats
+        self._clock = clock
+        # The consume loop's: run inside the consumer's poll, on the loop's thread.
+        self.after_assign: PartitionsHook = _nothing
+        self.before_revoke: PartitionsHook = _nothing
         self.watch, self.consumer = self._start()
 
     def subscribe(self) -> None:
-        self.consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_lost)
 
     def replace_if_stuck(self, now: float) -> None:
         stuck_s = self.watch.stuck_for(now)
@@ -86,14 +98,22 @@ class ConsumerSupervisor:
         self.consumer.close()  # commits nothing (auto commit is off); leaves the group
 
     def _start(self) -> tuple[GroupWatch, Consumer]:
-        watch = GroupWatch(time.monotonic())
-        return watch, self._new_consumer(lambda stats: watch.update(stats, time.monotonic()))
+        watch = GroupWatch(self._clock())
+        return watch, self._new_consumer(lambda stats: watch.update(stats, self._clock()))
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._stats.assigned = sorted(set(self._stats.assigned) | {p.partition for p in partitions})
         log.info("assigned partitions %s", [p.partition for p in partitions])
+        if consumer is self.consumer:  # not a replaced consumer closing on its own thread
+            self.after_assign(consumer, partitions)
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if consumer is self.consumer:
+            self.before_revoke(consumer, partitions)
+        self._on_lost(consumer, partitions)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away without a revoke (a lost session): their commits would fail."""
         revoked = {p.partition for p in partitions}
         self._stats.assigned = [p for p in self._stats.assigned if p not in revoked]
         log.info("revoked partitions %s", sorted(revoked))

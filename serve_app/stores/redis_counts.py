@@ -127,6 +127,13 @@ class RedisCounts:
             return 0
         return int(self._apply(keys=list(ALL_KEYS), args=script_args(topic, updates, now)))
 
+    def applied_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Partition -> the last offset the script applied of it (never applied: left out)."""
+        if not partitions:
+            return {}
+        values = self._client.hmget(APPLIED_OFFSETS, [f"{topic}:{p}" for p in partitions])
+        return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
+
 
 def script_args(topic: str, updates: Sequence[CounterUpdate], now: datetime | None = None) -> list[Any]:
     """ARGV of APPLY_BATCH_LUA for a batch (see the comment above the script)."""

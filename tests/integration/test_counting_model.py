@@ -132,3 +132,21 @@ def test_large_batches_with_replays_and_duplicates_keep_the_latest_votes_as_the_
         assert counts.apply(TOPIC, updates, now=NOW) == expected
         assert redis_state(empty_redis) == model_state(model)
     assert len(model.recent) == redis_counts.RECENT_KEEP and model.total > 500
+
+
+def test_the_applied_marks_are_read_as_the_model_reads_them(empty_redis: redis.Redis) -> None:
+    """The consume loop skips redelivered votes at or below these marks before the vote log."""
+    counts = RedisCounts(empty_redis)
+    model = CountingModel()
+    assert counts.applied_marks(TOPIC, [0, 1]) == model.applied_marks(TOPIC, [0, 1]) == {}
+    items = [delivered("a", TOPIC, 0, 4), delivered("b", TOPIC, 0, 9), delivered("c", TOPIC, 2, 0),
+             delivered("d", OTHER_TOPIC, 1, 7)]
+    stored = {item.record.vote_id: item.position for item in items}
+    for topic in (TOPIC, OTHER_TOPIC):
+        updates = counter_updates([i for i in items if i.topic == topic], stored)
+        counts.apply(topic, updates, now=NOW)
+        model.apply(topic, updates)
+    for topic, partitions in ((TOPIC, [0, 1, 2]), (OTHER_TOPIC, [0, 1]), (TOPIC, [])):
+        assert counts.applied_marks(topic, partitions) == model.applied_marks(topic, partitions)
+    assert counts.applied_marks(TOPIC, [0, 1, 2]) == {0: 9, 2: 0}
+    assert counts.applied_marks(OTHER_TOPIC, [1]) == {1: 7}

@@ -8,7 +8,7 @@ without Redis, and tests/integration/test_counting_model.py checks that the two 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,3 +63,8 @@ class CountingModel:
         self.applied_offsets.update(highest)
         self.total += counted
         return counted
+
+    def applied_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Partition -> the last offset applied (RedisCounts.applied_marks); never applied: absent."""
+        marks = {p: self.applied_offsets.get(offset_field(topic, p)) for p in partitions}
+        return {p: mark for p, mark in marks.items() if mark is not None}

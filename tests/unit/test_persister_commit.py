@@ -12,12 +12,8 @@ from confluent_kafka import KafkaError, TopicPartition
 
 from serve_app.pool import consume_loop
 from serve_app.pool.clients import new_consumer
-from serve_app.pool.consume_loop import (
-    ConsumeLoop,
-    commit_async,
-    commit_positions,
-    log_commit_outcome,
-)
+from serve_app.pool.commits import commit_async, commit_positions, log_commit_outcome
+from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.pool.stats import PersisterStats
 from serve_app.settings import Settings
 
@@ -89,19 +85,16 @@ def test_the_positions_are_committed_without_waiting_and_only_where_known() -> N
     assert consumer.commits == [([("votes", 0, 42)], True)]
 
 
-def test_the_loop_commits_its_positions_again_so_a_lost_commit_is_repaired(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_loop_commits_its_positions_again_so_a_lost_commit_is_repaired() -> None:
     # A commit lost in a rebalance that left the partition here is never retried by a batch
     # commit once no new records arrive: the periodic positions commit repairs the group's lag.
     consumer = FakeConsumer([TopicPartition("votes", 0, 500)])
     supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
     processor = SimpleNamespace(stats=PersisterStats())
-    loop = ConsumeLoop(supervisor, processor,  # type: ignore[arg-type]
-                       dead_letters=None, stop=threading.Event())  # type: ignore[arg-type]
     clock = [1000.0]
-    monkeypatch.setattr(consume_loop.time, "monotonic", lambda: clock[0])
-    loop._positions_committed_at = clock[0]
+    loop = ConsumeLoop(supervisor, processor,  # type: ignore[arg-type]
+                       dead_letters=None, stop=threading.Event(),  # type: ignore[arg-type]
+                       clock=lambda: clock[0])
     loop._poll_once()
     assert consumer.commits == []  # not before POSITIONS_COMMIT_S
     clock[0] += consume_loop.POSITIONS_COMMIT_S

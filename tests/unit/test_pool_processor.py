@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -234,14 +235,18 @@ class RecordingCounters(CountingModel):
         return super().apply(topic, updates)
 
 
-def loop_over(consumer: ScriptedConsumer, pool: Pool, stores_in_flight: int) -> ConsumeLoop:
+def loop_over(consumer: ScriptedConsumer, pool: Pool, stores_in_flight: int,
+              batch_max_records: int = consume_loop.BATCH_MAX_RECORDS,
+              clock: Callable[[], float] = time.monotonic) -> ConsumeLoop:
     supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
     return ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
-                       stop=threading.Event(), stores_in_flight=stores_in_flight)
+                       stop=threading.Event(), stores_in_flight=stores_in_flight,
+                       batch_max_records=batch_max_records, clock=clock)
 
 
 def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None = None,
-                  vote_log_failures: int = 0) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
+                  vote_log_failures: int = 0, clock: Callable[[], float] = time.monotonic,
+                  ) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
     """A loop over `batches` with one store in flight (the order of events is then deterministic)."""
     events: list[str] = []
     consumer = ScriptedConsumer(batches, events)
@@ -257,7 +262,7 @@ def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None 
         return batch
 
     consumer.consume = consume  # type: ignore[method-assign]
-    return loop_over(consumer, pool, stores_in_flight=1), consumer, events
+    return loop_over(consumer, pool, stores_in_flight=1, clock=clock), consumer, events
 
 
 def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_follows_its_count() -> None:
@@ -282,12 +287,12 @@ def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_foll
                                  consume_loop.BATCH_WAIT_WHILE_STORING_S]
 
 
-def test_positions_are_committed_only_with_no_batch_in_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_positions_are_committed_only_with_no_batch_in_hand() -> None:
     # The consumer's position is past a batch that is polled but not yet counted: committing it
     # then would lose that batch's counts in a crash (decision 0002's positions commit).
-    loop, _consumer, events = scripted_loop([[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]])
     clock = [1000.0]
-    monkeypatch.setattr(consume_loop.time, "monotonic", lambda: clock[0])
+    loop, _consumer, events = scripted_loop([[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]],
+                                            clock=lambda: clock[0])
     loop._positions_committed_at = clock[0] - consume_loop.POSITIONS_COMMIT_S
     loop._poll_once()
     loop._poll_once()
@@ -306,12 +311,6 @@ def test_stopped_while_the_vote_log_is_down_nothing_is_counted_or_committed() ->
 
 
 # ---- two stores in flight: they may end in any order, the counts keep the batches' order -------
-
-
-@pytest.fixture
-def one_record_is_a_full_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second store runs only beside full batches; here a batch of one is full."""
-    monkeypatch.setattr(consume_loop, "BATCH_MAX_RECORDS", 1)
 
 
 @dataclass
@@ -336,13 +335,14 @@ class GatedVoteLog(FakeVoteLog):
         return held
 
 
-def gated_loop(batches: list[list[FakeRecord]], stores_in_flight: int,
+def gated_loop(batches: list[list[FakeRecord]], stores_in_flight: int, batch_max_records: int = 1,
                ) -> tuple[ConsumeLoop, GatedVoteLog, RecordingCounters, list[str]]:
+    """A second store runs only beside full batches: by default a batch of one is full."""
     events: list[str] = []
     vote_log = GatedVoteLog(events=events)
     counters = RecordingCounters(events=events)
     loop = loop_over(ScriptedConsumer(batches, events), Pool(vote_log=vote_log, counters=counters),
-                     stores_in_flight)
+                     stores_in_flight, batch_max_records)
     return loop, vote_log, counters, events
 
 
@@ -354,7 +354,6 @@ def wait_for(event: str, events: list[str]) -> None:
     raise AssertionError(f"never happened: {event}; events: {events}")
 
 
-@pytest.mark.usefixtures("one_record_is_a_full_batch")
 def test_two_stores_run_at_once_and_the_counts_keep_the_batch_order() -> None:
     a, b, c = ([vote_record(f"v{i}", 0, i)] for i in (0, 1, 2))
     loop, vote_log, _counters, events = gated_loop([a, b, c], stores_in_flight=2)
@@ -375,7 +374,6 @@ def test_two_stores_run_at_once_and_the_counts_keep_the_batch_order() -> None:
     assert loop.stats.counted == 3
 
 
-@pytest.mark.usefixtures("one_record_is_a_full_batch")
 def test_a_third_batch_waits_for_the_oldest_of_two_stores() -> None:
     a, b, c = ([vote_record(f"v{i}", 0, i)] for i in (0, 1, 2))
     loop, vote_log, _counters, events = gated_loop([a, b, c], stores_in_flight=2)
@@ -392,7 +390,6 @@ def test_a_third_batch_waits_for_the_oldest_of_two_stores() -> None:
     assert loop.stats.counted == 3
 
 
-@pytest.mark.usefixtures("one_record_is_a_full_batch")
 def test_a_clients_duplicate_in_two_stores_at_once_counts_once_whichever_store_wins() -> None:
     # The same vote_id at offsets 0 and 1, in two batches stored at once; the later one ends first
     # and so is the copy the vote log holds. Only that copy counts.
@@ -414,7 +411,8 @@ def test_a_batch_that_is_not_full_waits_for_the_store_before_it() -> None:
     # Live traffic, no backlog: the loop waits for the store in flight, so the next batch grows
     # while it waits instead of going to the vote log as many small inserts.
     loop, vote_log, _counters, events = gated_loop(
-        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]], stores_in_flight=2)
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]], stores_in_flight=2,
+        batch_max_records=consume_loop.BATCH_MAX_RECORDS)
     loop._poll_once()
     threading.Timer(0.2, vote_log.gate(0).set).start()
     loop._poll_once()  # batch 1 is not full: it waits for store 0 and is stored after it
