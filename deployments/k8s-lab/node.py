@@ -112,6 +112,9 @@ def ctr_runner(holder: int) -> Callable[..., str]:
 # ---- set-up ------------------------------------------------------------------------------------
 def prepare_network() -> None:
     """The node's addresses on `lo`, forwarding, bridged traffic through iptables (Services)."""
+    # The API server reaches kubelet (logs, exec) by the node's host name first.
+    with (lab.NETNS_ETC / "hosts").open("a") as hosts:  # in place: the bind mounts follow it
+        hosts.write(f"{nc.NODE_IP} {nc.NODE_NAME}\n")
     for address in (nc.NODE_IP, nc.CLUSTER_DNS_IP):
         lab.sh(*lab.in_netns(["ip", "addr", "add", f"{address}/32", "dev", "lo"]))
     lab.sh(*lab.in_netns(["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
@@ -216,6 +219,7 @@ def start_node(the_lab: lab.Lab, archives: dict[str, Path]) -> None:
     lab.log(
         f"imported {len(archives)} images in {time.monotonic() - started:.0f}s: {', '.join(listed)}"
     )
+    save_kernel_tunables()  # before kubelet changes them
     start_in_node(the_lab, holder, "kubelet", [
         str(lab.BIN / "kubelet"), f"--config={PATHS.kubelet_config}",
         f"--kubeconfig={lab.KUBECONFIG}", f"--root-dir={PATHS.kubelet_dir}",

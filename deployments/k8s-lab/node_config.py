@@ -117,6 +117,9 @@ def containerd_config(paths: NodePaths) -> str:
             cri_runtime,
             "  enable_selinux = false",
             "  disable_apparmor = true",
+            # This machine withholds CAP_SYS_RESOURCE, so runc may not lower a sandbox's
+            # oom_score_adj below containerd's own (0): runc failed "Permission denied" on it.
+            "  restrict_oom_score_adj = true",
             "",
             f"{cri_runtime[:-1]}.containerd]",
             '  default_runtime_name = "runc"',

@@ -172,14 +172,20 @@ def helper_archives(images_dir: Path) -> dict[str, Path]:
 
 
 def import_images(ctr: Callable[..., str], archives: dict[str, Path]) -> list[str]:
-    """Import each archive into containerd's k8s.io namespace under its ref; the refs imported.
-
-    (ctr also names each image `import-<date>:<tag>` for a while; those expire by themselves.)
-    """
+    """Import each archive into containerd's k8s.io namespace under its ref; the refs imported."""
     for ref, path in archives.items():
-        # --index-name names the archive's top index as `ref`, whatever its own annotations say.
-        ctr("images", "import", "--index-name", ref, str(path))
+        # A tag-only name in the archive goes into ref's repository (--base-name). Without it
+        # ctr names the image `import-<date>:<tag>` for a day, the CRI plugin may take that name
+        # for the image, and kubelet then found no image ("import-...: not found").
+        repository = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
+        ctr("images", "import", "--base-name", repository, str(path))
+        if ref not in ctr("images", "ls", "-q").split():
+            # The archive names its image otherwise: name its top index `ref`.
+            ctr("images", "import", "--index-name", ref, str(path))
     listed = ctr("images", "ls", "-q").split()
+    generated = [name for name in listed if name.startswith("import-")]
+    if generated:
+        ctr("images", "rm", *generated)
     missing = [ref for ref in archives if ref not in listed]
     if missing:
         raise SystemExit(f"k8s-node: imported but not listed by containerd: {missing}")

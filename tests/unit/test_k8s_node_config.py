@@ -41,6 +41,7 @@ def test_containerd_config_is_toml_with_our_dirs_runc_cgroupfs_and_sandbox() -> 
     assert runc["runtime_type"] == "io.containerd.runc.v2"
     assert runc["options"] == {"BinaryName": str(nc.RUNC), "SystemdCgroup": False}
     assert runtime["cni"]["conf_dir"] == str(PATHS.cni_conf_dir)
+    assert runtime["restrict_oom_score_adj"] is True  # no CAP_SYS_RESOURCE on this machine
 
 
 def test_every_path_of_the_node_stays_below_its_folder() -> None:
@@ -148,10 +149,15 @@ def test_import_names_every_archive_by_its_ref_and_checks_containerd_lists_it() 
 
     def ctr(*args: str) -> str:
         calls.append(args)
-        return "k8s-lab.local/pause:3.10\n" if args[:2] == ("images", "ls") else ""
+        listed = "import-2026-12-07:3.10\nk8s-lab.local/pause:3.10\n"
+        return listed if args[:2] == ("images", "ls") else ""
 
     archives = {"k8s-lab.local/pause:3.10": Path("/x/pause.tar")}
     assert ni.import_images(ctr, archives) == ["k8s-lab.local/pause:3.10"]
-    assert ("images", "import", "--index-name", "k8s-lab.local/pause:3.10", "/x/pause.tar") in calls
+    assert ("images", "import", "--base-name", "k8s-lab.local/pause", "/x/pause.tar") in calls
+    assert ("images", "rm", "import-2026-12-07:3.10") in calls  # ctr's own names expire
+    calls.clear()
     with pytest.raises(SystemExit, match="not listed"):
         ni.import_images(ctr, {"k8s-lab.local/other:1": Path("/x/o.tar")})
+    # named otherwise inside the archive: its top index is named by the ref
+    assert ("images", "import", "--index-name", "k8s-lab.local/other:1", "/x/o.tar") in calls
