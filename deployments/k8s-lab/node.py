@@ -215,7 +215,7 @@ def start_node(the_lab: lab.Lab, archives: dict[str, Path]) -> None:
 
     the_lab.wait_for("containerd's socket", answers, timeout_s=60, every_s=0.5)
     started = time.monotonic()
-    listed = import_images(ctr, archives)
+    listed = import_images(ctr, archives, lab.LabError)
     lab.log(
         f"imported {len(archives)} images in {time.monotonic() - started:.0f}s: {', '.join(listed)}"
     )

@@ -171,14 +171,19 @@ def helper_archives(images_dir: Path) -> dict[str, Path]:
     return archives
 
 
-def import_images(ctr: Callable[..., str], archives: dict[str, Path]) -> list[str]:
+def import_images(
+    ctr: Callable[..., str], archives: dict[str, Path], lab_error: type[Exception] = RuntimeError
+) -> list[str]:
     """Import each archive into containerd's k8s.io namespace under its ref; the refs imported."""
     for ref, path in archives.items():
         # A tag-only name in the archive goes into ref's repository (--base-name). Without it
         # ctr names the image `import-<date>:<tag>` for a day, the CRI plugin may take that name
         # for the image, and kubelet then found no image ("import-...: not found").
         repository = ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
-        ctr("images", "import", "--base-name", repository, str(path))
+        try:
+            ctr("images", "import", "--base-name", repository, str(path))
+        except lab_error as exc:  # e.g. a full reference in the archive: not a tag for a base
+            print(f"  ({path.name}: {exc}; naming its index instead)", flush=True)
         if ref not in ctr("images", "ls", "-q").split():
             # The archive names its image otherwise: name its top index `ref`.
             ctr("images", "import", "--index-name", ref, str(path))

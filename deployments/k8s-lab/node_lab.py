@@ -55,7 +55,7 @@ def proof_docs() -> list[dict[str, Any]]:
     server["readinessProbe"] = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2}
     # The pod's own resolv.conf (kubelet's clusterDNS) answers the name; then the ClusterIP.
     client_script = (
-        f"out=$(nslookup {SERVICE_NAME} 2>&1); echo \"$out\"; "
+        f'out=$(nslookup {SERVICE_NAME} 2>&1); echo "$out"; '
         "ip=$(echo \"$out\" | awk '/^Address/ {a=$NF} END {print a}'); "
         'echo "resolved-to $ip"; '
         # HTTP by hand with nc: Debian's static busybox wget crashed in the pod (SIGSEGV).

@@ -161,3 +161,17 @@ def test_import_names_every_archive_by_its_ref_and_checks_containerd_lists_it() 
         ni.import_images(ctr, {"k8s-lab.local/other:1": Path("/x/o.tar")})
     # named otherwise inside the archive: its top index is named by the ref
     assert ("images", "import", "--index-name", "k8s-lab.local/other:1", "/x/o.tar") in calls
+
+
+def test_an_archive_ctr_cannot_name_by_base_is_named_by_its_index() -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def ctr(*args: str) -> str:
+        calls.append(args)
+        if "--base-name" in args:
+            raise RuntimeError("not a tag")
+        named = any("--index-name" in call for call in calls)
+        return "lab.local/full:1\n" if args[:2] == ("images", "ls") and named else ""
+
+    assert ni.import_images(ctr, {"lab.local/full:1": Path("/x/f.tar")}) == ["lab.local/full:1"]
+    assert ("images", "import", "--index-name", "lab.local/full:1", "/x/f.tar") in calls
