@@ -145,19 +145,6 @@ def check_client(the_lab: lab.Lab, logs: str) -> list[str]:
     return failures
 
 
-def apply_crds(the_lab: lab.Lab, paths: dict[str, str]) -> None:
-    """lab.py's CRDs; `kubectl wait` fails on a CRD whose status is not written yet: again."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            lab.apply_crds(the_lab, paths)
-            return
-        except lab.LabError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -191,7 +178,7 @@ def main() -> int:
             lab.make_netns(the_lab)
             lab.make_credentials()
             lab.start_control_plane(the_lab)
-            apply_crds(the_lab, paths)
+            lab.apply_crds(the_lab, paths)
             lab.start_controllers(the_lab)
             if (lab.BIN / "kuberay-operator").exists():  # not needed by the proof below
                 lab.start_operator(the_lab)
