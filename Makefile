@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv install lint stubs stack-up stack-down stack-status stack-clean run test test-unit \
 	lock manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench \
-	fresh-clone-test k8s-lab k8s-images bench-peers bench-scale soak
+	fresh-clone-test k8s-lab k8s-images k8s-node bench-peers bench-scale soak
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -112,4 +112,10 @@ k8s-lab: $(STAMP) ## real kube-apiserver+kwok+KubeRay in a netns (root): deploy,
 	$(PY) deployments/k8s-lab/lab.py $(K8S_LAB_ARGS)
 
 k8s-images: $(STAMP) ## the lab's images into .k8s-lab/images, from Debian/PyPI/Maven/Go (root; cached)
+	deployments/k8s-lab/host-packages.sh debootstrap buildah
 	$(PY) deployments/k8s-lab/images.py build $(K8S_IMAGES_ARGS)
+
+k8s-node: $(STAMP) ## the lab's control plane + a real node (containerd, kubelet) in a netns (root)
+	deployments/k8s-lab/host-packages.sh runc containernetworking-plugins iptables conntrack busybox-static
+	$(PY) deployments/k8s-lab/build.py
+	$(PY) deployments/k8s-lab/node_lab.py $(K8S_NODE_ARGS)

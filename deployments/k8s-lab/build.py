@@ -51,6 +51,45 @@ KUBE_BINARIES: tuple[KubeBinary, ...] = (
     KubeBinary("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
     KubeBinary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
     KubeBinary("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+    # The real node (node.py): kubelet and kube-proxy from the same module graph.
+    KubeBinary("kubelet", "k8s.io/kubernetes/cmd/kubelet"),
+    KubeBinary("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
+)
+
+
+@dataclass(frozen=True)
+class GoInstall:
+    """A binary `go install`ed at a version from the Go module proxy (its go.mod has no replace)."""
+
+    name: str
+    target: str  # package@version
+    built_as: str  # the file name go install writes into GOBIN
+    ldflags: str = "-s -w"
+
+
+CONTAINERD = "github.com/containerd/containerd/v2"
+CONTAINERD_VERSION = "v2.4.2"  # Kubernetes 1.36 needs containerd 2.x; Debian 12 has 1.6 only
+_CONTAINERD_LDFLAGS = f"-s -w -X {CONTAINERD}/version.Version={CONTAINERD_VERSION}"
+COREDNS_VERSION = "v1.15.0"
+
+GO_INSTALLS: tuple[GoInstall, ...] = (
+    GoInstall("kwok", KWOK, "kwok"),
+    GoInstall("kuberay-operator", f"{KUBERAY_MODULE}@{KUBERAY_VERSION}", "ray-operator"),
+    # The real node's runtime and cluster DNS.
+    GoInstall(
+        "containerd",
+        f"{CONTAINERD}/cmd/containerd@{CONTAINERD_VERSION}",
+        "containerd",
+        _CONTAINERD_LDFLAGS,
+    ),
+    GoInstall(
+        "containerd-shim-runc-v2",
+        f"{CONTAINERD}/cmd/containerd-shim-runc-v2@{CONTAINERD_VERSION}",
+        "containerd-shim-runc-v2",
+        _CONTAINERD_LDFLAGS,
+    ),
+    GoInstall("ctr", f"{CONTAINERD}/cmd/ctr@{CONTAINERD_VERSION}", "ctr", _CONTAINERD_LDFLAGS),
+    GoInstall("coredns", f"github.com/coredns/coredns@{COREDNS_VERSION}", "coredns"),
 )
 
 
@@ -119,7 +158,9 @@ def staging_modules() -> list[str]:
 def write_module() -> None:
     """The small local module: requires kubernetes, re-points its staging modules, keeps etcd."""
     stamp = MODULE_DIR / ".tidy-done"
-    if stamp.exists():
+    # The stamp names the version and the packages: adding a binary tidies the module again.
+    wanted_stamp = " ".join([KUBERNETES_VERSION, *(b.package for b in KUBE_BINARIES)]) + "\n"
+    if stamp.exists() and stamp.read_text() == wanted_stamp:
         return
     MODULE_DIR.mkdir(parents=True, exist_ok=True)
     (MODULE_DIR / "go.mod").write_text(
@@ -141,7 +182,7 @@ def write_module() -> None:
     start = time.monotonic()
     run(["go", "mod", "tidy"], cwd=MODULE_DIR, log_name="kube-module")
     log(f"go mod tidy done in {time.monotonic() - start:.0f}s")
-    stamp.write_text(KUBERNETES_VERSION + "\n")
+    stamp.write_text(wanted_stamp)
 
 
 def ldflags() -> str:
@@ -175,18 +216,70 @@ def build_kube(binary: KubeBinary) -> None:
     log(f"{binary.name}: built in {time.monotonic() - start:.0f}s")
 
 
-def go_install(name: str, target: str, binary: str) -> None:
-    out = BIN / name
+def go_install(tool: GoInstall) -> None:
+    out = BIN / tool.name
     if out.exists():
-        log(f"{name}: cached")
+        log(f"{tool.name}: cached")
         return
-    log(f"{name}: go install {target}")
+    log(f"{tool.name}: go install {tool.target}")
     start = time.monotonic()
-    run(["go", "install", "-trimpath", "-ldflags=-s -w", target], cwd=LAB, log_name=name)
-    built = BIN / binary
+    run(
+        ["go", "install", "-trimpath", f"-ldflags={tool.ldflags}", tool.target],
+        cwd=LAB,
+        log_name=tool.name,
+    )
+    built = BIN / tool.built_as
     if built != out:
         built.rename(out)
-    log(f"{name}: built in {time.monotonic() - start:.0f}s")
+    log(f"{tool.name}: built in {time.monotonic() - start:.0f}s")
+
+
+# containerd's sandbox ("pause") container: waits for SIGINT/SIGTERM, reaps children meanwhile.
+PAUSE_SOURCE = """package main
+
+import (
+\t"os"
+\t"os/signal"
+\t"syscall"
+)
+
+func main() {
+\tstop := make(chan os.Signal, 1)
+\tsignal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+\tchildren := make(chan os.Signal, 8)
+\tsignal.Notify(children, syscall.SIGCHLD)
+\tfor {
+\t\tselect {
+\t\tcase <-stop:
+\t\t\tos.Exit(0)
+\t\tcase <-children:
+\t\t\tfor {
+\t\t\t\tvar status syscall.WaitStatus
+\t\t\t\tif pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+\t\t\t\t\tbreak
+\t\t\t\t}
+\t\t\t}
+\t\t}
+\t}
+}
+"""
+
+
+def build_pause() -> None:
+    """The static binary of the lab's sandbox image (node_images.py packs it; no registry here)."""
+    out = BIN / "pause"
+    if out.exists():
+        log("pause: cached")
+        return
+    source = LAB / "pause-module"
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "go.mod").write_text("module k8slab.local/pause\n\ngo 1.26\n")
+    (source / "main.go").write_text(PAUSE_SOURCE)
+    tmp = out.with_suffix(".tmp")
+    run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."], cwd=source,
+        log_name="pause")  # fmt: skip
+    tmp.rename(out)
+    log("pause: built")
 
 
 def module_dir(module: str, version: str) -> Path:
@@ -224,10 +317,11 @@ def main() -> int:
         write_module()
     for binary in kube:
         build_kube(binary)
-    if wanted is None or "kwok" in wanted:
-        go_install("kwok", KWOK, "kwok")
-    if wanted is None or "kuberay-operator" in wanted:
-        go_install("kuberay-operator", f"{KUBERAY_MODULE}@{KUBERAY_VERSION}", "ray-operator")
+    for tool in GO_INSTALLS:
+        if wanted is None or tool.name in wanted:
+            go_install(tool)
+    if wanted is None or "pause" in wanted:
+        build_pause()
     if not (LAB / "paths.json").exists():
         write_paths()
     log(

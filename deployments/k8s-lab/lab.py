@@ -409,12 +409,19 @@ def make_nodes_and_volumes(lab: Lab) -> None:
     log(f"{PV_COUNT} hostPath PersistentVolumes (no provisioner here)")
 
 
+def conditions(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return obj.get("status", {}).get("conditions") or []
+
+
 def apply_crds(lab: Lab, paths: dict[str, str]) -> None:
     bases = Path(paths["kuberay_module"]) / "config" / "crd" / "bases"
     files = [bases / "ray.io_rayjobs.yaml", *sorted(VENDORED_CRDS.rglob("*.yaml"))]
     for crd in files:
         lab.kubectl("apply", "--server-side", "-f", str(crd))
-    lab.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # Not `kubectl wait`: it fails at once on a CRD whose status is not written yet (busy machine).
+    lab.wait_for("the CRDs to be Established", lambda: all(
+        any(c["type"] == "Established" and c["status"] == "True" for c in conditions(crd))
+        for crd in lab.get_json("crd")["items"]), timeout_s=60)  # fmt: skip
     log(
         f"{len(files)} CRDs established: RayJob from KubeRay v1.6.2's module, the rest vendored "
         f"({VENDORED_CRDS.relative_to(REPO)})"

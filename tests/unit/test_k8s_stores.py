@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,9 +167,38 @@ def test_the_gcs_user_keeps_to_rays_keys(redis_port: int) -> None:
     assert gcs.hget("RAYsome-cluster-uid@NODE", "k") == b"v"
     assert gcs.info()
     gcs.delete("RAYsome-cluster-uid@NODE")
-    for command in [("GET", TOTAL), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*")]:
+    for command in [("GET", TOTAL), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"),
+                    ("SET", "DUMMY", "x"), ("GET", "DUMMY")]:  # DUMMY: Ray's probe may DEL only
         with pytest.raises(redis.exceptions.NoPermissionError):
             gcs.execute_command(*command)
+
+
+# Ray's own client, as KubeRay's Redis cleanup Job runs it; a failed Redis connect aborts the
+# process (RAY_CHECK), hence a process of its own.
+RAY_CLEANUP = """
+import sys
+from ray._private.gcs_utils import cleanup_redis_storage
+port, password, namespace = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+print(cleanup_redis_storage("127.0.0.1", port, password, False, namespace, username="ray-gcs"))
+"""
+
+
+def test_rays_own_redis_client_connects_and_cleans_up_as_the_gcs_user(redis_port: int) -> None:
+    """Every Ray connection to Redis runs `DEL DUMMY` first (redis_context.cc, Connect) and any
+    error but MOVED aborts it: `ray start --head` and KubeRay's cleanup Job both need it.
+    The server runs redis.yaml's own `--user ray-gcs ...` rule (the redis_port fixture)."""
+    password = PASSWORDS["REDIS_GCS_PASSWORD"]
+    gcs = redis.Redis(port=redis_port, username="ray-gcs", password=password)
+    namespace = "votes-test-cluster"
+    gcs.hset(f"RAY{namespace}@NODE", "node-1", "state")
+    proc = subprocess.run(
+        [sys.executable, "-c", RAY_CLEANUP, str(redis_port), password, namespace],
+        capture_output=True, text=True, timeout=180, check=False,
+    )
+    failed = [line for line in proc.stderr.splitlines() if "Check failed" in line]
+    assert proc.returncode == 0, f"Ray's Redis client failed as ray-gcs: {failed or proc.stderr}"
+    assert proc.stdout.strip().splitlines()[-1] == "True"
+    assert not gcs.exists(f"RAY{namespace}@NODE")
 
 
 def test_only_the_admin_user_administers(redis_port: int) -> None:
