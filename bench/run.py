@@ -1082,8 +1082,8 @@ class Bench:
             fresh_groups.add("system")  # the step that runs it is labelled system
 
         def stale_failure(name: str) -> bool:  # a step's failure record, measured again now
-            step = name.split(" ")[0].split("[")[0]
-            return name.endswith(" (failed)") and step in fresh_groups
+            step = name.split(" ")[0].split("[")[0]  # a step's label, or a variant's name
+            return name.endswith(" (failed)") and (step in fresh_groups or group_of(step) in fresh_groups)
 
         kept = [s for s in previous.get("scenarios", []) if s["name"] not in fresh and not stale_failure(s["name"])]
         scenarios = order_scenarios(kept + self.scenarios)

@@ -4,7 +4,9 @@ their repeats interleaved in one run, the ratio in the report, the targets judgi
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +179,12 @@ def test_a_variant_app_that_does_not_start_leaves_the_baseline_measured() -> Non
     failed, base = bench.scenarios
     assert failed["name"] == f"{VARIANT} (failed)" and "the process exited" in failed["failure"]
     assert base["name"] == BASE and base["repeats"] == 3 and "variant_of" not in base
+
+
+def test_merge_drops_a_variants_old_failure_once_its_group_ran_again(tmp_path: Path) -> None:
+    previous = {"scenarios": [{"name": f"{VARIANT} (failed)", "votes_per_s": None}],
+                "machine": {"when": "earlier"}, "config": {"plan": {}, "serve_modes": ["haproxy"]}}
+    (tmp_path / "latest.json").write_text(json.dumps(previous))
+    bench = Bench(parse_args(["--merge", "--no-profile", "--out", str(tmp_path)]))
+    bench.scenarios = [{"name": BASE, "votes_per_s": 20.0}, {"name": VARIANT, "votes_per_s": 25.0}]
+    assert [s["name"] for s in bench.merged({}, {})] == [BASE, VARIANT]
