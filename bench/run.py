@@ -491,9 +491,10 @@ class Bench:
         return f"{duration_text(time.monotonic() - self.started)} of ~{duration_text(self.expected_s)}"
 
     def repeat(self, name: str, run: Callable[[], dict[str, Any]],
-               repeats: int | None = None) -> list[dict[str, Any]]:
+               repeats: int | None = None, numbered: tuple[int, int] | None = None) -> list[dict[str, Any]]:
         """Run the repeats of a scenario (its plan's, or `repeats`); a repeat during which a stack
-        part restarted (another session's fault test) is thrown away and run again, once."""
+        part restarted (another session's fault test) is thrown away and run again, once.
+        `numbered`: one repeat's place among its scenario's (k, n), for the log (variants)."""
         runs = []
         repeats = self.plan.repeats_of(name) if repeats is None else repeats
         for index in range(repeats):
@@ -520,7 +521,8 @@ class Bench:
                     continue
                 result["disturbed"] = disturbed
                 break
-            log(f"{name} #{index + 1}/{repeats}: {short(result)} [{self.progress()}]")
+            place, total = numbered or (index + 1, repeats)
+            log(f"{name} #{place}/{total}: {short(result)} [{self.progress()}]")
             runs.append(result)
         return runs
 
@@ -549,7 +551,9 @@ class Bench:
         log(f"{names[chosen[0]]}: {variants.setting} {' vs '.join(chosen)}, {paired} repeats of each "
             f"interleaved" + (f", then {repeats - paired} more of {chosen[0]}" if repeats > paired else ""))
         for value in interleaved(chosen, repeats, paired):
-            (result,) = self.repeat(names[value], lambda v=value: run(v), repeats=1)
+            total = repeats if value == chosen[0] else paired
+            (result,) = self.repeat(names[value], lambda v=value: run(v), repeats=1,
+                                    numbered=(len(runs[value]) + 1, total))
             result["interleaved"] = value != chosen[0] or len(runs[value]) < paired
             runs[value].append(result)
         return runs

@@ -105,9 +105,12 @@ def fake_bench(argv: list[str], fail_beside: bool = False) -> tuple[Bench, list[
     return bench, started, measured
 
 
-def test_the_batch_variant_runs_on_a_second_app_its_repeats_interleaved() -> None:
+def test_the_batch_variant_runs_on_a_second_app_its_repeats_interleaved(capsys: pytest.CaptureFixture[str]) -> None:
     bench, started, measured = fake_bench(["--repeats", "5", "--context-repeats", "3"])
     bench.serve_ingest_only(["serve_http_batch_ingest"], "haproxy")
+    numbered = [line.split("] ", 1)[1].split(":")[0] for line in capsys.readouterr().out.splitlines() if " #" in line]
+    assert numbered == [f"{BASE} #1/5", f"{VARIANT} #1/3", f"{VARIANT} #2/3", f"{BASE} #2/5", f"{BASE} #3/5",
+                        f"{VARIANT} #3/3", f"{BASE} #4/5", f"{BASE} #5/5"]
     assert started == [
         {"app": "ingest", "settings": {"kafka_batch_transactions": True}, "beside": False},
         {"app": "ingest-no_txn", "settings": {"kafka_batch_transactions": False}, "beside": True}]
