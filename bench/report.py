@@ -6,6 +6,7 @@ interval over the repeats (bench/stats.py); `latest.json` keeps them under "comp
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ Scenario = dict[str, Any]
 def write_reports(data: dict[str, Any], out: Path, chart: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data["comparisons"] = comparisons(data["scenarios"])
+    data["variants"] = variant_ratios(data["scenarios"])
     write_json(out / "latest.json", data)
     (out / "latest.md").write_text(markdown(data))
     if chart:
@@ -310,6 +312,13 @@ def markdown(data: dict[str, Any]) -> str:
                "innermost frame outside the event loop (`ours` = serve_app's own frames); own time is "
                "the leaf frame. Raw stacks of the run: `profiles/` (git-ignored; py-spy raw format, for flamegraph.pl).")
         out += ["## Profiles (py-spy)", "", how, "", *profiles]
+    variants = variant_lines(scenarios)
+    if variants:
+        out += ["## What a setting costs: variants, interleaved", "",
+                ("A scenario measured again under another value of an app setting in the same run, the "
+                 "repeats of the two interleaved (A/B, B/A, ...): the ratio of their medians (baseline / "
+                 "variant, > 1: the variant is slower) with a 95% bootstrap interval over the interleaved "
+                 "repeats. The targets judge the baseline only."), "", *variants, ""]
     out += notes(scenarios)
     out += [("Raw data: `latest.json` (every repeat, with its CPU breakdown and load average; the comparisons "
              "with their intervals); chart: `latest.png`. Re-run: `make bench` "
@@ -331,28 +340,45 @@ def notes(scenarios: list[Scenario]) -> list[str]:
         else:
             out.append(f"- e2e_latency: background {s.get('rate_votes_per_s')} votes/s of single HTTP "
                        f"votes; {s.get('note')}.")
-    out += write_concern_lines(scenarios)
     return [*out, ""]
 
 
-def write_concern_lines(scenarios: list[Scenario]) -> list[str]:
-    """What the vote log's write concern costs: persist_xN (the baseline) against persist_xN_<other>,
-    their repeats interleaved in the same run (bench.run --persist-write-concerns)."""
+def variant_ratios(scenarios: list[Scenario]) -> list[dict[str, Any]]:
+    """Each variant (bench.run's Variants: --persist-write-concerns, --batch-transactions) against
+    its baseline: the ratio of medians over the baseline's interleaved repeats and the variant's."""
+    found = []
+    for variant in scenarios:
+        base = find(scenarios, variant.get("variant_of") or "")
+        if not base:
+            continue
+        paired = [r for r in base.get("runs", []) if r.get("interleaved")]
+        rates_base = run_rates({"runs": paired}) if paired else run_rates(base)
+        rates_variant = run_rates(variant)
+        if not rates_base or not rates_variant:
+            continue
+        found.append({"what": variant.get("variant_what"), "setting": variant.get("variant_setting"),
+                      "flag": variant.get("variant_flag"), "baseline": base["name"], "variant": variant["name"],
+                      "baseline_value": variant.get("variant_baseline"), "variant_value": variant.get("variant"),
+                      "baseline_votes_per_s": statistics.median(rates_base),
+                      "variant_votes_per_s": statistics.median(rates_variant),
+                      "baseline_repeats": len(rates_base), "variant_repeats": len(rates_variant),
+                      "baseline_repeats_all": len(run_rates(base)),
+                      "baseline_over_variant": stats.ratio_ci(rates_base, rates_variant).as_dict()})
+    return found
+
+
+def variant_lines(scenarios: list[Scenario]) -> list[str]:
     lines = []
-    for other in scenarios:
-        baseline = other.get("write_concern_baseline")
-        if not baseline or other.get("write_concern") == baseline:
-            continue
-        base = find(scenarios, f"persist_x{other.get('replicas')}")
-        rates_base, rates_other = run_rates(base), run_rates(other)
-        if not base or not rates_base or not rates_other:
-            continue
-        ratio = stats.ratio_ci(rates_base, rates_other)
+    for v in variant_ratios(scenarios):
+        ratio = stats.Interval(**v["baseline_over_variant"])
         unclear = "; no clear difference (the interval contains 1)" if ratio.n > 1 and ratio.contains(1) else ""
-        lines.append(f"- write concern of the vote log, {other.get('replicas')} consumer(s), repeats interleaved: "
-                     f"{baseline} {_num(base.get('votes_per_s'))} vs {other['write_concern']} "
-                     f"{_num(other.get('votes_per_s'))} votes/s, {baseline}/{other['write_concern']} = "
-                     f"{ratio.point:.2f} ({ratio.label}){unclear}.")
+        fewer = (f"; the baseline's other {v['baseline_repeats_all'] - v['baseline_repeats']} repeats, not "
+                 "interleaved, are left out of the ratio" if v["baseline_repeats_all"] > v["baseline_repeats"] else "")
+        lines.append(f"- {v['what']} (`{v['setting']}`), {v['baseline']} vs {v['variant']}: "
+                     f"{v['baseline_value']} {_num(v['baseline_votes_per_s'])} vs {v['variant_value']} "
+                     f"{_num(v['variant_votes_per_s'])} votes/s, {v['baseline_value']}/{v['variant_value']} = "
+                     f"{ratio.point:.2f} ({ratio.label}){unclear}. Interleaved repeats: "
+                     f"{v['baseline_repeats']} of each{fewer}.")
     return lines
 
 

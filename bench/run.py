@@ -25,9 +25,16 @@ Scenarios (group in brackets). Serve scenarios carry their mode, e.g. `serve_noo
                              (lag-bounded load, bench/system.py): votes/s accepted and persisted, the
                              lag when the load stops and the time the pool takes to drain it
   e2e_latency        [e2e]   acceptance -> visible in /results, at ~50% of the best single rate
-  persist_x1, persist_xN [persist]  the consumer pool draining a preloaded topic, 1 and N replicas;
-                             with --persist-write-concerns majority,acknowledged also persist_xN_acknowledged,
-                             the repeats of the two interleaved (A/B, B/A, ...), and their ratio in the report
+  persist_x1, persist_xN [persist]  the consumer pool draining a preloaded topic, 1 and N replicas
+
+Variants: a scenario measured again under another value of an app setting, in the same run, the
+repeats of the two interleaved (A/B, B/A, ...); the report gives their ratio with its interval and
+the targets judge the baseline (the first value, under the plain name) only. On by default:
+  --persist-write-concerns majority,acknowledged   mongo_write_concern: persist_xN_acknowledged
+  --batch-transactions on,off    kafka_batch_transactions: serve_http_batch_ingest_no_txn, on a
+                             second ingest-only `serve run` beside the first (one more Serve start)
+The variant runs --context-repeats times (3), against as many of the baseline's repeats; pass a
+single value (e.g. --batch-transactions on, what --quick does) to measure the baseline alone.
 
 The compared groups (peer, seed, noop, ingest) run --repeats times (5), so that the report can give
 each comparison a bootstrap confidence interval (bench/stats.py); the others run --context-repeats
@@ -50,7 +57,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +84,9 @@ from bench.common import (
     wait_for_count,
 )
 from bench.profile import Profiler
-from bench.serve_instance import MODES, ServeInstance
+from bench.serve_instance import MODES, SERVE_PORT_BLOCK, ServeInstance
 from bench.targets import evaluate_targets
-from serve_app.serve_env import SERVE_ENV
+from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV
 from serve_app.settings import MONGO_WRITE_CONCERNS, Settings
 from serve_app.stores import redis_counts as rc
 from tests.support.kafka import create_topics, delete_topics
@@ -124,8 +131,64 @@ SEED_SCENARIOS: dict[str, tuple[str, str, str | None, tuple[str, ...]]] = {
 }
 
 
-def group_of(name: str) -> str:
+@dataclass(frozen=True)
+class Variants:
+    """A scenario measured under several values of an app setting in one run: the first value is
+    the baseline and keeps the scenario's name; each other value's repeats are interleaved with the
+    baseline's (`interleaved`), and the report gives their ratio (bench/report.py variant_lines)."""
+
+    flag: str  # the bench.run option that chooses the values
+    setting: str  # the app setting (serve_app.settings.Settings)
+    what: str  # what the report calls it
+    values: dict[str, Any]  # a value as the option spells it -> the setting's value
+    suffixes: dict[str, str] = field(default_factory=dict)  # a value -> its names' suffix (default: itself)
+    default: str = ""  # the option's default
+
+    def parse(self, text: str) -> list[str]:
+        """The values to compare, the baseline first, each once (empty text: the default)."""
+        chosen = list(dict.fromkeys(v.strip() for v in (text or self.default).split(",") if v.strip()))
+        for value in chosen:
+            if value not in self.values:
+                raise SystemExit(f"{self.flag}: unknown value {value!r}; known: {', '.join(self.values)}")
+        if not chosen:
+            raise SystemExit(f"{self.flag} names no value")
+        return chosen
+
+    def name(self, base: str, value: str, baseline: str) -> str:
+        """`base` for the baseline, `base_<suffix>` for another value."""
+        return base if value == baseline else f"{base}_{self.suffixes.get(value, value)}"
+
+    def info(self, value: str, chosen: list[str], baseline_name: str) -> dict[str, Any]:
+        """What a scenario records about its variant: the report and the targets read it."""
+        info = {"variant_setting": self.setting, "variant_flag": self.flag, "variant_what": self.what,
+                "variant": value, "variant_baseline": chosen[0]}
+        return info | ({"variant_of": baseline_name} if value != chosen[0] else {})
+
+
+WRITE_CONCERNS = Variants("--persist-write-concerns", "mongo_write_concern", "vote log write concern",
+                          {c: c for c in MONGO_WRITE_CONCERNS},
+                          default=f"{Settings.model_fields['mongo_write_concern'].default},acknowledged")
+BATCH_TRANSACTIONS = Variants("--batch-transactions", "kafka_batch_transactions",
+                              "Kafka transaction per batch", {"on": True, "off": False},
+                              suffixes={"on": "txn", "off": "no_txn"}, default="on,off")
+VARIANTS = (WRITE_CONCERNS, BATCH_TRANSACTIONS)
+# The scenario --batch-transactions varies (ingest only: the transaction is the ingress's work).
+BATCH_TRANSACTIONS_SCENARIO = "serve_http_batch_ingest"
+
+
+def base_of(name: str) -> str:
+    """A scenario's name without its mode suffix and its variant suffix."""
     base = name.split("[", 1)[0]
+    for variants in VARIANTS:
+        for value in variants.values:
+            suffix = f"_{variants.suffixes.get(value, value)}"
+            if base.endswith(suffix) and base[: -len(suffix)] in ALL:
+                return base[: -len(suffix)]
+    return base
+
+
+def group_of(name: str) -> str:
+    base = base_of(name)
     if base.startswith("persist"):
         return "persist"
     return next((group for group, names in GROUPS.items() if base in names), "")
@@ -147,6 +210,8 @@ class Plan:
     persist_records: int
     persist_replicas: list[int]
     persist_write_concerns: list[str]
+    batch_transactions: list[str]
+    variant_repeats: int
     drain_timeout_s: float
     e2e_duration_s: float
     system_warmup_s: float
@@ -181,8 +246,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="pool sizes to measure (default: 1 and config.yaml's VotePersister replicas)")
     parser.add_argument("--persist-write-concerns", default="",
                         help="vote log write concerns (mongo_write_concern) to compare in persist, "
-                             f"comma-separated, the first as the baseline, e.g. majority,acknowledged "
-                             f"(choices: {', '.join(MONGO_WRITE_CONCERNS)}; default: the setting's default alone)")
+                             f"comma-separated, the first as the baseline (choices: {', '.join(MONGO_WRITE_CONCERNS)}; "
+                             f"default: {WRITE_CONCERNS.default}; one value: the baseline alone)")
+    parser.add_argument("--batch-transactions", default="",
+                        help="kafka_batch_transactions values to compare in serve_http_batch_ingest, "
+                             f"comma-separated, the first as the baseline (choices: on, off; default: "
+                             f"{BATCH_TRANSACTIONS.default}: serve_http_batch_ingest and "
+                             "serve_http_batch_ingest_no_txn, --quick: on; one value: the baseline alone)")
     parser.add_argument("--serve-modes", default="haproxy",
                         help=f"Serve environment modes, comma-separated: {', '.join(MODES)} (default: "
                              "haproxy, what `make run` ships; e2e_latency runs in the last one)")
@@ -231,18 +301,22 @@ def make_plan(args: argparse.Namespace, config: dict[str, Any]) -> Plan:
     for flag, value in (("--repeats", repeats), ("--context-repeats", args.context_repeats)):
         if value is not None and value < 1:
             raise SystemExit(f"{flag} must be at least 1, got {value}")
+    context_repeats = args.context_repeats if args.context_repeats is not None else min(3, repeats)
     return Plan(
         warmup_s=args.warmup if args.warmup is not None else (0.5 if quick else 3.0),
         duration_s=args.duration if args.duration is not None else (2.0 if quick else 8.0),
         batch_duration_s=(args.batch_duration if args.batch_duration is not None
                           else (2.0 if quick else 5.0)),
         repeats=repeats,
-        context_repeats=args.context_repeats if args.context_repeats is not None else min(3, repeats),
+        context_repeats=context_repeats,
         concurrency=args.concurrency or (8 if quick else 32),
         batch_concurrency=args.batch_concurrency or (2 if quick else 4),
         persist_records=args.persist_records or (2000 if quick else 40_000),
         persist_replicas=replicas,
         persist_write_concerns=write_concerns(args.persist_write_concerns),
+        # --quick: no second ingest `serve run` (a smoke; it would add ~2 min to ~9)
+        batch_transactions=batch_transactions(args.batch_transactions or ("on" if quick else ""), args.app_arg),
+        variant_repeats=context_repeats,
         drain_timeout_s=60 if quick else 240,
         e2e_duration_s=4 if quick else 12,
         system_warmup_s=args.system_warmup if args.system_warmup is not None else (3.0 if quick else 8.0),
@@ -251,33 +325,42 @@ def make_plan(args: argparse.Namespace, config: dict[str, Any]) -> Plan:
 
 
 def write_concerns(text: str) -> list[str]:
-    """--persist-write-concerns: the choices to compare, the baseline first (default: the
-    setting's default alone, measured under the plain names persist_xN)."""
-    default = Settings.model_fields["mongo_write_concern"].default
-    chosen = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip())) or [default]
-    for choice in chosen:
-        if choice not in MONGO_WRITE_CONCERNS:
-            raise SystemExit(f"--persist-write-concerns: unknown write concern {choice!r}; "
-                             f"known: {', '.join(MONGO_WRITE_CONCERNS)}")
-    return chosen
+    """--persist-write-concerns: the write concerns to compare, the baseline first."""
+    return WRITE_CONCERNS.parse(text)
+
+
+def batch_transactions(text: str, app_args: list[str]) -> list[str]:
+    """--batch-transactions: on and/or off, the baseline first. `--app-arg kafka_batch_transactions=X`
+    (decision 0023's way) instead: X alone; both at once: refused."""
+    given = [value.strip().lower() for key, _, value in (item.partition("=") for item in app_args)
+             if key.strip() == BATCH_TRANSACTIONS.setting]
+    if given and text:
+        raise SystemExit(f"--app-arg {BATCH_TRANSACTIONS.setting}=... and --batch-transactions both set "
+                         f"{BATCH_TRANSACTIONS.setting}: use --batch-transactions (e.g. off, or off,on)")
+    if given:
+        return ["on" if given[-1] in ("true", "1", "yes", "on") else "off"]
+    return BATCH_TRANSACTIONS.parse(text)
 
 
 def persist_name(replicas: int, write_concern: str, baseline: str) -> str:
     """persist_x1 for the baseline write concern, persist_x1_acknowledged for another."""
-    return f"persist_x{replicas}" if write_concern == baseline else f"persist_x{replicas}_{write_concern}"
+    return WRITE_CONCERNS.name(f"persist_x{replicas}", write_concern, baseline)
 
 
-def interleaved(choices: list[str], repeats: int) -> list[str]:
-    """The order of the repeats: A/B, then B/A, ... so that a drift of the machine meets both."""
-    return [choice for index in range(repeats)
-            for choice in (choices if index % 2 == 0 else list(reversed(choices)))]
+def interleaved(choices: list[str], repeats: int, variant_repeats: int | None = None) -> list[str]:
+    """The order of the repeats: A/B, then B/A, ... so that a drift of the machine meets both;
+    with fewer variant repeats, the baseline's remaining repeats after them."""
+    rounds = repeats if variant_repeats is None else min(repeats, variant_repeats)
+    order = [choice for index in range(rounds)
+             for choice in (choices if index % 2 == 0 else list(reversed(choices)))]
+    return order + choices[:1] * (repeats - rounds)
 
 
 def selected(args: argparse.Namespace) -> list[str]:
     def expand(text: str) -> set[str]:
         names: set[str] = set()
         for item in filter(None, (t.strip() for t in text.split(","))):
-            base = item.split("[", 1)[0]  # a name as the report shows it, mode suffix included
+            base = base_of(item)  # a name as the report shows it, mode and variant suffixes included
             if item in GROUPS:
                 names.update(GROUPS[item])
             elif base in ALL:
@@ -358,6 +441,10 @@ def estimate_s(plan: Plan, chosen: Collection[str], modes: Collection[str]) -> f
     total += PEER_START_S * sum(1 for name in chosen if group_of(name) in ("peer", "seed"))
     if "persist" in chosen:
         total += plan.persist_records / 8000 + 10.0  # the preload
+    if BATCH_TRANSACTIONS_SCENARIO in chosen and len(plan.batch_transactions) > 1:
+        # the variant's own ingest-only `serve run`, and its repeats
+        variant = min(plan.repeats, plan.variant_repeats) * (len(plan.batch_transactions) - 1) * batch
+        total += len(modes) * (SERVE_START_STOP_S + variant)
     return total
 
 
@@ -404,9 +491,10 @@ class Bench:
         return f"{duration_text(time.monotonic() - self.started)} of ~{duration_text(self.expected_s)}"
 
     def repeat(self, name: str, run: Callable[[], dict[str, Any]],
-               repeats: int | None = None) -> list[dict[str, Any]]:
+               repeats: int | None = None, numbered: tuple[int, int] | None = None) -> list[dict[str, Any]]:
         """Run the repeats of a scenario (its plan's, or `repeats`); a repeat during which a stack
-        part restarted (another session's fault test) is thrown away and run again, once."""
+        part restarted (another session's fault test) is thrown away and run again, once.
+        `numbered`: one repeat's place among its scenario's (k, n), for the log (variants)."""
         runs = []
         repeats = self.plan.repeats_of(name) if repeats is None else repeats
         for index in range(repeats):
@@ -433,7 +521,8 @@ class Bench:
                     continue
                 result["disturbed"] = disturbed
                 break
-            log(f"{name} #{index + 1}/{repeats}: {short(result)} [{self.progress()}]")
+            place, total = numbered or (index + 1, repeats)
+            log(f"{name} #{place}/{total}: {short(result)} [{self.progress()}]")
             runs.append(result)
         return runs
 
@@ -448,6 +537,26 @@ class Bench:
         }
         self.scenarios.append(scenario)
         return scenario
+
+    def variant_repeats(self, variants: Variants, chosen: list[str], names: dict[str, str],
+                        run: Callable[[str], dict[str, Any]], repeats: int) -> dict[str, list[dict[str, Any]]]:
+        """The repeats of a scenario under each chosen value (`names`: value -> scenario name), in
+        the order of `interleaved`; a baseline repeat that had a variant's beside it is marked
+        `interleaved` (the report's ratio takes those). With one value: its repeats in a row."""
+        runs: dict[str, list[dict[str, Any]]] = {value: [] for value in chosen}
+        if len(chosen) == 1:
+            runs[chosen[0]] = self.repeat(names[chosen[0]], lambda: run(chosen[0]), repeats=repeats)
+            return runs
+        paired = min(repeats, self.plan.variant_repeats)
+        log(f"{names[chosen[0]]}: {variants.setting} {' vs '.join(chosen)}, {paired} repeats of each "
+            f"interleaved" + (f", then {repeats - paired} more of {chosen[0]}" if repeats > paired else ""))
+        for value in interleaved(chosen, repeats, paired):
+            total = repeats if value == chosen[0] else paired
+            (result,) = self.repeat(names[value], lambda v=value: run(v), repeats=1,
+                                    numbered=(len(runs[value]) + 1, total))
+            result["interleaved"] = value != chosen[0] or len(runs[value]) < paired
+            runs[value].append(result)
+        return runs
 
     def skip(self, name: str, reason: str, **extra: Any) -> None:
         """A scenario that could not run here (no Rust or Go): a line in the report, not a failure."""
@@ -658,9 +767,9 @@ class Bench:
 
     # -- Serve --
 
-    def serve_args(self, label: str) -> tuple[dict[str, Any], str]:
+    def serve_args(self, label: str, settings: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
         topic = self.new_topic(f"serve-{label}", dlq=True)
-        extra = dict(item.split("=", 1) for item in self.args.app_arg)
+        extra = dict(item.split("=", 1) for item in self.args.app_arg) | (settings or {})
         return extra | {
             "kafka_bootstrap_servers": KAFKA,
             "kafka_topic": topic, "kafka_dlq_topic": topic + ".dlq",
@@ -681,22 +790,29 @@ class Bench:
         return overrides
 
     @contextlib.contextmanager
-    def serving(self, app: str, mode: str, import_path: str | None) -> Iterator[tuple[ServeInstance, str, float]]:
-        """A `serve run` of ours in `mode` (the app: `make run`'s, or a bench.apps builder), its
-        processes metered; its topic, database and counters removed afterwards."""
+    def serving(self, app: str, mode: str, import_path: str | None, settings: dict[str, Any] | None = None,
+                beside: bool = False) -> Iterator[tuple[ServeInstance, str, float]]:
+        """A `serve run` of ours in `mode` (the app: `make run`'s, or a bench.apps builder; `settings`
+        on top of its args), its processes metered; its topic, database and counters removed
+        afterwards. `beside`: a second one next to a running one (a variant), on the next ports."""
         counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.args.redis_db)
-        clear_votes_keys(counters)  # the bench's own Redis database: the app's votes:* keys only
-        args, topic = self.serve_args(f"{mode}-{app}")
+        if not beside:
+            clear_votes_keys(counters)  # the bench's own Redis database: the app's votes:* keys only
+        args, topic = self.serve_args(f"{mode}-{app}", settings)
         log(f"serve[{mode}]: {app} ({import_path or 'config.yaml'}) [{self.progress()}]")
         started = time.monotonic()
         instance: ServeInstance | None = None
+        metered_before = self.measured_groups
+        offset = 1 if beside else 0
         try:
             for attempt in (1, 2):  # on a busy machine a Serve part can miss its start deadline
-                http_port, grpc_port, *fallback = own_ports(self.args)
+                http_port, grpc_port, *fallback = (port + offset for port in own_ports(self.args))
                 instance = ServeInstance(args=args, mode=mode, http_port=http_port, grpc_port=grpc_port,
                                          config_path=self.args.serve_config, import_path=import_path,
                                          deployment_overrides=self.overrides(),
-                                         extra_env=serve_env(mode, (fallback[0], fallback[1])))
+                                         extra_env=serve_env(mode, (fallback[0], fallback[1])),
+                                         port_block=SERVE_PORT_BLOCK + offset * PORT_BLOCK_SIZE,
+                                         agent_port=free_port(PORT_RANGE) if beside else None)
                 try:
                     instance.start()
                     break
@@ -709,11 +825,12 @@ class Bench:
             self.warm_http(("127.0.0.1", instance.http_port))
             yield instance, topic, round(time.monotonic() - started, 1)
         finally:
-            self.measured_groups = []
+            self.measured_groups = metered_before
             if instance is not None:
                 instance.stop()
             drop_mongo_database(args["mongo_database"])
-            clear_votes_keys(counters)
+            if not beside:
+                clear_votes_keys(counters)
             counters.close()
 
     def serve_noop(self, chosen: list[str], mode: str) -> None:
@@ -730,16 +847,57 @@ class Bench:
 
     def serve_ingest_only(self, chosen: list[str], mode: str) -> None:
         suffix = suffix_of(mode)
-        with self.serving("ingest", mode, "bench.apps:build_ingest_only") as (instance, topic, startup_s):
+        transactions = self.plan.batch_transactions
+        baseline = {BATCH_TRANSACTIONS.setting: BATCH_TRANSACTIONS.values[transactions[0]]}
+        with self.serving("ingest", mode, "bench.apps:build_ingest_only", baseline) as (instance, topic, startup_s):
             for key, (protocol, kind) in SERVE_PATHS.items():
                 name = f"serve_{key}_ingest"
                 if name not in chosen:
+                    continue
+                if name == BATCH_TRANSACTIONS_SCENARIO:
+                    self.batch_transaction_variants(name, mode, instance, topic, startup_s)
                     continue
                 self.record(name + suffix, self.repeat(name + suffix, lambda n=name + suffix, p=protocol, k=kind:
                             self.ingest(n, protocol=p, kind=k, http=("127.0.0.1", instance.http_port),
                                         grpc_target=instance.grpc_target, topic=topic)),
                             path=protocol, kind=kind, mode=mode, app="bench.apps:build_ingest_only",
                             serve_env=instance.env_applied, startup_s=startup_s)
+
+    def batch_transaction_variants(self, base: str, mode: str, instance: ServeInstance, topic: str,
+                                   startup_s: float) -> None:
+        """serve_http_batch_ingest under each --batch-transactions value: the baseline on the
+        running ingest-only app, each other value on an app of its own beside it, their repeats
+        interleaved (one `serve run` per value: the setting is read when a replica starts)."""
+        chosen = self.plan.batch_transactions
+        names = {value: BATCH_TRANSACTIONS.name(base, value, chosen[0]) + suffix_of(mode) for value in chosen}
+        apps: dict[str, tuple[ServeInstance, str, float]] = {chosen[0]: (instance, topic, startup_s)}
+        with contextlib.ExitStack() as stack:
+            for value in chosen[1:]:
+                try:
+                    apps[value] = stack.enter_context(self.serving(
+                        f"ingest-{BATCH_TRANSACTIONS.suffixes[value]}", mode, "bench.apps:build_ingest_only",
+                        {BATCH_TRANSACTIONS.setting: BATCH_TRANSACTIONS.values[value]}, beside=True))
+                except Exception as exc:  # noqa: BLE001 - the baseline and the other scenarios still run
+                    log(f"{names[value]}: FAILED: {type(exc).__name__}: {exc}")
+                    self.scenarios.append({"name": f"{names[value]} (failed)", "votes_per_s": None, "errors": 1,
+                                           "reconciled": False, "failure": f"{type(exc).__name__}: {exc}"})
+            chosen = [value for value in chosen if value in apps]
+
+            def one(value: str) -> dict[str, Any]:
+                app, app_topic, _ = apps[value]
+                assert app.proc is not None
+                self.measured_groups = [app.proc.pid]  # the CPU meter and the profiler: this app's
+                return self.ingest(names[value], protocol="http", kind="batch",
+                                   http=("127.0.0.1", app.http_port), grpc_target=app.grpc_target, topic=app_topic)
+
+            runs = self.variant_repeats(BATCH_TRANSACTIONS, chosen, names, one, self.plan.repeats_of(base))
+            assert instance.proc is not None
+            self.measured_groups = [instance.proc.pid]
+        for value in chosen:
+            app, _, app_startup_s = apps[value]
+            self.record(names[value], runs[value], path="http", kind="batch", mode=mode,
+                        app="bench.apps:build_ingest_only", serve_env=app.env_applied, startup_s=app_startup_s,
+                        **(BATCH_TRANSACTIONS.info(value, chosen, names[chosen[0]]) if len(chosen) > 1 else {}))
 
     def serve_whole(self, chosen: list[str], mode: str) -> None:
         suffix = suffix_of(mode)
@@ -843,18 +1001,15 @@ class Bench:
                                    self.names.mongo_database_for(f"persist_{r}_{run_id}"), db, records, r,
                                    timeout, write_concern=concern)
 
-            runs: dict[str, list[dict[str, Any]]] = {concern: [] for concern in concerns}
-            repeats = self.plan.repeats_of("persist")
-            for concern in interleaved(concerns, repeats) if len(concerns) > 1 else []:
-                name = persist_name(replicas, concern, concerns[0])
-                runs[concern] += self.repeat(name, lambda r=replicas, c=concern: one(r, c), repeats=1)
-            if len(concerns) == 1:
-                runs[concerns[0]] = self.repeat(f"persist_x{replicas}", lambda r=replicas: one(r, concerns[0]))
+            names = {concern: persist_name(replicas, concern, concerns[0]) for concern in concerns}
+            runs = self.variant_repeats(WRITE_CONCERNS, concerns, names, lambda c, r=replicas: one(r, c),
+                                        self.plan.repeats_of("persist"))
             for concern in concerns:
-                self.record(persist_name(replicas, concern, concerns[0]), runs[concern], path="pool",
+                self.record(names[concern], runs[concern], path="pool",
                             replicas=replicas, records=records, write_concern=concern,
                             write_concern_baseline=concerns[0],
-                            unit="votes persisted (Mongo log + Redis counters + commit)")
+                            unit="votes persisted (Mongo log + Redis counters + commit)",
+                            **(WRITE_CONCERNS.info(concern, concerns, names[concerns[0]]) if len(concerns) > 1 else {}))
 
     # -- all --
 
@@ -931,8 +1086,8 @@ class Bench:
             fresh_groups.add("system")  # the step that runs it is labelled system
 
         def stale_failure(name: str) -> bool:  # a step's failure record, measured again now
-            step = name.split(" ")[0].split("[")[0]
-            return name.endswith(" (failed)") and step in fresh_groups
+            step = name.split(" ")[0].split("[")[0]  # a step's label, or a variant's name
+            return name.endswith(" (failed)") and (step in fresh_groups or group_of(step) in fresh_groups)
 
         kept = [s for s in previous.get("scenarios", []) if s["name"] not in fresh and not stale_failure(s["name"])]
         scenarios = order_scenarios(kept + self.scenarios)
@@ -974,7 +1129,7 @@ def order_scenarios(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def position(scenario: dict[str, Any]) -> tuple[int, str, int, str]:
         name = scenario["name"]
         base, _, suffix = name.partition("[")
-        base = base.split(" ")[0]
+        base = base_of(base.split(" ")[0])
         group = group_of(base) or base
         rank = order.get("persist" if base.startswith("persist") else base, len(order))
         index = groups.index(group) if group in groups else len(groups)

@@ -67,7 +67,8 @@ class ServeInstance:
                  grpc_port: int = 9000, config_path: Path = ROOT / "config.yaml",
                  extra_env: dict[str, str] | None = None,
                  deployment_overrides: dict[str, dict[str, Any]] | None = None,
-                 import_path: str | None = None, port_block: int = SERVE_PORT_BLOCK) -> None:
+                 import_path: str | None = None, port_block: int = SERVE_PORT_BLOCK,
+                 agent_port: int | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = mode
@@ -80,6 +81,8 @@ class ServeInstance:
         # Another builder for the same config (bench.apps: ingest only, the no-op floor).
         self.import_path = import_path
         self.port_block = port_block  # first of the PORT_BLOCK_SIZE ports this instance takes
+        # A second Ray beside a running one needs a dashboard agent port of its own (bench/serve_beside.py).
+        self.agent_port = agent_port
         self.workdir = TMP / f"serve-{mode}-{port_block}"
         self.haproxy_dir = Path(tempfile.mkdtemp(prefix="vbh-", dir="/tmp"))
         self.proc: Proc | None = None
@@ -127,9 +130,9 @@ class ServeInstance:
         # As `make run` does: Serve's gRPC proxy reads it (a batch of 1000 votes must fit).
         env.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"])
         log(f"serve[{self.mode}]: starting `serve run` (env {self.env_applied or 'none'})")
-        self.proc = Proc(f"serve-{self.mode}",
-                         [str(Path(PY).parent / "serve"), "run", "--address", "local",
-                          str(config_file)],
+        serve = ([PY, "-m", "bench.serve_beside", str(self.agent_port)] if self.agent_port
+                 else [str(Path(PY).parent / "serve")])
+        self.proc = Proc(f"serve-{self.mode}", [*serve, "run", "--address", "local", str(config_file)],
                          env=env, log_path=self.workdir / "serve-run.log")
         try:
             self.wait_ready(timeout_s)

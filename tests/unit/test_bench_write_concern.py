@@ -6,18 +6,19 @@ from typing import Any
 
 import pytest
 
-from bench.report import write_concern_lines
+from bench.report import variant_lines
 from bench.run import interleaved, make_plan, parse_args, persist_name, write_concerns
 from bench.targets import evaluate_targets
 
 
-def test_the_default_is_the_settings_default_alone() -> None:
-    assert write_concerns("") == ["majority"]
+def test_the_default_compares_the_settings_default_with_acknowledged() -> None:
+    assert write_concerns("") == ["majority", "acknowledged"]
+    assert write_concerns("majority") == ["majority"]
     assert write_concerns("majority, acknowledged,majority") == ["majority", "acknowledged"]
 
 
 def test_an_unknown_write_concern_names_the_choices() -> None:
-    with pytest.raises(SystemExit, match="unknown write concern 'fsync'.*majority, journaled, acknowledged"):
+    with pytest.raises(SystemExit, match="unknown value 'fsync'; known: majority, journaled, acknowledged"):
         write_concerns("majority,fsync")
 
 
@@ -38,18 +39,23 @@ def test_the_baseline_keeps_the_plain_name() -> None:
 
 
 def scenario(name: str, concern: str, rates: list[float]) -> dict[str, Any]:
+    variant = {"variant_setting": "mongo_write_concern", "variant_what": "vote log write concern",
+               "variant": concern, "variant_baseline": "majority"}
+    if concern != "majority":
+        variant["variant_of"] = "persist_x1"
     return {"name": name, "replicas": 1, "write_concern": concern, "write_concern_baseline": "majority",
-            "votes_per_s": sorted(rates)[len(rates) // 2], "runs": [{"votes_per_s": r} for r in rates]}
+            "votes_per_s": sorted(rates)[len(rates) // 2],
+            "runs": [{"votes_per_s": r, "interleaved": True} for r in rates]} | variant
 
 
 def test_the_report_gives_the_ratio_of_the_two() -> None:
     scenarios = [scenario("persist_x1", "majority", [900, 950, 1000]),
                  scenario("persist_x1_acknowledged", "acknowledged", [1000, 1000, 1100])]
-    (line,) = write_concern_lines(scenarios)
+    (line,) = variant_lines(scenarios)
     assert "majority 950 vs acknowledged 1,000 votes/s, majority/acknowledged = 0.95 (95% CI" in line
-    assert line.endswith("no clear difference (the interval contains 1).")
+    assert line.endswith("no clear difference (the interval contains 1). Interleaved repeats: 3 of each.")
     scenarios[1]["runs"] = [{"votes_per_s": r} for r in (1900, 1900, 1901)]
-    (line,) = write_concern_lines(scenarios)
+    (line,) = variant_lines(scenarios)
     assert "contains 1" not in line
 
 
