@@ -23,10 +23,10 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from devkit.waiting import wait_until
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 from tests.conftest import ROOT, Pipeline
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -89,10 +89,10 @@ def test_an_unreadable_file_is_one_clear_line(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_the_autoscaling_scenarios_own_policy_settings_pass() -> None:
-    # tests/support/autoscale_scenario.py overrides config.yaml's policy; it checks them too
+    # devkit/autoscale/ overrides config.yaml's policy; it checks them too
     # before it deploys, since Serve would only hang on a refusal.
-    from tests.support.autoscale_scenario import ScenarioSpec, app_config
-    from tests.support.names import RunNames
+    from devkit.autoscale.spec import ScenarioSpec, app_config
+    from devkit.names import RunNames
 
     assert check_config.problems(app_config(RunNames("autoscale"), ScenarioSpec(), redis_db=3)) == []
     refused = ScenarioSpec()

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from deployments import deploy
-from tests import k8s_validation as kv
-from tests.k8s_validation import (
+from devkit import k8s_validation as kv
+from devkit.k8s_validation import (
     PLACEHOLDER,
     REPO,
     main_docs,
@@ -84,7 +84,7 @@ def test_dry_run_verbose_prints_yaml_without_secret_values(tmp_path: Path) -> No
     for secret in (d for d in docs if d["kind"] == "Secret"):
         assert set(secret["data"].values()) == {"<redacted>"}
     assert PLACEHOLDER not in result.stdout
-    images = {c["image"] for c in kv._containers(one(docs, "RayService"))}
+    images = {c["image"] for c in kv.containers_of(one(docs, "RayService"))}
     assert images == {"registry.example/votes:dev"}
 
 

@@ -10,7 +10,7 @@ import re
 import tomllib
 
 from deployments import manifests
-from tests.k8s_validation import REPO
+from devkit.k8s_validation import REPO
 
 # Import roots only the tooling (deployments/, the `ops` extra) may use.
 TOOLING_IMPORTS = {"deployments", "kubernetes", "grafana_foundation_sdk"}

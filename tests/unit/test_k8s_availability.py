@@ -8,7 +8,7 @@
   Serve's drain, Grafana's plugin installed before Grafana starts;
 - the sizing table of docs/kubernetes.md adds up to the requests in the manifests.
 
-Offline (tests/k8s_validation.py); Ray Serve's own constants are read from the installed Ray.
+Offline (devkit/k8s_validation/); Ray Serve's own constants are read from the installed Ray.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from deployments import manifests
-from tests import k8s_validation as kv
-from tests.k8s_validation import REPO, head_container, main_docs, one, worker_containers
+from devkit import k8s_validation as kv
+from devkit.k8s_validation import REPO, head_container, main_docs, one, worker_containers
 from tests.unit.test_kuberay_labels import kuberay_pod_labels, ray_pods, selected
 
 

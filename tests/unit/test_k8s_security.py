@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from deployments import manifests
+from devkit import k8s_validation as kv
 from serve_app.ingress.batch_producer import TRANSACTIONAL_ID_PREFIX
-from tests import k8s_validation as kv
 from tests.unit.test_kuberay_labels import ray_pods
 
 NAMESPACE = "votes"

@@ -19,6 +19,8 @@ import pytest
 import redis
 
 from deployments import manifests
+from devkit import k8s_validation as kv
+from devkit.net import free_port
 from serve_app.domain.counting import CounterUpdate
 from serve_app.stores.redis_counts import (
     BY_BAND,
@@ -28,8 +30,6 @@ from serve_app.stores.redis_counts import (
     RedisCounts,
     read_results_pipeline,
 )
-from tests import k8s_validation as kv
-from tests.support.net import free_port
 from tests.unit.test_k8s_security import docs, kafka, of_kind, ray_pod_models, strimzi_pods
 
 GIB = 1024**3

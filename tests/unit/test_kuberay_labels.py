@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from deployments import manifests
-from tests import k8s_validation as kv
+from devkit import k8s_validation as kv
 
 KUBERAY_VERSION = "v1.6.2"
 K8S = kv.REPO.k8s

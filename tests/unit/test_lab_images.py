@@ -13,7 +13,7 @@ import pytest
 from deployments import manifests
 from deployments.lab_images import base, cli
 from deployments.lab_images.recipe import ImageSpec, index, input_hash, selected
-from tests.k8s_validation import REPO
+from devkit.k8s_validation import REPO
 
 
 def spec(name: str = "x", *, recipe: dict[str, Any] | None = None, **kw: Any) -> ImageSpec:

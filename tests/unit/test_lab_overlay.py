@@ -12,7 +12,7 @@ import pytest
 from deployments import manifests
 from deployments.lab_images import cli, overlay, overlay_kafka, services
 from deployments.lab_images.recipe import index
-from tests.k8s_validation import REPO, validate_manifest
+from devkit.k8s_validation import REPO, validate_manifest
 
 LAB_CPU_BUDGET_MILLI = 1500  # of a 2-core node: the rest for its DNS, kube-proxy and the kubelet
 

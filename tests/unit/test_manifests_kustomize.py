@@ -2,7 +2,7 @@
 together, no credentials committed, and the small kustomize of deployments.manifests that renders
 them.
 
-Offline and fast: no cluster, no kubectl (shared helpers: tests/k8s_validation.py).
+Offline and fast: no cluster, no kubectl (shared helpers: devkit/k8s_validation/).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from deployments import manifests
-from tests import k8s_validation as kv
-from tests.k8s_validation import (
+from devkit import k8s_validation as kv
+from devkit.k8s_validation import (
     PLACEHOLDER,
     REPO,
     main_docs,

@@ -1,7 +1,7 @@
 """The KubeRay RayService: generated from config.yaml by `make manifests`, current, shaped as the
 cluster needs it (ports, env, labels), its serveConfigV2 config.yaml itself and valid for Ray.
 
-Offline and fast: no cluster, no kubectl (shared helpers: tests/k8s_validation.py).
+Offline and fast: no cluster, no kubectl (shared helpers: devkit/k8s_validation/).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import pytest
 import yaml
 
 from deployments import manifests
-from serve_app.settings import Settings, env_name, load_settings
-from tests import k8s_validation as kv
-from tests.k8s_validation import (
+from devkit import k8s_validation as kv
+from devkit.k8s_validation import (
     PLACEHOLDER,
     REPO,
     head_container,
@@ -28,6 +27,7 @@ from tests.k8s_validation import (
     one,
     worker_containers,
 )
+from serve_app.settings import Settings, env_name, load_settings
 
 
 def ports(container: dict[str, Any]) -> dict[str, int]:

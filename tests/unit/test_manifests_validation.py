@@ -1,7 +1,7 @@
 """Every manifest validates strictly: built-in kinds against the Kubernetes schemas, KubeRay and
-Strimzi resources against the upstream CRDs vendored in tests/k8s_schemas; and the checks can fail.
+Strimzi resources against the upstream CRDs vendored in devkit/k8s_schemas; and the checks can fail.
 
-Offline and fast: no cluster, no kubectl (the validator: tests/k8s_validation.py).
+Offline and fast: no cluster, no kubectl (the validator: devkit/k8s_validation/).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from deployments import deploy, manifests
-from tests import k8s_validation as kv
-from tests.k8s_validation import (
+from devkit import k8s_validation as kv
+from devkit.k8s_validation import (
     LAYOUTS,
     REPO,
     head_container,
@@ -23,7 +23,7 @@ from tests.k8s_validation import (
     rendered,
 )
 
-SCHEMAS = REPO.root / "tests" / "k8s_schemas"
+SCHEMAS = REPO.root / "devkit" / "k8s_schemas"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError
 
+from devkit.waiting import wait_until
 from serve_app.domain.votes import Vote, VoteRecord, accept
 from serve_app.ingress.producer import (
     YIELD_EVERY_RECORDS,
@@ -20,7 +21,6 @@ from serve_app.ingress.producer import (
 )
 from serve_app.ingress.write_side import accept_all
 from serve_app.settings import Settings
-from tests.support.waiting import wait_until
 
 # Nothing listens here: these tests never reach a broker.
 SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=2.0)

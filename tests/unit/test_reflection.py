@@ -20,9 +20,9 @@ from grpc_reflection.v1alpha import reflection_pb2 as v1alpha_pb2
 from ray.serve._private.grpc_util import start_grpc_server
 from ray.serve.config import gRPCOptions
 
+from devkit.net import free_port
 from serve_app.ingress import reflection
 from tests.conftest import ROOT
-from tests.support.net import free_port
 
 V1_REQUEST = GetMessageClass(reflection.V1_FILE.message_types_by_name["ServerReflectionRequest"])
 V1_RESPONSE = GetMessageClass(reflection.V1_FILE.message_types_by_name["ServerReflectionResponse"])

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import websocket
 
-from tests.support.waiting import wait_until
+from devkit.waiting import wait_until
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 FLAGS = (

@@ -1,12 +1,13 @@
 """The autoscaling scenario: a burst of votes on a fake multi-node cluster, watched from Ray's state.
 
 Shared by tests/autoscaling/test_node_autoscaling.py (which runs it in a process of its own:
-`python -m tests.support.autoscale_scenario --json FILE`, so no Ray state leaks into pytest)
-and scripts/autoscale_demo.py (which prints the timeline as it goes).
+`python -m devkit.autoscale --json FILE`, so no Ray state leaks into pytest)
+and scripts/autoscale_demo.py (which prints the timeline as it goes). Its parts: spec.py (what
+runs, what is recorded, the app config), burst.py (the records), timeline.py (the table).
 
 What happens:
 
-1. a fake autoscaling cluster starts (tests/support/fake_cluster.py): a head with 2 CPUs, worker
+1. a fake autoscaling cluster starts (devkit/autoscale/fake_cluster.py): a head with 2 CPUs, worker
    nodes of 1 CPU added on demand;
 2. config.yaml's application is deployed on it with only what isolates it (own topic, consumer
    group, Redis db, MongoDB database, Serve ports 48000/49000, proxy on the head only: the fake
@@ -23,96 +24,21 @@ What happens:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
-import yaml
-
 from deployments import check_config
-from tests.support.fake_cluster import CLIENT_ENV, ClusterSpec, FakeCluster
-from tests.support.kafka import KAFKA, LagReader, create_topics, delete_topics
-from tests.support.names import RunNames
-from tests.support.serve import deploy_config
-
-ROOT = Path(__file__).resolve().parents[2]
-APP = "votes"
-INGRESS, POOL = "VoteIngress", "VotePersister"
-BANDS = [("Alux Nahual", "Alux Nahual"), ("Bohemia Suburbana", "Sueños"), ("Viernes Verde", "V"),
-         ("Easy Easy", "EE"), ("Malacates Trébol Shop", "Niño Pilas"), ("Ricardo Arjona", "Animal")]
-
-
-@dataclass
-class ScenarioSpec:
-    records: int = 300_000  # 30 s at produce_rate: longer than a new replica takes to start
-    produce_rate: float = 10_000  # records/s, at most
-    http_port: int = 48000
-    grpc_port: int = 49000
-    # None: the first empty database from 15 down to 3, claimed with an owner key. Redis has 16
-    # databases and concurrent test sessions pick their own: this run never empties a database,
-    # it only deletes the app's keys in the one it claimed, at the end, if it still owns it.
-    redis_db: int | None = None
-    sample_every_s: float = 2.0
-    # Each pool replica takes a whole CPU: the head (2 CPUs, 0.5 for the ingress) fits one.
-    pool_cpus: float = 1.0
-    # 1 on the head + one per worker node (cluster max_workers 2).
-    pool_max_replicas: int = 3
-    # config.yaml's policy with the waits shortened, so that the whole scenario fits in minutes,
-    # and a target lag one replica cannot keep under at produce_rate: the pool drains ~10k/s on
-    # one CPU, so config.yaml's 10,000 was never crossed on a fast run (lag peaked near 6,000).
-    policy_overrides: dict[str, Any] = field(default_factory=lambda: {
-        "target_lag_per_replica": 1_000, "low_water_lag": 200,
-        "drained_hold_s": 10, "downscale_cooldown_s": 10, "upscale_cooldown_s": 5,
-    })
-    cluster: ClusterSpec = field(default_factory=ClusterSpec)
-    # Bounds of each step (seconds).
-    deploy_timeout_s: float = 180
-    scale_up_timeout_s: float = 60
-    node_up_timeout_s: float = 120
-    drain_timeout_s: float = 180
-    scale_down_timeout_s: float = 150
-    count_timeout_s: float = 60
-
-
-@dataclass
-class Row:
-    t: float  # seconds since the burst started (negative: before it)
-    produced: int  # records Kafka acknowledged so far
-    rate: float  # acknowledged records per second since the previous row
-    lag: int | None  # records the consumer group is behind, over all partitions
-    ingress: int  # running replicas
-    pool: int  # running replicas
-    pool_starting: int  # replicas starting, or pending until a node has room
-    nodes: int  # alive nodes, head included
-    cpus_used: float
-    cpus_total: float
-
-
-@dataclass
-class Result:
-    spec: dict[str, Any]
-    rows: list[Row] = field(default_factory=list)
-    events: dict[str, float] = field(default_factory=dict)  # what first happened when (t)
-    redis_db: int | None = None
-    produced: int = 0
-    produce_errors: int = 0
-    redis_total: int | None = None
-    mongo_count: int | None = None
-    failure: str | None = None
-    dashboard: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+from devkit.autoscale.burst import Burst
+from devkit.autoscale.fake_cluster import FakeCluster
+from devkit.autoscale.spec import APP, INGRESS, POOL, Result, Row, ScenarioSpec, app_config
+from devkit.kafka import LagReader, create_topics, delete_topics
+from devkit.names import RunNames
+from devkit.serve import deploy_config
 
 
 class StepTimeout(Exception):
@@ -150,94 +76,12 @@ def release_redis_db(db: int, owner: str) -> None:
         client.close()
 
 
-# ---- the parts -------------------------------------------------------------------------------
-
-
-class Burst(threading.Thread):
-    """Produce `records` valid vote records into the topic at up to `rate` per second."""
-
-    def __init__(self, topic: str, records: int, rate: float) -> None:
-        super().__init__(name="burst", daemon=True)
-        self.topic, self.records, self.rate = topic, records, rate
-        self.acked = 0
-        self.errors = 0
-        self.done = threading.Event()
-        self._halt = threading.Event()
-
-    def halt(self) -> None:
-        self._halt.set()
-
-    def _report(self, error: Any, _message: Any) -> None:
-        if error is None:
-            self.acked += 1
-        else:
-            self.errors += 1
-
-    def run(self) -> None:
-        from confluent_kafka import Producer
-
-        from serve_app.domain.votes import Vote, accept, encode_record
-
-        producer = Producer({
-            "bootstrap.servers": KAFKA, "acks": "all", "enable.idempotence": True,
-            "linger.ms": 20, "queue.buffering.max.messages": 200_000,
-        })
-        templates = [accept(Vote(name=band, album=album, year=1980 + i, rank=1 + i), "http")
-                     for i, (band, album) in enumerate(BANDS)]
-        started = time.monotonic()
-        now = datetime.now(UTC)
-        try:
-            for i in range(self.records):
-                if self._halt.is_set():
-                    break
-                if i % 1000 == 0:
-                    now = datetime.now(UTC)
-                    ahead = i / self.rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
-                record = templates[i % len(templates)].model_copy(
-                    update={"vote_id": str(uuid.uuid4()), "received_at": now})
-                message = encode_record(record)
-                while True:
-                    try:
-                        producer.produce(self.topic, key=message.key, value=message.value,
-                                         headers=message.headers, on_delivery=self._report)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-                producer.poll(0)
-            producer.flush(60)
-        finally:
-            self.done.set()
-
-
 def replica_counts(deployment: Any) -> tuple[int, int]:
     """(running, starting) of a deployment in serve.status()."""
     states = {str(getattr(k, "value", k)): v for k, v in (deployment.replica_states or {}).items()}
     running = states.get("RUNNING", 0)
     starting = sum(states.get(s, 0) for s in ("STARTING", "UPDATING", "RECOVERING"))
     return running, starting
-
-
-def app_config(names: RunNames, spec: ScenarioSpec, redis_db: int) -> dict[str, Any]:
-    """config.yaml, isolated and adapted for this cluster (see the module docstring)."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["proxy_location"] = "HeadOnly"
-    config["http_options"]["port"] = spec.http_port
-    config["grpc_options"]["port"] = spec.grpc_port
-    (app,) = config["applications"]
-    app["args"] |= {
-        "kafka_topic": names.topic,
-        "kafka_dlq_topic": names.dlq_topic,
-        "kafka_consumer_group": names.group,
-        "redis_url": f"redis://127.0.0.1:6379/{redis_db}",
-        "mongo_database": names.mongo_database,
-    }
-    (pool,) = [d for d in app["deployments"] if d["name"] == POOL]
-    pool["ray_actor_options"]["num_cpus"] = spec.pool_cpus
-    pool["autoscaling_config"]["max_replicas"] = spec.pool_max_replicas
-    pool["autoscaling_config"]["policy"]["policy_kwargs"] |= spec.policy_overrides
-    return config
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -481,62 +325,7 @@ class Scenario:
         mongo.close()
 
 
-# ---- presenting a timeline -----------------------------------------------------------------
-
-COLUMNS = ("t (s)", "produced/s", "lag", "VoteIngress", "VotePersister", "nodes", "CPUs used")
-
-
-def row_cells(row: Row) -> tuple[str, ...]:
-    pool = f"{row.pool}" + (f" (+{row.pool_starting} starting)" if row.pool_starting else "")
-    return (f"{row.t:.0f}", f"{row.rate:,.0f}", "?" if row.lag is None else f"{row.lag:,}",
-            str(row.ingress), pool, str(row.nodes), f"{row.cpus_used:g} / {row.cpus_total:g}")
-
-
-def markdown_table(rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(row_cells(row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def text_table_line(cells: tuple[str, ...]) -> str:
-    widths = (6, 11, 9, 11, 26, 5, 10)
-    return "  ".join(cell.rjust(width) for cell, width in zip(cells, widths, strict=True))
-
-
 def stop_on_sigterm() -> None:
     def handler(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt("SIGTERM")
     signal.signal(signal.SIGTERM, handler)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, required=True, help="write the result here")
-    parser.add_argument("--records", type=int, default=ScenarioSpec.records)
-    parser.add_argument("--rate", type=float, default=ScenarioSpec.produce_rate)
-    parser.add_argument("--redis-db", type=int, help="an empty Redis database (default: find one)")
-    args = parser.parse_args(argv)
-    missing = {k: v for k, v in CLIENT_ENV.items() if os.environ.get(k) != v}
-    if missing:  # Ray reads them at import: re-run with them set
-        os.execve(sys.executable, [sys.executable, "-m", "tests.support.autoscale_scenario",
-                                   *(argv if argv is not None else sys.argv[1:])],
-                  os.environ | CLIENT_ENV)
-    stop_on_sigterm()
-
-    def log(line: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
-
-    def show(row: Row) -> None:
-        print(text_table_line(row_cells(row)), flush=True)
-
-    spec = ScenarioSpec(records=args.records, produce_rate=args.rate, redis_db=args.redis_db,
-                        cluster=ClusterSpec(include_dashboard=False))
-    print(text_table_line(COLUMNS), flush=True)
-    result = Scenario(spec, on_row=show, log=log).run()
-    args.json.write_text(json.dumps(result.to_json(), indent=1))
-    return 0 if result.failure is None else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
-from tests.chaos.harness import REPORT
+# Where tests/chaos/harness.py appends one JSON line per scenario.
+REPORT = Path(__file__).resolve().parents[1] / "test-artifacts" / "chaos-report.jsonl"
 
 COLUMNS = ("scenario", "sent", "accepted", "shed", "counted", "stored", "duplicates", "unexpected",
            "retries", "recover_s")

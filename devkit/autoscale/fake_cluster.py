@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devkit.net import ANY_PORT, free_port
 from serve_app import serve_env
-from tests.support.net import ANY_PORT, free_port
 
 VENV_BIN = Path(sys.executable).parent
 HEAD_NODE_TYPE = "ray.head.default"
