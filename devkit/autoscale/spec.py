@@ -1,5 +1,6 @@
 """What the autoscaling scenario runs (ScenarioSpec), what it records (Row, Result), and the
-app config it deploys (app_config): devkit/autoscale/scenario.py says why each value is what it is."""
+app config it deploys (app_config): devkit/autoscale/scenario.py says why each value is what
+it is."""
 
 from __future__ import annotations
 

@@ -9,11 +9,12 @@ rendered, and lookups in the rendered objects (layouts.py).
 - Built-in kinds: `kubernetes_validate` (Kubernetes 1.33 schemas, strict: unknown fields fail).
   A built-in kind without a schema is a failure, never a skip.
 - KubeRay, Strimzi and Gateway API custom resources: the upstream CRDs vendored in
-  devkit/k8s_schemas (see its README), made strict the way that README says: `nullable` widened to null, fields that are
-  required but defaulted by the API server dropped from `required`, and `additionalProperties:
-  false` on every object with `properties` (except x-kubernetes-preserve-unknown-fields), so a
-  typo such as `enableInTreeAutoScaling` fails instead of being dropped by the API server.
-  The CR's `metadata` (just `type: object` in CRDs) is checked against ObjectMeta.
+  devkit/k8s_schemas (see its README), made strict the way that README says: `nullable` widened to
+  null, fields that are required but defaulted by the API server dropped from `required`, and
+  `additionalProperties: false` on every object with `properties` (except
+  x-kubernetes-preserve-unknown-fields), so a typo such as `enableInTreeAutoScaling` fails instead
+  of being dropped by the API server. The CR's `metadata` (just `type: object` in CRDs) is checked
+  against ObjectMeta.
 - What jsonschema cannot see and the operators or API server would refuse: object names, container
   port names, and the checks of KubeRay's own validation (`kuberay_operator_problems`).
 - Serve configs (`serve_config_problems`): Ray's ServeDeploySchema, plus unknown keys, which

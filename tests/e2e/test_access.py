@@ -7,7 +7,7 @@ not rebalanced) and the session's stores. gRPC clients pick it with the `applica
 which Serve needs once two applications run. It is deleted when the module ends.
 
 Unit-level checks of the same code (constant-time comparison, the order of the checks, the token
-from the environment) are in tests/unit/test_hostile_input.py.
+from the environment) are in tests/unit/ingress/test_hostile_input.py.
 """
 
 from __future__ import annotations

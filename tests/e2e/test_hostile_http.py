@@ -8,7 +8,7 @@
 - Limits: exactly 1 MiB vs one byte more, 1000 votes, 200 characters, `limit`, a 100 MB gRPC
   message, an error list too long for a gRPC trailer, a slow-loris body.
 
-The unit-level property tests of the same decoders are in tests/unit/test_hostile_input.py.
+The unit-level property tests of the same decoders are in tests/unit/ingress/test_hostile_input.py.
 """
 
 from __future__ import annotations

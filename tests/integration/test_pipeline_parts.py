@@ -28,7 +28,7 @@ from serve_app.pool.ports import Poison
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
 from tests.conftest import TEST_REDIS_DB
-from tests.unit.test_pool_processor import FakeRecord
+from tests.unit.pool.test_processor import FakeRecord
 
 pytestmark = pytest.mark.integration
 

@@ -5,11 +5,12 @@ generated kuberay/rayservice.yaml).
 The NetworkPolicies are evaluated here the way the API defines them (policies add up; a pod that
 some policy selects for Ingress takes only what one of their rules allows; a named port resolves
 against the receiving pod's container ports). The pods they apply to are modelled from the
-manifests: Ray pods with the labels KubeRay gives them (tests/unit/test_kuberay_labels.py) and the
-container ports of the generated RayService, Strimzi's pods with Strimzi's labels and the Kafka
-CR's listener ports, the other pods from their templates. The flows the design needs are read from
-the manifests too: every client address (ConfigMap, secrets.env.example's URLs, the RayService's
-env, Grafana's data sources), the Gateway's routes and Prometheus' scrape config.
+manifests: Ray pods with the labels KubeRay gives them
+(tests/unit/deployments/k8s/test_kuberay_labels.py) and the container ports of the generated
+RayService, Strimzi's pods with Strimzi's labels and the Kafka CR's listener ports, the other pods
+from their templates. The flows the design needs are read from the manifests too: every client
+address (ConfigMap, secrets.env.example's URLs, the RayService's env, Grafana's data sources), the
+Gateway's routes and Prometheus' scrape config.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import yaml
 from deployments import manifests
 from devkit import k8s_validation as kv
 from serve_app.ingress.batch_producer import TRANSACTIONAL_ID_PREFIX
-from tests.unit.test_kuberay_labels import ray_pods
+from tests.unit.deployments.k8s.test_kuberay_labels import ray_pods
 
 NAMESPACE = "votes"
 DIRECT_HTTP = range(30000, 31001)

@@ -15,7 +15,7 @@ from deployments import dashboards
 from serve_app.metrics import METRICS
 from serve_app.stores.redis_counts import ALL_KEYS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def committed(name: str) -> dict[str, Any]:

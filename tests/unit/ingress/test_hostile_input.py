@@ -68,7 +68,7 @@ from serve_app.settings import Settings, SettingsError, load_settings, redact_ur
 # trigger it on garbage collection.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:coroutine .*ASGIIngressWrapper.__del__.* was never awaited:RuntimeWarning")
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROPERTY = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 GOOD = {"name": "Malacates Trebol Shop", "album": "Pan", "year": 2012, "rank": 1}

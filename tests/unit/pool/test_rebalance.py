@@ -16,7 +16,7 @@ from serve_app.pool.processor import BatchProcessor, Prepared, Stored
 from serve_app.pool.stats import PersisterStats
 from serve_app.pool.supervision import ConsumerSupervisor
 from tests.support.counting_model import CountingModel
-from tests.unit.test_pool_processor import (
+from tests.unit.pool.test_processor import (
     TOPIC,
     FakeDeadLetters,
     FakeRecord,

@@ -12,7 +12,7 @@ import yaml
 
 from deployments import check_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "config.yaml"
 
 

@@ -22,7 +22,7 @@ import yaml
 from deployments import manifests
 from devkit import k8s_validation as kv
 from devkit.k8s_validation import REPO, head_container, main_docs, one, worker_containers
-from tests.unit.test_kuberay_labels import kuberay_pod_labels, ray_pods, selected
+from tests.unit.deployments.k8s.test_kuberay_labels import kuberay_pod_labels, ray_pods, selected
 
 
 def _rayservice() -> dict[str, Any]:

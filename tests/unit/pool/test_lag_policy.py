@@ -19,7 +19,7 @@ import yaml
 
 from serve_app.pool.lag_policy import LagPolicy, LagPolicyConfig, decide, lag_policy, total_lag
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # config.yaml sets the pool's metrics_interval_s on purpose (see the comment there).
 pytestmark = pytest.mark.filterwarnings("ignore:The `metrics_interval_s` field:DeprecationWarning")
 T0 = 1_800_000_000.0

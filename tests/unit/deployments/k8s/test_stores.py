@@ -30,7 +30,13 @@ from serve_app.stores.redis_counts import (
     RedisCounts,
     read_results_pipeline,
 )
-from tests.unit.test_k8s_security import docs, kafka, of_kind, ray_pod_models, strimzi_pods
+from tests.unit.deployments.k8s.test_security import (
+    docs,
+    kafka,
+    of_kind,
+    ray_pod_models,
+    strimzi_pods,
+)
 
 GIB = 1024**3
 

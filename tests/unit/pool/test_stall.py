@@ -15,7 +15,7 @@ from serve_app.pool.ports import Poison
 from serve_app.pool.processor import BatchProcessor
 from serve_app.pool.stats import PersisterStats
 from tests.support.counting_model import CountingModel
-from tests.unit.test_pool_processor import (
+from tests.unit.pool.test_processor import (
     TOPIC,
     FakeDeadLetters,
     FakeRecord,

@@ -21,7 +21,7 @@ from serve_app.pool.ports import Poison
 from serve_app.pool.processor import BatchProcessor
 from serve_app.pool.stats import PersisterStats
 from tests.support.counting_model import CountingModel
-from tests.unit.test_pool_processor import TOPIC, FakeRecord, FakeVoteLog, vote_record
+from tests.unit.pool.test_processor import TOPIC, FakeRecord, FakeVoteLog, vote_record
 
 Report = Callable[[KafkaError | None, object], None]
 

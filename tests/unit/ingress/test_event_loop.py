@@ -16,7 +16,7 @@ from pathlib import Path
 import uvloop
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def accepted_after_turns(new_loop: Callable[[], asyncio.AbstractEventLoop], clients: int = 50,

@@ -25,7 +25,7 @@ from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable
 from serve_app.ingress.write_side import WriteSide
 from serve_app.pool.clients import consumer_config
 from serve_app.settings import Settings
-from tests.unit.test_write_routes import GOOD, Metrics
+from tests.unit.ingress.test_write_routes import GOOD, Metrics
 
 SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=2.0)
 TIMED_OUT = KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit timed out", retriable=True))
@@ -228,7 +228,7 @@ def test_a_grpc_batch_of_unknown_outcome_is_deadline_exceeded() -> None:
     import grpc
 
     from serve_app.grpc_stubs import votes_pb2 as pb
-    from tests.unit.test_hostile_input import make_ingress, run_rpc
+    from tests.unit.ingress.test_hostile_input import make_ingress, run_rpc
 
     ingress = make_ingress()
     ingress._writes = WriteSide(Sender(), Metrics(), None, 1,  # type: ignore[arg-type]
