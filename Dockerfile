@@ -5,7 +5,8 @@
 #   docker push ghcr.io/votes-contest/votes:0.1.0
 #
 # The tag is the version in pyproject.toml; the Ray version must match pyproject's ray pin and the
-# RayService's rayVersion (tests/unit/test_image.py and test_manifests_rayservice.py check both).
+# RayService's rayVersion (tests/unit/test_dockerfile.py and
+# tests/unit/deployments/test_manifests_rayservice.py check both).
 # No credentials in here: they come from the Secret votes-secrets at run time.
 #
 # RAY_BASE_IMAGE is the Ray image to build on. Leave it alone: the default is the upstream image.

@@ -102,7 +102,7 @@ autoscale-demo: stack-up ## watch Ray scale the pool on Kafka lag and add/remove
 chaos: stack-up ## the fault matrix, long and repeated; writes test-artifacts/chaos-report.md
 	@rm -f test-artifacts/chaos-report.jsonl
 	VOTES_CHAOS_FULL=1 $(PY) -m pytest tests/chaos -q -ra $(PYTEST_ARGS); status=$$?; \
-	$(PY) -m tests.chaos.report; exit $$status
+	$(PY) -m devkit.chaos_report; exit $$status
 
 fresh-clone-test: ## clone main with an empty HOME (own network namespace as root) and run make test there
 	scripts/fresh-clone-test.sh $(FRESH_ARGS)

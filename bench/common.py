@@ -1,8 +1,8 @@
 """Shared pieces of the benchmark: Kafka/Mongo helpers, processes, CPU accounting, stats.
 
 Nothing here touches a developer's data: every run gets its own Kafka topics, consumer groups,
-MongoDB databases and Redis keys (tests/support/names.py), and deletes them at the end. What the
-tests and scripts use too (names, ports, waiting, topics) is in tests/support/.
+MongoDB databases and Redis keys (devkit/names.py), and deletes them at the end. What the
+tests and scripts use too (names, ports, waiting, topics) is in devkit/.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from tests.support.kafka import KAFKA
+from devkit.kafka import KAFKA
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

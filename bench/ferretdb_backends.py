@@ -42,10 +42,10 @@ from bench.persist import clear_counters, persist_run, preload
 from deployments.local.stack import Config, Stack
 from deployments.local.stack.config import FERRETDB_BACKENDS
 from deployments.local.stack.processes import read_pid
+from devkit.kafka import create_topics, delete_topics
+from devkit.names import RunNames
 from serve_app.domain.counting import Delivered
 from serve_app.stores.mongo_log import vote_document
-from tests.support.kafka import create_topics, delete_topics
-from tests.support.names import RunNames
 
 WORK = ROOT / ".stack" / "bench-ferretdb"
 MAIN_BIN = ROOT / ".stack" / "bin"

@@ -19,12 +19,12 @@ import time
 from typing import Any
 
 from bench.common import KAFKA, topic_records
+from devkit.kafka import create_topics, delete_topics
+from devkit.names import RunNames
 from loadtest.traffic import Traffic
 from serve_app.domain.votes import Vote, VoteBatch, accept
 from serve_app.ingress.producer import VoteProducer
 from serve_app.settings import load_settings
-from tests.support.kafka import create_topics, delete_topics
-from tests.support.names import RunNames
 
 
 async def measure(kind: str, topic: str, votes: int) -> dict[str, Any]:

@@ -60,9 +60,9 @@ from bench.common import (
 from bench.common import topic_records as kafka_records
 from bench.profile import Profiler, fold
 from bench.serve_instance import ServeInstance
+from devkit.kafka import create_topics, delete_topics
+from devkit.names import RunNames
 from serve_app.serve_env import SERVE_ENV
-from tests.support.kafka import create_topics, delete_topics
-from tests.support.names import RunNames
 
 DEFAULT_IMPORT_PATH = "bench.apps:build_ingest_only"
 # Serve gives its proxy 5 s (x3) to report ready; on a loaded 2-core machine HAProxy's manager can

@@ -86,13 +86,13 @@ from bench.common import (
 from bench.profile import Profiler
 from bench.serve_instance import MODES, SERVE_PORT_BLOCK, ServeInstance
 from bench.targets import evaluate_targets
+from devkit.kafka import create_topics, delete_topics
+from devkit.names import RunNames
+from devkit.net import free_port, port_open
+from devkit.waiting import wait_until
 from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV
 from serve_app.settings import MONGO_WRITE_CONCERNS, Settings
 from serve_app.stores import redis_counts as rc
-from tests.support.kafka import create_topics, delete_topics
-from tests.support.names import RunNames
-from tests.support.net import free_port, port_open
-from tests.support.waiting import wait_until
 
 try:  # the seed's peers (Rust, Go): built by bench/seed_peers.py where its toolchains exist
     from bench import seed_peers

@@ -58,11 +58,11 @@ from bench.common import (
 from bench.run import machine_info, replica_counts, summarize_runs
 from bench.scale_load import LoadFleet, LoadSpec, concurrency_per_process, loadgen_processes
 from bench.scale_report import add_efficiency, cpu_shares, point_cpu, write_reports
+from devkit.kafka import PARTITIONS, create_topics, delete_topics
+from devkit.names import RunNames
+from devkit.net import port_open
+from devkit.waiting import wait_until
 from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV
-from tests.support.kafka import PARTITIONS, create_topics, delete_topics
-from tests.support.names import RunNames
-from tests.support.net import port_open
-from tests.support.waiting import wait_until
 
 SERIES: dict[str, tuple[str, str]] = {  # name: (protocol, kind)
     "http_single": ("http", "single"),

@@ -1,6 +1,6 @@
 """`make bench-scale`'s results: scaling efficiency, the CPU reading, scale.{json,md,png}.
 
-Pure functions of the measured points (no services), so that tests/unit/test_bench_scale.py
+Pure functions of the measured points (no services), so that tests/unit/bench/test_scale.py
 can check them. A *point* is one series at one size: a summary of its repeats
 (bench.run.summarize_runs) plus `series`, `size` (ingress replicas or consumers), and the CPU
 shares of the machine during its measured windows.

@@ -34,7 +34,7 @@ from pathlib import Path
 from bench.common import PY, ROOT, Proc, log
 from deployments.local.stack import installing
 from deployments.local.stack.config import Config
-from tests.support.kafka import KAFKA
+from devkit.kafka import KAFKA
 
 PEERS = ("seed_rust_http", "seed_go_grpc", "seed_go_http_client")
 GO_PEERS = ("seed_go_grpc", "seed_go_http_client")

@@ -25,9 +25,9 @@ import httpx
 import yaml
 
 from bench.common import PY, ROOT, TMP, Proc, log
+from devkit.net import port_open
+from devkit.waiting import wait_until
 from serve_app.serve_env import PORT_BLOCK_SIZE, SERVE_ENV, private_instance, ray_token_env
-from tests.support.net import port_open
-from tests.support.waiting import wait_until
 
 # Ray Serve 2.60 switches, by name. Each mode is what an operator would set on the RayService.
 MODES: dict[str, dict[str, str]] = {
@@ -180,8 +180,8 @@ if __name__ == "__main__":  # manual use: python -m bench.serve_instance [mode]
     import sys
     import time
 
-    from tests.support.kafka import create_topics, delete_topics
-    from tests.support.names import RunNames
+    from devkit.kafka import create_topics, delete_topics
+    from devkit.names import RunNames
 
     names = RunNames("bench")
     # Made before the topics, so that an unknown mode leaves no topic behind.

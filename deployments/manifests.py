@@ -47,7 +47,7 @@ RAYSERVICE_NAME = "votes"
 APP_LABELS = {"app.kubernetes.io/name": "votes", "app.kubernetes.io/part-of": "votes"}
 # The Ray pod templates carry only labels KubeRay does not set: KubeRay's head Services select on its
 # own `app.kubernetes.io/name: kuberay`, and a template value would override it on the pod
-# (tests/unit/test_kuberay_labels.py).
+# (tests/unit/deployments/k8s/test_kuberay_labels.py).
 RAY_POD_LABELS = {"app.kubernetes.io/part-of": "votes"}
 CONFIG_MAP = "votes-config"
 SECRET = "votes-secrets"
@@ -109,10 +109,11 @@ HEAD_CPU, HEAD_MEMORY, HEAD_OBJECT_STORE = "1", "3Gi", "512Mi"
 WORKER_CPU, WORKER_MEMORY, WORKER_OBJECT_STORE = "2", "4Gi", "1Gi"
 AUTOSCALER_CPU, AUTOSCALER_MEMORY = "500m", "512Mi"
 
-# Ray Serve 2.60's defaults (ray/serve/_private/constants.py; tests/unit/test_k8s_availability.py
-# checks them): with direct ingress (HAProxy), an ingress replica stays open this long after it is
-# told to stop so load balancers can deregister it, and Serve raises the ingress deployment's
-# graceful_shutdown_timeout_s to at least this plus the buffer.
+# Ray Serve 2.60's defaults (ray/serve/_private/constants.py;
+# tests/unit/deployments/k8s/test_availability.py checks them): with direct ingress (HAProxy), an
+# ingress replica stays open this long after it is told to stop so load balancers can deregister it,
+# and Serve raises the ingress deployment's graceful_shutdown_timeout_s to at least this plus the
+# buffer.
 SERVE_DIRECT_INGRESS_DRAIN_S = 30
 SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S = 5
 SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S = 20

@@ -179,8 +179,8 @@ class OwnInstance:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from bench import serve_instance
+        from devkit.names import RunNames
         from serve_app.serve_env import SERVE_ENV
-        from tests.support.names import RunNames
 
         self.names = RunNames("soak")
         base = app_args(ROOT / "config.yaml")
@@ -204,8 +204,8 @@ class OwnInstance:
     def start(self) -> Target:
         import redis
 
+        from devkit.kafka import create_topics
         from serve_app.stores.redis_counts import ALL_KEYS
-        from tests.support.kafka import create_topics
 
         create_topics(self.topics)
         # Database 9 is the soak's: its counters start from zero, so the Contest panels show
@@ -223,7 +223,7 @@ class OwnInstance:
 
     def stop(self, keep_data: bool = False) -> None:
         from bench.common import drop_mongo_database
-        from tests.support.kafka import delete_topics
+        from devkit.kafka import delete_topics
 
         self.serve.stop()
         if keep_data:
@@ -423,9 +423,9 @@ def send_probes(target: Target) -> Probes:
     import httpx
     from confluent_kafka import Producer
 
+    from devkit.kafka import KAFKA
     from serve_app.grpc_stubs import votes_pb2 as pb
     from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-    from tests.support.kafka import KAFKA
 
     probes = Probes()
     with httpx.Client(base_url=target.http_url, timeout=10) as client:
@@ -578,8 +578,8 @@ class Outcome:
 
 def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
              sampler: rss.RssSampler, outcome: Outcome) -> None:
+    from devkit.kafka import LagReader
     from loadtest.run import read_locust_stats
-    from tests.support.kafka import LagReader
 
     out = args.out / "soak"
     out.mkdir(parents=True, exist_ok=True)
@@ -842,7 +842,7 @@ def print_summary(outcome: Outcome, failures: list[str], rss_limit: float) -> No
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    from tests.support.waiting import WaitFailed
+    from devkit.waiting import WaitFailed
 
     try:
         outcome = soak(args)

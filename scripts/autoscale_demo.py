@@ -10,7 +10,7 @@ replicas per deployment, nodes. Then it writes the timeline to docs/autoscale-ti
 docs/images/autoscale-timeline.png, and removes everything it created (cluster processes by
 PID, its topic, Redis database and MongoDB database). Takes 4-6 minutes on 2 cores.
 
-The scenario and what it adapts for a one-machine cluster: tests/support/autoscale_scenario.py
+The scenario and what it adapts for a one-machine cluster: devkit/autoscale/
 (shared with the test that asserts it, tests/autoscaling/test_node_autoscaling.py).
 """
 
@@ -27,18 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.autoscale_scenario import (
-    COLUMNS,
-    Result,
-    Row,
-    Scenario,
-    ScenarioSpec,
-    markdown_table,
-    row_cells,
-    stop_on_sigterm,
-    text_table_line,
-)
-from tests.support.fake_cluster import CLIENT_ENV
+from devkit.autoscale.fake_cluster import CLIENT_ENV
+from devkit.autoscale.scenario import Scenario, stop_on_sigterm
+from devkit.autoscale.spec import Result, Row, ScenarioSpec
+from devkit.autoscale.timeline import COLUMNS, markdown_table, row_cells, text_table_line
 
 EVENTS = {
     "lag_rose": "lag above the target of one replica",

@@ -163,7 +163,7 @@ def seed(url: str, total: int = 2400) -> None:
 
 
 def page(url: str, target: Path) -> None:
-    from tests.browser import find_chromium, launch
+    from devkit.browser import find_chromium, launch
 
     chromium = find_chromium()
     if chromium is None:

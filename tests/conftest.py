@@ -22,10 +22,10 @@ import yaml
 from pymongo import MongoClient
 
 from deployments.local.stack import PARTS, Stack
-from tests.support.kafka import create_topics, delete_topics
-from tests.support.names import RunNames
-from tests.support.serve import deploy_config
-from tests.support.waiting import wait_until
+from devkit.kafka import create_topics, delete_topics
+from devkit.names import RunNames
+from devkit.serve import deploy_config
+from devkit.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 # Overridable so that concurrent pytest sessions on one machine do not clash.
@@ -75,7 +75,7 @@ def names() -> RunNames:
 @pytest.fixture(scope="session")
 def redis_proxy(stack: Any) -> Iterator[Any]:
     """The app reaches Redis through this proxy, so a chaos test can make Redis slow."""
-    from tests.chaos.latency_proxy import LatencyProxy
+    from devkit.latency_proxy import LatencyProxy
 
     proxy = LatencyProxy(6379).start()
     yield proxy

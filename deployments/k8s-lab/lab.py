@@ -39,7 +39,7 @@ NAMESPACE = "votes"
 IMAGE = "votes-lab.local/votes:lab"
 NODES = ("kwok-node-0", "kwok-node-1", "kwok-node-2")
 PV_COUNT = 6
-VENDORED_CRDS = REPO / "tests" / "k8s_schemas"
+VENDORED_CRDS = REPO / "devkit" / "k8s_schemas"
 PYTHON = REPO / ".venv" / "bin" / "python"
 
 

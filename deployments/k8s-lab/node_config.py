@@ -2,7 +2,7 @@
 
 containerd (config version 3), the bridge CNI network, kubelet's KubeletConfiguration,
 kube-proxy's KubeProxyConfiguration and CoreDNS's Corefile. node.py writes them into
-.k8s-lab/run/node/ and starts the processes; tests/unit/test_k8s_node_config.py checks them.
+.k8s-lab/run/node/ and starts the processes; tests/unit/deployments/k8s_lab/test_node_config.py checks them.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ DEBIAN_SOURCES = (
     f"deb {DEBIAN_MIRROR} bookworm-updates main\n"
     "deb http://deb.debian.org/debian-security bookworm-security main\n"
 )
-RAY_VERSION = "2.60.0"  # pyproject.toml's pin; tests/unit/test_lab_images.py keeps them equal
+# pyproject.toml's pin; tests/unit/deployments/lab_images/test_recipe.py keeps them equal.
+RAY_VERSION = "2.60.0"
 RAY_HOME = "/home/ray"
 RAY_PYTHON_ENV = f"{RAY_HOME}/anaconda3"  # upstream's path; a venv here, not conda
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -39,11 +39,11 @@ Source = Literal["http", "grpc"]
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _VOTE_ID = re.compile(VOTE_ID_PATTERN)
 _NOT_PLAIN = frozenset({float, list, dict})
-# Unicode categories Cc (C0/C1 control characters: NUL, newline, ESC, ...) and Cs (lone
-# surrogates, which JSON can carry as "\ud800" but UTF-8 cannot encode). Both are closed sets by
-# Unicode's stability policy, so one character class is the whole check (tests/unit/test_votes.py
-# compares it with unicodedata for every code point); a per-character unicodedata loop was ~1/3
-# of the pool's record validation. Format characters (Cf: RTL marks, ZWJ in emoji) are kept.
+# Unicode categories Cc (C0/C1 control characters: NUL, newline, ESC, ...) and Cs (lone surrogates,
+# which JSON can carry as "\ud800" but UTF-8 cannot encode). Both are closed sets by Unicode's
+# stability policy, so one character class is the whole check (tests/unit/domain/test_votes.py
+# compares it with unicodedata for every code point); a per-character unicodedata loop was ~1/3 of
+# the pool's record validation. Format characters (Cf: RTL marks, ZWJ in emoji) are kept.
 _FORBIDDEN_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -213,7 +213,7 @@ def encode_record(record: VoteRecord) -> KafkaMessage:
     return KafkaMessage(
         key=record.vote_id.encode(),
         # The bytes of json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-        # for every valid record (tests/unit/test_votes.py), ~4x faster.
+        # for every valid record (tests/unit/domain/test_votes.py), ~4x faster.
         value=orjson.dumps(payload),
         headers=_HEADERS[record.source],
     )
@@ -257,7 +257,7 @@ def parse_json(value: bytes) -> Any:
     makes integers past 64 bits floats: so only an object of plain values (no float, no list or
     object, where such a float could hide) is taken from it. Anything else goes to json.loads, which
     also accepts a little more than orjson (UTF-16, NaN, lone surrogate escapes) and words its
-    errors as the DLQ reasons always were (tests/unit/test_votes.py checks all this).
+    errors as the DLQ reasons always were (tests/unit/domain/test_votes.py checks all this).
     """
     try:
         parsed = orjson.loads(value)

@@ -8,8 +8,8 @@ policy on every control-loop tick (about 10 times a second) with an `Autoscaling
 
 The decision is `decide()`, a pure function of the lag samples, the current replica count, the
 bounds, the time and the policy's own state, so it is unit-tested over recorded lag histories
-(tests/unit/test_autoscaling.py). `LagPolicy` is the thin adapter Serve calls; config.yaml refers
-to it with its settings:
+(tests/unit/pool/test_lag_policy.py). `LagPolicy` is the thin adapter Serve calls; config.yaml
+refers to it with its settings:
 
     autoscaling_config:
       policy:

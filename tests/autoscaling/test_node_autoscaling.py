@@ -1,7 +1,7 @@
 """Replicas and nodes follow the work, asserted from Ray's own state.
 
 A bounded burst of votes goes straight into the pool's topic on a local autoscaling Ray cluster
-(tests/support/autoscale_scenario.py has the whole setup). The timeline recorded every ~2 s from
+(devkit/autoscale/ has the whole setup). The timeline recorded every ~2 s from
 serve.status(), ray.nodes() and Kafka must show, in this order: the lag rises -> the pool's
 replicas rise -> the autoscaler adds a worker node -> the lag drains -> the replicas and the node
 go away; and every vote was counted exactly once.
@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.autoscale_scenario import Row, ScenarioSpec, markdown_table
-from tests.support.fake_cluster import CLIENT_ENV
+from devkit.autoscale.fake_cluster import CLIENT_ENV
+from devkit.autoscale.spec import Row, ScenarioSpec
+from devkit.autoscale.timeline import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_TIMEOUT_S = 780  # every step inside is bounded too; this bounds the whole
@@ -32,7 +33,7 @@ SCENARIO_TIMEOUT_S = 780  # every step inside is bounded too; this bounds the wh
 def run_scenario(out: Path, log: Path) -> dict[str, Any]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.autoscale_scenario", "--json", str(out)],
+            [sys.executable, "-m", "devkit.autoscale", "--json", str(out)],
             cwd=ROOT, env=os.environ | CLIENT_ENV, stdout=sink, stderr=subprocess.STDOUT,
         )
         try:

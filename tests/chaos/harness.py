@@ -21,11 +21,11 @@ from typing import Any
 import grpc
 import httpx
 
+from devkit.chaos_report import REPORT
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, Pipeline
+from tests.conftest import Pipeline
 
-REPORT = ROOT / "test-artifacts" / "chaos-report.jsonl"
 FULL = os.environ.get("VOTES_CHAOS_FULL") == "1"
 
 

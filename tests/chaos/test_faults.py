@@ -15,9 +15,9 @@ import pytest
 import ray
 from confluent_kafka import Producer
 
+from devkit.kafka import LagReader, read_all
 from tests.chaos.harness import FULL, ScenarioReport, assert_exact, run_scenario
 from tests.conftest import Pipeline
-from tests.support.kafka import LagReader, read_all
 
 pytestmark = pytest.mark.chaos
 

@@ -7,7 +7,7 @@ not rebalanced) and the session's stores. gRPC clients pick it with the `applica
 which Serve needs once two applications run. It is deleted when the module ends.
 
 Unit-level checks of the same code (constant-time comparison, the order of the checks, the token
-from the environment) are in tests/unit/test_hostile_input.py.
+from the environment) are in tests/unit/ingress/test_hostile_input.py.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import pytest
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from devkit.waiting import wait_until
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 from tests.conftest import ROOT, Pipeline
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

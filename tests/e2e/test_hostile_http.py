@@ -8,7 +8,7 @@
 - Limits: exactly 1 MiB vs one byte more, 1000 votes, 200 characters, `limit`, a 100 MB gRPC
   message, an error list too long for a gRPC trailer, a slow-loris body.
 
-The unit-level property tests of the same decoders are in tests/unit/test_hostile_input.py.
+The unit-level property tests of the same decoders are in tests/unit/ingress/test_hostile_input.py.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from devkit.waiting import wait_until
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 from serve_app.ingress.limits import MAX_BODY_BYTES
 from tests.conftest import ROOT, Pipeline
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

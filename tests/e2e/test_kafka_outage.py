@@ -9,10 +9,10 @@ from typing import Any
 import grpc
 import pytest
 
+from devkit.waiting import wait_until
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 from tests.conftest import Pipeline
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

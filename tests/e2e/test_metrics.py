@@ -19,11 +19,11 @@ import httpx
 import pytest
 
 from deployments.dashboards import RAY_SERVE_METRICS
+from devkit.waiting import wait_until
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 from serve_app.metrics import METRICS
 from tests.conftest import Pipeline
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -19,11 +19,11 @@ from typing import Any
 import grpc
 import pytest
 
+from devkit.browser import Browser, find_chromium, launch
+from devkit.waiting import wait_until
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from tests.browser import Browser, find_chromium, launch
 from tests.conftest import ROOT, TEST_HTTP_PORT, Pipeline
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

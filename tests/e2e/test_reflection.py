@@ -2,7 +2,7 @@
 
 grpcio-reflection has client stubs for v1alpha only; v1's call is made with messages built from
 v1's descriptor (serve_app/ingress/reflection.py). The same server setup without Ray:
-tests/unit/test_reflection.py.
+tests/unit/ingress/test_reflection.py.
 """
 
 from __future__ import annotations

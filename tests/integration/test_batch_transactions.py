@@ -19,6 +19,8 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
 
+from devkit.kafka import LagReader, read_all
+from devkit.waiting import wait_until
 from serve_app.domain.votes import Vote, VoteRecord, accept
 from serve_app.ingress.batch_producer import TransactionalBatches
 from serve_app.ingress.producer import KafkaUnavailable
@@ -27,8 +29,6 @@ from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
 from tests.conftest import TEST_REDIS_DB
-from tests.support.kafka import LagReader, read_all
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

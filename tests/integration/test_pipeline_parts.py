@@ -16,6 +16,8 @@ from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
 
+from devkit.kafka import read_all
+from devkit.waiting import wait_until
 from serve_app.domain.counting import Delivered
 from serve_app.domain.votes import Vote, accept, encode_record
 from serve_app.ingress.producer import VoteProducer
@@ -26,9 +28,7 @@ from serve_app.pool.ports import Poison
 from serve_app.settings import Settings
 from serve_app.stores import redis_counts
 from tests.conftest import TEST_REDIS_DB
-from tests.support.kafka import read_all
-from tests.support.waiting import wait_until
-from tests.unit.test_pool_processor import FakeRecord
+from tests.unit.pool.test_processor import FakeRecord
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from devkit.waiting import wait_until
 from serve_app.pool import consume_loop
 from serve_app.pool.clients import build_consume_loop, consumer_config
 from serve_app.settings import Settings
@@ -18,7 +19,6 @@ from tests.integration.test_pipeline_parts import (  # noqa: F401 - `settings` i
     run_in_thread,
     settings,
 )
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

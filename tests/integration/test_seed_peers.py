@@ -16,12 +16,12 @@ import pytest
 
 from bench import seed_peers
 from bench.common import Proc, topic_records
+from devkit.kafka import create_topics, delete_topics, read_all
+from devkit.names import RunNames, new_run_id
+from devkit.net import free_port
 from serve_app.domain.votes import _HEADERS, decode_record, encode_record
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
-from tests.support.kafka import create_topics, delete_topics, read_all
-from tests.support.names import RunNames, new_run_id
-from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
 

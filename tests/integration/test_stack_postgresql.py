@@ -22,7 +22,7 @@ import pytest
 from deployments.local.stack import Config, Stack
 from deployments.local.stack.postgresql import first_closed_folder, server_user
 from deployments.local.stack.processes import alive, read_pid
-from tests.support.net import free_port
+from devkit.net import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -1,8 +1,4 @@
-"""Helpers shared by the tests, the benchmark (bench/) and the scripts (scripts/).
+"""Test doubles only the tests use: counting_model.py (the counter script's rules in memory).
 
-Each lives here once: names.py (a run's own topics, groups, databases), net.py (ports),
-waiting.py (poll a condition, fail naming it), kafka.py (topics, reading a topic to its end,
-a group's lag), serve.py (deploy a Serve config), counting_model.py (the counter script's rules
-in memory), fake_cluster.py and autoscale_scenario.py (the autoscaling scenario that
-tests/autoscaling and scripts/autoscale_demo.py run). None of it depends on pytest.
+What the benchmark, the load tests and the scripts share with the tests is in devkit/.
 """
