@@ -22,12 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-from serve_app.ingress.admission import (
-    DEFAULT_WRITE_BYTES_IN_FLIGHT,
-    DEFAULT_WRITE_LATENCY_TARGET_S,
-)
-
 ENV_PREFIX = "VOTES_"
+
+# The write budget's defaults (serve_app/ingress/admission.py, docs/decisions/0007-write-budget.md).
+DEFAULT_WRITE_BYTES_IN_FLIGHT = 2 * 1024 * 1024
+DEFAULT_WRITE_LATENCY_TARGET_S = 5.0
 
 # The vote log's write concern by name: docs/decisions/0022-vote-log-write-concern.md.
 # majority: journaled on a majority of a replica set (a standalone mongod: its own journal);

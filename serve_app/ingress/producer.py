@@ -17,15 +17,12 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from serve_app.domain.votes import VoteRecord, encode_record
+from serve_app.ingress.admission import YIELD_EVERY_RECORDS
 from serve_app.kafka_errors import ReplaceableProducer
 from serve_app.settings import Settings
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
 log = logging.getLogger("ray.serve").getChild(__name__)
-
-
-# Hand the event loop back every this many records: docs/decisions/0007-write-budget.md.
-YIELD_EVERY_RECORDS = 100
 
 
 class KafkaUnavailable(RuntimeError):

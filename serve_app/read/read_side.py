@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -41,9 +41,6 @@ from serve_app.stores.redis_counts import (
     results_from_replies,
 )
 
-if TYPE_CHECKING:
-    from serve_app.ingress.producer import VoteProducer
-
 log = logging.getLogger(__name__)
 
 RECENT_LIMIT_MAX = 100
@@ -58,8 +55,14 @@ LIVE_RECENT = 20  # latest votes per snapshot
 LIVE_RATE_S = 60  # seconds of votes:per_second per snapshot
 
 
+class KafkaHealth(Protocol):
+    """What the health check needs of the ingress producer: None when healthy, else why not."""
+
+    def health(self) -> str | None: ...
+
+
 class ReadSide:
-    def __init__(self, settings: Settings, producer: VoteProducer) -> None:
+    def __init__(self, settings: Settings, producer: KafkaHealth) -> None:
         timeout = settings.store_timeout_s
         self._producer = producer
         self._redis = aioredis.Redis.from_url(

@@ -12,13 +12,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from serve_app.http_problem import Problem
 from serve_app.read.read_side import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, ReadSide
-
-
-# An error answer's body, of the read and the write routes alike (no docstring: it would be
-# the schema's description in the OpenAPI document).
-class Problem(BaseModel):
-    detail: str
 
 
 # Bodies of the read routes. They return JSONResponse directly (no validation on the way out);
