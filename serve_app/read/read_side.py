@@ -22,9 +22,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
@@ -32,6 +30,7 @@ from serve_app.domain.counting import Results
 from serve_app.domain.votes import format_timestamp
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.settings import Settings
+from serve_app.stores.clients import new_async_mongo, new_async_redis
 from serve_app.stores.redis_counts import (
     PER_SECOND,
     RECENT,
@@ -63,17 +62,9 @@ class KafkaHealth(Protocol):
 
 class ReadSide:
     def __init__(self, settings: Settings, producer: KafkaHealth) -> None:
-        timeout = settings.store_timeout_s
         self._producer = producer
-        self._redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        self._mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongo_url,
-            serverSelectionTimeoutMS=int(timeout * 1000),
-            connectTimeoutMS=int(timeout * 1000),
-            socketTimeoutMS=int(timeout * 1000),
-        )
+        self._redis = new_async_redis(settings.redis_url, settings.store_timeout_s)
+        self._mongo = new_async_mongo(settings.mongo_url, settings.store_timeout_s)
         self._page = resources.files("serve_app.read").joinpath("static/index.html").read_text()
         self.live = LiveFeed(self.live_snapshot)
 
