@@ -168,6 +168,17 @@ class Settings(BaseModel):
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         return config
 
+    def kafka_producer_config(self, client_id: str) -> dict[str, Any]:
+        """What every Kafka producer of the app shares (the ingress's, the batches' transactional
+        ones, the pool's dead-letter one): accepted means durable, as every in-sync replica has
+        the record, and a send retried inside the producer cannot write it twice."""
+        return {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "client.id": client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+        } | self.kafka_security_config()
+
     @field_validator("write_token", "kafka_sasl_password")
     @classmethod
     def _empty_token_is_none(cls, value: SecretStr | None) -> SecretStr | None:

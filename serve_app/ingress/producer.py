@@ -35,20 +35,14 @@ class KafkaOverloaded(RuntimeError):
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     timeout_ms = int(settings.kafka_delivery_timeout_s * 1000)
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": "votes-ingest",
-        # Accepted means durable: every in-sync replica has the record, and a retried send
-        # inside the producer cannot write it twice.
-        "acks": "all",
-        "enable.idempotence": True,
+    return settings.kafka_producer_config("votes-ingest") | {
         # Bounds how long a record may wait for an ack (Kafka down -> delivery error -> 503).
         "message.timeout.ms": timeout_ms,
         "request.timeout.ms": min(timeout_ms, 30_000),
         "linger.ms": settings.kafka_linger_ms,
         "compression.type": "lz4",
         "queue.buffering.max.messages": settings.kafka_producer_queue_max,
-    } | settings.kafka_security_config()
+    }
 
 
 class VoteProducer:

@@ -73,12 +73,7 @@ def new_consumer(settings: Settings, on_statistics: Callable[[str], None]) -> Co
 
 
 def dlq_producer_config(settings: Settings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": "votes-dlq",
-        "acks": "all",
-        "enable.idempotence": True,
-    } | settings.kafka_security_config()
+    return settings.kafka_producer_config("votes-dlq")
 
 
 def new_dlq_producers(settings: Settings) -> ReplaceableProducer:
