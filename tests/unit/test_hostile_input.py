@@ -36,11 +36,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
+from serve_app.domain.fields import TEXT_MAX_CHARS, VOTE_ID_PATTERN
 from serve_app.domain.votes import (
     BATCH_MAX_VOTES,
     RECORD_ERROR_MAX_CHARS,
-    TEXT_MAX_CHARS,
-    VOTE_ID_PATTERN,
     RecordError,
     Vote,
     VoteBatch,
