@@ -22,12 +22,11 @@ from pydantic import (
     model_validator,
 )
 
-from serve_app.ingress.admission import (
-    DEFAULT_WRITE_BYTES_IN_FLIGHT,
-    DEFAULT_WRITE_LATENCY_TARGET_S,
-)
-
 ENV_PREFIX = "VOTES_"
+
+# The write budget's defaults (serve_app/ingress/admission.py, docs/decisions/0007-write-budget.md).
+DEFAULT_WRITE_BYTES_IN_FLIGHT = 2 * 1024 * 1024
+DEFAULT_WRITE_LATENCY_TARGET_S = 5.0
 
 # The vote log's write concern by name: docs/decisions/0022-vote-log-write-concern.md.
 # majority: journaled on a majority of a replica set (a standalone mongod: its own journal);
@@ -168,6 +167,17 @@ class Settings(BaseModel):
         if self.kafka_sasl_password is not None:
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         return config
+
+    def kafka_producer_config(self, client_id: str) -> dict[str, Any]:
+        """What every Kafka producer of the app shares (the ingress's, the batches' transactional
+        ones, the pool's dead-letter one): accepted means durable, as every in-sync replica has
+        the record, and a send retried inside the producer cannot write it twice."""
+        return {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "client.id": client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+        } | self.kafka_security_config()
 
     @field_validator("write_token", "kafka_sasl_password")
     @classmethod

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from pydantic import BaseModel, ConfigDict, field_serializer
+
 from serve_app.domain.votes import VoteRecord, format_timestamp
 
 
@@ -87,9 +89,12 @@ def counter_updates(
     return updates
 
 
-@dataclass(frozen=True)
-class Results:
-    """Counts of persisted votes, as the read API shows them."""
+# The one results model: GET /results answers with it (its response_model), the live page sends
+# it, and serve_app/read/read_side.py's `results_to_proto` makes the GetResults reply of it.
+class Results(BaseModel):
+    """Counts of persisted votes by band, album, year and rank, and when they were read."""
+
+    model_config = ConfigDict(frozen=True)
 
     total: int
     by_band: dict[str, int]
@@ -98,3 +103,7 @@ class Results:
     by_rank: dict[str, int]
     as_of: datetime
 
+    @field_serializer("as_of")
+    def _as_of(self, as_of: datetime) -> str:
+        # The API's one timestamp format: ISO-8601 in UTC with milliseconds and a Z.
+        return format_timestamp(as_of)

@@ -18,8 +18,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-DEFAULT_WRITE_BYTES_IN_FLIGHT = 2 * 1024 * 1024
-DEFAULT_WRITE_LATENCY_TARGET_S = 5.0
+from serve_app.settings import DEFAULT_WRITE_BYTES_IN_FLIGHT, DEFAULT_WRITE_LATENCY_TARGET_S
+
+# A batch hands the event loop back every this many records (docs/decisions/0007-write-budget.md),
+# so health checks and the answers to shed requests do not wait behind a whole batch.
+YIELD_EVERY_RECORDS = 100
 # ~4 batches of 1000 votes or ~2,500 single votes: below this the limit never goes, so a
 # replica that had one slow spell (a stalled Kafka ack) still takes a normal stream.
 MIN_WRITE_BYTES_IN_FLIGHT = 256 * 1024

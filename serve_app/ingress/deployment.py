@@ -33,7 +33,7 @@ from serve_app.ingress.http_api import build_http_api
 from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable, VoteProducer
 from serve_app.ingress.write_side import WriteSide, accept_all
 from serve_app.metrics import IngestMetrics
-from serve_app.read.read_side import ReadSide, results_to_proto
+from serve_app.read.read_side import connect_read_side, read_results, results_to_proto
 from serve_app.settings import Settings
 from serve_app.tcp_nodelay import enable as enable_tcp_nodelay
 
@@ -84,7 +84,7 @@ class VoteIngress:
                          if settings.kafka_batch_transactions else None)
         self._writes = WriteSide(self._producer, self._metrics, settings.write_token,
                                  settings.retry_after_s, self._batches)
-        self._read = ReadSide(settings, self._producer)
+        self._read = connect_read_side(settings, self._producer)
         log.info("VoteIngress ready with settings %s", settings.redacted())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -138,7 +138,7 @@ class VoteIngress:
     async def GetResults(
         self, request: pb.ResultsRequest, grpc_context: RayServegRPCContext
     ) -> pb.Results:
-        results = await self._read.results()
+        results = await read_results(self._read.redis)
         if results is None:
             return _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE,
                                "the counter store is unavailable", pb.Results())

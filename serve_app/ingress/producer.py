@@ -17,15 +17,12 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from serve_app.domain.votes import VoteRecord, encode_record
+from serve_app.ingress.admission import YIELD_EVERY_RECORDS
 from serve_app.kafka_errors import ReplaceableProducer
 from serve_app.settings import Settings
 
 # Under "ray.serve": Serve writes these to the replica logs shown in the Ray dashboard.
 log = logging.getLogger("ray.serve").getChild(__name__)
-
-
-# Hand the event loop back every this many records: docs/decisions/0007-write-budget.md.
-YIELD_EVERY_RECORDS = 100
 
 
 class KafkaUnavailable(RuntimeError):
@@ -38,20 +35,14 @@ class KafkaOverloaded(RuntimeError):
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     timeout_ms = int(settings.kafka_delivery_timeout_s * 1000)
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": "votes-ingest",
-        # Accepted means durable: every in-sync replica has the record, and a retried send
-        # inside the producer cannot write it twice.
-        "acks": "all",
-        "enable.idempotence": True,
+    return settings.kafka_producer_config("votes-ingest") | {
         # Bounds how long a record may wait for an ack (Kafka down -> delivery error -> 503).
         "message.timeout.ms": timeout_ms,
         "request.timeout.ms": min(timeout_ms, 30_000),
         "linger.ms": settings.kafka_linger_ms,
         "compression.type": "lz4",
         "queue.buffering.max.messages": settings.kafka_producer_queue_max,
-    } | settings.kafka_security_config()
+    }
 
 
 class VoteProducer:

@@ -21,11 +21,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from serve_app.domain.votes import Vote, VoteBatch, VoteRecord, accept
+from serve_app.http_problem import Problem
 from serve_app.ingress.batch_producer import KafkaOutcomeUnknown
 from serve_app.ingress.producer import KafkaOverloaded, KafkaUnavailable
 from serve_app.ingress.write_side import WriteSide, accept_all
 from serve_app.metrics import IngestMetrics
-from serve_app.read.routes import Problem  # one class: OpenAPI has one "Problem" schema
 
 
 class Accepted(BaseModel):

@@ -15,7 +15,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from serve_app.domain.votes import Source, Vote, VoteRecord, accept
-from serve_app.ingress.producer import YIELD_EVERY_RECORDS
+from serve_app.ingress.admission import YIELD_EVERY_RECORDS
 from serve_app.metrics import IngestMetrics
 
 

@@ -22,6 +22,7 @@ from serve_app.pool.processor import BatchProcessor
 from serve_app.pool.stats import PersisterStats
 from serve_app.pool.supervision import GROUP_STATS_INTERVAL_MS, ConsumerSupervisor
 from serve_app.settings import MONGO_WRITE_CONCERNS, Settings
+from serve_app.stores import clients as stores_clients
 from serve_app.stores.mongo_log import COLLECTION, MongoVoteLog, ensure_indexes
 from serve_app.stores.redis_counts import RedisCounts
 
@@ -72,12 +73,7 @@ def new_consumer(settings: Settings, on_statistics: Callable[[str], None]) -> Co
 
 
 def dlq_producer_config(settings: Settings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": "votes-dlq",
-        "acks": "all",
-        "enable.idempotence": True,
-    } | settings.kafka_security_config()
+    return settings.kafka_producer_config("votes-dlq")
 
 
 def new_dlq_producers(settings: Settings) -> ReplaceableProducer:
@@ -86,26 +82,15 @@ def new_dlq_producers(settings: Settings) -> ReplaceableProducer:
 
 
 def new_redis(settings: Settings) -> redis.Redis:
-    timeout = settings.persist_timeout_s
-    return redis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    """The counters' client, with the pool's timeout."""
+    return stores_clients.new_redis(settings.redis_url, settings.persist_timeout_s)
 
 
 def new_mongo(settings: Settings) -> MongoClient[dict[str, Any]]:
     """The vote log's client; its write concern (`.write_concern`) is the setting's."""
-    timeout_ms = int(settings.persist_timeout_s * 1000)
-    concern = MONGO_WRITE_CONCERNS[settings.mongo_write_concern]
-    journal = {"journal": True} if concern.get("j") else {}
-    return MongoClient(
-        settings.mongo_url,
-        serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=timeout_ms,
-        # An insert is acknowledged once journaled: docs/decisions/0022-vote-log-write-concern.md
-        w=concern["w"],
-        **journal,
-    )
+    # An insert is acknowledged once journaled: docs/decisions/0022-vote-log-write-concern.md
+    return stores_clients.new_mongo(settings.mongo_url, settings.persist_timeout_s,
+                                    MONGO_WRITE_CONCERNS[settings.mongo_write_concern])
 
 
 class IndexedVoteLog:

@@ -1,7 +1,8 @@
-"""The read side: results and the latest votes from Redis, health of every part.
+"""The read side of an ingress replica: its store clients, and what reads them.
 
-Used by the ingress deployment's GET routes and its GetResults RPC. Asyncio clients throughout:
-reads never block the replica's event loop.
+The GET routes (serve_app/read/routes.py) and the GetResults RPC (serve_app/ingress/deployment.py)
+get the replica's `ReadSide` (its clients, made once) and read with the functions here. Asyncio
+clients throughout: reads never block the replica's event loop.
 
 The live page (`GET /`, static/index.html) listens to `GET /events`, a Server-Sent Events stream:
 one `snapshot` event about once a second with the results, the latest votes and the votes per
@@ -14,24 +15,25 @@ config.yaml), and tells the browser to reconnect (`retry:`), which EventSource d
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from serve_app.domain.counting import Results
 from serve_app.domain.votes import format_timestamp
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.settings import Settings
+from serve_app.stores.clients import new_async_mongo, new_async_redis
 from serve_app.stores.redis_counts import (
     PER_SECOND,
     RECENT,
@@ -40,9 +42,6 @@ from serve_app.stores.redis_counts import (
     recent_from_reply,
     results_from_replies,
 )
-
-if TYPE_CHECKING:
-    from serve_app.ingress.producer import VoteProducer
 
 log = logging.getLogger(__name__)
 
@@ -58,122 +57,103 @@ LIVE_RECENT = 20  # latest votes per snapshot
 LIVE_RATE_S = 60  # seconds of votes:per_second per snapshot
 
 
+class KafkaHealth(Protocol):
+    """What the health check needs of the ingress producer: None when healthy, else why not."""
+
+    def health(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
 class ReadSide:
-    def __init__(self, settings: Settings, producer: VoteProducer) -> None:
-        timeout = settings.store_timeout_s
-        self._producer = producer
-        self._redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        self._mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongo_url,
-            serverSelectionTimeoutMS=int(timeout * 1000),
-            connectTimeoutMS=int(timeout * 1000),
-            socketTimeoutMS=int(timeout * 1000),
-        )
-        self._page = resources.files("serve_app.read").joinpath("static/index.html").read_text()
-        self.live = LiveFeed(self.live_snapshot)
+    """One replica's read-side clients (store timeout: `store_timeout_s`) and its live feed."""
 
-    async def results(self) -> Results | None:
-        """The counters in one round trip, or None when Redis does not answer."""
-        try:
-            replies = await read_results_pipeline(self._redis).execute()  # type: ignore[attr-defined]
-        except (RedisError, OSError):
-            return None
-        return results_from_replies(replies, datetime.now(UTC))
+    redis: Redis
+    mongo: AsyncMongoClient[dict[str, Any]]
+    kafka: KafkaHealth
+    live: LiveFeed
 
-    async def results_response(self) -> JSONResponse:
-        results = await self.results()
-        if results is None:
-            return JSONResponse(status_code=503, content={"detail": "the counter store is unavailable"})
-        return JSONResponse(results_to_json(results))
 
-    async def recent(self, limit: int) -> list[dict[str, Any]]:
-        """The latest counted votes, newest first. Raises RedisError/OSError."""
-        entries = await self._redis.lrange(RECENT, 0, RECENT_KEEP - 1)
-        return recent_from_reply(entries, limit)
+def connect_read_side(settings: Settings, kafka: KafkaHealth) -> ReadSide:
+    """The clients connect on first use; the live feed reads only while a page listens."""
+    redis = new_async_redis(settings.redis_url, settings.store_timeout_s)
+    return ReadSide(redis, new_async_mongo(settings.mongo_url, settings.store_timeout_s), kafka,
+                    LiveFeed(functools.partial(live_snapshot, redis)))
 
-    async def recent_response(self, limit: int) -> JSONResponse:
-        """`limit` is validated by the route."""
-        try:
-            votes = await self.recent(limit)
-        except (RedisError, OSError) as exc:
-            return JSONResponse(status_code=503, content={
-                "detail": f"the counter store is unavailable: {type(exc).__name__}"})
-        return JSONResponse({"votes": votes})
 
-    async def live_snapshot(self) -> dict[str, Any]:
-        """What the live page shows, in one Redis round trip.
+async def read_results(redis: Redis) -> Results | None:
+    """The counters in one round trip, or None when Redis does not answer."""
+    try:
+        replies = await read_results_pipeline(redis).execute()  # type: ignore[attr-defined]
+    except (RedisError, OSError):
+        return None
+    return results_from_replies(replies, datetime.now(UTC))
 
-        A store that does not answer leaves its part null and names itself in `unavailable`:
-        the page keeps what it has and says so, instead of going blank.
-        """
-        now = time.time()
-        second = int(now)
-        first = second - LIVE_RATE_S + 1
-        pipe: Any = read_results_pipeline(self._redis)
-        pipe.hmget(PER_SECOND, [str(s) for s in range(first, second + 1)])
-        pipe.lrange(RECENT, 0, RECENT_KEEP - 1)
-        try:
-            replies: Any = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            replies = exc
-        snapshot: dict[str, Any] = {
-            "results": None, "per_second": None, "recent": None, "unavailable": [],
-            "server_time": format_timestamp(datetime.fromtimestamp(now, UTC)),
+
+def results_to_proto(results: Results) -> pb.Results:
+    """The GetResults reply: the same fields, as GET /results sends them."""
+    return pb.Results(**results.model_dump(mode="json"))
+
+
+async def read_recent(redis: Redis, limit: int) -> list[dict[str, Any]]:
+    """The latest counted votes, newest first. Raises RedisError/OSError."""
+    entries = await redis.lrange(RECENT, 0, RECENT_KEEP - 1)  # type: ignore[misc]
+    return recent_from_reply(entries, limit)
+
+
+async def read_health(read: ReadSide) -> dict[str, str]:
+    """"ok" or why not, for Kafka, Redis and MongoDB."""
+    kafka, redis_state, mongo = await asyncio.gather(
+        asyncio.to_thread(read.kafka.health), _redis_health(read.redis), _mongo_health(read.mongo)
+    )
+    return {"kafka": kafka or "ok", "redis": redis_state or "ok", "mongo": mongo or "ok"}
+
+
+async def _redis_health(redis: Redis) -> str | None:
+    try:
+        await redis.ping()
+    except (RedisError, OSError) as exc:
+        return f"unreachable: {type(exc).__name__}: {exc}"
+    return None
+
+
+async def _mongo_health(mongo: AsyncMongoClient[dict[str, Any]]) -> str | None:
+    try:
+        await mongo.admin.command("ping")
+    except PyMongoError as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return None
+
+
+async def live_snapshot(redis: Redis) -> dict[str, Any]:
+    """What the live page shows, in one Redis round trip.
+
+    A store that does not answer leaves its part null and names itself in `unavailable`:
+    the page keeps what it has and says so, instead of going blank.
+    """
+    now = time.time()
+    second = int(now)
+    first = second - LIVE_RATE_S + 1
+    pipe: Any = read_results_pipeline(redis)
+    pipe.hmget(PER_SECOND, [str(s) for s in range(first, second + 1)])
+    pipe.lrange(RECENT, 0, RECENT_KEEP - 1)
+    try:
+        replies: Any = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        replies = exc
+    snapshot: dict[str, Any] = {
+        "results": None, "per_second": None, "recent": None, "unavailable": [],
+        "server_time": format_timestamp(datetime.fromtimestamp(now, UTC)),
+    }
+    if isinstance(replies, BaseException):
+        snapshot["unavailable"].append("redis")
+    else:
+        results = results_from_replies(replies[:5], datetime.now(UTC))
+        snapshot["results"] = results.model_dump(mode="json")
+        snapshot["per_second"] = {
+            "start": first, "counts": [int(count or 0) for count in replies[5]],
         }
-        if isinstance(replies, BaseException):
-            snapshot["unavailable"].append("redis")
-        else:
-            snapshot["results"] = results_to_json(results_from_replies(replies[:5], datetime.now(UTC)))
-            snapshot["per_second"] = {
-                "start": first, "counts": [int(count or 0) for count in replies[5]],
-            }
-            snapshot["recent"] = recent_from_reply(replies[6], LIVE_RECENT)
-        return snapshot
-
-    def events_response(self) -> Response:
-        """The live stream, or 503 when this replica already serves LIVE_MAX_STREAMS of them
-        (the page then polls /results and /votes/recent instead)."""
-        if self.live.listeners >= LIVE_MAX_STREAMS:
-            return JSONResponse(status_code=503, content={"detail": "too many live streams"},
-                                headers={"Retry-After": "30"})
-        return StreamingResponse(
-            self.live.stream(),
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache, no-transform",
-                "X-Accel-Buffering": "no",  # nginx (the Kubernetes ingress) must not buffer it
-            },
-        )
-
-    async def health(self) -> dict[str, str]:
-        kafka, redis_state, mongo = await asyncio.gather(
-            asyncio.to_thread(self._producer.health), self._redis_health(), self._mongo_health()
-        )
-        return {"kafka": kafka or "ok", "redis": redis_state or "ok", "mongo": mongo or "ok"}
-
-    async def health_response(self) -> JSONResponse:
-        health = await self.health()
-        healthy = all(state == "ok" for state in health.values())
-        return JSONResponse(status_code=200 if healthy else 503, content=health)
-
-    def page_response(self) -> HTMLResponse:
-        return HTMLResponse(self._page)
-
-    async def _redis_health(self) -> str | None:
-        try:
-            await self._redis.ping()
-        except (RedisError, OSError) as exc:
-            return f"unreachable: {type(exc).__name__}: {exc}"
-        return None
-
-    async def _mongo_health(self) -> str | None:
-        try:
-            await self._mongo.admin.command("ping")
-        except PyMongoError as exc:
-            return f"unreachable: {type(exc).__name__}"
-        return None
+        snapshot["recent"] = recent_from_reply(replies[6], LIVE_RECENT)
+    return snapshot
 
 
 def sse_event(event: str, data: Any) -> bytes:
@@ -252,25 +232,3 @@ class LiveFeed:
                 await asyncio.sleep(max(0.0, self._tick_s - (loop.time() - started)))
         finally:
             self._task = None
-
-
-def results_to_json(results: Results) -> dict[str, Any]:
-    return {
-        "total": results.total,
-        "by_band": results.by_band,
-        "by_album": results.by_album,
-        "by_year": results.by_year,
-        "by_rank": results.by_rank,
-        "as_of": format_timestamp(results.as_of),
-    }
-
-
-def results_to_proto(results: Results) -> pb.Results:
-    return pb.Results(
-        total=results.total,
-        by_band=results.by_band,
-        by_album=results.by_album,
-        by_year=results.by_year,
-        by_rank=results.by_rank,
-        as_of=format_timestamp(results.as_of),
-    )

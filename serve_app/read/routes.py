@@ -1,37 +1,37 @@
 """The HTTP read routes: results, the latest votes, health, the live page and its event stream.
 
-An APIRouter that the ingress app includes (serve_app/ingress/http_api.py). The routes reach the
-replica's `ReadSide` through the `read_side` dependency; `build_http_api` puts it in `app.state`.
+An APIRouter that the ingress app includes (serve_app/ingress/http_api.py). The routes read with
+the replica's clients, its `ReadSide`, which they get through the `read_side` dependency;
+`build_http_api` puts it in `app.state`.
 """
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
-from serve_app.read.read_side import RECENT_LIMIT_DEFAULT, RECENT_LIMIT_MAX, ReadSide
-
-
-# An error answer's body, of the read and the write routes alike (no docstring: it would be
-# the schema's description in the OpenAPI document).
-class Problem(BaseModel):
-    detail: str
-
-
-# Bodies of the read routes. They return JSONResponse directly (no validation on the way out);
-# the models are here so that the OpenAPI document says what the routes send.
-class ResultsBody(BaseModel):
-    total: int
-    by_band: dict[str, int]
-    by_album: dict[str, int]
-    by_year: dict[str, int]
-    by_rank: dict[str, int]
-    as_of: str
+from serve_app.domain.counting import Results
+from serve_app.http_problem import Problem
+from serve_app.read.read_side import (
+    LIVE_MAX_STREAMS,
+    RECENT_LIMIT_DEFAULT,
+    RECENT_LIMIT_MAX,
+    ReadSide,
+    read_health,
+    read_recent,
+    read_results,
+)
 
 
+# Bodies of the read routes besides `Results` (serve_app/domain/counting.py). The routes return
+# JSONResponse directly (no validation on the way out); the models are here so that the OpenAPI
+# document says what the routes send.
 class RecentVote(BaseModel):
     vote_id: str
     name: str
@@ -66,9 +66,12 @@ _STORE_DOWN: dict[int | str, dict[str, Any]] = {
 read_routes = APIRouter()
 
 
-@read_routes.get("/results", response_model=ResultsBody, responses=_STORE_DOWN)
-async def results(read: ReadSideDep) -> JSONResponse:
-    return await read.results_response()
+@read_routes.get("/results", response_model=Results, responses=_STORE_DOWN)
+async def results(read: ReadSideDep) -> Any:
+    counted = await read_results(read.redis)
+    if counted is None:
+        return JSONResponse(status_code=503, content={"detail": "the counter store is unavailable"})
+    return counted
 
 
 @read_routes.get("/votes/recent", response_model=RecentVotes, responses=_STORE_DOWN)
@@ -76,21 +79,45 @@ async def recent(
     read: ReadSideDep,
     limit: int = Query(RECENT_LIMIT_DEFAULT, ge=1, le=RECENT_LIMIT_MAX),
 ) -> JSONResponse:
-    return await read.recent_response(limit)
+    try:
+        votes = await read_recent(read.redis, limit)
+    except (RedisError, OSError) as exc:
+        return JSONResponse(status_code=503, content={
+            "detail": f"the counter store is unavailable: {type(exc).__name__}"})
+    return JSONResponse({"votes": votes})
 
 
 @read_routes.get("/healthz", response_model=Health,
                  responses={503: {"model": Health, "description": "A part is down; it says why"}})
 async def healthz(read: ReadSideDep) -> JSONResponse:
-    return await read.health_response()
+    health = await read_health(read)
+    healthy = all(state == "ok" for state in health.values())
+    return JSONResponse(status_code=200 if healthy else 503, content=health)
+
+
+@cache
+def _page() -> str:
+    return resources.files("serve_app.read").joinpath("static/index.html").read_text()
 
 
 @read_routes.get("/", include_in_schema=False)
-async def page(read: ReadSideDep) -> Any:
-    return read.page_response()
+async def page() -> HTMLResponse:
+    return HTMLResponse(_page())
 
 
 @read_routes.get("/events", include_in_schema=False)
 async def events(read: ReadSideDep) -> Any:
-    """The live page's Server-Sent Events: a results snapshot about once a second."""
-    return read.events_response()
+    """The live page's Server-Sent Events: a results snapshot about once a second, or 503 when
+    this replica already serves LIVE_MAX_STREAMS of them (the page then polls /results and
+    /votes/recent instead)."""
+    if read.live.listeners >= LIVE_MAX_STREAMS:
+        return JSONResponse(status_code=503, content={"detail": "too many live streams"},
+                            headers={"Retry-After": "30"})
+    return StreamingResponse(
+        read.live.stream(),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache, no-transform",
+            "X-Accel-Buffering": "no",  # nginx (the Kubernetes ingress) must not buffer it
+        },
+    )

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from serve_app.domain import votes
+from serve_app.domain import fields
 from serve_app.domain.votes import (
     RECORD_SCHEMA,
     RecordError,
@@ -23,6 +23,7 @@ from serve_app.domain.votes import (
     decode_record,
     describe_errors,
     encode_record,
+    format_timestamp,
     parse_json,
 )
 
@@ -174,7 +175,7 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 
 def test_the_forbidden_character_class_is_exactly_unicode_categories_cc_and_cs() -> None:
-    pattern = votes._FORBIDDEN_CHARACTER
+    pattern = fields._FORBIDDEN_CHARACTER
     differ = [code for code in range(sys.maxunicode + 1)
               if (unicodedata.category(chr(code)) in ("Cc", "Cs")) != bool(pattern.match(chr(code)))]
     assert differ == []
@@ -227,7 +228,7 @@ record_texts = st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]), 
 
 @PROPERTY
 @given(name=record_texts, album=record_texts, year=st.integers(1900, 2100),
-       rank=st.integers(1, 100), vote_id=st.from_regex(votes.VOTE_ID_PATTERN, fullmatch=True),
+       rank=st.integers(1, 100), vote_id=st.from_regex(fields.VOTE_ID_PATTERN, fullmatch=True),
        source=st.sampled_from(["http", "grpc"]),
        moment=st.datetimes(timezones=st.just(UTC)))
 @example(name="Ñandú \u2028 \"quoted\" back\\slash / 🎸", album="x", year=1900, rank=100,
@@ -238,6 +239,6 @@ def test_encode_record_writes_the_bytes_json_dumps_wrote(
     record = VoteRecord(vote_id=vote_id, name=name, album=album, year=year, rank=rank,
                         received_at=moment, source=source)  # type: ignore[arg-type]
     payload = {"vote_id": vote_id, "name": name, "album": album, "year": year, "rank": rank,
-               "received_at": votes.format_timestamp(moment), "source": source}
+               "received_at": format_timestamp(moment), "source": source}
     assert encode_record(record).value == json.dumps(
         payload, ensure_ascii=False, separators=(",", ":")).encode()

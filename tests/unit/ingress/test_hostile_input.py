@@ -36,11 +36,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
+from serve_app.domain.fields import TEXT_MAX_CHARS, VOTE_ID_PATTERN
 from serve_app.domain.votes import (
     BATCH_MAX_VOTES,
     RECORD_ERROR_MAX_CHARS,
-    TEXT_MAX_CHARS,
-    VOTE_ID_PATTERN,
     RecordError,
     Vote,
     VoteBatch,
@@ -744,7 +743,7 @@ def test_a_wrong_setting_is_reported_without_its_password() -> None:
 def test_the_ingress_logs_its_settings_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     password = "pw-" + uuid.uuid4().hex
     monkeypatch.setattr(ingest, "VoteProducer", lambda settings_: FakeProducer())
-    monkeypatch.setattr(ingest, "ReadSide", lambda settings_, producer: None)
+    monkeypatch.setattr(ingest, "connect_read_side", lambda settings_, producer: None)
     wrapper = ingest.VoteIngress.func_or_class  # serve.ingress's subclass, with an async __init__
     ours = next(c for c in wrapper.__mro__[1:] if c.__name__ == "VoteIngress")
     lines: list[str] = []
@@ -764,18 +763,26 @@ def test_the_ingress_logs_its_settings_redacted(monkeypatch: pytest.MonkeyPatch)
 
 def test_health_and_error_answers_never_carry_a_password() -> None:
     """Stores with passwords in their URLs, both down: the answers say why, without the URL."""
-    from serve_app.read.read_side import ReadSide
+    import httpx
+    from fastapi import FastAPI
+
+    from serve_app.read.read_side import connect_read_side
+    from serve_app.read.routes import read_routes
 
     password = "pw-" + uuid.uuid4().hex
 
     async def answers() -> list[Any]:
         for redis_url in (f"redis://:{password}@127.0.0.1:1/0",
                           f"redis://:{password}@no-such-host.invalid:6379/0"):
-            read = ReadSide(secret_settings(password, store_timeout_s=0.5).model_copy(
-                update={"redis_url": redis_url}), FakeProducer())
-            yield await read.health_response()
-            yield await read.results_response()
-            yield await read.recent_response(5)
+            api = FastAPI()
+            api.include_router(read_routes)
+            api.state.read_side = connect_read_side(secret_settings(
+                password, store_timeout_s=0.5).model_copy(update={"redis_url": redis_url}),
+                FakeProducer())
+            transport = httpx.ASGITransport(app=api)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                for path in ("/healthz", "/results", "/votes/recent?limit=5"):
+                    yield await client.get(path)
 
     async def collect() -> list[Any]:
         return [response async for response in answers()]
@@ -783,8 +790,8 @@ def test_health_and_error_answers_never_carry_a_password() -> None:
     responses = asyncio.run(collect())
     for response in responses:
         assert response.status_code == 503
-        assert password not in response.body.decode()
-    health = json.loads(responses[0].body)
+        assert password not in response.text
+    health = responses[0].json()
     assert health["kafka"] == "ok" and health["redis"].startswith("unreachable")
     assert health["mongo"].startswith("unreachable")
 
