@@ -161,6 +161,12 @@ def write_configs() -> None:
     ):
         directory.mkdir(parents=True, exist_ok=True)  # fmt: skip
     PATHS.containerd_config.write_text(nc.containerd_config(PATHS))
+    default_spec = subprocess.run(
+        [str(lab.BIN / "ctr"), "oci", "spec"], capture_output=True, text=True, check=True
+    ).stdout  # needs no containerd running
+    PATHS.base_runtime_spec.write_text(
+        json.dumps(nc.base_runtime_spec(json.loads(default_spec)), indent=2)
+    )
     (PATHS.cni_conf_dir / "10-lab-pods.conflist").write_text(
         json.dumps(nc.cni_conflist(PATHS), indent=2)
     )

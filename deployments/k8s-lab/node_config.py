@@ -18,6 +18,7 @@ NODE_NAME = "lab-node-0"
 NODE_IP = "10.245.0.1"
 CLUSTER_DNS_IP = "10.96.0.10"  # the low band of the service range: never handed out dynamically
 CLUSTER_DOMAIN = "cluster.local"
+SERVICE_CIDR = "10.96.0.0/16"  # the API server's --service-cluster-ip-range (lab.py)
 CLUSTER_CIDR = "10.244.0.0/16"
 POD_SUBNET = "10.244.0.0/24"
 POD_GATEWAY = "10.244.0.1"
@@ -27,6 +28,9 @@ SANDBOX_IMAGE = "k8s-lab.local/pause:3.10"
 CNI_PLUGIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 RUNC = Path("/usr/sbin/runc")  # Debian's runc
 CGROUP_ROOT = "/k8s-lab"  # kubelet's cgroupRoot: every pod cgroup lands below it
+# Open files for every container (soft = hard): Serve's HAProxy needs ~10,300, KubeRay's
+# `ulimit -n 65536` fails here, and no process on this machine may go above 20,000.
+POD_OPEN_FILES = 20000
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class NodePaths:
     @property
     def cni_ipam_dir(self) -> Path:
         return self.root / "cni" / "ipam"
+
+    @property
+    def base_runtime_spec(self) -> Path:
+        return self.root / "containerd" / "base-runtime-spec.json"
 
     @property
     def kubelet_dir(self) -> Path:
@@ -126,6 +134,8 @@ def containerd_config(paths: NodePaths) -> str:
             "",
             runc,
             '  runtime_type = "io.containerd.runc.v2"',
+            # Every container starts from this spec: containerd's default with POD_OPEN_FILES.
+            f"  base_runtime_spec = {toml_string(str(paths.base_runtime_spec))}",
             "",
             f"{runc[:-1]}.options]",
             f"  BinaryName = {toml_string(str(RUNC))}",
@@ -137,6 +147,16 @@ def containerd_config(paths: NodePaths) -> str:
             "",
         ]
     )
+
+
+def base_runtime_spec(default_spec: dict[str, Any]) -> dict[str, Any]:
+    """containerd's default OCI spec (`ctr oci spec`) with RLIMIT_NOFILE at POD_OPEN_FILES."""
+    spec = json.loads(json.dumps(default_spec))  # a deep copy; the caller's spec stays as it is
+    process = spec["process"]
+    others = [r for r in process.get("rlimits") or [] if r["type"] != "RLIMIT_NOFILE"]
+    nofile = {"type": "RLIMIT_NOFILE", "hard": POD_OPEN_FILES, "soft": POD_OPEN_FILES}
+    process["rlimits"] = [*others, nofile]
+    return spec
 
 
 def cni_conflist(paths: NodePaths) -> dict[str, Any]:

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The lab's control plane plus one real node, proven with real containers; then teardown.
 
-    python deployments/k8s-lab/node_lab.py [--keep-seconds N]   (root; after build.py)
+    python deployments/k8s-lab/node_lab.py [--app] [--keep-seconds N]   (root; after build.py)
 
 Starts what lab.py starts except kwok and its fake Nodes (a pod must not land on a fake node
 here), then node.py's real node (containerd, kubelet, kube-proxy, CoreDNS). It proves the node
 with images built on this machine: a Deployment of 2 busybox httpd pods behind a Service, and a
 client pod that resolves the Service's name through the cluster DNS and fetches from its
-ClusterIP. Teardown stops everything by PID, also on Ctrl-C or failure.
+ClusterIP. With --app it then deploys the app (node_app.py): the RayService Ready, one vote
+through the serve Service. Teardown stops everything by PID, also on Ctrl-C or failure.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import lab
 import node
+import node_app
 import node_config as nc
 from node_images import BUSYBOX_IMAGE
 
@@ -151,6 +153,8 @@ def main() -> int:
     )
     parser.add_argument("--keep-seconds", type=float, default=0.0,
                         help="keep the lab and its node running this long after the proof")  # fmt: skip
+    parser.add_argument("--app", action="store_true",
+                        help="then deploy the app from deployments/k8s-lab/overlay (node_app.py)")  # fmt: skip
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("k8s-node: needs root (network and mount namespaces, cgroups)")
@@ -191,6 +195,10 @@ def main() -> int:
             mark = time.monotonic()
             failures = prove(the_lab)
             timings.append(("proof workload", time.monotonic() - mark))
+            if args.app and not failures:
+                mark = time.monotonic()
+                failures = node_app.run_app(the_lab)
+                timings.append(("app: RayService Ready, one vote", time.monotonic() - mark))
             if args.keep_seconds:
                 lab.log(f"keeping the lab {args.keep_seconds:.0f}s (Ctrl-C ends it)")
                 time.sleep(args.keep_seconds)
@@ -206,7 +214,8 @@ def main() -> int:
     if failures:
         print("k8s-node: FAILED:\n  " + "\n  ".join(failures))
         return 1
-    print(f"k8s-node: OK: real pods, a Service and cluster DNS on {nc.NODE_NAME} "
+    app = ", the app's RayService Ready and one vote counted" if args.app else ""
+    print(f"k8s-node: OK: real pods, a Service and cluster DNS on {nc.NODE_NAME}{app} "
           f"({time.monotonic() - started:.0f}s in all)")  # fmt: skip
     return 0
 

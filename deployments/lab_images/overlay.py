@@ -8,7 +8,8 @@ What differs, and why, is the table "The real node: lab-only differences" in doc
 - MongoDB replaced by FerretDB behind the same Service, port and URL;
 - Strimzi's Kafka resources replaced by a plain KRaft StatefulSet with the same `scram` listener,
   bootstrap Service and user Secret (lab_images/overlay_kafka.py);
-- no Prometheus, Grafana or Gateway (no images, no Gateway API implementation).
+- no Prometheus, Grafana or Gateway (no images, no Gateway API implementation);
+- no Ray autoscaler sidecar (pods cannot reach the lab's API server): 2 fixed Ray workers.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ DROPPED_PREFIXES = ("votes-prometheus", "votes-grafana")
 # where a process sizes itself from it (Redis' maxmemory, Ray's object store).
 RAY_HEAD = {"requests": {"cpu": "250m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
 RAY_WORKER = {"requests": {"cpu": "250m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
-RAY_AUTOSCALER = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}}
 RAY_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 # Ray's logical CPUs per worker, given explicitly since no CPU limit is set: one ingress replica
 # (0.5) and two persister replicas (0.25 each) per worker, as Serve's config asks.
@@ -90,8 +90,10 @@ def shm_volume(pod_spec: dict[str, Any], size_bytes: int) -> None:
 
 def lab_rayservice(doc: dict[str, Any]) -> None:
     cluster = doc["spec"]["rayClusterConfig"]
-    cluster["autoscalerOptions"]["resources"] = copy.deepcopy(RAY_AUTOSCALER)
-    cluster["autoscalerOptions"]["imagePullPolicy"] = "Never"
+    # No autoscaler sidecar: pods cannot reach the lab's API server, which it needs; KubeRay
+    # keeps the worker group at its `replicas` instead (docs/kubernetes.md, lab-only differences).
+    cluster["enableInTreeAutoscaling"] = False
+    del cluster["autoscalerOptions"]
     head = cluster["headGroupSpec"]
     head["rayStartParams"]["object-store-memory"] = str(RAY_OBJECT_STORE_BYTES)
     (head_container,) = head["template"]["spec"]["containers"]

@@ -66,8 +66,19 @@ class VoteProducer:
     def _poll_loop(self) -> None:
         _name_os_thread("kafka-poller")
         while not self._closing.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                # poll() raises a fatal error (seen: cluster authorization refused before the
+                # ACLs existed) without error_cb: note it so the next send replaces the producer.
+                self._note_fatal(exc)
+                self._closing.wait(0.05)
             self._settlements.hand_over()
+
+    def _note_fatal(self, exc: KafkaException) -> None:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, KafkaError) and self._producers.fatal is None:
+            self._producers.on_error(error)
 
     @property
     def _producer(self) -> Producer:
@@ -79,7 +90,10 @@ class VoteProducer:
             return
         # Fail what the broken producer still holds: its delivery reports answer 503 now.
         broken.purge(in_queue=True, in_flight=True, blocking=False)
-        broken.poll(0)
+        try:
+            broken.poll(0)
+        except KafkaException:
+            pass  # its fatal error again: the purged reports are what mattered
         self._settlements.hand_over()
 
     async def send(self, records: Sequence[VoteRecord]) -> None:

@@ -74,20 +74,37 @@ def create_topics(admin: AdminClient, spec: dict[str, Any]) -> None:
             print(f"kafka-setup: topic {topic['name']} exists", flush=True)
 
 
-def create_acls(admin: AdminClient, spec: dict[str, Any]) -> None:
-    bindings = [
+# Strimzi's spellings (users.yaml) where they differ from confluent_kafka's enum names.
+STRIMZI_RESOURCE_TYPES = {"cluster": ResourceType.BROKER}
+STRIMZI_PATTERN_TYPES = {"prefix": ResourcePatternType.PREFIXED}
+
+
+def enum_name(strimzi: str) -> str:
+    """Strimzi's camelCase to an enum member's name: transactionalId -> TRANSACTIONAL_ID."""
+    return "".join(f"_{c}" if c.isupper() and i else c for i, c in enumerate(strimzi)).upper()
+
+
+def acl_bindings(spec: dict[str, Any]) -> list[AclBinding]:
+    """One ALLOW binding per operation of every ACL of the application's user."""
+    return [
         AclBinding(
-            ResourceType[acl["resource_type"].upper()],
+            STRIMZI_RESOURCE_TYPES.get(acl["resource_type"])
+            or ResourceType[enum_name(acl["resource_type"])],
             acl["name"],
-            ResourcePatternType[acl["pattern_type"].upper()],
+            STRIMZI_PATTERN_TYPES.get(acl["pattern_type"])
+            or ResourcePatternType[enum_name(acl["pattern_type"])],
             f"User:{spec['user']}",
             "*",
-            AclOperation[operation.upper()],
+            AclOperation[enum_name(operation)],
             AclPermissionType.ALLOW,
         )
         for acl in spec["acls"]
         for operation in acl["operations"]
     ]
+
+
+def create_acls(admin: AdminClient, spec: dict[str, Any]) -> None:
+    bindings = acl_bindings(spec)
     for binding, future in admin.create_acls(bindings).items():
         future.result()
         print(f"kafka-setup: ACL {binding}", flush=True)

@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from devkit.waiting import wait_until
 from serve_app.domain.votes import Vote, VoteRecord, accept
@@ -221,3 +221,45 @@ def test_the_requests_one_poll_settles_wake_their_loop_once() -> None:
         return len(wakeups), ["failed" if isinstance(o, KafkaUnavailable) else "ok" for o in outcomes]
 
     assert asyncio.run(run()) == (1, ["ok", "ok", "failed", "ok", "ok"])
+
+
+class _FatalOnPoll:
+    """A producer whose poll() raises its fatal error, as librdkafka's did on the lab's real node
+    when the broker refused the idempotence PID before the Kafka setup Job made the ACLs."""
+
+    def __init__(self) -> None:
+        self.error = KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED, "no PID", fatal=True)
+
+    def poll(self, _timeout: float = 0) -> int:
+        raise KafkaException(self.error)
+
+    def purge(self, **_kwargs: bool) -> None:
+        pass
+
+    def flush(self, _timeout: float = 0) -> int:
+        return 0
+
+    def __len__(self) -> int:
+        return 0
+
+
+class _Quiet(_FatalOnPoll):
+    def poll(self, _timeout: float = 0) -> int:
+        return 0
+
+
+def test_a_fatal_error_raised_by_poll_keeps_the_poller_and_replaces_the_producer() -> None:
+    made: list[_FatalOnPoll] = []
+
+    def new_producer(_config: dict[str, Any]) -> Any:
+        made.append(_FatalOnPoll() if not made else _Quiet())
+        return made[-1]
+
+    producer = VoteProducer(SETTINGS, new_producer=new_producer)
+    try:
+        wait_until(lambda: producer._producers.fatal is not None, 5, "the fatal error noted")
+        assert producer._poller.is_alive(), "an uncaught poll() error ended the poller: 503 forever"
+        asyncio.run(producer.send([]))
+        assert producer._producer is made[1] and isinstance(made[1], _Quiet)
+    finally:
+        producer.close(timeout_s=0.1)

@@ -42,6 +42,27 @@ def test_containerd_config_is_toml_with_our_dirs_runc_cgroupfs_and_sandbox() -> 
     assert runc["options"] == {"BinaryName": str(nc.RUNC), "SystemdCgroup": False}
     assert runtime["cni"]["conf_dir"] == str(PATHS.cni_conf_dir)
     assert runtime["restrict_oom_score_adj"] is True  # no CAP_SYS_RESOURCE on this machine
+    assert runc["base_runtime_spec"] == str(PATHS.base_runtime_spec)
+
+
+def test_base_runtime_spec_gives_every_container_the_open_files_serve_needs() -> None:
+    default = {  # the shape of `ctr oci spec` (containerd 2.4.2)
+        "ociVersion": "1.2.1",
+        "process": {
+            "args": ["sh"],
+            "rlimits": [
+                {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024},
+                {"type": "RLIMIT_NPROC", "hard": 99, "soft": 99},
+            ],
+        },
+        "linux": {"namespaces": [{"type": "pid"}]},
+    }
+    spec = nc.base_runtime_spec(default)
+    limits = {r["type"]: (r["soft"], r["hard"]) for r in spec["process"]["rlimits"]}
+    assert limits == {"RLIMIT_NOFILE": (20000, 20000), "RLIMIT_NPROC": (99, 99)}
+    assert 10_300 <= nc.POD_OPEN_FILES <= 20_000  # HAProxy's need; this machine's hard limit
+    assert spec["linux"] == default["linux"] and spec["process"]["args"] == ["sh"]
+    assert default["process"]["rlimits"][0]["soft"] == 1024  # the caller's spec is untouched
 
 
 def test_every_path_of_the_node_stays_below_its_folder() -> None:

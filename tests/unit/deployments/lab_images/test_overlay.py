@@ -51,7 +51,9 @@ def test_the_overlay_runs_only_images_the_lab_builds_and_never_pulls() -> None:
         for container in containers(doc):
             assert container["imagePullPolicy"] == "Never", (doc["metadata"]["name"], container)
     (rayservice,) = [d for d in docs if d["kind"] == "RayService"]
-    assert rayservice["spec"]["rayClusterConfig"]["autoscalerOptions"]["imagePullPolicy"] == "Never"
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    assert cluster["enableInTreeAutoscaling"] is False, "its sidecar cannot reach the API server"
+    assert "autoscalerOptions" not in cluster
 
 
 def milli_cpu(quantity: str) -> int:
@@ -65,9 +67,6 @@ def test_the_overlay_fits_a_two_core_node() -> None:
         for pod_spec, count in pod_specs(doc):
             for container in pod_spec["containers"]:
                 total += count * milli_cpu(container["resources"]["requests"]["cpu"])
-        if doc["kind"] == "RayService":
-            autoscaler = doc["spec"]["rayClusterConfig"]["autoscalerOptions"]["resources"]
-            total += milli_cpu(autoscaler["requests"]["cpu"])
     assert 0 < total <= LAB_CPU_BUDGET_MILLI, f"{total}m CPU requested"
 
 
