@@ -14,7 +14,7 @@ from types import ModuleType
 
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
-OVERLAY = Path(__file__).resolve().parents[2] / "deployments" / "k8s-lab" / "overlay"
+OVERLAY = Path(__file__).resolve().parents[4] / "deployments" / "k8s-lab" / "overlay"
 
 
 def kafka_setup() -> ModuleType:
