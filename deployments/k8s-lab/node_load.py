@@ -1,14 +1,9 @@
 """Load on the real node that reconciles exactly, pod loss, the Ray dashboard (node_lab.py --load).
 
-After node_app.run_app() (the RayService Ready, one vote), run_load() runs the project's
-locustfile (loadtest/locustfile.py, command line from loadtest.run.locust_command) from the
-namespace against the serve Service's ClusterIP over HTTP and gRPC, bounded in time, and then
-reconciles: the votes locust saw accepted = the increase of the records a read_committed reader
-gets from Kafka = of Redis' total = of the vote log's documents in FerretDB = of /results.
-The stores are read at their ClusterIPs (the Kafka broker advertises its pod IP) with the lab's
-throwaway credentials, by `node_load.py count` run inside the namespace. With pod loss, one run
-force-deletes a worker pod mid-load and another the head pod, and each prints how long the
-recovery took (all Ray pods Ready, a probe vote accepted) and whether the workers survived.
+The project's locustfile (loadtest.run.locust_command) loads the serve Service's ClusterIP from
+the namespace; then accepted = distinct vote_ids in Kafka (read_committed) = Redis' total = the
+vote log in FerretDB = /results, read by `node_load.py count` inside the namespace with the lab's
+throwaway credentials. --pod-loss force-deletes a worker pod, then the head pod, mid-load.
 """
 
 from __future__ import annotations
