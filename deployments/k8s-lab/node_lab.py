@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """The lab's control plane plus one real node, proven with real containers; then teardown.
 
-    python deployments/k8s-lab/node_lab.py [--app] [--keep-seconds N]   (root; after build.py)
+    python deployments/k8s-lab/node_lab.py [--app [--load [--pod-loss]]] [--keep-seconds N]
+                                                                   (root; after build.py)
 
 Starts what lab.py starts except kwok and its fake Nodes (a pod must not land on a fake node
 here), then node.py's real node (containerd, kubelet, kube-proxy, CoreDNS). It proves the node
 with images built on this machine: a Deployment of 2 busybox httpd pods behind a Service, and a
 client pod that resolves the Service's name through the cluster DNS and fetches from its
 ClusterIP. With --app it then deploys the app (node_app.py): the RayService Ready, one vote
-through the serve Service. Teardown stops everything by PID, also on Ctrl-C or failure.
+through the serve Service. With --load (node_load.py) the project's locustfile then loads the
+serve Service and the stores reconcile exactly; --pod-loss adds a run that loses a worker pod
+and one that loses the head pod. Teardown stops everything by PID, also on Ctrl-C or failure.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import lab
 import node
 import node_app
 import node_config as nc
+import node_load
 from node_images import BUSYBOX_IMAGE
 
 TEST_NAMESPACE = "lab-node-test"
@@ -155,7 +159,16 @@ def main() -> int:
                         help="keep the lab and its node running this long after the proof")  # fmt: skip
     parser.add_argument("--app", action="store_true",
                         help="then deploy the app from deployments/k8s-lab/overlay (node_app.py)")  # fmt: skip
+    parser.add_argument("--load", action="store_true",
+                        help="with --app: load the serve Service, reconcile exactly (node_load.py)")  # fmt: skip
+    parser.add_argument("--pod-loss", action="store_true",
+                        help="with --load: also a run losing a worker pod and one losing the head")  # fmt: skip
+    # 20 s: about 25,000 votes; FerretDB's count of a much larger vote log restarted it.
+    parser.add_argument("--load-seconds", type=float, default=20.0, help="locust's run time")
+    parser.add_argument("--load-users", type=int, default=20, help="locust's users")
     args = parser.parse_args()
+    if (args.load and not args.app) or (args.pod_loss and not args.load):
+        parser.error("--load needs --app, and --pod-loss needs --load")
     if os.geteuid() != 0:
         raise SystemExit("k8s-node: needs root (network and mount namespaces, cgroups)")
     missing = [b for b in LAB_BINARIES if not (lab.BIN / b).exists()]
@@ -199,6 +212,11 @@ def main() -> int:
                 mark = time.monotonic()
                 failures = node_app.run_app(the_lab)
                 timings.append(("app: RayService Ready, one vote", time.monotonic() - mark))
+            if args.load and not failures:
+                mark = time.monotonic()
+                failures = node_load.run_load(the_lab, args)
+                timings.append(("load, reconciliation" + (", pod loss" if args.pod_loss else ""),
+                                time.monotonic() - mark))  # fmt: skip
             if args.keep_seconds:
                 lab.log(f"keeping the lab {args.keep_seconds:.0f}s (Ctrl-C ends it)")
                 time.sleep(args.keep_seconds)
@@ -215,6 +233,8 @@ def main() -> int:
         print("k8s-node: FAILED:\n  " + "\n  ".join(failures))
         return 1
     app = ", the app's RayService Ready and one vote counted" if args.app else ""
+    app += ", the load reconciled exactly" if args.load else ""
+    app += " (also after losing a worker and the head)" if args.pod_loss else ""
     print(f"k8s-node: OK: real pods, a Service and cluster DNS on {nc.NODE_NAME}{app} "
           f"({time.monotonic() - started:.0f}s in all)")  # fmt: skip
     return 0
