@@ -67,8 +67,8 @@ def test_env_value_is_the_text_after_the_first_equals_sign() -> None:
 
 
 def test_a_store_url_gets_the_cluster_ip_in_place_of_the_service_name() -> None:
-    url = "redis://votes-app:pw@votes-redis:6379/0"
-    assert node_load.with_host(url, "votes-redis", "10.96.0.5") == "redis://votes-app:pw@10.96.0.5:6379/0"
+    url = "redis://votes-app:dummy@votes-redis:6379/0"
+    assert node_load.with_host(url, "votes-redis", "10.96.0.5") == "redis://votes-app:dummy@10.96.0.5:6379/0"
     with pytest.raises(lab.LabError, match="votes-mongo is not the host"):
         node_load.with_host(url, "votes-mongo", "10.96.0.6")
 
