@@ -27,42 +27,15 @@ from serve_app.domain.counting import CounterUpdate, Delivered
 from serve_app.pool.ports import Poison
 from serve_app.pool.processor import BatchProcessor, Prepared, Stored
 from tests.support.counting_model import CountingModel, offset_field
+from tests.unit.pool.test_processor import FakeRecord
 
 TOPIC = "votes"
 NO_POSITION = -1001  # librdkafka's OFFSET_INVALID: nothing fetched yet
 STEADY = '{"cgrp": {"state": "up", "join_state": "steady"}}'
 LOST = '{"cgrp": {"state": "query-coord", "join_state": "init"}}'
 
-
-@dataclass(frozen=True)
-class LogRecord:
-    """A record of a partition log, as the consumer hands it out (a message without error)."""
-
-    partition_no: int
-    offset_no: int
-    value_bytes: bytes | None
-    key_bytes: bytes | None
-
-    def value(self) -> bytes | None:
-        return self.value_bytes
-
-    def key(self) -> bytes | None:
-        return self.key_bytes
-
-    def headers(self) -> list[tuple[str, bytes]] | None:
-        return None
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self.partition_no
-
-    def offset(self) -> int:
-        return self.offset_no
-
-    def error(self) -> None:
-        return None
+# A record of a partition log, as the consumer hands it out: the processor tests' fake record.
+LogRecord = FakeRecord
 
 
 @dataclass
@@ -152,7 +125,7 @@ class Cluster:
     # -- the producers' side --
     def append(self, partition: int, value: bytes | None, key: bytes | None) -> LogRecord:
         log = self.logs[partition]
-        record = LogRecord(partition, len(log), value, key)
+        record = LogRecord(value, partition, len(log), key)
         log.append(record)
         return record
 
