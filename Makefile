@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv install lint stubs stack-up stack-down stack-status stack-clean run test test-unit \
 	lock manifests check-manifests chaos dashboards autoscale-demo test-autoscaling loadtest bench \
-	fresh-clone-test k8s-lab k8s-images k8s-node bench-peers bench-scale soak
+	fresh-clone-test k8s-lab k8s-images k8s-node k8s-node-binaries bench-peers bench-scale soak
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -113,9 +113,18 @@ k8s-lab: $(STAMP) ## real kube-apiserver+kwok+KubeRay in a netns (root): deploy,
 
 k8s-images: $(STAMP) ## the lab's images into .k8s-lab/images, from Debian/PyPI/Maven/Go (root; cached)
 	deployments/k8s-lab/host-packages.sh debootstrap buildah
+	$(STACK) install  # FerretDB's binary and Kafka's jars go into the images (cached)
 	$(PY) deployments/k8s-lab/images.py build $(K8S_IMAGES_ARGS)
 
-k8s-node: $(STAMP) ## the lab's control plane + a real node (containerd, kubelet) in a netns (root)
-	deployments/k8s-lab/host-packages.sh runc containernetworking-plugins iptables conntrack busybox-static
-	$(PY) deployments/k8s-lab/build.py
+# The whole proof by default; `make k8s-node K8S_NODE_ARGS=` proves the node alone.
+K8S_NODE_ARGS ?= --app --load --pod-loss
+
+k8s-node: $(STAMP) ## control plane + a real node in a netns, the app on it, load, pod loss (root)
+	deployments/k8s-lab/host-packages.sh runc containernetworking-plugins iptables conntrack \
+		busybox-static debootstrap buildah
+	@# Binaries and images side by side: the images mostly download while Go compiles.
+	$(MAKE) --no-print-directory -j2 --output-sync=line k8s-node-binaries k8s-images
 	$(PY) deployments/k8s-lab/node_lab.py $(K8S_NODE_ARGS)
+
+k8s-node-binaries: $(STAMP)
+	$(PY) deployments/k8s-lab/build.py --node

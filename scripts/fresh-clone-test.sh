@@ -6,9 +6,12 @@
 #
 #   scripts/fresh-clone-test.sh [--keep] [BRANCH]      (default: main)
 #   scripts/fresh-clone-test.sh --bench [BRANCH]       `make bench` instead of `make test`
+#   scripts/fresh-clone-test.sh --k8s-node [BRANCH]    a cold `make k8s-node` instead (root)
 #
 # --bench builds the seed peers with the installs, runs `make bench $BENCH_ARGS` in the clone and
-# keeps the clone, so that its bench/results/latest.* can be copied back.
+# keeps the clone, so that its bench/results/latest.* can be copied back. --k8s-node runs a cold
+# `make k8s-node` (its own installs, builds and network namespace; $K8S_NODE_ARGS passed on) and
+# keeps the clone, so that a second `make -C CLONE k8s-node` shows the warm time.
 #
 # Installs (Python packages, Kafka jars, FerretDB's Go build, apt packages) run first, outside
 # the namespace, where the package registries are reachable; `make test` then runs inside it.
@@ -18,12 +21,14 @@ set -euo pipefail
 
 keep=0
 bench=0
+k8s_node=0
 branch=main
 for arg in "$@"; do
   case "$arg" in
     --keep) keep=1 ;;
     --bench) bench=1; keep=1 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --k8s-node) k8s_node=1; keep=1 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fresh-clone-test: unknown option $arg (see --help)" >&2; exit 2 ;;
     *) branch=$arg ;;
   esac
@@ -42,6 +47,7 @@ work=$(mktemp -d /tmp/votes-fresh.XXXXXX)
 clone=$work/votes
 home=$work/home
 log=$work/make-test.log
+((k8s_node)) && log=$work/make-k8s-node.log
 mkdir -p "$home"
 started=$(date +%s)
 say() { printf '[fresh-clone-test %(%H:%M:%S)T] %s\n' -1 "$*"; }
@@ -79,6 +85,23 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+
+if ((k8s_node)); then
+  # No install step and no namespace of ours: the target installs what it needs and makes its own.
+  say "running a cold make k8s-node ${K8S_NODE_ARGS+K8S_NODE_ARGS=\"$K8S_NODE_ARGS\"} (log: $log)"
+  set +e
+  node_args=()
+  [[ -v K8S_NODE_ARGS ]] && node_args=(K8S_NODE_ARGS="$K8S_NODE_ARGS")
+  "${isolated[@]}" "${node_args[@]}" make -C "$clone" k8s-node 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  elapsed=$(($(date +%s) - started))
+  say "summary: $(grep -E '^k8s-node: (OK|FAILED)' "$log" | tail -n 1 || echo "no result line")"
+  say "wall time: $((elapsed / 60)) min $((elapsed % 60)) s (clone, installs, builds, the run); exit $status"
+  say "kept $work (the clone with its .k8s-lab caches, its home folder and the log)"
+  trap - EXIT
+  exit "$status"
+fi
 
 say "installing (outside any namespace: the registries must be reachable)"
 "${isolated[@]}" make -C "$clone" install

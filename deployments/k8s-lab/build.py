@@ -93,6 +93,10 @@ GO_INSTALLS: tuple[GoInstall, ...] = (
 )
 
 
+ALL_NAMES = (*(b.name for b in KUBE_BINARIES), *(t.name for t in GO_INSTALLS), "pause")
+LAB_ONLY = ("kwok",)  # the fake kubelet of `make k8s-lab`; the real node needs none
+
+
 def log(message: str) -> None:
     print(f"[k8s-lab build {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -304,12 +308,15 @@ def write_paths() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", help="build just these binaries (by name)")
+    parser.add_argument("--node", action="store_true", help="what k8s-node needs (all but kwok)")
     args = parser.parse_args()
     if shutil.which("go") is None:
         raise SystemExit("k8s-lab build: `go` not found (Go >= 1.26 is needed)")
     LAB.mkdir(parents=True, exist_ok=True)
     BIN.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only) if args.only else None
+    if args.node:
+        wanted = (wanted or set(ALL_NAMES)) - set(LAB_ONLY)
     start = time.monotonic()
     log(f"into {LAB} (go caches there too; logs in {LOGS})")
     kube = [b for b in KUBE_BINARIES if wanted is None or b.name in wanted]
