@@ -67,11 +67,13 @@ def _noop_http_app() -> Any:
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[
-        Route("/votes", cast, methods=["POST"]),
-        Route("/votes/batch", cast_batch, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/votes", cast, methods=["POST"]),
+            Route("/votes/batch", cast_batch, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )
 
 
 @serve.deployment(name="VoteIngress")

@@ -45,13 +45,20 @@ def topic_records(topic: str) -> int:
     """Records ever written to the topic: the sum of its partitions' high watermarks."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"bench-watermarks-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-watermarks-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         total = 0
         for partition in partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10
+            )
             total += high
         return total
     finally:
@@ -64,11 +71,20 @@ def readable_records(topic: str, timeout_s: float = 180.0) -> int:
     to, and an aborted one records nobody reads (docs/decisions/0023-transactional-batches.md)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
         remaining = {p: end for p, end in ends.items() if end > 0}
         consumer.assign([TopicPartition(topic, p, 0) for p in remaining])
         total = 0
@@ -99,8 +115,9 @@ def drop_mongo_database(name: str, timeout_s: float = 180.0) -> bool:
 
     def drop() -> None:
         with contextlib.suppress(Exception):
-            client: Any = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000,
-                                      socketTimeoutMS=int(timeout_s * 1000))
+            client: Any = MongoClient(
+                MONGO_URL, serverSelectionTimeoutMS=5000, socketTimeoutMS=int(timeout_s * 1000)
+            )
             client.drop_database(name)
             client.close()
             done.set()
@@ -113,7 +130,9 @@ def drop_mongo_database(name: str, timeout_s: float = 180.0) -> bool:
     return done.is_set()
 
 
-def wait_for_count(read: Callable[[], int], target: int, timeout_s: float, stall_s: float = 60.0) -> int:
+def wait_for_count(
+    read: Callable[[], int], target: int, timeout_s: float, stall_s: float = 60.0
+) -> int:
     """Poll `read` until it reaches `target`; give up after timeout_s, or after stall_s without
     any progress (a stuck pool: waiting longer would only waste the run). Returns the last value."""
     deadline = time.monotonic() + timeout_s
@@ -135,15 +154,25 @@ def wait_for_count(read: Callable[[], int], target: int, timeout_s: float, stall
 class Proc:
     """A child process in a session of its own, stopped by its PID (and its group) only."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_path or TMP / f"{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
-            list(argv), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            list(argv),
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.pid = self.popen.pid
 

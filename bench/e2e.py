@@ -29,8 +29,10 @@ POLL_EVERY_S = 0.01
 async def _probe(host: str, port: int, band: str) -> float | None:
     """POST one probe vote on a fresh connection; the monotonic time of its 202, or None."""
     body = json.dumps({"name": band, "album": "Sonda", "year": 2024, "rank": 1}).encode()
-    request = (f"POST /votes HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    request = (
+        f"POST /votes HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
     writer = None
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
@@ -44,8 +46,16 @@ async def _probe(host: str, port: int, band: str) -> float | None:
     return time.monotonic() if status == 202 else None
 
 
-async def _run(http_url: str, topic: str, redis_db: int, rate: float, warmup_s: float, duration_s: float,
-               run_tag: str, drain_timeout_s: float) -> dict[str, Any]:
+async def _run(
+    http_url: str,
+    topic: str,
+    redis_db: int,
+    rate: float,
+    warmup_s: float,
+    duration_s: float,
+    run_tag: str,
+    drain_timeout_s: float,
+) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
     parts = urlsplit(http_url)
@@ -91,8 +101,16 @@ async def _run(http_url: str, topic: str, redis_db: int, rate: float, warmup_s: 
 
     probe_task = asyncio.create_task(probes())
     poll_task = asyncio.create_task(poller())
-    background = await loadgen.http_load(host, port, "/votes", loadgen.Bodies("single", tag),
-                                         concurrency=64, warmup_s=warmup_s, duration_s=duration_s, rate=rate)
+    background = await loadgen.http_load(
+        host,
+        port,
+        "/votes",
+        loadgen.Bodies("single", tag),
+        concurrency=64,
+        warmup_s=warmup_s,
+        duration_s=duration_s,
+        rate=rate,
+    )
     stop.set()
     await probe_task
     probes_done.set()
@@ -122,19 +140,33 @@ async def _run(http_url: str, topic: str, redis_db: int, rate: float, warmup_s: 
         "max_ms": round(max(measured), 1) if measured else None,
         "probes": len(measured),
         "errors": background.error_count + probe_failures + len(missing),
-        "error_kinds": background.errors | ({"probe_failed": probe_failures} if probe_failures else {})
+        "error_kinds": background.errors
+        | ({"probe_failed": probe_failures} if probe_failures else {})
         | ({"probe_never_seen": len(missing)} if missing else {}),
-        "accepted": accepted, "kafka_records": records, "counted": counted,
+        "accepted": accepted,
+        "kafka_records": records,
+        "counted": counted,
         "results_total": results_total,
         "reconciled": accepted == records == counted and results_total == counted_before + counted,
         "reconciliation": f"accepted {accepted} == records in Kafka {records} == counted {counted} "
-                          f"(/results total {results_total})",
+        f"(/results total {results_total})",
         "background_p99_ms": background.summary()["p99_ms"],
     }
 
 
-def e2e_latency(http_url: str, topic: str, redis_db: int, *, rate: float, warmup_s: float, duration_s: float,
-                run_tag: str, drain_timeout_s: float = 120) -> dict[str, Any]:
+def e2e_latency(
+    http_url: str,
+    topic: str,
+    redis_db: int,
+    *,
+    rate: float,
+    warmup_s: float,
+    duration_s: float,
+    run_tag: str,
+    drain_timeout_s: float = 120,
+) -> dict[str, Any]:
     import uvloop
 
-    return uvloop.run(_run(http_url, topic, redis_db, rate, warmup_s, duration_s, run_tag, drain_timeout_s))
+    return uvloop.run(
+        _run(http_url, topic, redis_db, rate, warmup_s, duration_s, run_tag, drain_timeout_s)
+    )

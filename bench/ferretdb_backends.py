@@ -54,17 +54,26 @@ LOOKUPS = 200
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=2, help="A/B rounds (default 2)")
     parser.add_argument("--warmup", type=float, default=2.0, help="ferretdb_raw warm-up, s")
     parser.add_argument("--duration", type=float, default=6.0, help="ferretdb_raw window, s")
     parser.add_argument("--persist-records", type=int, default=20_000)
     parser.add_argument("--persist-replicas", default="1,2", help="pool sizes, comma-separated")
-    parser.add_argument("--redis-db", type=int, default=10, help="Redis database of the persist runs")
-    parser.add_argument("--port", type=int, default=20022,
-                        help="FerretDB on SQLite; +1 FerretDB on PostgreSQL, +2 PostgreSQL")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of ferretdb-backends.{md,json}")
+    parser.add_argument(
+        "--redis-db", type=int, default=10, help="Redis database of the persist runs"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=20022,
+        help="FerretDB on SQLite; +1 FerretDB on PostgreSQL, +2 PostgreSQL",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder of ferretdb-backends.{md,json}"
+    )
     return parser.parse_args(argv)
 
 
@@ -77,13 +86,17 @@ class Backend:
     def __init__(self, backend: str, mongo_port: int, postgres_port: int) -> None:
         self.backend = backend
         self.root = WORK / backend
-        self.stack = Stack(Config.from_env({
-            "VOTES_STACK_DIR": str(self.root),
-            "VOTES_STACK_FERRETDB_BACKEND": backend,
-            "VOTES_MONGO_PORT": str(mongo_port),
-            "VOTES_FERRETDB_DEBUG_PORT": "0",
-            "VOTES_POSTGRES_PORT": str(postgres_port),
-        }))
+        self.stack = Stack(
+            Config.from_env(
+                {
+                    "VOTES_STACK_DIR": str(self.root),
+                    "VOTES_STACK_FERRETDB_BACKEND": backend,
+                    "VOTES_MONGO_PORT": str(mongo_port),
+                    "VOTES_FERRETDB_DEBUG_PORT": "0",
+                    "VOTES_POSTGRES_PORT": str(postgres_port),
+                }
+            )
+        )
         self.mongo_url = f"mongodb://127.0.0.1:{mongo_port}/"
         self.parts = [part for part in ("postgresql", "ferretdb") if part in self.stack.parts]
 
@@ -148,8 +161,10 @@ def with_cpu_per_vote(result: dict[str, Any]) -> dict[str, Any]:
     """Add µs of CPU per vote of each process over the run's measured window."""
     window = result["cpu_window"]
     votes = window["votes"] or 0
-    result["cpu_us_per_vote"] = {part: round(seconds * 1e6 / votes, 1) if votes else None
-                                 for part, seconds in window["cpu_s"].items()}
+    result["cpu_us_per_vote"] = {
+        part: round(seconds * 1e6 / votes, 1) if votes else None
+        for part, seconds in window["cpu_s"].items()
+    }
     return result
 
 
@@ -159,41 +174,77 @@ def id_lookups(mongo_url: str, database: str) -> dict[str, Any]:
 
     client: Any = MongoClient(mongo_url, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
     collection = client[database]["votes"]
-    templates = [vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
-                 for i, r in enumerate(sinks.vote_records(1000))]
+    templates = [
+        vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
+        for i, r in enumerate(sinks.vote_records(1000))
+    ]
     tag = uuid.uuid4().hex[:8]
     try:
         for start in range(0, LOOKUP_LOG_SIZE, 1000):
-            collection.insert_many([t | {"_id": f"{tag}-{start + i}"} for i, t in enumerate(templates)],
-                                   ordered=False)
+            collection.insert_many(
+                [t | {"_id": f"{tag}-{start + i}"} for i, t in enumerate(templates)], ordered=False
+            )
         ids = [f"{tag}-{(i * 7919) % LOOKUP_LOG_SIZE}" for i in range(LOOKUPS)]
         started = time.monotonic()
-        found = sum(collection.find_one({"_id": vote_id}, {"kafka": 1}) is not None for vote_id in ids)
+        found = sum(
+            collection.find_one({"_id": vote_id}, {"kafka": 1}) is not None for vote_id in ids
+        )
         took_ms = (time.monotonic() - started) * 1000
         client.drop_database(database)
     finally:
         client.close()
-    return {"lookups": LOOKUPS, "found": found, "log_size": LOOKUP_LOG_SIZE,
-            "ms_per_lookup": round(took_ms / LOOKUPS, 3), "reconciled": found == LOOKUPS}
+    return {
+        "lookups": LOOKUPS,
+        "found": found,
+        "log_size": LOOKUP_LOG_SIZE,
+        "ms_per_lookup": round(took_ms / LOOKUPS, 3),
+        "reconciled": found == LOOKUPS,
+    }
 
 
-def one_round(backend: Backend, args: argparse.Namespace, names: RunNames, topic: str, records: int,
-              replicas: list[int], round_no: int) -> dict[str, Any]:
+def one_round(
+    backend: Backend,
+    args: argparse.Namespace,
+    names: RunNames,
+    topic: str,
+    records: int,
+    replicas: list[int],
+    round_no: int,
+) -> dict[str, Any]:
     tag = f"{backend.backend}_{round_no}"
     result: dict[str, Any] = {"backend": backend.backend, "round": round_no}
-    raw = with_cpu_per_vote(sinks.ferretdb_raw(
-        names.mongo_database_for(f"raw_{tag}"), args.warmup, args.duration,
-        mongo_url=backend.mongo_url, extra_cpu=backend.cpu))
-    log(f"{backend.backend} #{round_no} ferretdb_raw: {raw['votes_per_s']} votes/s, "
-        f"{raw['cpu_us_per_vote']} µs/vote, reconciled {raw['reconciled']}")
+    raw = with_cpu_per_vote(
+        sinks.ferretdb_raw(
+            names.mongo_database_for(f"raw_{tag}"),
+            args.warmup,
+            args.duration,
+            mongo_url=backend.mongo_url,
+            extra_cpu=backend.cpu,
+        )
+    )
+    log(
+        f"{backend.backend} #{round_no} ferretdb_raw: {raw['votes_per_s']} votes/s, "
+        f"{raw['cpu_us_per_vote']} µs/vote, reconciled {raw['reconciled']}"
+    )
     result["ferretdb_raw"] = raw
     for count in replicas:
-        run = with_cpu_per_vote(persist_run(
-            topic, names.group_for(f"p{count}-{tag}"), names.mongo_database_for(f"p{count}_{tag}"),
-            args.redis_db, records, count, timeout_s=240, mongo_url=backend.mongo_url,
-            extra_cpu=backend.cpu))
-        log(f"{backend.backend} #{round_no} persist_x{count}: {run['votes_per_s']} votes/s, "
-            f"{run['cpu_us_per_vote']} µs/vote, {run['reconciliation']}")
+        run = with_cpu_per_vote(
+            persist_run(
+                topic,
+                names.group_for(f"p{count}-{tag}"),
+                names.mongo_database_for(f"p{count}_{tag}"),
+                args.redis_db,
+                records,
+                count,
+                timeout_s=240,
+                mongo_url=backend.mongo_url,
+                extra_cpu=backend.cpu,
+            )
+        )
+        log(
+            f"{backend.backend} #{round_no} persist_x{count}: {run['votes_per_s']} votes/s, "
+            f"{run['cpu_us_per_vote']} µs/vote, {run['reconciliation']}"
+        )
         result[f"persist_x{count}"] = run
     lookups = id_lookups(backend.mongo_url, names.mongo_database_for(f"lookup_{tag}"))
     log(f"{backend.backend} #{round_no} id_lookups: {lookups['ms_per_lookup']} ms each")
@@ -223,16 +274,21 @@ def summarize(rounds: list[dict[str, Any]], replicas: list[int]) -> list[dict[st
 
         def backend_cpu(result: dict[str, Any], backend: str = backend) -> float | None:
             """FerretDB's (and PostgreSQL's) µs per vote: this backend's processes, not the stack's."""
-            values = [v for k, v in result["cpu_us_per_vote"].items()
-                      if k.endswith(f"_{backend}") and v is not None]
+            values = [
+                v
+                for k, v in result["cpu_us_per_vote"].items()
+                if k.endswith(f"_{backend}") and v is not None
+            ]
             return sum(values) if values else None
 
         row: dict[str, Any] = {"backend": backend}
         raws = [r["ferretdb_raw"] for r in mine]
-        row["ferretdb_raw"] = {"votes_per_s": median([x["votes_per_s"] for x in raws]),
-                               "spread": spread([x["votes_per_s"] for x in raws]),
-                               "backend_cpu_us_per_vote": median([backend_cpu(x) for x in raws]),
-                               "reconciled": all(x["reconciled"] for x in raws)}
+        row["ferretdb_raw"] = {
+            "votes_per_s": median([x["votes_per_s"] for x in raws]),
+            "spread": spread([x["votes_per_s"] for x in raws]),
+            "backend_cpu_us_per_vote": median([backend_cpu(x) for x in raws]),
+            "reconciled": all(x["reconciled"] for x in raws),
+        }
         for count in replicas:
             runs = [r[f"persist_x{count}"] for r in mine]
 
@@ -250,41 +306,68 @@ def summarize(rounds: list[dict[str, Any]], replicas: list[int]) -> list[dict[st
     return rows
 
 
-def render(rows: list[dict[str, Any]], replicas: list[int], args: argparse.Namespace,
-           load: tuple[float, float]) -> str:
+def render(
+    rows: list[dict[str, Any]],
+    replicas: list[int],
+    args: argparse.Namespace,
+    load: tuple[float, float],
+) -> str:
     lines = [
         "# FerretDB backends: SQLite and PostgreSQL side by side",
         "",
-        (f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} on {psutil.cpu_count()} cores; "
-         f"{args.rounds} A/B rounds; 1-minute load average before/after {load[0]:.1f} / {load[1]:.1f} "
-         "(a shared machine: rates move with it, CPU per vote much less). "
-         "`python -m bench.ferretdb_backends`."),
+        (
+            f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} on {psutil.cpu_count()} cores; "
+            f"{args.rounds} A/B rounds; 1-minute load average before/after {load[0]:.1f} / {load[1]:.1f} "
+            "(a shared machine: rates move with it, CPU per vote much less). "
+            "`python -m bench.ferretdb_backends`."
+        ),
         "",
-        ("Each backend is a private FerretDB (the stack's binary) started for this run; PostgreSQL is a "
-         "private cluster (Debian's package, fsync and synchronous_commit on). Medians, spread min-max. "
-         "CPU per vote from /proc: `backend` is FerretDB, plus PostgreSQL's processes for the "
-         "postgresql backend. `steady`: from the moment every pool worker held partitions "
-         "(bench.persist)."),
+        (
+            "Each backend is a private FerretDB (the stack's binary) started for this run; PostgreSQL is a "
+            "private cluster (Debian's package, fsync and synchronous_commit on). Medians, spread min-max. "
+            "CPU per vote from /proc: `backend` is FerretDB, plus PostgreSQL's processes for the "
+            "postgresql backend. `steady`: from the moment every pool worker held partitions "
+            "(bench.persist)."
+        ),
         "",
         "| backend | ferretdb_raw votes/s | spread | backend µs/vote | "
-        + " | ".join(f"persist_x{c} votes/s | spread | steady | pool µs | backend µs | redis µs" for c in replicas)
+        + " | ".join(
+            f"persist_x{c} votes/s | spread | steady | pool µs | backend µs | redis µs"
+            for c in replicas
+        )
         + " | find_one by _id (20k log) | reconciled |",
-        "| --- | ---: | ---: | ---: | " + " | ".join("---: | ---: | ---: | ---: | ---: | ---:" for _ in replicas)
+        "| --- | ---: | ---: | ---: | "
+        + " | ".join("---: | ---: | ---: | ---: | ---: | ---:" for _ in replicas)
         + " | ---: | :---: |",
     ]
     for row in rows:
         raw = row["ferretdb_raw"]
-        cells = [row["backend"], f"{raw['votes_per_s']:,.0f}", raw["spread"], str(raw["backend_cpu_us_per_vote"])]
+        cells = [
+            row["backend"],
+            f"{raw['votes_per_s']:,.0f}",
+            raw["spread"],
+            str(raw["backend_cpu_us_per_vote"]),
+        ]
         reconciled = raw["reconciled"]
         for count in replicas:
             p = row[f"persist_x{count}"]
             steady = p["steady_votes_per_s"]
-            cells += [f"{p['votes_per_s']:,.0f}", p["spread"], "-" if steady is None else f"{steady:,.0f}",
-                      str(p["pool_worker_us"]), str(p["backend_us"]), str(p["redis_us"])]
+            cells += [
+                f"{p['votes_per_s']:,.0f}",
+                p["spread"],
+                "-" if steady is None else f"{steady:,.0f}",
+                str(p["pool_worker_us"]),
+                str(p["backend_us"]),
+                str(p["redis_us"]),
+            ]
             reconciled = reconciled and p["reconciled"]
         cells += [f"{row['id_lookup_ms']} ms", "yes" if reconciled else "**no**"]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Raw data: `ferretdb-backends.json` (every round, every run with its CPU breakdown).", ""]
+    lines += [
+        "",
+        "Raw data: `ferretdb-backends.json` (every round, every run with its CPU breakdown).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -293,12 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     replicas = [int(x) for x in args.persist_replicas.split(",") if x.strip()]
     names = RunNames("fdbb")
     topic = names.topic
-    backends = [Backend("sqlite", args.port, args.port + 2),
-                Backend("postgresql", args.port + 1, args.port + 2)]
+    backends = [
+        Backend("sqlite", args.port, args.port + 2),
+        Backend("postgresql", args.port + 1, args.port + 2),
+    ]
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=args.redis_db)
     foreign = [k for k in client.scan_iter(count=500) if not k.startswith(b"votes:")][:1]
     if foreign:
-        raise SystemExit(f"Redis database {args.redis_db} holds other keys ({foreign[0]!r}): pick another")
+        raise SystemExit(
+            f"Redis database {args.redis_db} holds other keys ({foreign[0]!r}): pick another"
+        )
     load_before = psutil.getloadavg()[0]
     rounds: list[dict[str, Any]] = []
     create_topics([topic, topic + ".dlq"])
@@ -308,7 +395,9 @@ def main(argv: list[str] | None = None) -> int:
             records = preload(topic, args.persist_records)
             for round_no in range(1, args.rounds + 1):
                 for backend in backends:
-                    rounds.append(one_round(backend, args, names, topic, records, replicas, round_no))
+                    rounds.append(
+                        one_round(backend, args, names, topic, records, replicas, round_no)
+                    )
     finally:
         delete_topics([topic, topic + ".dlq"])
         clear_counters(client)
@@ -316,10 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(rounds, replicas)
     load = (load_before, psutil.getloadavg()[0])
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "ferretdb-backends.json", {
-        "summary": rows, "rounds": rounds, "load_average": load,
-        "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-    })
+    write_json(
+        args.out / "ferretdb-backends.json",
+        {
+            "summary": rows,
+            "rounds": rounds,
+            "load_average": load,
+            "plan": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        },
+    )
     (args.out / "ferretdb-backends.md").write_text(render(rows, replicas, args, load))
     log(f"wrote {args.out / 'ferretdb-backends.md'}")
     print(render(rows, replicas, args, load))

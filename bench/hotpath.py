@@ -30,8 +30,12 @@ from serve_app.settings import load_settings
 async def measure(kind: str, topic: str, votes: int) -> dict[str, Any]:
     traffic = Traffic(3)
     size = 1000 if kind == "batch" else 1
-    bodies = [json.dumps({"votes": traffic.batch(size, vote_id=False)}) if kind == "batch"
-              else json.dumps(traffic.vote()) for _ in range(16)]
+    bodies = [
+        json.dumps({"votes": traffic.batch(size, vote_id=False)})
+        if kind == "batch"
+        else json.dumps(traffic.vote())
+        for _ in range(16)
+    ]
     settings = load_settings({"kafka_topic": topic, "kafka_bootstrap_servers": KAFKA})
     producer = VoteProducer(settings)
     concurrency = 4 if kind == "batch" else 32
@@ -56,12 +60,19 @@ async def measure(kind: str, topic: str, votes: int) -> dict[str, Any]:
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     producer.close()
     sent = requests * size
-    return {"kind": kind, "votes": sent, "cpu_us_per_vote": round(1e6 * cpu / sent, 1),
-            "votes_per_s": round(sent / wall, 1), "kafka_records": topic_records(topic) - before}
+    return {
+        "kind": kind,
+        "votes": sent,
+        "cpu_us_per_vote": round(1e6 * cpu / sent, 1),
+        "votes_per_s": round(sent / wall, 1),
+        "kafka_records": topic_records(topic) - before,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--votes", type=int, default=20_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -80,8 +91,10 @@ def main() -> None:
         return
     print(f"{'kind':7} {'votes':>7} {'CPU us/vote':>12} {'votes/s':>9}  reconciled")
     for row in rows:
-        print(f"{row['kind']:7} {row['votes']:>7} {row['cpu_us_per_vote']:>12} "
-              f"{row['votes_per_s']:>9}  {row['kafka_records'] == row['votes']}")
+        print(
+            f"{row['kind']:7} {row['votes']:>7} {row['cpu_us_per_vote']:>12} "
+            f"{row['votes_per_s']:>9}  {row['kafka_records'] == row['votes']}"
+        )
 
 
 if __name__ == "__main__":

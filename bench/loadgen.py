@@ -114,8 +114,9 @@ class Pacer:
 Monitor = Callable[[LoadResult, Window], Awaitable[None]]
 
 
-async def _with_monitor(load: Awaitable[None], monitor: Monitor | None, result: LoadResult,
-                        window: Window) -> None:
+async def _with_monitor(
+    load: Awaitable[None], monitor: Monitor | None, result: LoadResult, window: Window
+) -> None:
     task = asyncio.create_task(monitor(result, window)) if monitor is not None else None
     try:
         await load
@@ -132,8 +133,15 @@ async def _with_monitor(load: Awaitable[None], monitor: Monitor | None, result: 
 class Bodies:
     """Pre-encoded request bodies of realistic votes; singles get a unique vote_id each."""
 
-    def __init__(self, kind: str, run_tag: str, seed: int = 7, pool: int = 512,
-                 batch_size: int = 1000, batches: int = 8) -> None:
+    def __init__(
+        self,
+        kind: str,
+        run_tag: str,
+        seed: int = 7,
+        pool: int = 512,
+        batch_size: int = 1000,
+        batches: int = 8,
+    ) -> None:
         traffic = Traffic(seed)
         self.kind = kind
         self._ids = itertools.count()
@@ -141,15 +149,20 @@ class Bodies:
         if kind == "single":
             # Everything but the closing `"}` of vote_id, which is filled in per request.
             self._singles = [
-                (json.dumps(traffic.vote(vote_id=False), ensure_ascii=False)[:-1]
-                 + ',"vote_id":"').encode()
+                (
+                    json.dumps(traffic.vote(vote_id=False), ensure_ascii=False)[:-1]
+                    + ',"vote_id":"'
+                ).encode()
                 for _ in range(pool)
             ]
             self.votes = 1
         else:  # a batch: the server assigns the vote_ids, as a relay of anonymous votes would
             self._batches = [
-                json.dumps({"votes": traffic.batch(batch_size, vote_id=False)}, ensure_ascii=False,
-                           separators=(",", ":")).encode()
+                json.dumps(
+                    {"votes": traffic.batch(batch_size, vote_id=False)},
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                ).encode()
                 for _ in range(batches)
             ]
             self.votes = batch_size
@@ -157,7 +170,7 @@ class Bodies:
     def next(self) -> bytes:
         n = next(self._ids)
         if self.kind == "single":
-            return self._singles[n % len(self._singles)] + f"{self._tag}-{n}\"}}".encode()
+            return self._singles[n % len(self._singles)] + f'{self._tag}-{n}"}}'.encode()
         return self._batches[n % len(self._batches)]
 
 
@@ -172,7 +185,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     index = lower.find(b"\r\ncontent-length:")
     if index >= 0:
         end = lower.find(b"\r\n", index + 2)
-        body = await reader.readexactly(int(lower[index + 17:end]))
+        body = await reader.readexactly(int(lower[index + 17 : end]))
     elif b"transfer-encoding: chunked" in lower:
         chunks = []
         while True:
@@ -187,12 +200,23 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     return status, body, close
 
 
-async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurrency: int,
-                    warmup_s: float, duration_s: float, rate: float | None = None,
-                    on_accepted: Callable[[bytes, float], None] | None = None,
-                    headers: dict[str, str] | None = None, pacer: Pacer | None = None,
-                    monitor: Monitor | None = None, ok_statuses: Collection[int] = (202,),
-                    accepted_of: Callable[[bytes], int] | None = None) -> LoadResult:
+async def http_load(
+    host: str,
+    port: int,
+    path: str,
+    bodies: Bodies,
+    *,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    rate: float | None = None,
+    on_accepted: Callable[[bytes, float], None] | None = None,
+    headers: dict[str, str] | None = None,
+    pacer: Pacer | None = None,
+    monitor: Monitor | None = None,
+    ok_statuses: Collection[int] = (202,),
+    accepted_of: Callable[[bytes], int] | None = None,
+) -> LoadResult:
     """POST bodies to host:port/path. A status in `ok_statuses` (202) is success; a batch's
     accepted votes are its reply's `accepted` (or what `accepted_of(reply)` says).
     `pacer` (instead of `rate`) and `monitor`: see Pacer and Monitor."""
@@ -201,8 +225,10 @@ async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurre
     pacer = pacer or Pacer(rate)
     count_accepted = accepted_of or (lambda reply: int(json.loads(reply)["accepted"]))
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    prefix = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-              f"Content-Type: application/json\r\n{extra}Content-Length: ").encode()
+    prefix = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\n{extra}Content-Length: "
+    ).encode()
 
     async def worker() -> None:
         reader = writer = None
@@ -215,10 +241,18 @@ async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurre
             try:
                 if writer is None:
                     reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(host, port), REQUEST_TIMEOUT_S)
+                        asyncio.open_connection(host, port), REQUEST_TIMEOUT_S
+                    )
                 writer.write(prefix + str(len(body)).encode() + b"\r\n\r\n" + body)
-                status, reply, close = await asyncio.wait_for(_read_response(reader), REQUEST_TIMEOUT_S)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+                status, reply, close = await asyncio.wait_for(
+                    _read_response(reader), REQUEST_TIMEOUT_S
+                )
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ) as exc:
                 result.error(f"connection:{type(exc).__name__}", bodies.votes)
                 writer = _close(writer)
                 await asyncio.sleep(0.05)
@@ -248,7 +282,9 @@ async def http_load(host: str, port: int, path: str, bodies: Bodies, *, concurre
                 writer = _close(writer)
         _close(writer)
 
-    await _with_monitor(asyncio.gather(*(worker() for _ in range(concurrency))), monitor, result, window)
+    await _with_monitor(
+        asyncio.gather(*(worker() for _ in range(concurrency))), monitor, result, window
+    )
     return result
 
 
@@ -263,8 +299,15 @@ def _close(writer: asyncio.StreamWriter | None) -> None:
 class GrpcMessages:
     """Pre-serialised Vote / VoteBatch messages (sent as bytes: no per-call proto building)."""
 
-    def __init__(self, kind: str, run_tag: str, seed: int = 7, pool: int = 512,
-                 batch_size: int = 1000, batches: int = 8) -> None:
+    def __init__(
+        self,
+        kind: str,
+        run_tag: str,
+        seed: int = 7,
+        pool: int = 512,
+        batch_size: int = 1000,
+        batches: int = 8,
+    ) -> None:
         from serve_app.grpc_stubs import votes_pb2 as pb
 
         traffic = Traffic(seed)
@@ -272,14 +315,18 @@ class GrpcMessages:
         self._ids = itertools.count()
         self._tag = run_tag
         if kind == "single":
-            self._singles = [pb.Vote(**traffic.vote(vote_id=False)).SerializeToString()
-                             for _ in range(pool)]
+            self._singles = [
+                pb.Vote(**traffic.vote(vote_id=False)).SerializeToString() for _ in range(pool)
+            ]
             self.votes = 1
         else:
             self._batches = [
-                pb.VoteBatch(votes=[pb.Vote(**v) for v in traffic.batch(batch_size, strings=False,
-                                                                         vote_id=False)])
-                .SerializeToString()
+                pb.VoteBatch(
+                    votes=[
+                        pb.Vote(**v)
+                        for v in traffic.batch(batch_size, strings=False, vote_id=False)
+                    ]
+                ).SerializeToString()
                 for _ in range(batches)
             ]
             self.votes = batch_size
@@ -293,10 +340,19 @@ class GrpcMessages:
         return self._batches[n % len(self._batches)]
 
 
-async def grpc_load(target: str, messages: GrpcMessages, *, concurrency: int, warmup_s: float,
-                    duration_s: float, rate: float | None = None, channels: int = 1,
-                    metadata: Sequence[tuple[str, str]] = (), pacer: Pacer | None = None,
-                    monitor: Monitor | None = None) -> LoadResult:
+async def grpc_load(
+    target: str,
+    messages: GrpcMessages,
+    *,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    rate: float | None = None,
+    channels: int = 1,
+    metadata: Sequence[tuple[str, str]] = (),
+    pacer: Pacer | None = None,
+    monitor: Monitor | None = None,
+) -> LoadResult:
     import grpc
 
     from serve_app.grpc_stubs import votes_pb2 as pb
@@ -304,11 +360,17 @@ async def grpc_load(target: str, messages: GrpcMessages, *, concurrency: int, wa
     result = LoadResult(duration_s)
     window = Window(warmup_s, duration_s)
     pacer = pacer or Pacer(rate)
-    method = "/votes.v1.VoteService/Cast" if messages.kind == "single" else "/votes.v1.VoteService/CastBatch"
+    method = (
+        "/votes.v1.VoteService/Cast"
+        if messages.kind == "single"
+        else "/votes.v1.VoteService/CastBatch"
+    )
     reply_type = pb.CastReply if messages.kind == "single" else pb.BatchReply
     opened = [grpc.aio.insecure_channel(target) for _ in range(channels)]
-    calls = [ch.unary_unary(method, request_serializer=None, response_deserializer=reply_type.FromString)
-             for ch in opened]
+    calls = [
+        ch.unary_unary(method, request_serializer=None, response_deserializer=reply_type.FromString)
+        for ch in opened
+    ]
 
     async def worker(index: int) -> None:
         call = calls[index % len(calls)]
@@ -318,7 +380,9 @@ async def grpc_load(target: str, messages: GrpcMessages, *, concurrency: int, wa
                 break
             started = time.monotonic()
             try:
-                reply = await call(messages.next(), timeout=REQUEST_TIMEOUT_S, metadata=metadata or None)
+                reply = await call(
+                    messages.next(), timeout=REQUEST_TIMEOUT_S, metadata=metadata or None
+                )
             except grpc.aio.AioRpcError as exc:
                 result.error(f"grpc_{exc.code().name}", messages.votes)
                 if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
@@ -334,8 +398,9 @@ async def grpc_load(target: str, messages: GrpcMessages, *, concurrency: int, wa
                 result.latencies_ms.append((finished - started) * 1000)
 
     try:
-        await _with_monitor(asyncio.gather(*(worker(i) for i in range(concurrency))), monitor, result,
-                            window)
+        await _with_monitor(
+            asyncio.gather(*(worker(i) for i in range(concurrency))), monitor, result, window
+        )
     finally:
         for channel in opened:
             await channel.close()

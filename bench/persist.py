@@ -58,8 +58,13 @@ def preload(topic: str, count: int) -> int:
         message = encode_record(record)
         while True:
             try:
-                producer.produce(topic, key=message.key, value=message.value, headers=message.headers,
-                                 on_delivery=lambda err, _m: err and failed.append(err))
+                producer.produce(
+                    topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                    on_delivery=lambda err, _m: err and failed.append(err),
+                )
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -85,11 +90,16 @@ def group_settled(admin: Any, group: str, members: int) -> bool:
     from confluent_kafka import ConsumerGroupState
 
     try:
-        description = admin.describe_consumer_groups([group], request_timeout=2)[group].result(timeout=3)
+        description = admin.describe_consumer_groups([group], request_timeout=2)[group].result(
+            timeout=3
+        )
     except Exception:  # noqa: BLE001 - not known yet, or the broker is busy: not settled
         return False
-    return (description.state == ConsumerGroupState.STABLE and len(description.members) == members
-            and all(m.assignment.topic_partitions for m in description.members))
+    return (
+        description.state == ConsumerGroupState.STABLE
+        and len(description.members) == members
+        and all(m.assignment.topic_partitions for m in description.members)
+    )
 
 
 def clear_counters(client: redis.Redis) -> None:
@@ -99,10 +109,18 @@ def clear_counters(client: redis.Redis) -> None:
         client.delete(*keys)
 
 
-def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: int,
-                replicas: int, timeout_s: float, mongo_url: str = MONGO_URL,
-                extra_cpu: Callable[[], dict[str, float]] | None = None,
-                write_concern: str | None = None) -> dict[str, Any]:
+def persist_run(
+    topic: str,
+    group: str,
+    mongo_db: str,
+    redis_db: int,
+    expected: int,
+    replicas: int,
+    timeout_s: float,
+    mongo_url: str = MONGO_URL,
+    extra_cpu: Callable[[], dict[str, float]] | None = None,
+    write_concern: str | None = None,
+) -> dict[str, Any]:
     """Start `replicas` pool workers on the preloaded topic; time the drain; reconcile.
 
     `mongo_url`: the vote log on another FerretDB than the stack's (bench.ferretdb_backends);
@@ -115,17 +133,23 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     admin = AdminClient({"bootstrap.servers": KAFKA})
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
     clear_counters(client)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")} | {
-        "VOTES_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
-        "VOTES_KAFKA_TOPIC": topic,
-        "VOTES_KAFKA_DLQ_TOPIC": topic + ".dlq",
-        "VOTES_KAFKA_CONSUMER_GROUP": group,
-        "VOTES_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "VOTES_MONGO_URL": mongo_url,
-        "VOTES_MONGO_DATABASE": mongo_db,
-    } | ({"VOTES_MONGO_WRITE_CONCERN": write_concern} if write_concern else {})
-    workers = [Proc(f"pool-{replicas}-{i}", [PY, "-m", "bench.pool_worker"], env=env)
-               for i in range(replicas)]
+    env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("VOTES_")}
+        | {
+            "VOTES_KAFKA_BOOTSTRAP_SERVERS": KAFKA,
+            "VOTES_KAFKA_TOPIC": topic,
+            "VOTES_KAFKA_DLQ_TOPIC": topic + ".dlq",
+            "VOTES_KAFKA_CONSUMER_GROUP": group,
+            "VOTES_REDIS_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+            "VOTES_MONGO_URL": mongo_url,
+            "VOTES_MONGO_DATABASE": mongo_db,
+        }
+        | ({"VOTES_MONGO_WRITE_CONCERN": write_concern} if write_concern else {})
+    )
+    workers = [
+        Proc(f"pool-{replicas}-{i}", [PY, "-m", "bench.pool_worker"], env=env)
+        for i in range(replicas)
+    ]
     samples: list[tuple[float, int]] = []
     started = time.monotonic()
     first_at = first_total = done_at = None
@@ -185,12 +209,16 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
     elif settled is not None and done_at is not None and expected - settled[1] >= expected / 5:
         steady = (expected - settled[1]) / max(1e-9, done_at - settled[0])
     return {
-        "votes_per_s": round(rate, 1), "p50_ms": None, "p99_ms": None,
+        "votes_per_s": round(rate, 1),
+        "p50_ms": None,
+        "p99_ms": None,
         # From the moment every worker held partitions (None: the group settled too late to tell).
         "steady_votes_per_s": None if steady is None else round(steady, 1),
         "settled_s": None if settled is None else round(settled[0] - started, 2),
         "errors": 0 if done_at is not None else 1,
-        "accepted": expected, "counted": counted, "stored": stored,
+        "accepted": expected,
+        "counted": counted,
+        "stored": stored,
         "reconciled": counted == expected and stored == expected,
         "reconciliation": f"records {expected} == counted {counted} == stored {stored}",
         "startup_s": round((first_at or started) - started, 2),
@@ -199,6 +227,7 @@ def persist_run(topic: str, group: str, mongo_db: str, redis_db: int, expected: 
         # CPU from the first counted vote to the last (steady state: no start-up, no checks).
         "cpu_window": {
             "votes": (expected - (first_total or 0)) if done_at is not None else 0,
-            "cpu_s": cpu_delta(stack_first, stack_done) | {"pool_worker": round(max(0.0, cpu_done - cpu_first), 3)},
+            "cpu_s": cpu_delta(stack_first, stack_done)
+            | {"pool_worker": round(max(0.0, cpu_done - cpu_first), 3)},
         },
     }

@@ -32,8 +32,10 @@ LAYERS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("ours (serve_app)", re.compile(r"serve_app/")),
     ("confluent-kafka", re.compile(r"confluent_kafka/")),
     ("pydantic", re.compile(r"pydantic(_core)?/")),
-    ("web stack (fastapi, starlette, uvicorn, h11/httptools)",
-     re.compile(r"(fastapi|starlette|uvicorn|h11|httptools)/")),
+    (
+        "web stack (fastapi, starlette, uvicorn, h11/httptools)",
+        re.compile(r"(fastapi|starlette|uvicorn|h11|httptools)/"),
+    ),
     ("grpc", re.compile(r"grpc/")),
     ("ray serve", re.compile(r"ray/serve/")),
     ("ray core", re.compile(r"ray/")),
@@ -58,8 +60,10 @@ class Folded:
             return {"samples": 0}
         return {
             "samples": self.samples,
-            "top_own": [{"function": name, "share": round(n / self.samples, 3)}
-                        for name, n in self.own.most_common(top)],
+            "top_own": [
+                {"function": name, "share": round(n / self.samples, 3)}
+                for name, n in self.own.most_common(top)
+            ],
             "layers": {name: round(n / self.samples, 3) for name, n in self.layers.most_common()},
         }
 
@@ -68,8 +72,10 @@ class Folded:
         if not self.samples:
             return []
         rows = [(key, n) for key, n in self.inclusive.most_common() if file_part in key[1]]
-        return [{"function": f"{name} ({_short_file(file)})", "share": round(n / self.samples, 3)}
-                for (name, file), n in rows[:top]]
+        return [
+            {"function": f"{name} ({_short_file(file)})", "share": round(n / self.samples, 3)}
+            for (name, file), n in rows[:top]
+        ]
 
 
 def _short_file(path: str) -> str:
@@ -141,11 +147,29 @@ class Profiler:
             if role not in PROFILED_ROLES:
                 continue
             path = self.out_dir / f"{self.scenario}.{role}.{proc.pid}.txt"
-            command = [program, "record", "--pid", str(proc.pid), "--rate", str(SAMPLE_RATE_HZ),
-                       "--duration", str(max(1, round(self.duration_s))), "--format", "raw",
-                       "--output", str(path), "--nonblocking"]
-            self._running.append((role, proc.pid, path, subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+            command = [
+                program,
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--rate",
+                str(SAMPLE_RATE_HZ),
+                "--duration",
+                str(max(1, round(self.duration_s))),
+                "--format",
+                "raw",
+                "--output",
+                str(path),
+                "--nonblocking",
+            ]
+            self._running.append(
+                (
+                    role,
+                    proc.pid,
+                    path,
+                    subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
+                )
+            )
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -156,8 +180,10 @@ class Profiler:
                 process.kill()
                 _, stderr = process.communicate()
             if not path.exists():
-                log(f"profile: py-spy wrote nothing for {role} (pid {pid}): "
-                    f"{stderr.decode(errors='replace').strip()[-300:]}")
+                log(
+                    f"profile: py-spy wrote nothing for {role} (pid {pid}): "
+                    f"{stderr.decode(errors='replace').strip()[-300:]}"
+                )
                 continue
             with path.open(errors="replace") as lines:
                 summary = fold(lines).summary()
@@ -174,13 +200,17 @@ def markdown(scenarios: list[dict[str, Any]]) -> list[str]:
         for role, summary in (scenario.get("profile") or {}).items():
             if not summary.get("samples"):
                 continue
-            layers = ", ".join(f"{name} {share:.0%}" for name, share in summary["layers"].items()
-                               if share >= 0.01)
-            heading = (f"**{scenario['name']}, {role}** ({summary['samples']} samples at "
-                       f"{SAMPLE_RATE_HZ} Hz): {layers}")
+            layers = ", ".join(
+                f"{name} {share:.0%}" for name, share in summary["layers"].items() if share >= 0.01
+            )
+            heading = (
+                f"**{scenario['name']}, {role}** ({summary['samples']} samples at "
+                f"{SAMPLE_RATE_HZ} Hz): {layers}"
+            )
             lines += [heading, ""]
             lines += ["| own time | function |", "| ---: | --- |"]
-            lines += [f"| {row['share']:.1%} | `{row['function']}` |" for row in summary["top_own"][:8]]
+            lines += [
+                f"| {row['share']:.1%} | `{row['function']}` |" for row in summary["top_own"][:8]
+            ]
             lines.append("")
     return lines
-

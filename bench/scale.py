@@ -86,7 +86,8 @@ def count_list(text: str, *, what: str, maximum: int, why_maximum: str) -> list[
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or not all(items):
         raise argparse.ArgumentTypeError(
-            f"{what}: give a comma-separated list of whole numbers, e.g. 1,2,4 (got {text!r})")
+            f"{what}: give a comma-separated list of whole numbers, e.g. 1,2,4 (got {text!r})"
+        )
     values = []
     for item in items:
         try:
@@ -96,7 +97,9 @@ def count_list(text: str, *, what: str, maximum: int, why_maximum: str) -> list[
         if value < 1:
             raise argparse.ArgumentTypeError(f"{what}: {value} is not a count; the least is 1")
         if value > maximum:
-            raise argparse.ArgumentTypeError(f"{what}: {value} is more than {maximum} ({why_maximum})")
+            raise argparse.ArgumentTypeError(
+                f"{what}: {value} is more than {maximum} ({why_maximum})"
+            )
         values.append(value)
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"{what}: {text!r} names a count twice")
@@ -104,13 +107,21 @@ def count_list(text: str, *, what: str, maximum: int, why_maximum: str) -> list[
 
 
 def replica_list(text: str) -> list[int]:
-    return count_list(text, what="ingress replicas", maximum=MAX_REPLICAS,
-                      why_maximum="the port block gives direct ingress 20 HTTP ports")
+    return count_list(
+        text,
+        what="ingress replicas",
+        maximum=MAX_REPLICAS,
+        why_maximum="the port block gives direct ingress 20 HTTP ports",
+    )
 
 
 def consumer_list(text: str) -> list[int]:
-    return count_list(text, what="consumers", maximum=PARTITIONS,
-                      why_maximum=f"the topic has {PARTITIONS} partitions: another consumer would idle")
+    return count_list(
+        text,
+        what="consumers",
+        maximum=PARTITIONS,
+        why_maximum=f"the topic has {PARTITIONS} partitions: another consumer would idle",
+    )
 
 
 def series_list(text: str) -> list[str]:
@@ -118,7 +129,8 @@ def series_list(text: str) -> list[str]:
     unknown = [name for name in names if name not in SERIES]
     if not names or unknown:
         raise argparse.ArgumentTypeError(
-            f"series: unknown {unknown or text!r}; known: {', '.join(SERIES)}")
+            f"series: unknown {unknown or text!r}; known: {', '.join(SERIES)}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -146,44 +158,85 @@ def port(what: str) -> Callable[[str], int]:
         value = _number(text, int, what, 1, strict=False)
         if value > 65535 - PORT_BLOCK_SIZE:
             raise argparse.ArgumentTypeError(
-                f"{what}: {value} is not a usable port (1-{65535 - PORT_BLOCK_SIZE})")
+                f"{what}: {value} is not a usable port (1-{65535 - PORT_BLOCK_SIZE})"
+            )
         return value
+
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke: replicas 1,2; consumers 1,2; tiny windows; one repeat")
-    parser.add_argument("--replicas", type=replica_list, help="ingress replica counts (default 1,2,4,8)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke: replicas 1,2; consumers 1,2; tiny windows; one repeat",
+    )
+    parser.add_argument(
+        "--replicas", type=replica_list, help="ingress replica counts (default 1,2,4,8)"
+    )
     parser.add_argument("--consumers", type=consumer_list, help="pool sizes (default 1,2,3,4,5,6)")
-    parser.add_argument("--series", type=series_list, default=series_list(DEFAULT_SERIES),
-                        help=f"ingest series, comma-separated (default {DEFAULT_SERIES}; known: "
-                             f"{', '.join(SERIES)})")
+    parser.add_argument(
+        "--series",
+        type=series_list,
+        default=series_list(DEFAULT_SERIES),
+        help=f"ingest series, comma-separated (default {DEFAULT_SERIES}; known: "
+        f"{', '.join(SERIES)})",
+    )
     parser.add_argument("--skip-ingest", action="store_true", help="measure persist only")
     parser.add_argument("--skip-persist", action="store_true", help="measure ingest only")
-    parser.add_argument("--repeats", type=positive_int("repeats"), help="repeats per point (default 3)")
-    parser.add_argument("--warmup", type=seconds("warmup", zero_ok=True),
-                        help="seconds of warm-up before each measured window (default 3)")
-    parser.add_argument("--duration", type=seconds("duration", zero_ok=False),
-                        help="seconds of each measured window (default 8)")
-    parser.add_argument("--loadgen-procs", type=positive_int("load-generator processes"),
-                        help="load-generator processes (default: one per core but one, at least 1)")
-    parser.add_argument("--concurrency", type=positive_int("concurrency"),
-                        help="single-vote requests in flight per ingress replica (default 32)")
-    parser.add_argument("--batch-concurrency", type=positive_int("batch concurrency"),
-                        help="batch requests in flight per ingress replica (default 4)")
-    parser.add_argument("--persist-records", type=positive_int("persist records"),
-                        help="records preloaded for persist (default 40000)")
+    parser.add_argument(
+        "--repeats", type=positive_int("repeats"), help="repeats per point (default 3)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=seconds("warmup", zero_ok=True),
+        help="seconds of warm-up before each measured window (default 3)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=seconds("duration", zero_ok=False),
+        help="seconds of each measured window (default 8)",
+    )
+    parser.add_argument(
+        "--loadgen-procs",
+        type=positive_int("load-generator processes"),
+        help="load-generator processes (default: one per core but one, at least 1)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int("concurrency"),
+        help="single-vote requests in flight per ingress replica (default 32)",
+    )
+    parser.add_argument(
+        "--batch-concurrency",
+        type=positive_int("batch concurrency"),
+        help="batch requests in flight per ingress replica (default 4)",
+    )
+    parser.add_argument(
+        "--persist-records",
+        type=positive_int("persist records"),
+        help="records preloaded for persist (default 40000)",
+    )
     parser.add_argument("--http-port", type=port("http port"), default=20040)
     parser.add_argument("--grpc-port", type=port("grpc port"), default=20041)
-    parser.add_argument("--port-block", type=port("port block"),
-                        default=int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39500")),
-                        help=f"first of the {PORT_BLOCK_SIZE} ports Serve's direct ingress and HAProxy "
-                             "take (default: VOTES_BENCH_PORT_BLOCK, else 39500)")
-    parser.add_argument("--redis-db", type=_redis_db, default=8,
-                        help="Redis database of the persist counters (and the app's), default 8")
+    parser.add_argument(
+        "--port-block",
+        type=port("port block"),
+        default=int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39500")),
+        help=f"first of the {PORT_BLOCK_SIZE} ports Serve's direct ingress and HAProxy "
+        "take (default: VOTES_BENCH_PORT_BLOCK, else 39500)",
+    )
+    parser.add_argument(
+        "--redis-db",
+        type=_redis_db,
+        default=8,
+        help="Redis database of the persist counters (and the app's), default 8",
+    )
     parser.add_argument("--serve-config", type=Path, default=ROOT / "config.yaml")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where scale.{json,md,png} go")
     parser.add_argument("--no-chart", action="store_true")
@@ -254,8 +307,10 @@ def make_plan(args: argparse.Namespace, cores: int) -> Plan:
 def ingress_actor_options(config: dict[str, Any], replicas: int, cpus: int) -> dict[str, Any]:
     """config.yaml's VoteIngress ray_actor_options (runtime_env kept) with num_cpus lowered so that
     `replicas` of them fit in the `cpus` Ray has: a reservation, not a limit on what they use."""
-    deployment = next((d for d in config["applications"][0].get("deployments", [])
-                       if d["name"] == "VoteIngress"), None)
+    deployment = next(
+        (d for d in config["applications"][0].get("deployments", []) if d["name"] == "VoteIngress"),
+        None,
+    )
     if deployment is None:
         raise ValueError("the Serve config has no VoteIngress deployment")
     options = copy.deepcopy(deployment.get("ray_actor_options") or {})
@@ -273,7 +328,10 @@ def haproxy_replicas_up(state_dir: Path) -> dict[str, int]:
     puts in a folder of its own under state_dir); {} while there is no socket to ask."""
     up: dict[str, int] = {}
     for socket_path in state_dir.glob("*/admin.sock"):
-        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        with (
+            contextlib.suppress(OSError),
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock,
+        ):
             sock.settimeout(2)
             sock.connect(str(socket_path))
             sock.sendall(b"show stat\n")
@@ -359,19 +417,26 @@ class ScaleBench:
     def check_stack(self) -> None:
         for name, port_number in (("Kafka", 9092), ("Redis", 6379), ("MongoDB/FerretDB", 27017)):
             if not port_open("127.0.0.1", port_number):
-                raise SystemExit(f"{name} is not answering on 127.0.0.1:{port_number}: run `make stack-up`")
+                raise SystemExit(
+                    f"{name} is not answering on 127.0.0.1:{port_number}: run `make stack-up`"
+                )
 
     def check_redis_db(self) -> None:
         """The Redis database must be empty of anything but the app's own `votes:*` keys."""
         client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.args.redis_db)
         try:
-            foreign = [key for key in client.scan_iter(count=200)
-                       if not key.decode(errors="replace").startswith("votes:")]
+            foreign = [
+                key
+                for key in client.scan_iter(count=200)
+                if not key.decode(errors="replace").startswith("votes:")
+            ]
         finally:
             client.close()
         if foreign:
-            raise SystemExit(f"Redis database {self.args.redis_db} holds other data ({foreign[:3]}): "
-                             "pick another with --redis-db")
+            raise SystemExit(
+                f"Redis database {self.args.redis_db} holds other data ({foreign[:3]}): "
+                "pick another with --redis-db"
+            )
 
     def clear_redis_db(self) -> None:
         client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=self.args.redis_db)
@@ -391,8 +456,12 @@ class ScaleBench:
                 try:
                     result = one()
                 except Exception as exc:  # noqa: BLE001 - reported as a failed repeat
-                    result = {"votes_per_s": None, "errors": 1, "reconciled": False,
-                              "failure": f"{type(exc).__name__}: {exc}"}
+                    result = {
+                        "votes_per_s": None,
+                        "errors": 1,
+                        "reconciled": False,
+                        "failure": f"{type(exc).__name__}: {exc}",
+                    }
                 disturbed = stack_pids() != before
                 if disturbed and attempt == 0:
                     log(f"{name} #{index + 1}: a stack part restarted meanwhile; running it again")
@@ -415,10 +484,12 @@ class ScaleBench:
         self.mongo_databases.append(database)
         return {
             "kafka_bootstrap_servers": KAFKA,
-            "kafka_topic": topic, "kafka_dlq_topic": dlq,
+            "kafka_topic": topic,
+            "kafka_dlq_topic": dlq,
             "kafka_consumer_group": self.names.group_for(f"ingest-x{replicas}"),
             "redis_url": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.args.redis_db}",
-            "mongo_url": MONGO_URL, "mongo_database": database,
+            "mongo_url": MONGO_URL,
+            "mongo_database": database,
         }, topic
 
     def ingest(self) -> None:
@@ -434,11 +505,15 @@ class ScaleBench:
         args, topic = self.serve_args(replicas)
         actor_options = ingress_actor_options(self.config, replicas, self.cores)
         self.ingress_num_cpus[replicas] = actor_options["num_cpus"]
-        overrides = {"VoteIngress": {"num_replicas": replicas, "ray_actor_options": actor_options},
-                     # The idle pool: one replica that reserves no CPU.
-                     "VotePersister": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}}}
-        log(f"ingest x{replicas}: starting Serve with {replicas} ingress replica(s) "
-            f"(num_cpus {actor_options['num_cpus']} each)")
+        overrides = {
+            "VoteIngress": {"num_replicas": replicas, "ray_actor_options": actor_options},
+            # The idle pool: one replica that reserves no CPU.
+            "VotePersister": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0}},
+        }
+        log(
+            f"ingest x{replicas}: starting Serve with {replicas} ingress replica(s) "
+            f"(num_cpus {actor_options['num_cpus']} each)"
+        )
         started = time.monotonic()
         instance = self.start_serve(args, overrides)
         try:
@@ -453,9 +528,17 @@ class ScaleBench:
 
                 runs = self.repeats(name, one)
                 busy, shares = point_cpu(runs)
-                self.ingest_points.append(summarize_runs(name, runs) | {
-                    "series": series, "size": replicas, "busy_share": busy, "cpu_share": shares,
-                    "startup_s": startup_s, "num_cpus_per_replica": actor_options["num_cpus"]})
+                self.ingest_points.append(
+                    summarize_runs(name, runs)
+                    | {
+                        "series": series,
+                        "size": replicas,
+                        "busy_share": busy,
+                        "cpu_share": shares,
+                        "startup_s": startup_s,
+                        "num_cpus_per_replica": actor_options["num_cpus"],
+                    }
+                )
         finally:
             instance.stop()
             self.clear_redis_db()
@@ -468,13 +551,19 @@ class ScaleBench:
         attempts = 3
         for attempt in range(1, attempts + 1):
             self.wait_for_port_block()
-            instance = ServeInstance(args=args, mode=SERVE_MODE, http_port=self.args.http_port,
-                                     grpc_port=self.args.grpc_port, config_path=self.args.serve_config,
-                                     deployment_overrides=overrides, import_path=INGEST_APP,
-                                     port_block=self.args.port_block,
-                                     # Exactly `make run`'s environment. Serve's fallback proxy
-                                     # gets ports of the block (private_instance): decision 0017.
-                                     extra_env=dict(SERVE_ENV))
+            instance = ServeInstance(
+                args=args,
+                mode=SERVE_MODE,
+                http_port=self.args.http_port,
+                grpc_port=self.args.grpc_port,
+                config_path=self.args.serve_config,
+                deployment_overrides=overrides,
+                import_path=INGEST_APP,
+                port_block=self.args.port_block,
+                # Exactly `make run`'s environment. Serve's fallback proxy
+                # gets ports of the block (private_instance): decision 0017.
+                extra_env=dict(SERVE_ENV),
+            )
             try:
                 instance.start()  # stops what it started when it fails with an Exception
                 return instance
@@ -484,8 +573,10 @@ class ScaleBench:
             except Exception as exc:  # retried, then raised
                 if attempt == attempts:
                     raise
-                log(f"Serve did not start ({type(exc).__name__}: {exc}); try {attempt + 1} of "
-                    f"{attempts} in {START_RETRY_PAUSE_S:.0f} s")
+                log(
+                    f"Serve did not start ({type(exc).__name__}: {exc}); try {attempt + 1} of "
+                    f"{attempts} in {START_RETRY_PAUSE_S:.0f} s"
+                )
                 time.sleep(START_RETRY_PAUSE_S)
         raise AssertionError("not reached")
 
@@ -499,35 +590,61 @@ class ScaleBench:
             if time.monotonic() > deadline:
                 return  # ServeInstance refuses to start and says which ports
             if not said:
-                log(f"port block {block.start}-{block.stop - 1} in use by {holders}: waiting up to "
-                    f"{timeout_s:.0f} s")
+                log(
+                    f"port block {block.start}-{block.stop - 1} in use by {holders}: waiting up to "
+                    f"{timeout_s:.0f} s"
+                )
                 said = True
             time.sleep(2)
 
     def wait_for_replicas(self, instance: Any, replicas: int, timeout_s: float = 240) -> None:
         """All N replica processes alive and HAProxy routing to N servers of a backend."""
         session = instance.proc.pid
-        wait_until(lambda: replica_counts([session]).get("serve_ingress_replica", 0) >= replicas,
-                   timeout_s, f"{replicas} ingress replica processes", every_s=1, alive=instance.proc.alive)
+        wait_until(
+            lambda: replica_counts([session]).get("serve_ingress_replica", 0) >= replicas,
+            timeout_s,
+            f"{replicas} ingress replica processes",
+            every_s=1,
+            alive=instance.proc.alive,
+        )
         # Both backends (HTTP and gRPC) route to every replica.
         try:
-            wait_until(lambda: min(haproxy_replicas_up(instance.haproxy_dir).values(), default=0) >= replicas,
-                       60, f"HAProxy routing to {replicas} replicas", every_s=1,
-                       alive=instance.proc.alive)
+            wait_until(
+                lambda: (
+                    min(haproxy_replicas_up(instance.haproxy_dir).values(), default=0) >= replicas
+                ),
+                60,
+                f"HAProxy routing to {replicas} replicas",
+                every_s=1,
+                alive=instance.proc.alive,
+            )
         except Exception as exc:  # noqa: BLE001 - the processes are up; say so and measure anyway
-            log(f"could not confirm HAProxy routes to all replicas ({exc}): "
-                f"replicas UP per backend {haproxy_replicas_up(instance.haproxy_dir)}")
+            log(
+                f"could not confirm HAProxy routes to all replicas ({exc}): "
+                f"replicas UP per backend {haproxy_replicas_up(instance.haproxy_dir)}"
+            )
 
-    def ingest_repeat(self, series: str, replicas: int, instance: Any, topic: str) -> dict[str, Any]:
+    def ingest_repeat(
+        self, series: str, replicas: int, instance: Any, topic: str
+    ) -> dict[str, Any]:
         """One repeat: P processes load the instance; CPU over the measured window; reconcile."""
         plan = self.plan
         protocol, kind = SERIES[series]
-        per_replica = plan.batch_concurrency_per_replica if kind == "batch" else plan.concurrency_per_replica
+        per_replica = (
+            plan.batch_concurrency_per_replica if kind == "batch" else plan.concurrency_per_replica
+        )
         per_process = concurrency_per_process(per_replica, replicas, plan.loadgen_processes)
-        spec = LoadSpec(protocol=protocol, kind=kind, host="127.0.0.1", http_port=instance.http_port,
-                        grpc_target=instance.grpc_target, concurrency=per_process,
-                        warmup_s=plan.warmup_s, duration_s=plan.duration_s,
-                        tag=f"{self.names.run_id}{series[0]}{time.monotonic_ns() % 10**8}")
+        spec = LoadSpec(
+            protocol=protocol,
+            kind=kind,
+            host="127.0.0.1",
+            http_port=instance.http_port,
+            grpc_target=instance.grpc_target,
+            concurrency=per_process,
+            warmup_s=plan.warmup_s,
+            duration_s=plan.duration_s,
+            tag=f"{self.names.run_id}{series[0]}{time.monotonic_ns() % 10**8}",
+        )
         ends_before = partition_ends(topic)
         with LoadFleet(spec, plan.loadgen_processes) as fleet:
             fleet.prepare()
@@ -572,6 +689,7 @@ class ScaleBench:
         records = preload(topic, self.plan.persist_records)
         timeout = max(60.0, records / 200)
         for consumers in self.plan.consumers:
+
             def one(c: int = consumers) -> dict[str, Any]:
                 run_id = time.monotonic_ns() % 10**8
                 database = self.names.mongo_database_for(f"persist_{c}_{run_id}")
@@ -580,17 +698,28 @@ class ScaleBench:
                 self.groups.append(group)
                 with MachineSampler() as sampler:
                     called = time.monotonic()
-                    result = persist_run(topic, group, database, self.args.redis_db, records, c, timeout)
+                    result = persist_run(
+                        topic, group, database, self.args.redis_db, records, c, timeout
+                    )
                 return result | self.persist_cpu(result, sampler, called)
 
             name = f"persist_x{consumers}"
             runs = self.repeats(name, one)
             busy, shares = point_cpu(runs)
-            self.persist_points.append(summarize_runs(name, runs) | {
-                "series": "persist", "size": consumers, "busy_share": busy, "cpu_share": shares,
-                "records": records})
+            self.persist_points.append(
+                summarize_runs(name, runs)
+                | {
+                    "series": "persist",
+                    "size": consumers,
+                    "busy_share": busy,
+                    "cpu_share": shares,
+                    "records": records,
+                }
+            )
 
-    def persist_cpu(self, result: dict[str, Any], sampler: MachineSampler, called: float) -> dict[str, Any]:
+    def persist_cpu(
+        self, result: dict[str, Any], sampler: MachineSampler, called: float
+    ) -> dict[str, Any]:
         """Shares of the machine during the drain (first counted vote to the last)."""
         window = result.get("cpu_window") or {}
         drain_s = float(result.get("drain_s") or 0)
@@ -614,8 +743,10 @@ class ScaleBench:
         load_before = os.getloadavg()
         failures = self.failures
         try:
-            for what, step, skip in (("ingest", self.ingest, self.args.skip_ingest),
-                                     ("persist", self.persist, self.args.skip_persist)):
+            for what, step, skip in (
+                ("ingest", self.ingest, self.args.skip_ingest),
+                ("persist", self.persist, self.args.skip_persist),
+            ):
                 if skip:
                     continue
                 try:
@@ -637,18 +768,28 @@ class ScaleBench:
             "persist": self.persist_points,
             "machine": machine_info(load_before),
             "config": {
-                "quick": self.args.quick, "plan": asdict(plan), "serve_mode": SERVE_MODE,
-                "app": INGEST_APP, "ingress_num_cpus": self.ingress_num_cpus,
-                "loadgen_processes": plan.loadgen_processes, "persist_records": plan.persist_records,
-                "partitions": PARTITIONS, "failures": failures,
+                "quick": self.args.quick,
+                "plan": asdict(plan),
+                "serve_mode": SERVE_MODE,
+                "app": INGEST_APP,
+                "ingress_num_cpus": self.ingress_num_cpus,
+                "loadgen_processes": plan.loadgen_processes,
+                "persist_records": plan.persist_records,
+                "partitions": PARTITIONS,
+                "failures": failures,
             },
         }
         write_reports(data, self.args.out, chart=not self.args.no_chart)
-        unclean = [p["name"] for p in [*self.ingest_points, *self.persist_points]
-                   if p.get("errors") or not p.get("reconciled")]
-        log(f"done in {time.monotonic() - self.started:.0f} s; wrote {self.args.out}/scale.*"
+        unclean = [
+            p["name"]
+            for p in [*self.ingest_points, *self.persist_points]
+            if p.get("errors") or not p.get("reconciled")
+        ]
+        log(
+            f"done in {time.monotonic() - self.started:.0f} s; wrote {self.args.out}/scale.*"
             + (f"; NOT clean: {', '.join(unclean)}" if unclean else "")
-            + (f"; failed: {'; '.join(failures)}" if failures else ""))
+            + (f"; failed: {'; '.join(failures)}" if failures else "")
+        )
         return 1 if unclean or failures else 0
 
 
@@ -669,18 +810,26 @@ def partition_ends(topic: str) -> dict[int, int]:
     """Each partition's high watermark: the offset its next record gets."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"scale-ends-{os.getpid()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"scale-ends-{os.getpid()}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
     finally:
         consumer.close()
 
 
-def distinct_keys(topic: str, start: dict[int, int], end: dict[int, int],
-                  timeout_s: float = 60.0) -> tuple[int, int]:
+def distinct_keys(
+    topic: str, start: dict[int, int], end: dict[int, int], timeout_s: float = 60.0
+) -> tuple[int, int]:
     """Records read between two sets of partition ends, and how many distinct keys (vote_ids)
     they carry: fewer keys than records means some vote was written twice. Bounded in time."""
     from confluent_kafka import Consumer, TopicPartition
@@ -688,8 +837,13 @@ def distinct_keys(topic: str, start: dict[int, int], end: dict[int, int],
     wanted = {p: end[p] for p in end if end[p] > start.get(p, 0)}
     if not wanted:
         return 0, 0
-    consumer = Consumer({"bootstrap.servers": KAFKA, "group.id": f"scale-keys-{os.getpid()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"scale-keys-{os.getpid()}",
+            "enable.auto.commit": False,
+        }
+    )
     keys: set[bytes] = set()
     read = 0
     try:
@@ -729,8 +883,11 @@ def describe(result: dict[str, Any]) -> str:
     if share:
         parts.append(f"cores {100 * sum(share.values()):.0f}% busy")
     parts.append(f"errors {result.get('errors')}")
-    parts.append("reconciled" if result.get("reconciled")
-                 else f"NOT reconciled ({result.get('reconciliation')})")
+    parts.append(
+        "reconciled"
+        if result.get("reconciled")
+        else f"NOT reconciled ({result.get('reconciliation')})"
+    )
     if result.get("failure"):
         parts.append(result["failure"])
     return "; ".join(parts)

@@ -50,8 +50,10 @@ def loadgen_processes(cpus: int | None, requested: int | None = None) -> int:
 def concurrency_per_process(per_replica: int, replicas: int, processes: int) -> int:
     """Requests in flight in each process: per_replica x replicas in all, split over processes."""
     if min(per_replica, replicas, processes) < 1:
-        raise ValueError(f"per_replica, replicas and processes must be >= 1 "
-                         f"(got {per_replica}, {replicas}, {processes})")
+        raise ValueError(
+            f"per_replica, replicas and processes must be >= 1 "
+            f"(got {per_replica}, {replicas}, {processes})"
+        )
     return max(1, math.ceil(per_replica * replicas / processes))
 
 
@@ -82,16 +84,27 @@ def _child(spec: LoadSpec, index: int, start: Any, release: Any, results: Any) -
             results.put(("ready", index, None))
             if not start.wait(READY_TIMEOUT_S):
                 return
-            result = loadgen.run_http(spec.host, spec.http_port, path, bodies,
-                                      concurrency=spec.concurrency, warmup_s=spec.warmup_s,
-                                      duration_s=spec.duration_s)
+            result = loadgen.run_http(
+                spec.host,
+                spec.http_port,
+                path,
+                bodies,
+                concurrency=spec.concurrency,
+                warmup_s=spec.warmup_s,
+                duration_s=spec.duration_s,
+            )
         else:
             messages = loadgen.GrpcMessages(spec.kind, tag)
             results.put(("ready", index, None))
             if not start.wait(READY_TIMEOUT_S):
                 return
-            result = loadgen.run_grpc(spec.grpc_target, messages, concurrency=spec.concurrency,
-                                      warmup_s=spec.warmup_s, duration_s=spec.duration_s)
+            result = loadgen.run_grpc(
+                spec.grpc_target,
+                messages,
+                concurrency=spec.concurrency,
+                warmup_s=spec.warmup_s,
+                duration_s=spec.duration_s,
+            )
         results.put(("done", index, result))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the repeat
         results.put(("failed", index, f"{type(exc).__name__}: {exc}"))
@@ -107,10 +120,15 @@ class LoadFleet:
         self._start = context.Event()
         self._release = context.Event()
         self._results = context.Queue()
-        self._procs = [context.Process(target=_child, name=f"scale-loadgen-{i}",
-                                       args=(spec, i, self._start, self._release, self._results),
-                                       daemon=True)
-                       for i in range(processes)]
+        self._procs = [
+            context.Process(
+                target=_child,
+                name=f"scale-loadgen-{i}",
+                args=(spec, i, self._start, self._release, self._results),
+                daemon=True,
+            )
+            for i in range(processes)
+        ]
         self.started_at: float | None = None
 
     @property
@@ -138,7 +156,9 @@ class LoadFleet:
     def collect(self) -> LoadResult:
         """Wait for every process's result (bounded: the window plus a request timeout)."""
         spec = self.spec
-        deadline = time.monotonic() + spec.warmup_s + spec.duration_s + loadgen.REQUEST_TIMEOUT_S + 60
+        deadline = (
+            time.monotonic() + spec.warmup_s + spec.duration_s + loadgen.REQUEST_TIMEOUT_S + 60
+        )
         results: list[LoadResult] = []
         failures = []
         while len(results) + len(failures) < len(self._procs):

@@ -68,7 +68,9 @@ def efficiency(rates: dict[int, float | None]) -> dict[int, float | None]:
 def cpu_shares(cpu_s: dict[str, float], wall_s: float, cores: int) -> dict[str, float]:
     """Each process class's CPU seconds as a share of all the machine's cores over wall_s."""
     if wall_s <= 0 or cores <= 0:
-        raise ValueError(f"cpu_shares needs a positive window and core count (got {wall_s}, {cores})")
+        raise ValueError(
+            f"cpu_shares needs a positive window and core count (got {wall_s}, {cores})"
+        )
     capacity = wall_s * cores
     return {part: round(seconds / capacity, 4) for part, seconds in cpu_s.items()}
 
@@ -80,8 +82,10 @@ def point_cpu(runs: Iterable[dict[str, Any]]) -> tuple[float | None, dict[str, f
         return None, {}
     busy = round(statistics.median(sum(share.values()) for share in shares), 4)
     parts = sorted({part for share in shares for part in share})
-    mean = {part: round(sum(share.get(part, 0.0) for share in shares) / len(shares), 4)
-            for part in parts}
+    mean = {
+        part: round(sum(share.get(part, 0.0) for share in shares) / len(shares), 4)
+        for part in parts
+    }
     return busy, mean
 
 
@@ -125,22 +129,32 @@ def by_series(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ingest_table(points: Sequence[dict[str, Any]]) -> list[str]:
-    lines = [("| series | replicas | votes/s (median) | spread (min-max) | efficiency | "
-             "cores busy | p99 ms | clean |"),
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: |"]
+    lines = [
+        (
+            "| series | replicas | votes/s (median) | spread (min-max) | efficiency | "
+            "cores busy | p99 ms | clean |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
     for p in by_series(points):
-        lines.append(f"| {p['series']} | {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
-                     f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | "
-                     f"{_num(p.get('p99_ms'), 0)} | {_clean(p)} |")
+        lines.append(
+            f"| {p['series']} | {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
+            f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | "
+            f"{_num(p.get('p99_ms'), 0)} | {_clean(p)} |"
+        )
     return lines
 
 
 def persist_table(points: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| consumers | votes/s (median) | spread (min-max) | efficiency | cores busy | clean |",
-             "| ---: | ---: | ---: | ---: | ---: | :---: |"]
+    lines = [
+        "| consumers | votes/s (median) | spread (min-max) | efficiency | cores busy | clean |",
+        "| ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
     for p in points:
-        lines.append(f"| {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
-                     f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | {_clean(p)} |")
+        lines.append(
+            f"| {p['size']} | {_num(p.get('votes_per_s'))} | {_spread(p)} | "
+            f"{_num(p.get('efficiency'), 2)} | {_pct(p.get('busy_share'))} | {_clean(p)} |"
+        )
     return lines
 
 
@@ -151,11 +165,16 @@ def cpu_table(points: Sequence[dict[str, Any]]) -> list[str]:
     order = list(PART_LABELS)
     present = {part for p in rows for part, share in p["cpu_share"].items() if share >= 0.005}
     parts = [part for part in order if part in present] + sorted(present - set(order))
-    lines = ["| series | size | busy | " + " | ".join(PART_LABELS.get(p, p) for p in parts) + " |",
-             "| --- | ---: | ---: | " + " | ".join("---:" for _ in parts) + " |"]
+    lines = [
+        "| series | size | busy | " + " | ".join(PART_LABELS.get(p, p) for p in parts) + " |",
+        "| --- | ---: | ---: | " + " | ".join("---:" for _ in parts) + " |",
+    ]
     for p in rows:
-        lines.append(f"| {p['series']} | {p['size']} | {_pct(p.get('busy_share'))} | "
-                     + " | ".join(_pct(p["cpu_share"].get(part)) for part in parts) + " |")
+        lines.append(
+            f"| {p['series']} | {p['size']} | {_pct(p.get('busy_share'))} | "
+            + " | ".join(_pct(p["cpu_share"].get(part)) for part in parts)
+            + " |"
+        )
     return lines
 
 
@@ -169,8 +188,9 @@ def counted(size: int, what: str) -> str:
     return f"{size} {what[:-1] if size == 1 else what}"
 
 
-def saturation_reading(points: Sequence[dict[str, Any]], cores: int,
-                       what: str = "replicas") -> list[str]:
+def saturation_reading(
+    points: Sequence[dict[str, Any]], cores: int, what: str = "replicas"
+) -> list[str]:
     """For each series: from which size the machine's cores are saturated, and by whom."""
     lines = []
     for series in dict.fromkeys(p["series"] for p in points):
@@ -182,46 +202,62 @@ def saturation_reading(points: Sequence[dict[str, Any]], cores: int,
         shown = first or measured[-1]
         shares = dict(shown.get("cpu_share") or {})
         others = shares.pop(OTHERS, 0.0)
-        where = (f"at {counted(shown['size'], what)} the machine's {cores} cores are "
-                 f"{_pct(shown['busy_share'])} busy: this benchmark {_pct(sum(shares.values()))} "
-                 f"({top_parts(shares)}), other processes {_pct(others)}")
+        where = (
+            f"at {counted(shown['size'], what)} the machine's {cores} cores are "
+            f"{_pct(shown['busy_share'])} busy: this benchmark {_pct(sum(shares.values()))} "
+            f"({top_parts(shares)}), other processes {_pct(others)}"
+        )
         if first is not None and others >= NOISY:
-            lines.append(f"- {series}: {where}: saturated by other processes' load, not by "
-                         f"scale-out; re-run on a quiet machine to read this series.")
+            lines.append(
+                f"- {series}: {where}: saturated by other processes' load, not by "
+                f"scale-out; re-run on a quiet machine to read this series."
+            )
             continue
         if first is None:
-            lines.append(f"- {series}: not saturated up to {counted(shown['size'], what)}: {where}; "
-                         "the limit is elsewhere (latency, a serial part), not the cores.")
+            lines.append(
+                f"- {series}: not saturated up to {counted(shown['size'], what)}: {where}; "
+                "the limit is elsewhere (latency, a serial part), not the cores."
+            )
             continue
         later = [p for p in mine if p["size"] > first["size"] and p.get("efficiency") is not None]
         tail = ""
         if later:
-            tail = (f"; past it more {what} only share the same cores: efficiency "
-                    + ", ".join(f"{_num(p['efficiency'], 2)} at {p['size']}" for p in later))
+            tail = f"; past it more {what} only share the same cores: efficiency " + ", ".join(
+                f"{_num(p['efficiency'], 2)} at {p['size']}" for p in later
+            )
         lines.append(f"- {series}: saturated from {counted(first['size'], what)}: {where}{tail}.")
     return lines
 
 
-def caveats(points: Sequence[dict[str, Any]], cores: int, loadgen_processes: int | None) -> list[str]:
+def caveats(
+    points: Sequence[dict[str, Any]], cores: int, loadgen_processes: int | None
+) -> list[str]:
     """What may make the rates lower than the servers' own limit: other sessions' load, and load
     generators near the end of their cores."""
     lines = []
     noisy = [p for p in points if (p.get("cpu_share") or {}).get(OTHERS, 0.0) >= NOISY]
     if noisy:
         worst = max(noisy, key=lambda p: p["cpu_share"][OTHERS])
-        lines.append(f"- Noise: processes not of this benchmark took {_pct(NOISY)} or more of the "
-                     f"cores at {len(noisy)} of {len(points)} points (up to "
-                     f"{_pct(worst['cpu_share'][OTHERS])}, {worst['series']} at {worst['size']}); "
-                     "those rates are lower than this machine gives when quiet.")
+        lines.append(
+            f"- Noise: processes not of this benchmark took {_pct(NOISY)} or more of the "
+            f"cores at {len(noisy)} of {len(points)} points (up to "
+            f"{_pct(worst['cpu_share'][OTHERS])}, {worst['series']} at {worst['size']}); "
+            "those rates are lower than this machine gives when quiet."
+        )
     if loadgen_processes:
         limit = 0.8 * loadgen_processes / cores  # 80% of the cores the load generators can have
-        busy = [p for p in points if p["series"] != "persist"
-                and (p.get("cpu_share") or {}).get("loadgen", 0.0) >= limit]
+        busy = [
+            p
+            for p in points
+            if p["series"] != "persist" and (p.get("cpu_share") or {}).get("loadgen", 0.0) >= limit
+        ]
         for p in busy:
             use = p["cpu_share"]["loadgen"] * cores / loadgen_processes
-            lines.append(f"- {p['series']} at {p['size']}: the {loadgen_processes} load-generator "
-                         f"process(es) ran at {_pct(use)} of a core each: they may be what limits "
-                         "this point (more with --loadgen-procs on a machine with cores to spare).")
+            lines.append(
+                f"- {p['series']} at {p['size']}: the {loadgen_processes} load-generator "
+                f"process(es) ran at {_pct(use)} of a core each: they may be what limits "
+                "this point (more with --loadgen-procs on a machine with cores to spare)."
+            )
     return lines
 
 
@@ -230,8 +266,10 @@ def _num_cpus(by_size: dict[Any, float]) -> str:
     groups: dict[float, list[str]] = {}
     for size, cpus in sorted(by_size.items(), key=lambda item: int(item[0])):
         groups.setdefault(cpus, []).append(str(size))
-    return "; ".join(f"{cpus} at {', '.join(sizes)} replica{'s' if sizes != ['1'] else ''}"
-                     for cpus, sizes in groups.items())
+    return "; ".join(
+        f"{cpus} at {', '.join(sizes)} replica{'s' if sizes != ['1'] else ''}"
+        for cpus, sizes in groups.items()
+    )
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -241,14 +279,18 @@ def markdown(data: dict[str, Any]) -> str:
     out = [
         "# votes: scale-out, measured",
         "",
-        (f"{machine['when']} on {cores} cores ({machine.get('cpu_model') or 'unknown CPU'}), "
-        f"Ray {machine.get('ray')}, Python {machine.get('python')}. Load average before/after: "
-        f"{machine['loadavg_before'][0]} / {machine['loadavg_after'][0]}."),
+        (
+            f"{machine['when']} on {cores} cores ({machine.get('cpu_model') or 'unknown CPU'}), "
+            f"Ray {machine.get('ray')}, Python {machine.get('python')}. Load average before/after: "
+            f"{machine['loadavg_before'][0]} / {machine['loadavg_after'][0]}."
+        ),
         "",
-        (f"Efficiency(N) = votes/s at N / (N x votes/s at 1): 1.00 is perfect scale-out. "
-        f"\"Cores busy\" is the CPU of every process on the machine over the measured windows, as a "
-        f"share of all {cores} cores; from {_pct(SATURATED)} the machine counts as saturated and "
-        "more replicas can only share the same cores."),
+        (
+            f"Efficiency(N) = votes/s at N / (N x votes/s at 1): 1.00 is perfect scale-out. "
+            f'"Cores busy" is the CPU of every process on the machine over the measured windows, as a '
+            f"share of all {cores} cores; from {_pct(SATURATED)} the machine counts as saturated and "
+            "more replicas can only share the same cores."
+        ),
         "",
     ]
     ingest = data.get("ingest") or []
@@ -256,17 +298,19 @@ def markdown(data: dict[str, Any]) -> str:
         out += [
             "## Ingest only: ingress replicas",
             "",
-            (f"`bench.apps:build_ingest_only` (VoteIngress as `make run` builds it, the pool "
-             f"idle) in Serve's {config['serve_mode']} mode with `make run`'s environment "
-             "(HAProxy in front of the replicas' direct ingress; Serve's fallback proxy on ports "
-             "of its own), a fresh instance per replica count; Ray's num_cpus per replica: "
-             f"{_num_cpus(config['ingress_num_cpus'])} (a reservation only, so that all fit). "
-             f"{config['loadgen_processes']} load-generator process(es) (closed loop; "
-             f"{plan['concurrency_per_replica']} single-vote and "
-             f"{plan['batch_concurrency_per_replica']} batch requests in flight per replica, "
-             f"split over them). {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
-             f"{plan['duration_s']} s measured; each repeat reconciled: accepted == records in "
-             "Kafka."),
+            (
+                f"`bench.apps:build_ingest_only` (VoteIngress as `make run` builds it, the pool "
+                f"idle) in Serve's {config['serve_mode']} mode with `make run`'s environment "
+                "(HAProxy in front of the replicas' direct ingress; Serve's fallback proxy on ports "
+                "of its own), a fresh instance per replica count; Ray's num_cpus per replica: "
+                f"{_num_cpus(config['ingress_num_cpus'])} (a reservation only, so that all fit). "
+                f"{config['loadgen_processes']} load-generator process(es) (closed loop; "
+                f"{plan['concurrency_per_replica']} single-vote and "
+                f"{plan['batch_concurrency_per_replica']} batch requests in flight per replica, "
+                f"split over them). {plan['repeats']} repeat(s) of {plan['warmup_s']} s warm-up + "
+                f"{plan['duration_s']} s measured; each repeat reconciled: accepted == records in "
+                "Kafka."
+            ),
             "",
             *ingest_table(ingest),
             "",
@@ -276,11 +320,13 @@ def markdown(data: dict[str, Any]) -> str:
         out += [
             "## Persist: consumers",
             "",
-            (f"{config.get('persist_records')} preloaded records (a {config.get('partitions')}-partition "
-             f"topic) drained by N `bench.pool_worker` processes (the VotePersister loop) in a fresh "
-             f"consumer group; the rate runs from the first counted vote to the last. "
-             f"{plan['repeats']} repeat(s); each reconciled: records == counted in Redis == stored "
-             "in MongoDB."),
+            (
+                f"{config.get('persist_records')} preloaded records (a {config.get('partitions')}-partition "
+                f"topic) drained by N `bench.pool_worker` processes (the VotePersister loop) in a fresh "
+                f"consumer group; the rate runs from the first counted vote to the last. "
+                f"{plan['repeats']} repeat(s); each reconciled: records == counted in Redis == stored "
+                "in MongoDB."
+            ),
             "",
             *persist_table(persist),
             "",
@@ -291,20 +337,30 @@ def markdown(data: dict[str, Any]) -> str:
         out += [
             f"## Where the CPU goes (share of all {cores} cores, measured windows)",
             "",
-            ("From /proc: every process of ours by class, `other processes` is the rest of the "
-             "machine (other sessions: noise). Kafka, Redis and FerretDB are the local stack, "
-             "shared with whatever else uses it: the ingest-only app never touches Redis or "
-             "FerretDB, so their CPU during ingest is someone else's."),
+            (
+                "From /proc: every process of ours by class, `other processes` is the rest of the "
+                "machine (other sessions: noise). Kafka, Redis and FerretDB are the local stack, "
+                "shared with whatever else uses it: the ingest-only app never touches Redis or "
+                "FerretDB, so their CPU during ingest is someone else's."
+            ),
             "",
             *cpu,
             "",
         ]
-    reading = (saturation_reading(ingest, cores) + saturation_reading(persist, cores, "consumers")
-               + caveats(points, cores, config.get("loadgen_processes")))
+    reading = (
+        saturation_reading(ingest, cores)
+        + saturation_reading(persist, cores, "consumers")
+        + caveats(points, cores, config.get("loadgen_processes"))
+    )
     if reading:
         out += ["## Reading", "", *reading, ""]
-    out += [("Raw data: `scale.json` (every repeat); chart: `scale.png`. Re-run: `make bench-scale` "
-            "(or `.venv/bin/python -m bench.scale --help`)."), ""]
+    out += [
+        (
+            "Raw data: `scale.json` (every repeat); chart: `scale.png`. Re-run: `make bench-scale` "
+            "(or `.venv/bin/python -m bench.scale --help`)."
+        ),
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -330,18 +386,40 @@ def write_chart(data: dict[str, Any], path: Path) -> None:
         label = series if series != "persist" else "persist (x = consumers)"
         rated = [p for p in mine if p.get("votes_per_s")]
         if rated:
-            rate_ax.errorbar([p["size"] for p in rated], [p["votes_per_s"] for p in rated],
-                             yerr=[[p["votes_per_s"] - (p.get("votes_per_s_min") or p["votes_per_s"])
-                                    for p in rated],
-                                   [(p.get("votes_per_s_max") or p["votes_per_s"]) - p["votes_per_s"]
-                                    for p in rated]],
-                             marker="o", linestyle=style, capsize=3, label=label)
+            rate_ax.errorbar(
+                [p["size"] for p in rated],
+                [p["votes_per_s"] for p in rated],
+                yerr=[
+                    [
+                        p["votes_per_s"] - (p.get("votes_per_s_min") or p["votes_per_s"])
+                        for p in rated
+                    ],
+                    [
+                        (p.get("votes_per_s_max") or p["votes_per_s"]) - p["votes_per_s"]
+                        for p in rated
+                    ],
+                ],
+                marker="o",
+                linestyle=style,
+                capsize=3,
+                label=label,
+            )
         eff = [p for p in mine if p.get("efficiency") is not None]
-        eff_ax.plot([p["size"] for p in eff], [p["efficiency"] for p in eff], marker="o",
-                    linestyle=style, label=label)
+        eff_ax.plot(
+            [p["size"] for p in eff],
+            [p["efficiency"] for p in eff],
+            marker="o",
+            linestyle=style,
+            label=label,
+        )
         busy = [p for p in mine if p.get("busy_share") is not None]
-        busy_ax.plot([p["size"] for p in busy], [100 * p["busy_share"] for p in busy], marker="o",
-                     linestyle=style, label=label)
+        busy_ax.plot(
+            [p["size"] for p in busy],
+            [100 * p["busy_share"] for p in busy],
+            marker="o",
+            linestyle=style,
+            label=label,
+        )
     ticks = sorted(sizes)
     rate_ax.set_yscale("log")
     rate_ax.set_title("throughput (median, bars: min-max)")

@@ -52,7 +52,10 @@ GO_IMPORT_PATH = "votes/bench/seed_go"
 # Generated from PROTO by every build, git-ignored (bench/peers/seed_go/.gitignore).
 GO_STUBS = GO_MODULE / "internal" / "votespb"
 # The protoc plugins, at the versions pinned by the module's `tool` lines (go.mod, go.sum).
-GO_PLUGINS = ("google.golang.org/protobuf/cmd/protoc-gen-go", "google.golang.org/grpc/cmd/protoc-gen-go-grpc")
+GO_PLUGINS = (
+    "google.golang.org/protobuf/cmd/protoc-gen-go",
+    "google.golang.org/grpc/cmd/protoc-gen-go-grpc",
+)
 # Part of the Go stamp: changing how the stubs are generated or built rebuilds the binaries.
 GO_RECIPE = "protoc paths=source_relative M-mapped votes.proto; go build -trimpath; v1"
 
@@ -81,8 +84,10 @@ def binary_path(name: str) -> Path:
 def go_sources() -> list[Path]:
     """The Go module's own sources (not the generated stubs) and the proto they are made from."""
     files = [
-        path for path in GO_MODULE.rglob("*")
-        if path.is_file() and GO_STUBS not in path.parents
+        path
+        for path in GO_MODULE.rglob("*")
+        if path.is_file()
+        and GO_STUBS not in path.parents
         and (path.suffix == ".go" or path.name in ("go.mod", "go.sum"))
     ]
     return [*files, PROTO]
@@ -91,10 +96,13 @@ def go_sources() -> list[Path]:
 def rust_sources() -> list[Path]:
     """Every file of the crate but its build output, notes and hidden files."""
     return [
-        path for path in RUST_CRATE.rglob("*")
-        if path.is_file() and path.suffix != ".md"
-        and not any(part == "target" or part.startswith(".")
-                    for part in path.relative_to(RUST_CRATE).parts)
+        path
+        for path in RUST_CRATE.rglob("*")
+        if path.is_file()
+        and path.suffix != ".md"
+        and not any(
+            part == "target" or part.startswith(".") for part in path.relative_to(RUST_CRATE).parts
+        )
     ]
 
 
@@ -177,8 +185,11 @@ def go_env() -> dict[str, str]:
 
 
 def cargo_env() -> dict[str, str]:
-    return {**os.environ, "CARGO_TARGET_DIR": str(RUST_TARGET_DIR),
-            "CARGO_HOME": str(stack_cache_dir() / "cargo")}
+    return {
+        **os.environ,
+        "CARGO_TARGET_DIR": str(RUST_TARGET_DIR),
+        "CARGO_HOME": str(stack_cache_dir() / "cargo"),
+    }
 
 
 def go_missing() -> str | None:
@@ -199,17 +210,23 @@ def rust_missing() -> str | None:
         return "cargo not found on PATH"
     # ~/.cargo/bin/cargo is usually rustup's proxy, which finds its toolchains in RUSTUP_HOME
     # (default ~/.rustup): without either it fails with a confusing message.
-    proxy = Path(cargo).resolve().name.startswith("rustup") or (Path(cargo).parent / "rustup").exists()
+    proxy = (
+        Path(cargo).resolve().name.startswith("rustup") or (Path(cargo).parent / "rustup").exists()
+    )
     if proxy and not os.environ.get("RUSTUP_HOME") and not (Path.home() / ".rustup").is_dir():
-        return (f"cargo at {cargo} is rustup's proxy, but RUSTUP_HOME is unset and "
-                f"{Path.home() / '.rustup'} does not exist: no Rust toolchain to use")
+        return (
+            f"cargo at {cargo} is rustup's proxy, but RUSTUP_HOME is unset and "
+            f"{Path.home() / '.rustup'} does not exist: no Rust toolchain to use"
+        )
     return None
 
 
 def tool_version(argv: Sequence[str], env: dict[str, str]) -> str | None:
     """The first line `argv` prints (e.g. `go version`), or None when it fails."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            list(argv), env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         if done.returncode == 0 and done.stdout.strip():
             return done.stdout.strip().splitlines()[0]
     return None
@@ -228,22 +245,37 @@ class FailedBuild(str):
     __slots__ = ()
 
 
-def run_step(what: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path, progress: Progress,
-             timeout_s: float = BUILD_TIMEOUT_S) -> None:
+def run_step(
+    what: str,
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    progress: Progress,
+    timeout_s: float = BUILD_TIMEOUT_S,
+) -> None:
     """Run one build step with its output in .bench-build/logs/, saying how long it takes."""
     BUILD_LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_path = BUILD_LOG_DIR / f"{what.replace(' ', '_')}.log"
     started = time.monotonic()
     with open(log_path, "wb") as output:
-        process = subprocess.Popen(list(argv), cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         next_heartbeat = started + HEARTBEAT_S
         while process.poll() is None:
             now = time.monotonic()
             if now - started > timeout_s:
                 process.kill()
                 process.wait()
-                raise BuildFailed(f"{what} did not finish within {timeout_s:.0f} s (log: {log_path})")
+                raise BuildFailed(
+                    f"{what} did not finish within {timeout_s:.0f} s (log: {log_path})"
+                )
             if now >= next_heartbeat:
                 progress(f"  {what}: still running ({now - started:.0f} s)")
                 next_heartbeat += HEARTBEAT_S
@@ -251,8 +283,10 @@ def run_step(what: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path, 
     elapsed = time.monotonic() - started
     if process.returncode != 0:
         lines = log_path.read_text(errors="replace").splitlines()
-        progress(f"  {what}: FAILED (exit {process.returncode}) after {elapsed:.1f} s; "
-                 f"last lines of {_show(log_path)}:")
+        progress(
+            f"  {what}: FAILED (exit {process.returncode}) after {elapsed:.1f} s; "
+            f"last lines of {_show(log_path)}:"
+        )
         for line in lines[-20:]:
             progress(f"    {line}")
         last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
@@ -263,19 +297,37 @@ def run_step(what: str, argv: Sequence[str], *, env: dict[str, str], cwd: Path, 
 def generate_go_stubs(env: dict[str, str], progress: Progress) -> None:
     """proto/votes.proto -> bench/peers/seed_go/internal/votespb (protoc from grpc_tools)."""
     GO_TOOLS_DIR.mkdir(parents=True, exist_ok=True)
-    run_step("go build protoc plugins", ["go", "build", "-o", f"{GO_TOOLS_DIR}/", *GO_PLUGINS],
-             env=env, cwd=GO_MODULE, progress=progress)
+    run_step(
+        "go build protoc plugins",
+        ["go", "build", "-o", f"{GO_TOOLS_DIR}/", *GO_PLUGINS],
+        env=env,
+        cwd=GO_MODULE,
+        progress=progress,
+    )
     shutil.rmtree(GO_STUBS, ignore_errors=True)
     GO_STUBS.mkdir(parents=True)
     mapping = f"Mvotes.proto={GO_IMPORT_PATH}/internal/votespb"
-    run_step("protoc go stubs", [
-        PY, "-m", "grpc_tools.protoc", f"-I{PROTO.parent}",
-        f"--plugin=protoc-gen-go={GO_TOOLS_DIR / 'protoc-gen-go'}",
-        f"--plugin=protoc-gen-go-grpc={GO_TOOLS_DIR / 'protoc-gen-go-grpc'}",
-        f"--go_out={GO_STUBS}", "--go_opt=paths=source_relative", f"--go_opt={mapping}",
-        f"--go-grpc_out={GO_STUBS}", "--go-grpc_opt=paths=source_relative", f"--go-grpc_opt={mapping}",
-        PROTO.name,
-    ], env=env, cwd=ROOT, progress=progress)
+    run_step(
+        "protoc go stubs",
+        [
+            PY,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO.parent}",
+            f"--plugin=protoc-gen-go={GO_TOOLS_DIR / 'protoc-gen-go'}",
+            f"--plugin=protoc-gen-go-grpc={GO_TOOLS_DIR / 'protoc-gen-go-grpc'}",
+            f"--go_out={GO_STUBS}",
+            "--go_opt=paths=source_relative",
+            f"--go_opt={mapping}",
+            f"--go-grpc_out={GO_STUBS}",
+            "--go-grpc_opt=paths=source_relative",
+            f"--go-grpc_opt={mapping}",
+            PROTO.name,
+        ],
+        env=env,
+        cwd=ROOT,
+        progress=progress,
+    )
 
 
 def build_go(progress: Progress) -> dict[str, Path | str]:
@@ -289,16 +341,29 @@ def build_go(progress: Progress) -> dict[str, Path | str]:
     if is_current("seed_go", digest, toolchain, binaries):
         progress(f"seed_go: up to date ({', '.join(map(_show, binaries))})")
         return dict(zip(GO_PEERS, binaries, strict=True))
-    progress(f"seed_go: building {', '.join(GO_PEERS)} with {toolchain} into {_show(GO_BIN_DIR)} "
-             "(a minute or more with a cold Go cache) ...")
+    progress(
+        f"seed_go: building {', '.join(GO_PEERS)} with {toolchain} into {_show(GO_BIN_DIR)} "
+        "(a minute or more with a cold Go cache) ..."
+    )
     started = time.monotonic()
     _stamp_path("seed_go").unlink(missing_ok=True)  # a half-finished build never counts as current
     try:
         generate_go_stubs(env, progress)
         GO_BIN_DIR.mkdir(parents=True, exist_ok=True)
-        run_step("go build seed peers", ["go", "build", "-trimpath", "-o", f"{GO_BIN_DIR}/",
-                                         *(f"./cmd/{name}" for name in GO_PEERS)],
-                 env=env, cwd=GO_MODULE, progress=progress)
+        run_step(
+            "go build seed peers",
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-o",
+                f"{GO_BIN_DIR}/",
+                *(f"./cmd/{name}" for name in GO_PEERS),
+            ],
+            env=env,
+            cwd=GO_MODULE,
+            progress=progress,
+        )
     except BuildFailed as failure:
         return {name: FailedBuild(f"{failure}: {name} skipped") for name in GO_PEERS}
     write_stamp("seed_go", digest, toolchain)
@@ -320,14 +385,27 @@ def build_rust(progress: Progress) -> dict[str, Path | str]:
     if is_current(name, digest, toolchain, [binary]):
         progress(f"{name}: up to date ({_show(binary)})")
         return {name: binary}
-    progress(f"{name}: building with {toolchain} into {_show(RUST_TARGET_DIR)} "
-             "(minutes on a cold cache) ...")
+    progress(
+        f"{name}: building with {toolchain} into {_show(RUST_TARGET_DIR)} "
+        "(minutes on a cold cache) ..."
+    )
     started = time.monotonic()
     _stamp_path(name).unlink(missing_ok=True)
     try:
-        run_step("cargo build seed_rust_http", [
-            "cargo", "build", "--release", "--locked", "--manifest-path", str(RUST_MANIFEST),
-        ], env=env, cwd=ROOT, progress=progress)
+        run_step(
+            "cargo build seed_rust_http",
+            [
+                "cargo",
+                "build",
+                "--release",
+                "--locked",
+                "--manifest-path",
+                str(RUST_MANIFEST),
+            ],
+            env=env,
+            cwd=ROOT,
+            progress=progress,
+        )
     except BuildFailed as failure:
         return {name: FailedBuild(f"{failure}: {name} skipped")}
     if not binary.is_file():
@@ -368,8 +446,16 @@ def _show(path: Path) -> str:
 # ---- launching ---------------------------------------------------------------------------
 
 
-def command(name: str, *, port: int, bootstrap: str = KAFKA, topic: str | None = None,
-            upstream: str | None = None, host: str = "127.0.0.1", binary: Path | None = None) -> list[str]:
+def command(
+    name: str,
+    *,
+    port: int,
+    bootstrap: str = KAFKA,
+    topic: str | None = None,
+    upstream: str | None = None,
+    host: str = "127.0.0.1",
+    binary: Path | None = None,
+) -> list[str]:
     """The command line of peer `name` listening on host:port.
 
     seed_rust_http and seed_go_grpc produce to `topic` at `bootstrap`; seed_go_http_client
@@ -386,18 +472,36 @@ def command(name: str, *, port: int, bootstrap: str = KAFKA, topic: str | None =
     return [program, "--listen", listen, "--bootstrap", bootstrap, "--topic", topic]
 
 
-def start(name: str, *, port: int, bootstrap: str = KAFKA, topic: str | None = None,
-          upstream: str | None = None, host: str = "127.0.0.1", binary: Path | None = None,
-          log_path: Path | None = None, timeout_s: float = 30.0) -> Proc:
+def start(
+    name: str,
+    *,
+    port: int,
+    bootstrap: str = KAFKA,
+    topic: str | None = None,
+    upstream: str | None = None,
+    host: str = "127.0.0.1",
+    binary: Path | None = None,
+    log_path: Path | None = None,
+    timeout_s: float = 30.0,
+) -> Proc:
     """Start peer `name` and return once it printed its `listening on` line (Proc: pid, stop()).
 
     Raises RuntimeError with the end of its output when it exits first or does not get there
     within timeout_s (then it is stopped).
     """
-    argv = command(name, port=port, bootstrap=bootstrap, topic=topic, upstream=upstream, host=host,
-                   binary=binary)
+    argv = command(
+        name,
+        port=port,
+        bootstrap=bootstrap,
+        topic=topic,
+        upstream=upstream,
+        host=host,
+        binary=binary,
+    )
     if not Path(argv[0]).is_file():
-        raise FileNotFoundError(f"{argv[0]} not found: build the seed peers first (`make bench-peers`)")
+        raise FileNotFoundError(
+            f"{argv[0]} not found: build the seed peers first (`make bench-peers`)"
+        )
     proc = Proc(name, argv, log_path=log_path)
     deadline = time.monotonic() + timeout_s
     while True:
@@ -410,7 +514,9 @@ def start(name: str, *, port: int, bootstrap: str = KAFKA, topic: str | None = N
             raise RuntimeError(f"{name} exited with status {code} before listening:\n{proc.tail()}")
         if time.monotonic() > deadline:
             proc.stop()
-            raise RuntimeError(f"{name} did not print '{LISTENING}' within {timeout_s:.0f} s:\n{proc.tail()}")
+            raise RuntimeError(
+                f"{name} did not print '{LISTENING}' within {timeout_s:.0f} s:\n{proc.tail()}"
+            )
         time.sleep(0.05)
 
 
@@ -418,10 +524,15 @@ def start(name: str, *, port: int, bootstrap: str = KAFKA, topic: str | None = N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.seed_peers", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["build", "status"],
-                        help="build: compile what changed (exit 1 when a build failed; a missing "
-                             "toolchain only skips); status: say what is built, compile nothing")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.seed_peers", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "action",
+        choices=["build", "status"],
+        help="build: compile what changed (exit 1 when a build failed; a missing "
+        "toolchain only skips); status: say what is built, compile nothing",
+    )
     args = parser.parse_args(argv)
     results = build() if args.action == "build" else {name: built(name) for name in PEERS}
     for name, outcome in results.items():

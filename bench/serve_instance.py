@@ -57,18 +57,28 @@ def isolation_env(haproxy: Path, port_block: int = SERVE_PORT_BLOCK) -> dict[str
     block = range(port_block, port_block + PORT_BLOCK_SIZE)
     taken = [port for port in block if port_open("127.0.0.1", port, timeout_s=0.05)]
     if taken:
-        raise RuntimeError(f"ports {taken} of the bench's Serve block {block.start}-{block.stop - 1} "
-                           "are in use (another bench running?)")
+        raise RuntimeError(
+            f"ports {taken} of the bench's Serve block {block.start}-{block.stop - 1} "
+            "are in use (another bench running?)"
+        )
     return private_instance(haproxy, port_block)
 
 
 class ServeInstance:
-    def __init__(self, *, args: dict[str, Any], mode: str = "default", http_port: int = 8000,
-                 grpc_port: int = 9000, config_path: Path = ROOT / "config.yaml",
-                 extra_env: dict[str, str] | None = None,
-                 deployment_overrides: dict[str, dict[str, Any]] | None = None,
-                 import_path: str | None = None, port_block: int = SERVE_PORT_BLOCK,
-                 agent_port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        args: dict[str, Any],
+        mode: str = "default",
+        http_port: int = 8000,
+        grpc_port: int = 9000,
+        config_path: Path = ROOT / "config.yaml",
+        extra_env: dict[str, str] | None = None,
+        deployment_overrides: dict[str, dict[str, Any]] | None = None,
+        import_path: str | None = None,
+        port_block: int = SERVE_PORT_BLOCK,
+        agent_port: int | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown serve mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = mode
@@ -128,12 +138,21 @@ class ServeInstance:
         env |= ray_token_env(self.workdir / "auth_token")  # never ~/.ray's
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         # As `make run` does: Serve's gRPC proxy reads it (a batch of 1000 votes must fit).
-        env.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"])
+        env.setdefault(
+            "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"]
+        )
         log(f"serve[{self.mode}]: starting `serve run` (env {self.env_applied or 'none'})")
-        serve = ([PY, "-m", "bench.serve_beside", str(self.agent_port)] if self.agent_port
-                 else [str(Path(PY).parent / "serve")])
-        self.proc = Proc(f"serve-{self.mode}", [*serve, "run", "--address", "local", str(config_file)],
-                         env=env, log_path=self.workdir / "serve-run.log")
+        serve = (
+            [PY, "-m", "bench.serve_beside", str(self.agent_port)]
+            if self.agent_port
+            else [str(Path(PY).parent / "serve")]
+        )
+        self.proc = Proc(
+            f"serve-{self.mode}",
+            [*serve, "run", "--address", "local", str(config_file)],
+            env=env,
+            log_path=self.workdir / "serve-run.log",
+        )
         try:
             self.wait_ready(timeout_s)
         except Exception:
@@ -148,17 +167,28 @@ class ServeInstance:
         from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 
         assert self.proc is not None
-        wait_until(lambda: httpx.get(f"{self.http_url}/healthz", timeout=5).status_code == 200,
-                   timeout_s, f"serve[{self.mode}] /healthz", every_s=1, retry_on=(Exception,),
-                   alive=self.proc.alive)
+        wait_until(
+            lambda: httpx.get(f"{self.http_url}/healthz", timeout=5).status_code == 200,
+            timeout_s,
+            f"serve[{self.mode}] /healthz",
+            every_s=1,
+            retry_on=(Exception,),
+            alive=self.proc.alive,
+        )
 
         def grpc_ok() -> bool:
             with grpc.insecure_channel(self.grpc_target) as channel:
                 pb_grpc.VoteServiceStub(channel).GetResults(pb.ResultsRequest(), timeout=5)
             return True
 
-        wait_until(grpc_ok, 60, f"serve[{self.mode}] gRPC", every_s=1, retry_on=(Exception,),
-                   alive=self.proc.alive)
+        wait_until(
+            grpc_ok,
+            60,
+            f"serve[{self.mode}] gRPC",
+            every_s=1,
+            retry_on=(Exception,),
+            alive=self.proc.alive,
+        )
         log(f"serve[{self.mode}]: ready on {self.http_url} and {self.grpc_target}")
 
     def stop(self) -> None:
@@ -185,10 +215,16 @@ if __name__ == "__main__":  # manual use: python -m bench.serve_instance [mode]
 
     names = RunNames("bench")
     # Made before the topics, so that an unknown mode leaves no topic behind.
-    instance = ServeInstance(mode=sys.argv[1] if len(sys.argv) > 1 else "default", args={
-        "kafka_topic": names.topic_for("serve"), "kafka_dlq_topic": names.topic_for("serve-dlq"),
-        "kafka_consumer_group": names.group_for("serve"), "redis_url": "redis://127.0.0.1:6379/13",
-        "mongo_database": names.mongo_database_for("serve")})
+    instance = ServeInstance(
+        mode=sys.argv[1] if len(sys.argv) > 1 else "default",
+        args={
+            "kafka_topic": names.topic_for("serve"),
+            "kafka_dlq_topic": names.topic_for("serve-dlq"),
+            "kafka_consumer_group": names.group_for("serve"),
+            "redis_url": "redis://127.0.0.1:6379/13",
+            "mongo_database": names.mongo_database_for("serve"),
+        },
+    )
     create_topics([names.topic_for("serve"), names.topic_for("serve-dlq")])
     try:
         with instance:

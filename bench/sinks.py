@@ -57,13 +57,22 @@ class BatchRun:
 
     def summary(self, duration_s: float) -> dict[str, Any]:
         p50, p99 = _rounded(self.latencies_ms)
-        return {"votes_per_s": round(self.in_window / duration_s, 1), "p50_ms": p50, "p99_ms": p99,
-                "errors": self.errors, "cpu_window": {"votes": self.in_window, "cpu_s": self.cpu_s}}
+        return {
+            "votes_per_s": round(self.in_window / duration_s, 1),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "errors": self.errors,
+            "cpu_window": {"votes": self.in_window, "cpu_s": self.cpu_s},
+        }
 
 
-def run_batches(step: Callable[[], int], warmup_s: float, duration_s: float,
-                failures: tuple[type[BaseException], ...],
-                extra_cpu: Callable[[], dict[str, float]] | None = None) -> BatchRun:
+def run_batches(
+    step: Callable[[], int],
+    warmup_s: float,
+    duration_s: float,
+    failures: tuple[type[BaseException], ...],
+    extra_cpu: Callable[[], dict[str, float]] | None = None,
+) -> BatchRun:
     """Call `step` (one batch; returns the votes it handled) back to back for warm-up + duration.
 
     A `failures` exception counts as an error and the loop goes on. Only batches that finish
@@ -101,7 +110,9 @@ def run_batches(step: Callable[[], int], warmup_s: float, duration_s: float,
 # ---- Kafka -----------------------------------------------------------------------------------
 
 
-def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int = 4096) -> dict[str, Any]:
+def kafka_producer_raw(
+    topic: str, warmup_s: float, duration_s: float, pool: int = 4096
+) -> dict[str, Any]:
     """One process producing vote records as fast as the broker acknowledges them (acks=all).
 
     The producer is configured exactly like the ingress's (`producer_config`), the records are the
@@ -129,6 +140,7 @@ def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int
             count(error, message)
             if error is None:
                 latencies.append((time.monotonic() - sent) * 1000)
+
         return report
 
     before = topic_records(topic)
@@ -144,8 +156,13 @@ def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int
             latencies.clear()
         message = messages[produced % pool]
         try:
-            producer.produce(topic, key=message.key, value=message.value, headers=message.headers,
-                             on_delivery=timed(now) if produced % 64 == 0 else count)
+            producer.produce(
+                topic,
+                key=message.key,
+                value=message.value,
+                headers=message.headers,
+                on_delivery=timed(now) if produced % 64 == 0 else count,
+            )
             produced += 1
         except BufferError:
             producer.poll(0.005)
@@ -160,8 +177,12 @@ def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int
     accepted = state["delivered"]
     return {
         "votes_per_s": round((window["close"] - window.get("open", 0)) / duration_s, 1),
-        "p50_ms": p50, "p99_ms": p99, "errors": state["failed"] + remaining,
-        "accepted": accepted, "kafka_records": records, "reconciled": accepted == records,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "errors": state["failed"] + remaining,
+        "accepted": accepted,
+        "kafka_records": records,
+        "reconciled": accepted == records,
         "reconciliation": f"delivery reports {accepted} == records in Kafka {records}",
     }
 
@@ -169,9 +190,14 @@ def kafka_producer_raw(topic: str, warmup_s: float, duration_s: float, pool: int
 # ---- FerretDB --------------------------------------------------------------------------------
 
 
-def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int = 1000,
-                 mongo_url: str = MONGO_URL,
-                 extra_cpu: Callable[[], dict[str, float]] | None = None) -> dict[str, Any]:
+def ferretdb_raw(
+    database: str,
+    warmup_s: float,
+    duration_s: float,
+    batch: int = 1000,
+    mongo_url: str = MONGO_URL,
+    extra_cpu: Callable[[], dict[str, float]] | None = None,
+) -> dict[str, Any]:
     """insert_many of vote documents (the vote log's exact shape), `batch` per call, unordered.
 
     `mongo_url`, `extra_cpu`: another FerretDB than the stack's, and its CPU so far
@@ -181,8 +207,10 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
 
     client: Any = MongoClient(mongo_url, serverSelectionTimeoutMS=5000, socketTimeoutMS=120_000)
     collection = client[database]["votes"]
-    templates = [vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
-                 for i, r in enumerate(vote_records(batch))]
+    templates = [
+        vote_document(Delivered(r, "bench", i % 6, i), datetime.now(UTC))
+        for i, r in enumerate(vote_records(batch))
+    ]
 
     def insert_batch() -> int:
         tag = uuid.uuid4().hex[:12]
@@ -191,7 +219,9 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
         return len(documents)
 
     try:
-        run = run_batches(insert_batch, warmup_s, duration_s, failures=(Exception,), extra_cpu=extra_cpu)
+        run = run_batches(
+            insert_batch, warmup_s, duration_s, failures=(Exception,), extra_cpu=extra_cpu
+        )
         stored = collection.count_documents({})
         if mongo_url != MONGO_URL:
             client.drop_database(database)
@@ -200,7 +230,9 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
         if mongo_url == MONGO_URL:
             drop_mongo_database(database)
     return run.summary(duration_s) | {
-        "accepted": run.handled, "stored": stored, "reconciled": stored == run.handled,
+        "accepted": run.handled,
+        "stored": stored,
+        "reconciled": stored == run.handled,
         "reconciliation": f"inserted {run.handled} == documents stored {stored}",
         "unit": f"insert_many of {batch} documents",
     }
@@ -209,8 +241,9 @@ def ferretdb_raw(database: str, warmup_s: float, duration_s: float, batch: int =
 # ---- Redis -----------------------------------------------------------------------------------
 
 
-def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000,
-              db: int = 0) -> dict[str, Any]:
+def redis_raw(
+    prefix: str, warmup_s: float, duration_s: float, batch: int = 1000, db: int = 0
+) -> dict[str, Any]:
     """The pool's counter Lua script (APPLY_BATCH_LUA) on batches of `batch` votes.
 
     Same script, same arguments as `RedisCounts.apply`, but on keys under `prefix`, so it can
@@ -240,7 +273,9 @@ def redis_raw(prefix: str, warmup_s: float, duration_s: float, batch: int = 1000
         client.delete(*keys)
         client.close()
     return run.summary(duration_s) | {
-        "accepted": run.handled, "counted": total, "reconciled": total == run.handled,
+        "accepted": run.handled,
+        "counted": total,
+        "reconciled": total == run.handled,
         "reconciliation": f"votes applied {run.handled} == counter total {total}",
         "unit": f"one script call per {batch} votes",
     }

@@ -47,8 +47,13 @@ class Interval:
         return Interval(1 / self.point, 1 / self.high, 1 / self.low, self.n, self.confidence)
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"point": round(self.point, 4), "low": round(self.low, 4), "high": round(self.high, 4),
-                "n": self.n, "confidence": self.confidence}
+        return {
+            "point": round(self.point, 4),
+            "low": round(self.low, 4),
+            "high": round(self.high, 4),
+            "n": self.n,
+            "confidence": self.confidence,
+        }
 
 
 def _fmt(value: float) -> str:
@@ -63,9 +68,15 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
-def bootstrap(groups: Sequence[Sequence[float]], combine: Callable[[list[float]], float], *,
-              statistic: Callable[[Sequence[float]], float] = statistics.median,
-              confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> Interval:
+def bootstrap(
+    groups: Sequence[Sequence[float]],
+    combine: Callable[[list[float]], float],
+    *,
+    statistic: Callable[[Sequence[float]], float] = statistics.median,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> Interval:
     """Interval of `combine([statistic(group) for group in groups])`, each group resampled on
     its own. `combine` gets one statistic per group, in order (e.g. lambda m: m[0] / m[1])."""
     if not groups or any(len(group) == 0 for group in groups):
@@ -91,14 +102,18 @@ def bootstrap(groups: Sequence[Sequence[float]], combine: Callable[[list[float]]
     return Interval(point, _quantile(values, tail), _quantile(values, 1 - tail), n, confidence)
 
 
-def ratio_ci(numerator: Sequence[float], denominator: Sequence[float], **options: float) -> Interval:
+def ratio_ci(
+    numerator: Sequence[float], denominator: Sequence[float], **options: float
+) -> Interval:
     """median(numerator) / median(denominator), with its bootstrap interval."""
     if statistics.median(denominator) == 0:
         raise ValueError("ratio_ci: the denominator's median is 0")
     return bootstrap([numerator, denominator], lambda m: m[0] / m[1], **options)  # type: ignore[arg-type]
 
 
-def verdict(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float]) -> tuple[str, Interval]:
+def verdict(
+    name_a: str, a: Sequence[float], name_b: str, b: Sequence[float]
+) -> tuple[str, Interval]:
     """Which of two scenarios is faster (their repeat rates), and by how much, with the CI:
     "HTTP is 1.5x faster (95% CI 1.4-1.6)" or "no clear difference (95% CI 0.9-1.2 contains 1)".
     The ratio is always the faster over the slower, so it reads as "N times faster"."""

@@ -62,8 +62,9 @@ class LagBound:
     def set_rate(self, votes_per_s: float) -> None:
         self.pacer.set_rate(votes_per_s / self.votes_per_request)
 
-    def decide(self, rate: float, lag: float, offered_rate: float, sent_rate: float,
-               persisted_rate: float) -> float:
+    def decide(
+        self, rate: float, lag: float, offered_rate: float, sent_rate: float, persisted_rate: float
+    ) -> float:
         """The next offered rate (votes/s), from the current one and the last 2 s: what was
         offered, what the servers accepted and what the pool persisted in them (votes/s).
 
@@ -82,9 +83,12 @@ class LagBound:
             wanted = min(wanted, sent_rate * 1.5)
         return max(self.min_rate, wanted)
 
-    async def run(self, counted: Any, counted_before: int, result: loadgen.LoadResult,
-                  _window: loadgen.Window) -> None:
-        self.samples.append((time.monotonic(), 0, 0, self.rate))  # the start: nothing sent, nothing counted
+    async def run(
+        self, counted: Any, counted_before: int, result: loadgen.LoadResult, _window: loadgen.Window
+    ) -> None:
+        self.samples.append(
+            (time.monotonic(), 0, 0, self.rate)
+        )  # the start: nothing sent, nothing counted
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
@@ -93,15 +97,16 @@ class LagBound:
             rate = self.rate
             self.samples.append((now, accepted, total, rate))
             # Both rates over the last 2 s: a batch run accepts a few 1,000-vote requests a tick.
-            window = self.samples[max(0, len(self.samples) - 1 - self.rate_window_ticks):]
+            window = self.samples[max(0, len(self.samples) - 1 - self.rate_window_ticks) :]
             first = window[0]
             span = max(TICK_S, now - first[0])
             offered_rate = sum(sample[3] for sample in window[:-1]) / max(1, len(window) - 1)
             sent_rate = (accepted - first[1]) / span
             persisted_rate = (total - first[2]) / span
             if self.steer:
-                self.set_rate(self.decide(rate, accepted - total, offered_rate, sent_rate,
-                                          persisted_rate))
+                self.set_rate(
+                    self.decide(rate, accepted - total, offered_rate, sent_rate, persisted_rate)
+                )
 
 
 def _at(samples: list[tuple[float, int, int, float]], t: float, index: int) -> float:
@@ -117,21 +122,41 @@ def _at(samples: list[tuple[float, int, int, float]], t: float, index: int) -> f
     return float(samples[-1][index])
 
 
-def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurrency: int, warmup_s: float,
-               duration_s: float, start_rate: float, min_rate: float, run_tag: str, drain_timeout_s: float,
-               http: tuple[str, int] | None = None, grpc_target: str | None = None,
-               controlled: bool = True) -> dict[str, Any]:
+def system_run(
+    *,
+    protocol: str,
+    kind: str,
+    topic: str,
+    redis_db: int,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    start_rate: float,
+    min_rate: float,
+    run_tag: str,
+    drain_timeout_s: float,
+    http: tuple[str, int] | None = None,
+    grpc_target: str | None = None,
+    controlled: bool = True,
+) -> dict[str, Any]:
     """One repeat (see the module docstring). `controlled=False`: closed loop at `concurrency`."""
     import redis.asyncio as aioredis
 
     counters = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
     counted_before = int(counters.get(rc.TOTAL) or 0)
     records_before = readable_records(topic)
-    source = loadgen.Bodies(kind, run_tag) if protocol == "http" else loadgen.GrpcMessages(kind, run_tag)
+    source = (
+        loadgen.Bodies(kind, run_tag) if protocol == "http" else loadgen.GrpcMessages(kind, run_tag)
+    )
     pacer = loadgen.Pacer(start_rate / source.votes if controlled else None, max_backlog_s=0.2)
     # A lag target of at least 5 requests' worth: batches arrive and are counted 1000 at a time.
-    bound = LagBound(pacer, min_rate=min_rate, votes_per_request=source.votes,
-                     min_lag=max(200.0, 5.0 * source.votes), steer=controlled)
+    bound = LagBound(
+        pacer,
+        min_rate=min_rate,
+        votes_per_request=source.votes,
+        min_lag=max(200.0, 5.0 * source.votes),
+        steer=controlled,
+    )
 
     async def load() -> loadgen.LoadResult:
         live = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db)
@@ -143,13 +168,27 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
             if isinstance(source, loadgen.Bodies):
                 assert http is not None
                 path = "/votes/batch" if kind == "batch" else "/votes"
-                return await loadgen.http_load(http[0], http[1], path, source,
-                                               concurrency=concurrency, warmup_s=warmup_s,
-                                               duration_s=duration_s, pacer=pacer, monitor=monitor)
+                return await loadgen.http_load(
+                    http[0],
+                    http[1],
+                    path,
+                    source,
+                    concurrency=concurrency,
+                    warmup_s=warmup_s,
+                    duration_s=duration_s,
+                    pacer=pacer,
+                    monitor=monitor,
+                )
             assert grpc_target is not None
-            return await loadgen.grpc_load(grpc_target, source,
-                                           concurrency=concurrency, warmup_s=warmup_s, duration_s=duration_s,
-                                           pacer=pacer, monitor=monitor)
+            return await loadgen.grpc_load(
+                grpc_target,
+                source,
+                concurrency=concurrency,
+                warmup_s=warmup_s,
+                duration_s=duration_s,
+                pacer=pacer,
+                monitor=monitor,
+            )
         finally:
             await live.aclose()
 
@@ -164,7 +203,9 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
     accepted = result.accepted_votes
     lag_at_end = accepted - (int(counters.get(rc.TOTAL) or 0) - counted_before)
     records = readable_records(topic) - records_before
-    reached = wait_for_count(lambda: int(counters.get(rc.TOTAL) or 0) - counted_before, records, drain_timeout_s)
+    reached = wait_for_count(
+        lambda: int(counters.get(rc.TOTAL) or 0) - counted_before, records, drain_timeout_s
+    )
     drained_at = time.monotonic()
     time.sleep(0.3)
     counted = int(counters.get(rc.TOTAL) or 0) - counted_before
@@ -181,9 +222,14 @@ def system_run(*, protocol: str, kind: str, topic: str, redis_db: int, concurren
         "offered_rate_end": round(bound.rate, 1) if controlled else None,
         "lag_at_end": lag_at_end,
         "drain_s": round(drained_at - stopped, 2) if reached >= records else None,
-        "kafka_records": records, "counted": counted, "concurrency": concurrency,
-        "protocol": protocol, "load": "lag-bounded" if controlled else "closed loop",
+        "kafka_records": records,
+        "counted": counted,
+        "concurrency": concurrency,
+        "protocol": protocol,
+        "load": "lag-bounded" if controlled else "closed loop",
         "reconciled": accepted == records == counted,
         "reconciliation": f"accepted {accepted} == records in Kafka {records} == counted {counted}",
-        "timeline": [(round(t - started, 2), a, c, round(r, 1)) for t, a, c, r in bound.samples[::2]],
+        "timeline": [
+            (round(t - started, 2), a, c, round(r, 1)) for t, a, c, r in bound.samples[::2]
+        ],
     }

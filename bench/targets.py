@@ -34,8 +34,11 @@ Scenario = dict[str, Any]
 
 def mode_suffixes(scenarios: list[Scenario]) -> list[str]:
     """The `[mode]` suffixes present ("" for Serve's default mode), default first."""
-    found = {s["name"][s["name"].index("["):] if "[" in s["name"] else "" for s in scenarios
-             if s["name"].startswith(("serve_", "system_"))}
+    found = {
+        s["name"][s["name"].index("[") :] if "[" in s["name"] else ""
+        for s in scenarios
+        if s["name"].startswith(("serve_", "system_"))
+    }
     return sorted(found, key=lambda suffix: (suffix != "", suffix))
 
 
@@ -75,7 +78,9 @@ class Targets:
         self.by = {s["name"]: s for s in scenarios}
         self.results: list[dict[str, Any]] = []
 
-    def add(self, target: str, met: bool, detail: str, interval: stats.Interval | None = None) -> None:
+    def add(
+        self, target: str, met: bool, detail: str, interval: stats.Interval | None = None
+    ) -> None:
         entry: dict[str, Any] = {"target": target, "met": met, "detail": detail}
         if interval is not None:
             entry["ratio"] = interval.as_dict()
@@ -87,9 +92,13 @@ class Targets:
         if not a or not b:
             return
         interval = stats.ratio_ci(a, b)
-        self.add(f"{numerator} >= {factor} x {denominator}", interval.point >= factor,
-                 f"{self.by[numerator]['votes_per_s']:,.0f} vs {factor} x {self.by[denominator]['votes_per_s']:,.0f}"
-                 f"; {_ratio_text(interval)}", interval)
+        self.add(
+            f"{numerator} >= {factor} x {denominator}",
+            interval.point >= factor,
+            f"{self.by[numerator]['votes_per_s']:,.0f} vs {factor} x {self.by[denominator]['votes_per_s']:,.0f}"
+            f"; {_ratio_text(interval)}",
+            interval,
+        )
 
     def replica_cpu(self, suffix: str, protocol: str) -> None:
         """Ingest-only replica CPU per vote vs 1.5 x (noop replica per request + peer per vote)."""
@@ -102,11 +111,14 @@ class Targets:
             return
         interval = stats.bootstrap([ours, noop, peer], lambda m: m[0] / (m[1] + m[2]))
         medians = [statistics.median(x) for x in (ours, noop, peer)]
-        self.add(f"{ours_name}: replica CPU/vote <= {CPU_VS_FLOOR_PLUS_PEER} x ({noop_name} replica "
-                 f"CPU/request + {peer_name} CPU/vote)", interval.point <= CPU_VS_FLOOR_PLUS_PEER,
-                 f"{medians[0]:,.0f} µs vs {CPU_VS_FLOOR_PLUS_PEER} x ({medians[1]:,.0f} + {medians[2]:,.0f})"
-                 f" = {CPU_VS_FLOOR_PLUS_PEER * (medians[1] + medians[2]):,.0f} µs; {_ratio_text(interval)}",
-                 interval)
+        self.add(
+            f"{ours_name}: replica CPU/vote <= {CPU_VS_FLOOR_PLUS_PEER} x ({noop_name} replica "
+            f"CPU/request + {peer_name} CPU/vote)",
+            interval.point <= CPU_VS_FLOOR_PLUS_PEER,
+            f"{medians[0]:,.0f} µs vs {CPU_VS_FLOOR_PLUS_PEER} x ({medians[1]:,.0f} + {medians[2]:,.0f})"
+            f" = {CPU_VS_FLOOR_PLUS_PEER * (medians[1] + medians[2]):,.0f} µs; {_ratio_text(interval)}",
+            interval,
+        )
 
     def system(self, name: str, minimum: float) -> None:
         scenario = self.by.get(name)
@@ -118,47 +130,78 @@ class Targets:
         sustained = scenario.get("votes_per_s")
         drained = worst_drain is not None and worst_drain <= DRAIN_MAX_S and None not in drains
         met = sustained is not None and sustained >= minimum and drained
-        self.add(f"{name} >= {minimum:,.0f} votes/s accepted and persisted, drained within {DRAIN_MAX_S:.0f} s",
-                 bool(met),
-                 f"{_num(sustained)} votes/s sustained (accepted {_num(scenario.get('accepted_per_s'))}, "
-                 f"persisted {_num(scenario.get('persisted_per_s'))}); lag at the end "
-                 f"{_num(scenario.get('lag_at_end'))} votes; drain {_num(worst_drain, 1)} s (worst repeat)")
+        self.add(
+            f"{name} >= {minimum:,.0f} votes/s accepted and persisted, drained within {DRAIN_MAX_S:.0f} s",
+            bool(met),
+            f"{_num(sustained)} votes/s sustained (accepted {_num(scenario.get('accepted_per_s'))}, "
+            f"persisted {_num(scenario.get('persisted_per_s'))}); lag at the end "
+            f"{_num(scenario.get('lag_at_end'))} votes; drain {_num(worst_drain, 1)} s (worst repeat)",
+        )
 
     def persist(self) -> None:
         # The baseline write concern's pool sizes only (bench.run --persist-write-concerns).
-        pools = [s for s in self.scenarios if s["name"].startswith("persist_x") and s.get("votes_per_s")
-                 and s.get("write_concern") == s.get("write_concern_baseline")]
+        pools = [
+            s
+            for s in self.scenarios
+            if s["name"].startswith("persist_x")
+            and s.get("votes_per_s")
+            and s.get("write_concern") == s.get("write_concern_baseline")
+        ]
         if not pools:
             return
         best = max(pools, key=lambda s: s["votes_per_s"])
-        sinks = [self.by[n] for n in ("ferretdb_raw", "redis_raw") if (self.by.get(n) or {}).get("votes_per_s")]
+        sinks = [
+            self.by[n]
+            for n in ("ferretdb_raw", "redis_raw")
+            if (self.by.get(n) or {}).get("votes_per_s")
+        ]
         if sinks:
             slower = min(sinks, key=lambda s: s["votes_per_s"])
             interval = stats.ratio_ci(run_rates(best), run_rates(slower))
-            self.add(f"persist (best pool size) >= {PERSIST_VS_SINK} x the slower sink's raw rate",
-                     interval.point >= PERSIST_VS_SINK,
-                     f"{best['name']} {best['votes_per_s']:,.0f} vs {PERSIST_VS_SINK} x {slower['name']} "
-                     f"{slower['votes_per_s']:,.0f}; {_ratio_text(interval)}", interval)
-        batches = [s for s in self.scenarios if s.get("votes_per_s")
-                   and s["name"].startswith(("serve_http_batch_ingest", "serve_grpc_batch_ingest"))]
+            self.add(
+                f"persist (best pool size) >= {PERSIST_VS_SINK} x the slower sink's raw rate",
+                interval.point >= PERSIST_VS_SINK,
+                f"{best['name']} {best['votes_per_s']:,.0f} vs {PERSIST_VS_SINK} x {slower['name']} "
+                f"{slower['votes_per_s']:,.0f}; {_ratio_text(interval)}",
+                interval,
+            )
+        batches = [
+            s
+            for s in self.scenarios
+            if s.get("votes_per_s")
+            and s["name"].startswith(("serve_http_batch_ingest", "serve_grpc_batch_ingest"))
+        ]
         if batches:
             fastest = max(batches, key=lambda s: s["votes_per_s"])
             interval = stats.ratio_ci(run_rates(best), run_rates(fastest))
-            self.add("persist (best pool size) >= the batch ingest rate", interval.point >= 1.0,
-                     f"{best['name']} {best['votes_per_s']:,.0f} vs {fastest['name']} "
-                     f"{fastest['votes_per_s']:,.0f}; {_ratio_text(interval)}", interval)
+            self.add(
+                "persist (best pool size) >= the batch ingest rate",
+                interval.point >= 1.0,
+                f"{best['name']} {best['votes_per_s']:,.0f} vs {fastest['name']} "
+                f"{fastest['votes_per_s']:,.0f}; {_ratio_text(interval)}",
+                interval,
+            )
 
     def e2e(self) -> None:
         e2e = self.by.get("e2e_latency")
         if e2e and e2e.get("p99_ms") is not None:
-            self.add("e2e_latency p99 < 1 s", e2e["p99_ms"] < E2E_P99_MAX_MS,
-                     f"p99 {e2e['p99_ms']:,.0f} ms at {e2e.get('rate_votes_per_s')} votes/s")
+            self.add(
+                "e2e_latency p99 < 1 s",
+                e2e["p99_ms"] < E2E_P99_MAX_MS,
+                f"p99 {e2e['p99_ms']:,.0f} ms at {e2e.get('rate_votes_per_s')} votes/s",
+            )
 
     def clean(self) -> None:
-        bad = [s["name"] for s in self.all
-               if not s.get("skipped") and (s.get("errors") or not s.get("reconciled"))]
-        self.add("zero errors, exact reconciliation in every scenario", not bad,
-                 "all clean" if not bad else f"not clean: {', '.join(bad)}")
+        bad = [
+            s["name"]
+            for s in self.all
+            if not s.get("skipped") and (s.get("errors") or not s.get("reconciled"))
+        ]
+        self.add(
+            "zero errors, exact reconciliation in every scenario",
+            not bad,
+            "all clean" if not bad else f"not clean: {', '.join(bad)}",
+        )
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -169,7 +212,9 @@ def evaluate_targets(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     targets = Targets(scenarios)
     for suffix in mode_suffixes(scenarios):
         for protocol in ("http", "grpc"):
-            targets.rate_ratio(f"serve_{protocol}_single_ingest{suffix}", f"plain_{protocol}_peer", SINGLE_VS_PEER)
+            targets.rate_ratio(
+                f"serve_{protocol}_single_ingest{suffix}", f"plain_{protocol}_peer", SINGLE_VS_PEER
+            )
         for protocol in ("http", "grpc"):
             targets.replica_cpu(suffix, protocol)
         targets.system(f"system_single{suffix}", SYSTEM_SINGLE_MIN)

@@ -32,15 +32,18 @@ def problems(config: Any) -> list[str]:
     try:
         schema = ServeDeploySchema.model_validate(config)
     except ValidationError as exc:
-        return [f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-                for error in exc.errors()]
+        return [
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        ]
     except Exception as exc:  # noqa: BLE001 - the schema imports policies: ImportError and kin
         return [f"{type(exc).__name__}: {exc}"]
     found: list[str] = []
     for app in schema.applications:
         for deployment in app.deployments:
-            found += policy_problems(f"{app.name}/{deployment.name}",
-                                     deployment.model_dump(exclude_unset=True))
+            found += policy_problems(
+                f"{app.name}/{deployment.name}", deployment.model_dump(exclude_unset=True)
+            )
     return found
 
 

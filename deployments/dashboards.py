@@ -135,10 +135,13 @@ def transform(id_val: str, options: Mapping[str, Any]) -> DataTransformerConfig:
 
 
 def to_numbers(*fields: str) -> DataTransformerConfig:
-    return transform("convertFieldType", {
-        "fields": {},
-        "conversions": [{"targetField": f, "destinationType": "number"} for f in fields],
-    })
+    return transform(
+        "convertFieldType",
+        {
+            "fields": {},
+            "conversions": [{"targetField": f, "destinationType": "number"} for f in fields],
+        },
+    )
 
 
 def sort_by(field: str, desc: bool) -> DataTransformerConfig:
@@ -150,7 +153,9 @@ def top(n: int) -> DataTransformerConfig:
 
 
 def rename(names: Mapping[str, str]) -> DataTransformerConfig:
-    return transform("organize", {"excludeByName": {}, "indexByName": {}, "renameByName": dict(names)})
+    return transform(
+        "organize", {"excludeByName": {}, "indexByName": {}, "renameByName": dict(names)}
+    )
 
 
 def counts_of(key: str, label: str, n: int | None) -> list[DataTransformerConfig]:
@@ -165,24 +170,47 @@ def seconds_as_time() -> list[DataTransformerConfig]:
     """votes:per_second (epoch second -> count) as a time series."""
     return [
         to_numbers("Field", "Value"),
-        transform("calculateField", {
-            "mode": "binary", "alias": "time", "replaceFields": False,
-            "binary": {"left": "Field", "operator": "*", "right": "1000"},
-        }),
-        transform("convertFieldType", {
-            "fields": {}, "conversions": [{"targetField": "time", "destinationType": "time"}],
-        }),
-        transform("organize", {"excludeByName": {"Field": True}, "indexByName": {"time": 0},
-                               "renameByName": {"Value": "votes/s"}}),
+        transform(
+            "calculateField",
+            {
+                "mode": "binary",
+                "alias": "time",
+                "replaceFields": False,
+                "binary": {"left": "Field", "operator": "*", "right": "1000"},
+            },
+        ),
+        transform(
+            "convertFieldType",
+            {
+                "fields": {},
+                "conversions": [{"targetField": "time", "destinationType": "time"}],
+            },
+        ),
+        transform(
+            "organize",
+            {
+                "excludeByName": {"Field": True},
+                "indexByName": {"time": 0},
+                "renameByName": {"Value": "votes/s"},
+            },
+        ),
         sort_by("time", desc=False),
     ]
 
 
-def redis_stat(title: str, description: str, target: Redis, calc: str,
-               graph: BigValueGraphMode = BigValueGraphMode.NONE) -> stat.Panel:
+def redis_stat(
+    title: str,
+    description: str,
+    target: Redis,
+    calc: str,
+    graph: BigValueGraphMode = BigValueGraphMode.NONE,
+) -> stat.Panel:
     """A single-number panel over one Redis query, reduced with `calc`."""
     return (
-        stat.Panel().title(title).datasource(REDIS).description(description)
+        stat.Panel()
+        .title(title)
+        .datasource(REDIS)
+        .description(description)
         .with_target(target.ref_id("A"))
         .graph_mode(graph)
         .reduce_options(ReduceDataOptions().calcs([calc]).values(False))
@@ -190,8 +218,12 @@ def redis_stat(title: str, description: str, target: Redis, calc: str,
 
 
 def legend_bottom() -> VizLegendOptions:
-    return (VizLegendOptions().display_mode(LegendDisplayMode.LIST)
-            .placement(LegendPlacement.BOTTOM).show_legend(True))
+    return (
+        VizLegendOptions()
+        .display_mode(LegendDisplayMode.LIST)
+        .placement(LegendPlacement.BOTTOM)
+        .show_legend(True)
+    )
 
 
 # ---- the dashboards ------------------------------------------------------------------------
@@ -209,68 +241,117 @@ def contest() -> Dashboard:
         .time("now-1h", "now")
         .with_row(Row("Results"))
         .with_panel(
-            redis_stat("Total votes", "GET votes:total: every counted vote.",
-                       Redis("get", keys.TOTAL), "lastNotNull")
-            .span(6).height(5)
+            redis_stat(
+                "Total votes",
+                "GET votes:total: every counted vote.",
+                Redis("get", keys.TOTAL),
+                "lastNotNull",
+            )
+            .span(6)
+            .height(5)
         )
         .with_panel(
-            redis_stat("Bands", "HLEN votes:by_band: bands with at least one vote.",
-                       Redis("hlen", keys.BY_BAND), "lastNotNull")
-            .span(6).height(5)
+            redis_stat(
+                "Bands",
+                "HLEN votes:by_band: bands with at least one vote.",
+                Redis("hlen", keys.BY_BAND),
+                "lastNotNull",
+            )
+            .span(6)
+            .height(5)
         )
         .with_panel(
-            redis_stat("Peak votes per second (last hour)",
-                       "The busiest second in votes:per_second (by time received).",
-                       Redis("hgetall", keys.PER_SECOND), "max", BigValueGraphMode.AREA)
+            redis_stat(
+                "Peak votes per second (last hour)",
+                "The busiest second in votes:per_second (by time received).",
+                Redis("hgetall", keys.PER_SECOND),
+                "max",
+                BigValueGraphMode.AREA,
+            )
             .transformations(seconds_as_time())
-            .span(12).height(5)
+            .span(12)
+            .height(5)
         )
         .with_panel(
-            timeseries.Panel().title("Votes per second").datasource(REDIS)
-            .description("HGETALL votes:per_second: votes by the second they were received "
-                         "(the last hour is kept).")
+            timeseries.Panel()
+            .title("Votes per second")
+            .datasource(REDIS)
+            .description(
+                "HGETALL votes:per_second: votes by the second they were received "
+                "(the last hour is kept)."
+            )
             .with_target(Redis("hgetall", keys.PER_SECOND).ref_id("A"))
             .transformations(seconds_as_time())
-            .unit("short").min(0).fill_opacity(20).legend(legend_bottom())
-            .span(24).height(7)
+            .unit("short")
+            .min(0)
+            .fill_opacity(20)
+            .legend(legend_bottom())
+            .span(24)
+            .height(7)
         )
         .with_row(Row("Bands and albums"))
         .with_panel(
-            barchart.Panel().title("Votes per band (top 20)").datasource(REDIS)
+            barchart.Panel()
+            .title("Votes per band (top 20)")
+            .datasource(REDIS)
             .description("HGETALL votes:by_band, largest first.")
             .with_target(Redis("hgetall", keys.BY_BAND).ref_id("A"))
             .transformations(counts_of(keys.BY_BAND, "band", 20))
-            .x_field("band").orientation(VizOrientation.HORIZONTAL)
-            .show_value(VisibilityMode.AUTO).legend(legend_bottom().show_legend(False))
-            .span(14).height(14)
+            .x_field("band")
+            .orientation(VizOrientation.HORIZONTAL)
+            .show_value(VisibilityMode.AUTO)
+            .legend(legend_bottom().show_legend(False))
+            .span(14)
+            .height(14)
         )
         .with_panel(
-            table.Panel().title("Top albums").datasource(REDIS)
+            table.Panel()
+            .title("Top albums")
+            .datasource(REDIS)
             .description("HGETALL votes:by_album, largest first.")
             .with_target(Redis("hgetall", keys.BY_ALBUM).ref_id("A"))
             .transformations(counts_of(keys.BY_ALBUM, "album", 15))
-            .span(10).height(14)
+            .span(10)
+            .height(14)
         )
         .with_row(Row("Years and ranks"))
         .with_panel(
-            barchart.Panel().title("Votes by album year").datasource(REDIS)
+            barchart.Panel()
+            .title("Votes by album year")
+            .datasource(REDIS)
             .description("HGETALL votes:by_year, in year order.")
             .with_target(Redis("hgetall", keys.BY_YEAR).ref_id("A"))
-            .transformations([to_numbers("Value"), sort_by("Field", desc=False),
-                              rename({"Field": "year", "Value": "votes"})])
-            .x_field("year").orientation(VizOrientation.VERTICAL)
+            .transformations(
+                [
+                    to_numbers("Value"),
+                    sort_by("Field", desc=False),
+                    rename({"Field": "year", "Value": "votes"}),
+                ]
+            )
+            .x_field("year")
+            .orientation(VizOrientation.VERTICAL)
             .legend(legend_bottom().show_legend(False))
-            .span(14).height(8)
+            .span(14)
+            .height(8)
         )
         .with_panel(
-            barchart.Panel().title("Votes by rank").datasource(REDIS)
+            barchart.Panel()
+            .title("Votes by rank")
+            .datasource(REDIS)
             .description("HGETALL votes:by_rank: the rank voters gave the album.")
             .with_target(Redis("hgetall", keys.BY_RANK).ref_id("A"))
-            .transformations([to_numbers("Field", "Value"), sort_by("Field", desc=False),
-                              rename({"Field": "rank", "Value": "votes"})])
-            .x_field("rank").orientation(VizOrientation.VERTICAL)
+            .transformations(
+                [
+                    to_numbers("Field", "Value"),
+                    sort_by("Field", desc=False),
+                    rename({"Field": "rank", "Value": "votes"}),
+                ]
+            )
+            .x_field("rank")
+            .orientation(VizOrientation.VERTICAL)
             .legend(legend_bottom().show_legend(False))
-            .span(10).height(8)
+            .span(10)
+            .height(8)
         )
     )
 
@@ -300,8 +381,10 @@ def events(metric: str, by: str = "") -> str:
 
 def quantile(q: float, histogram: str, selector: str = "", by: str = "") -> str:
     grouping = ", ".join(["le", *([by] if by else [])])
-    return (f"histogram_quantile({q}, sum by ({grouping}) "
-            f"(rate({series(histogram + '_bucket', selector)}[$__rate_interval])))")
+    return (
+        f"histogram_quantile({q}, sum by ({grouping}) "
+        f"(rate({series(histogram + '_bucket', selector)}[$__rate_interval])))"
+    )
 
 
 def prom(expr: str, legend: str, ref_id: str) -> PromQuery:
@@ -310,10 +393,15 @@ def prom(expr: str, legend: str, ref_id: str) -> PromQuery:
 
 def latency_panel(title: str, histogram: str, selector: str = "", description: str = "") -> Any:
     return (
-        timeseries.Panel().title(title).datasource(PROMETHEUS).description(description)
+        timeseries.Panel()
+        .title(title)
+        .datasource(PROMETHEUS)
+        .description(description)
         .with_target(prom(quantile(0.5, histogram, selector), "p50", "A"))
         .with_target(prom(quantile(0.99, histogram, selector), "p99", "B"))
-        .unit("s").min(0).legend(legend_bottom())
+        .unit("s")
+        .min(0)
+        .legend(legend_bottom())
     )
 
 
@@ -333,100 +421,171 @@ def pipeline() -> Dashboard:
     return (
         Dashboard("Pipeline")
         .uid("votes-pipeline")
-        .description("The votes pipeline: ingestion (HTTP and gRPC), Kafka, the persister pool, "
-                     "replicas. Metrics from Ray's Prometheus export.")
+        .description(
+            "The votes pipeline: ingestion (HTTP and gRPC), Kafka, the persister pool, "
+            "replicas. Metrics from Ray's Prometheus export."
+        )
         .tags(["votes", "generated", "ray"])
         .readonly()
         .refresh("10s")
         .time("now-30m", "now")
         .with_row(Row("Ingestion"))
         .with_panel(
-            timeseries.Panel().title("Votes accepted per second, by path").datasource(PROMETHEUS)
+            timeseries.Panel()
+            .title("Votes accepted per second, by path")
+            .datasource(PROMETHEUS)
             .description(f"rate({accepted}): votes Kafka acknowledged, HTTP and gRPC.")
             .with_target(prom(rate(accepted, "path"), "{{path}}", "A"))
-            .unit("short").min(0).legend(legend_bottom())
-            .span(12).height(8)
+            .unit("short")
+            .min(0)
+            .legend(legend_bottom())
+            .span(12)
+            .height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Requests rejected, by path and reason")
+            timeseries.Panel()
+            .title("Requests rejected, by path and reason")
             .datasource(PROMETHEUS)
-            .description(f"{rejected} in each interval (at least four scrapes), the first "
-                         "rejections of a replica included: invalid votes, bodies too large, "
-                         "Kafka down or overloaded, unauthorized.")
+            .description(
+                f"{rejected} in each interval (at least four scrapes), the first "
+                "rejections of a replica included: invalid votes, bodies too large, "
+                "Kafka down or overloaded, unauthorized."
+            )
             .with_target(prom(events(rejected, "path, reason"), "{{path}} {{reason}}", "A"))
-            .unit("short").min(0).legend(legend_bottom())
-            .span(12).height(8)
+            .unit("short")
+            .min(0)
+            .legend(legend_bottom())
+            .span(12)
+            .height(8)
         )
         .with_panel(
-            latency_panel("Kafka produce latency, HTTP", produce, 'path="http"',
-                          "From produce to Kafka's ack, per request on the HTTP path.")
-            .span(12).height(8)
+            latency_panel(
+                "Kafka produce latency, HTTP",
+                produce,
+                'path="http"',
+                "From produce to Kafka's ack, per request on the HTTP path.",
+            )
+            .span(12)
+            .height(8)
         )
         .with_panel(
-            latency_panel("Kafka produce latency, gRPC", produce, 'path="grpc"',
-                          "From produce to Kafka's ack, per request on the gRPC path.")
-            .span(12).height(8)
+            latency_panel(
+                "Kafka produce latency, gRPC",
+                produce,
+                'path="grpc"',
+                "From produce to Kafka's ack, per request on the gRPC path.",
+            )
+            .span(12)
+            .height(8)
         )
         .with_row(Row("Persister pool"))
         .with_panel(
-            timeseries.Panel().title("Votes persisted and counted per second")
+            timeseries.Panel()
+            .title("Votes persisted and counted per second")
             .datasource(PROMETHEUS)
-            .description(f"rate({persisted}) (stored in the vote log) and rate({counted}) "
-                         "(added to the Redis counters).")
+            .description(
+                f"rate({persisted}) (stored in the vote log) and rate({counted}) "
+                "(added to the Redis counters)."
+            )
             .with_target(prom(rate(persisted), "persisted", "A"))
             .with_target(prom(rate(counted), "counted", "B"))
-            .unit("short").min(0).legend(legend_bottom())
-            .span(12).height(8)
+            .unit("short")
+            .min(0)
+            .legend(legend_bottom())
+            .span(12)
+            .height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Consumer lag per partition").datasource(PROMETHEUS)
+            timeseries.Panel()
+            .title("Consumer lag per partition")
+            .datasource(PROMETHEUS)
             .description(f"{lag}: records not yet consumed; the pool's autoscaling signal.")
             .with_target(prom(f"max by (partition) ({lag})", "partition {{partition}}", "A"))
             .with_target(prom(f"sum ({lag})", "total", "B"))
-            .unit("short").min(0).legend(legend_bottom())
-            .span(12).height(8)
+            .unit("short")
+            .min(0)
+            .legend(legend_bottom())
+            .span(12)
+            .height(8)
         )
         .with_panel(
-            latency_panel("End-to-end latency", end_to_end, "",
-                          "From a vote's received_at to its batch being committed.")
-            .span(8).height(8)
+            latency_panel(
+                "End-to-end latency",
+                end_to_end,
+                "",
+                "From a vote's received_at to its batch being committed.",
+            )
+            .span(8)
+            .height(8)
         )
         .with_panel(
-            latency_panel("Persist latency per batch", persist_latency, "",
-                          "Store in MongoDB, count in Redis, commit to Kafka: one batch.")
-            .span(8).height(8)
+            latency_panel(
+                "Persist latency per batch",
+                persist_latency,
+                "",
+                "Store in MongoDB, count in Redis, commit to Kafka: one batch.",
+            )
+            .span(8)
+            .height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Batch size").datasource(PROMETHEUS)
+            timeseries.Panel()
+            .title("Batch size")
+            .datasource(PROMETHEUS)
             .description("Records per persisted batch.")
             .with_target(prom(quantile(0.5, batch), "p50", "A"))
             .with_target(prom(quantile(0.99, batch), "p99", "B"))
-            .unit("short").min(0).legend(legend_bottom())
-            .span(8).height(8)
+            .unit("short")
+            .min(0)
+            .legend(legend_bottom())
+            .span(8)
+            .height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Dead-lettered records and store failures")
+            timeseries.Panel()
+            .title("Dead-lettered records and store failures")
             .datasource(PROMETHEUS)
-            .description(f"In each interval (at least four scrapes), first ones included: {dead}, "
-                         f"undecodable records sent to the DLQ; {failures}, failed attempts to "
-                         "persist a batch (retried), by step.")
+            .description(
+                f"In each interval (at least four scrapes), first ones included: {dead}, "
+                f"undecodable records sent to the DLQ; {failures}, failed attempts to "
+                "persist a batch (retried), by step."
+            )
             .with_target(prom(events(dead), "dead-lettered", "A"))
             .with_target(prom(events(failures, "step"), "store failure: {{step}}", "B"))
-            .unit("short").min(0).legend(legend_bottom())
-            .span(12).height(8)
+            .unit("short")
+            .min(0)
+            .legend(legend_bottom())
+            .span(12)
+            .height(8)
         )
         .with_panel(
-            timeseries.Panel().title("Replicas per deployment").datasource(PROMETHEUS)
-            .description("Healthy replicas (Ray Serve's serve_deployment_replica_healthy) "
-                         "and the autoscaler's target.")
-            .with_target(prom(
-                f"sum by (deployment) (ray_serve_deployment_replica_healthy{{{APP}}})",
-                "{{deployment}} healthy", "A"))
-            .with_target(prom(
-                f"max by (deployment) (ray_serve_autoscaling_target_replicas{{{APP}}})",
-                "{{deployment}} target", "B"))
-            .unit("short").min(0).decimals(0).legend(legend_bottom())
-            .span(12).height(8)
+            timeseries.Panel()
+            .title("Replicas per deployment")
+            .datasource(PROMETHEUS)
+            .description(
+                "Healthy replicas (Ray Serve's serve_deployment_replica_healthy) "
+                "and the autoscaler's target."
+            )
+            .with_target(
+                prom(
+                    f"sum by (deployment) (ray_serve_deployment_replica_healthy{{{APP}}})",
+                    "{{deployment}} healthy",
+                    "A",
+                )
+            )
+            .with_target(
+                prom(
+                    f"max by (deployment) (ray_serve_autoscaling_target_replicas{{{APP}}})",
+                    "{{deployment}} target",
+                    "B",
+                )
+            )
+            .unit("short")
+            .min(0)
+            .decimals(0)
+            .legend(legend_bottom())
+            .span(12)
+            .height(8)
         )
     )
 
@@ -440,7 +599,9 @@ GENERATED = "# Generated by `make dashboards` (python -m deployments.dashboards)
 
 
 def datasources_yaml() -> str:
-    return GENERATED + f"""\
+    return (
+        GENERATED
+        + f"""\
 # ConfigMap votes-grafana-datasources, mounted at /etc/grafana/provisioning/datasources.
 # `Prometheus` is also the name the Ray dashboard's embedded panels expect (RAY_PROMETHEUS_NAME).
 # The Redis data source needs the redis-datasource plugin (GF_PLUGINS_PREINSTALL) and the
@@ -469,10 +630,13 @@ datasources:
     secureJsonData:
       password: $REDIS_PASSWORD
 """
+    )
 
 
 def providers_yaml() -> str:
-    return GENERATED + f"""\
+    return (
+        GENERATED
+        + f"""\
 # ConfigMap votes-grafana-dashboard-providers, mounted at /etc/grafana/provisioning/dashboards.
 # Loads every JSON file of the ConfigMap votes-grafana-dashboards (grafana/dashboards/*.json),
 # mounted at the path below, into the folder "votes".
@@ -488,13 +652,16 @@ providers:
       path: {DASHBOARD_MOUNT}
       foldersFromFilesStructure: false
 """
+    )
 
 
 def render() -> dict[Path, str]:
     """Every generated file (relative to the repository root) and its content."""
     encoder = JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False)
-    files = {DASHBOARD_DIR / name: encoder.encode(build().build()) + "\n"
-             for name, build in DASHBOARDS.items()}
+    files = {
+        DASHBOARD_DIR / name: encoder.encode(build().build()) + "\n"
+        for name, build in DASHBOARDS.items()
+    }
     files[GRAFANA_DIR / "datasources.yaml"] = datasources_yaml()
     files[GRAFANA_DIR / "dashboards.yaml"] = providers_yaml()
     return files
@@ -503,8 +670,19 @@ def render() -> dict[Path, str]:
 # ---- consistency with the code --------------------------------------------------------------
 
 _PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-    "offset", "inf", "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
 }
 
 
@@ -517,7 +695,7 @@ def promql_metric_names(expr: str) -> set[str]:
     names = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         name = match.group(0)
-        following = text[match.end():].lstrip()
+        following = text[match.end() :].lstrip()
         if following.startswith("(") or name.lower() in _PROMQL_WORDS or name.startswith("$"):
             continue
         if match.start() > 0 and text[match.start() - 1] == "$":  # $__rate_interval etc.
@@ -532,8 +710,11 @@ def panels_of(dashboard: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         yield from panels_of(panel)  # collapsed rows keep their panels inside
 
 
-def check_dashboard(dashboard: Mapping[str, Any], metrics: Iterable[str] | None = None,
-                    redis_keys: Iterable[str] | None = None) -> list[str]:
+def check_dashboard(
+    dashboard: Mapping[str, Any],
+    metrics: Iterable[str] | None = None,
+    redis_keys: Iterable[str] | None = None,
+) -> list[str]:
     """Every problem of the dashboard's queries, one line each; [] when all is consistent."""
     allowed = set(metrics) if metrics is not None else allowed_metric_names()
     known_keys = set(redis_keys) if redis_keys is not None else set(keys.ALL_KEYS)
@@ -566,15 +747,24 @@ def check_dashboard(dashboard: Mapping[str, Any], metrics: Iterable[str] | None 
 
 def stale_files(root: Path) -> list[Path]:
     """The generated files (relative to the repository `root`) missing or different there."""
-    return [path for path, content in render().items()
-            if not (root / path).is_file() or (root / path).read_text() != content]
+    return [
+        path
+        for path, content in render().items()
+        if not (root / path).is_file() or (root / path).read_text() != content
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.dashboards", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming every file that is stale or missing")
+    parser = argparse.ArgumentParser(
+        prog="python -m deployments.dashboards",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 naming every file that is stale or missing",
+    )
     add_repo_option(parser)
     args = parser.parse_args(argv)
     try:
@@ -582,17 +772,28 @@ def main(argv: list[str] | None = None) -> int:
     except RepoNotFound as exc:
         print(f"dashboards: {exc}", file=sys.stderr)
         return 2
-    problems = [p for name, build in DASHBOARDS.items()
-                for p in check_dashboard(json.loads(JSONEncoder().encode(build().build())))]
+    problems = [
+        p
+        for name, build in DASHBOARDS.items()
+        for p in check_dashboard(json.loads(JSONEncoder().encode(build().build())))
+    ]
     if problems:
-        print("dashboards: queries inconsistent with the code:", *problems, sep="\n  ",
-              file=sys.stderr)
+        print(
+            "dashboards: queries inconsistent with the code:",
+            *problems,
+            sep="\n  ",
+            file=sys.stderr,
+        )
         return 1
     if args.check:
         stale = stale_files(repo.root)
         if stale:
-            print("dashboards: stale, run `make dashboards`:", *map(str, stale), sep="\n  ",
-                  file=sys.stderr)
+            print(
+                "dashboards: stale, run `make dashboards`:",
+                *map(str, stale),
+                sep="\n  ",
+                file=sys.stderr,
+            )
             return 1
         print(f"dashboards: {len(render())} files up to date")
         return 0

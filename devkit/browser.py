@@ -28,10 +28,19 @@ from devkit.waiting import wait_until
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-    "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
 )
 
 
@@ -87,16 +96,21 @@ class Browser:
             text = details.get("exception", {}).get("description") or details.get("text")
             self.errors.append(f"uncaught exception: {text}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            args = " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            args = " ".join(
+                str(a.get("value", a.get("description", ""))) for a in params.get("args", [])
+            )
             self.errors.append(f"console.{params['type']}: {args}")
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             entry = params["entry"]
-            self.errors.append(f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}")
+            self.errors.append(
+                f"log ({entry.get('source')}): {entry.get('text')} {entry.get('url', '')}"
+            )
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of a JavaScript expression in the page (promises are awaited)."""
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
+        result = self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
         if "exceptionDetails" in result:
             raise CDPError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result.get("result", {}).get("value")
@@ -110,16 +124,26 @@ class Browser:
         return wait_until(lambda: self.evaluate(expression), timeout_s, what, every_s)
 
     def set_viewport(self, width: int, height: int, mobile: bool = False) -> None:
-        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                  deviceScaleFactor=1, mobile=mobile)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=mobile,
+        )
 
     def screenshot(self, path: Path, full_page: bool = True) -> None:
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": full_page}
         if full_page:
             metrics = self.send("Page.getLayoutMetrics")
             size = metrics.get("cssContentSize") or metrics["contentSize"]
-            params["clip"] = {"x": 0, "y": 0, "width": size["width"], "height": size["height"],
-                              "scale": 1}
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": size["width"],
+                "height": size["height"],
+                "scale": 1,
+            }
         data = self.send("Page.captureScreenshot", **params)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
@@ -140,14 +164,22 @@ class Browser:
 
 
 @contextmanager
-def launch(chromium: str, width: int = 1280, height: int = 1000,
-           log: Callable[[str], None] | None = None) -> Iterator[Browser]:
+def launch(
+    chromium: str, width: int = 1280, height: int = 1000, log: Callable[[str], None] | None = None
+) -> Iterator[Browser]:
     """Start Chromium with a fresh profile; yield its one page; end it (by its pid) after."""
     profile = tempfile.mkdtemp(prefix="votes-chromium-")
     process = subprocess.Popen(
-        [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            chromium,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--window-size={width},{height}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     browser: Browser | None = None
     try:
@@ -155,8 +187,10 @@ def launch(chromium: str, width: int = 1280, height: int = 1000,
         deadline = time.monotonic() + 60
         while not (port_file.is_file() and port_file.read_text().strip()):
             if process.poll() is not None:
-                raise RuntimeError(f"chromium exited with {process.returncode}: "
-                                   f"{process.stderr.read() if process.stderr else ''}")
+                raise RuntimeError(
+                    f"chromium exited with {process.returncode}: "
+                    f"{process.stderr.read() if process.stderr else ''}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError("chromium did not open its DevTools port within 60s")
             time.sleep(0.1)

@@ -9,8 +9,18 @@ from pathlib import Path
 # Where tests/chaos/harness.py appends one JSON line per scenario.
 REPORT = Path(__file__).resolve().parents[1] / "test-artifacts" / "chaos-report.jsonl"
 
-COLUMNS = ("scenario", "sent", "accepted", "shed", "counted", "stored", "duplicates", "unexpected",
-           "retries", "recover_s")
+COLUMNS = (
+    "scenario",
+    "sent",
+    "accepted",
+    "shed",
+    "counted",
+    "stored",
+    "duplicates",
+    "unexpected",
+    "retries",
+    "recover_s",
+)
 
 
 def main() -> int:
@@ -21,9 +31,12 @@ def main() -> int:
     lines = ["| " + " | ".join(COLUMNS) + " | verdict |", "|" + " --- |" * (len(COLUMNS) + 1)]
     for row in rows:
         row.setdefault("shed", 0)
-        exact = (row["accepted"] + row["shed"] == row["sent"]
-                 and row["accepted"] == row["counted"] == row["stored"]
-                 and row["duplicates"] == 0 and row["unexpected"] == 0)
+        exact = (
+            row["accepted"] + row["shed"] == row["sent"]
+            and row["accepted"] == row["counted"] == row["stored"]
+            and row["duplicates"] == 0
+            and row["unexpected"] == 0
+        )
         cells = [str(row[c]) for c in COLUMNS] + ["exact" if exact else "MISMATCH"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- {row['scenario']}: {row['notes']}" for row in rows if row.get("notes")]

@@ -14,7 +14,9 @@ KAFKA = os.environ.get("VOTES_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 PARTITIONS = 6  # as config.yaml's topic has
 
 
-def create_topics(names: Sequence[str], partitions: int = PARTITIONS, bootstrap: str = KAFKA) -> None:
+def create_topics(
+    names: Sequence[str], partitions: int = PARTITIONS, bootstrap: str = KAFKA
+) -> None:
     """Create the topics and wait until every partition has a leader (bounded: 30 s)."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -28,8 +30,12 @@ def create_topics(names: Sequence[str], partitions: int = PARTITIONS, bootstrap:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         metadata = admin.list_topics(timeout=10)
-        if all(name in metadata.topics and len(metadata.topics[name].partitions) == partitions
-               and metadata.topics[name].error is None for name in names):
+        if all(
+            name in metadata.topics
+            and len(metadata.topics[name].partitions) == partitions
+            and metadata.topics[name].error is None
+            for name in names
+        ):
             return
         time.sleep(0.2)
     raise RuntimeError(f"topics {list(names)} not ready within 30 s")
@@ -51,13 +57,15 @@ def read_all(topic: str, timeout_s: float = 30, bootstrap: str = KAFKA) -> list[
     """Every record in topic up to its end as of now (bounded in time), via assign, no group."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        # As the pool reads: committed transactions only (docs/decisions/0023-transactional-batches.md).
-        "isolation.level": "read_committed",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            # As the pool reads: committed transactions only (docs/decisions/0023-transactional-batches.md).
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         remaining: dict[int, int] = {}
@@ -89,12 +97,14 @@ class LagReader:
     The consumer only reads committed offsets; it never subscribes, so it never joins the group.
     """
 
-    def __init__(self, topic: str, group: str, partitions: int = PARTITIONS,
-                 bootstrap: str = KAFKA) -> None:
+    def __init__(
+        self, topic: str, group: str, partitions: int = PARTITIONS, bootstrap: str = KAFKA
+    ) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                                   "enable.auto.commit": False})
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
         self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
 
     def lag(self) -> int | None:

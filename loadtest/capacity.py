@@ -52,8 +52,11 @@ def capacity_from_results(results: dict[str, Any], where: str = "bench results")
         rate = _usable(scenario)
         if rate is not None and (best is None or rate > best.votes_per_s):
             when = scenario.get("measured_at") or (results.get("machine") or {}).get("when", "")
-            best = Capacity(rate, f"{where}: {scenario['name']} {rate:g} votes/s"
-                                  + (f" (measured {when})" if when else ""))
+            best = Capacity(
+                rate,
+                f"{where}: {scenario['name']} {rate:g} votes/s"
+                + (f" (measured {when})" if when else ""),
+            )
     return best
 
 

@@ -49,8 +49,11 @@ from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 log = logging.getLogger("votes.loadtest")
 
 RETRY_HTTP = {429, 502, 503, 504}
-RETRY_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
-              grpc.StatusCode.DEADLINE_EXCEEDED}
+RETRY_GRPC = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+}
 BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
 # The original route and its aliases, the original contest's Ingress paths; each has its own stats.
@@ -86,21 +89,43 @@ def _count(**deltas: int) -> None:
 
 @events.init_command_line_parser.add_listener
 def _arguments(parser: Any) -> None:
-    parser.add_argument("--grpc-target", default=os.environ.get("VOTES_GRPC_TARGET", "127.0.0.1:9000"),
-                        help="host:port of the gRPC API (default 127.0.0.1:9000)")
-    parser.add_argument("--grpc-tls", action="store_true", default=False,
-                        help="connect to the gRPC API over TLS (e.g. an Ingress on :443)")
-    parser.add_argument("--tally-file", default=os.environ.get("VOTES_TALLY_FILE", ""),
-                        help="write the vote tally (JSON) here when the test ends")
-    parser.add_argument("--write-token", default=os.environ.get("VOTES_WRITE_TOKEN", ""),
-                        help="bearer token for write routes, when the deployment requires one",
-                        is_secret=True)
-    parser.add_argument("--vote-deadline", type=float, default=30.0,
-                        help="seconds a vote keeps being retried before it is given up")
-    parser.add_argument("--request-timeout", type=float, default=10.0,
-                        help="seconds one attempt may take")
-    parser.add_argument("--think-time", type=float, default=0.5,
-                        help="mean seconds a user waits between tasks (0 = as fast as possible)")
+    parser.add_argument(
+        "--grpc-target",
+        default=os.environ.get("VOTES_GRPC_TARGET", "127.0.0.1:9000"),
+        help="host:port of the gRPC API (default 127.0.0.1:9000)",
+    )
+    parser.add_argument(
+        "--grpc-tls",
+        action="store_true",
+        default=False,
+        help="connect to the gRPC API over TLS (e.g. an Ingress on :443)",
+    )
+    parser.add_argument(
+        "--tally-file",
+        default=os.environ.get("VOTES_TALLY_FILE", ""),
+        help="write the vote tally (JSON) here when the test ends",
+    )
+    parser.add_argument(
+        "--write-token",
+        default=os.environ.get("VOTES_WRITE_TOKEN", ""),
+        help="bearer token for write routes, when the deployment requires one",
+        is_secret=True,
+    )
+    parser.add_argument(
+        "--vote-deadline",
+        type=float,
+        default=30.0,
+        help="seconds a vote keeps being retried before it is given up",
+    )
+    parser.add_argument(
+        "--request-timeout", type=float, default=10.0, help="seconds one attempt may take"
+    )
+    parser.add_argument(
+        "--think-time",
+        type=float,
+        default=0.5,
+        help="mean seconds a user waits between tasks (0 = as fast as possible)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the traffic")
 
 
@@ -175,8 +200,9 @@ class Outcome:
     REJECTED = "rejected"  # refused for good; nothing was stored
 
 
-def send_with_retries(votes: int, attempt: Callable[[], tuple[str, float | None]],
-                      deadline_s: float) -> str:
+def send_with_retries(
+    votes: int, attempt: Callable[[], tuple[str, float | None]], deadline_s: float
+) -> str:
     """Run `attempt` until it accepts or is rejected, or the deadline passes. Tallies `votes`."""
     if _STOPPING.is_set():
         return Outcome.REJECTED  # not sent at all: the test is ending
@@ -229,13 +255,16 @@ class HttpVoter(FastHttpUser):
     network_timeout = 10.0
 
     def wait_time(self) -> float:  # type: ignore[override]
-        mean = self.environment.parsed_options.think_time if self.environment.parsed_options else 0.5
+        mean = (
+            self.environment.parsed_options.think_time if self.environment.parsed_options else 0.5
+        )
         return random.expovariate(1 / mean) if mean > 0 else 0.0
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
-        self.traffic = Traffic(None if options is None or options.seed is None
-                               else options.seed + id(self) % 10_000)
+        self.traffic = Traffic(
+            None if options is None or options.seed is None else options.seed + id(self) % 10_000
+        )
         self.deadline_s = options.vote_deadline if options else 30.0
         self.timeout_s = options.request_timeout if options else 10.0
         token = options.write_token if options else ""
@@ -246,8 +275,14 @@ class HttpVoter(FastHttpUser):
         headers = self.headers | {"Content-Type": "application/json"}
 
         def attempt() -> tuple[str, float | None]:
-            with self.client.post(path, data=payload, headers=headers, name=name,
-                                  catch_response=True, timeout=self.timeout_s) as response:
+            with self.client.post(
+                path,
+                data=payload,
+                headers=headers,
+                name=name,
+                catch_response=True,
+                timeout=self.timeout_s,
+            ) as response:
                 status = response.status_code
                 if status == 202:
                     accepted = votes
@@ -258,7 +293,9 @@ class HttpVoter(FastHttpUser):
                         return Outcome.RETRY, None
                     response.success()
                     return Outcome.ACCEPTED, None
-                retry_after = _retry_after(response.headers.get("Retry-After") if response.headers else None)
+                retry_after = _retry_after(
+                    response.headers.get("Retry-After") if response.headers else None
+                )
                 # status 0: connection error or timeout (FastHttpUser), ambiguous.
                 if status == 0 or status in RETRY_HTTP:
                     response.failure(f"HTTP {status or 'connection error'}: retrying")
@@ -301,21 +338,28 @@ class GrpcVoter(User):
     weight = 1
 
     def wait_time(self) -> float:  # type: ignore[override]
-        mean = self.environment.parsed_options.think_time if self.environment.parsed_options else 0.5
+        mean = (
+            self.environment.parsed_options.think_time if self.environment.parsed_options else 0.5
+        )
         return random.expovariate(1 / mean) if mean > 0 else 0.0
 
     def on_start(self) -> None:
         options = self.environment.parsed_options
         target = options.grpc_target if options else "127.0.0.1:9000"
-        self.traffic = Traffic(None if options is None or options.seed is None
-                               else options.seed + 7 + id(self) % 10_000)
+        self.traffic = Traffic(
+            None
+            if options is None or options.seed is None
+            else options.seed + 7 + id(self) % 10_000
+        )
         self.deadline_s = options.vote_deadline if options else 30.0
         self.timeout_s = options.request_timeout if options else 10.0
         token = options.write_token if options else ""
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.channel = (grpc.secure_channel(target, grpc.ssl_channel_credentials())
-                        if options is not None and options.grpc_tls
-                        else grpc.insecure_channel(target))
+        self.channel = (
+            grpc.secure_channel(target, grpc.ssl_channel_credentials())
+            if options is not None and options.grpc_tls
+            else grpc.insecure_channel(target)
+        )
         self.stub = pb_grpc.VoteServiceStub(self.channel)
 
     def on_stop(self) -> None:
@@ -334,7 +378,9 @@ class GrpcVoter(User):
             name=name,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=size(reply) if reply is not None else 0,
-            exception=None if error is None else RuntimeError(f"{error.code().name}: {error.details()}"),
+            exception=None
+            if error is None
+            else RuntimeError(f"{error.code().name}: {error.details()}"),
             context={},
         )
         return reply, error
@@ -355,22 +401,30 @@ class GrpcVoter(User):
     @task(8)
     def cast(self) -> None:
         vote = pb.Vote(**self.traffic.vote())
-        self._cast("Cast", lambda: self.stub.Cast(vote, timeout=self.timeout_s,
-                                                  metadata=self.metadata), 1)
+        self._cast(
+            "Cast", lambda: self.stub.Cast(vote, timeout=self.timeout_s, metadata=self.metadata), 1
+        )
 
     @tag("grpc", "batch")
     @task(1)
     def cast_batch(self) -> None:
-        batch = pb.VoteBatch(votes=[pb.Vote(**v) for v in
-                                    self.traffic.batch(self.traffic.batch_size(), strings=False)])
+        batch = pb.VoteBatch(
+            votes=[
+                pb.Vote(**v) for v in self.traffic.batch(self.traffic.batch_size(), strings=False)
+            ]
+        )
         # The proto has integer year/rank: the string format is an HTTP-only convenience.
-        self._cast("CastBatch", lambda: self.stub.CastBatch(batch, timeout=self.timeout_s,
-                                                            metadata=self.metadata),
-                   len(batch.votes))
+        self._cast(
+            "CastBatch",
+            lambda: self.stub.CastBatch(batch, timeout=self.timeout_s, metadata=self.metadata),
+            len(batch.votes),
+        )
 
     @tag("grpc", "read")
     @task(1)
     def results(self) -> None:
-        self._call("GetResults", lambda: self.stub.GetResults(pb.ResultsRequest(),
-                                                              timeout=self.timeout_s),
-                   lambda r: r.ByteSize())
+        self._call(
+            "GetResults",
+            lambda: self.stub.GetResults(pb.ResultsRequest(), timeout=self.timeout_s),
+            lambda r: r.ByteSize(),
+        )

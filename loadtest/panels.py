@@ -33,19 +33,28 @@ OK, EMPTY, ERROR, ALLOWED, ZERO = "OK", "EMPTY", "ERROR", "ALLOWED", "ZERO"
 # (dashboard title, panel title, refId) -> why the target may return nothing in a healthy soak.
 # Keep this short: every entry is a panel nobody checks for real.
 ALLOWED_EMPTY: dict[tuple[str, str, str], str] = {
-    ("Pipeline", "Dead-lettered records and store failures", "B"):
-        "ray_votes_store_failures_total only moves when MongoDB or Redis fails a write (an outage; "
-        "tests/chaos covers it): a healthy soak has none, and Ray exports a counter only once "
-        "it was incremented",
+    (
+        "Pipeline",
+        "Dead-lettered records and store failures",
+        "B",
+    ): "ray_votes_store_failures_total only moves when MongoDB or Redis fails a write (an outage; "
+    "tests/chaos covers it): a healthy soak has none, and Ray exports a counter only once "
+    "it was incremented",
 }
 # Targets that only have data when the soak's probes ran (known-bad votes, undecodable records):
 # with probes they must show a value above 0 (the probes' events), without probes (--no-probes,
 # or --host without --probes) they may be empty.
 NEEDS_PROBES: dict[tuple[str, str, str], str] = {
-    ("Pipeline", "Requests rejected, by path and reason", "A"):
-        "ray_votes_rejected_total only moves on a rejected request; the probes send invalid votes",
-    ("Pipeline", "Dead-lettered records and store failures", "A"):
-        "ray_votes_dead_lettered_total only moves on an undecodable record; the probes write some",
+    (
+        "Pipeline",
+        "Requests rejected, by path and reason",
+        "A",
+    ): "ray_votes_rejected_total only moves on a rejected request; the probes send invalid votes",
+    (
+        "Pipeline",
+        "Dead-lettered records and store failures",
+        "A",
+    ): "ray_votes_dead_lettered_total only moves on an undecodable record; the probes write some",
 }
 
 
@@ -111,8 +120,12 @@ def dashboard_queries(dashboard: Mapping[str, Any]) -> list[PanelQuery]:
         panel_source = (panel.get("datasource") or {}).get("type", "")
         for target in panel.get("targets") or []:
             source = (target.get("datasource") or {}).get("type") or panel_source
-            query = PanelQuery(dashboard=title, panel=str(panel.get("title", "?")),
-                               ref_id=str(target.get("refId", "?")), source=source)
+            query = PanelQuery(
+                dashboard=title,
+                panel=str(panel.get("title", "?")),
+                ref_id=str(target.get("refId", "?")),
+                source=source,
+            )
             if source == "prometheus":
                 query.expr = str(target.get("expr", ""))
             elif source == "redis-datasource":
@@ -133,8 +146,12 @@ def duration_text(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def grafana_variables(range_s: float, step_s: float, scrape_interval_s: float,
-                      template: Mapping[str, str] | None = None) -> dict[str, str]:
+def grafana_variables(
+    range_s: float,
+    step_s: float,
+    scrape_interval_s: float,
+    template: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """The values Grafana gives its built-in variables for a range query of `range_s` seconds
     at `step_s` resolution against a Prometheus that scrapes every `scrape_interval_s`.
 
@@ -171,6 +188,7 @@ _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)")
 def substitute(expr: str, variables: Mapping[str, str]) -> str:
     """expr with every $name, ${name}, ${name:format} and [[name]] replaced; KeyError naming a
     variable that has no value (the check reports it as an error of that panel)."""
+
     def value(match: re.Match[str]) -> str:
         name = next(group for group in match.groups() if group)
         if name not in variables:
@@ -204,17 +222,25 @@ def summarize_matrix(result: list[dict[str, Any]]) -> tuple[int, int, str, float
         labels = ",".join(f"{k}={v}" for k, v in sorted(item.get("metric", {}).items()))
         peak = max(values)
         if best is None or peak > best[0]:
-            best = (peak, f"max {peak:.4g}, last {values[-1]:.4g}" + (f" {{{labels}}}" if labels
-                                                                         else ""))
+            best = (
+                peak,
+                f"max {peak:.4g}, last {values[-1]:.4g}" + (f" {{{labels}}}" if labels else ""),
+            )
     return series, points, best[1] if best else "", best[0] if best else None
 
 
 RangeQuery = Callable[[str, float, float, float], list[dict[str, Any]]]
 
 
-def check_prometheus(queries: Iterable[PanelQuery], query_range: RangeQuery, start: float,
-                     end: float, step_s: float, scrape_interval_s: float,
-                     template: Mapping[str, str] | None = None) -> None:
+def check_prometheus(
+    queries: Iterable[PanelQuery],
+    query_range: RangeQuery,
+    start: float,
+    end: float,
+    step_s: float,
+    scrape_interval_s: float,
+    template: Mapping[str, str] | None = None,
+) -> None:
     """Run every Prometheus target over [start, end] and record what it returned."""
     variables = grafana_variables(end - start, step_s, scrape_interval_s, template)
     for query in queries:
@@ -231,7 +257,7 @@ def check_prometheus(queries: Iterable[PanelQuery], query_range: RangeQuery, sta
             query.status = OK
         else:
             query.status = EMPTY
-            query.detail = (f"{len(result)} series, all NaN" if result else "no series")
+            query.detail = f"{len(result)} series, all NaN" if result else "no series"
 
 
 # ---- Redis -----------------------------------------------------------------------------------
@@ -310,8 +336,12 @@ def apply_allow_list(queries: Iterable[PanelQuery], probes_ran: bool) -> Verdict
     verdict = Verdict(passed=True)
     for query in queries:
         name = f"{query.dashboard} / {query.panel} / {query.ref_id}"
-        if (probes_ran and query.ident in NEEDS_PROBES and query.status == OK
-                and not (query.peak or 0) > 0):
+        if (
+            probes_ran
+            and query.ident in NEEDS_PROBES
+            and query.status == OK
+            and not (query.peak or 0) > 0
+        ):
             query.status = ZERO
             query.detail = "the probes' events do not show: every value is 0"
         reason = ALLOWED_EMPTY.get(query.ident)
@@ -328,11 +358,15 @@ def apply_allow_list(queries: Iterable[PanelQuery], probes_ran: bool) -> Verdict
 
 
 def markdown_table(queries: Iterable[PanelQuery]) -> str:
-    lines = ["| dashboard | panel | ref | query run | status | series | points | sample / detail |",
-             "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
+    lines = [
+        "| dashboard | panel | ref | query run | status | series | points | sample / detail |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | --- |",
+    ]
     for q in queries:
         run = (q.query or q.expr or f"{q.command} {q.key}").replace("|", "\\|")
         note = "; ".join(part for part in (q.sample, q.detail) if part).replace("|", "\\|")
-        lines.append(f"| {q.dashboard} | {q.panel} | {q.ref_id} | `{run}` | {q.status} | "
-                     f"{q.series} | {q.points} | {note} |")
+        lines.append(
+            f"| {q.dashboard} | {q.panel} | {q.ref_id} | `{run}` | {q.status} | "
+            f"{q.series} | {q.points} | {note} |"
+        )
     return "\n".join(lines)

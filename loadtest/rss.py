@@ -87,9 +87,13 @@ class RssSampler:
     (a Ray someone else started: its raylet, GCS and agents name the directory, the workers,
     replicas and HAProxy descend from them), and of extra named PIDs (Prometheus, locust)."""
 
-    def __init__(self, stack: Mapping[str, int] | None = None, sessions: Iterable[int] = (),
-                 extra: Mapping[int, str] | None = None,
-                 ray_session_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        stack: Mapping[str, int] | None = None,
+        sessions: Iterable[int] = (),
+        extra: Mapping[int, str] | None = None,
+        ray_session_dir: Path | None = None,
+    ) -> None:
         self.named = {pid: name for name, pid in (stack or {}).items()} | dict(extra or {})
         self.sessions = set(sessions)
         self.ray_session_dir = ray_session_dir
@@ -141,15 +145,18 @@ class GrowthRow:
         return self.__dict__.copy()
 
 
-def growth(first: Sample, last: Sample, limit_pct: float = 10.0,
-           explained: Mapping[str, str] | None = None) -> list[GrowthRow]:
+def growth(
+    first: Sample, last: Sample, limit_pct: float = 10.0, explained: Mapping[str, str] | None = None
+) -> list[GrowthRow]:
     """One row per process class: RSS of the same PIDs at both samples and its growth.
 
     A class whose growth is over limit_pct is flagged, unless `explained` gives the reason
     (then the reason is shown and the row is not a failure).
     """
-    classes = sorted({kind for kind, _ in first.processes.values()}
-                     | {kind for kind, _ in last.processes.values()})
+    classes = sorted(
+        {kind for kind, _ in first.processes.values()}
+        | {kind for kind, _ in last.processes.values()}
+    )
     rows = []
     for kind in classes:
         before = {pid: rss for pid, (k, rss) in first.processes.items() if k == kind}
@@ -158,10 +165,16 @@ def growth(first: Sample, last: Sample, limit_pct: float = 10.0,
         start = sum(before[pid] for pid in both)
         end = sum(after[pid] for pid in both)
         pct = round((end - start) / start * 100, 1) if start else None
-        row = GrowthRow(process_class=kind, processes=len(both), start_mb=round(start / MB, 1),
-                        end_mb=round(end / MB, 1), growth_pct=pct,
-                        new=len(after.keys() - before.keys()), gone=len(before.keys() - after.keys()),
-                        pids=both)
+        row = GrowthRow(
+            process_class=kind,
+            processes=len(both),
+            start_mb=round(start / MB, 1),
+            end_mb=round(end / MB, 1),
+            growth_pct=pct,
+            new=len(after.keys() - before.keys()),
+            gone=len(before.keys() - after.keys()),
+            pids=both,
+        )
         if pct is not None and pct > limit_pct:
             reason = (explained or {}).get(kind, "")
             row.flagged = not reason
@@ -178,16 +191,26 @@ def per_process(first: Sample, last: Sample) -> list[dict[str, Any]]:
         start = first.processes.get(pid, (kind, None))[1]
         end = last.processes.get(pid, (kind, None))[1]
         title = last.titles.get(pid) or first.titles.get(pid, "")
-        rows.append({"pid": pid, "class": kind, "title": title,
-                     "start_mb": None if start is None else round(start / MB, 1),
-                     "end_mb": None if end is None else round(end / MB, 1)})
+        rows.append(
+            {
+                "pid": pid,
+                "class": kind,
+                "title": title,
+                "start_mb": None if start is None else round(start / MB, 1),
+                "end_mb": None if end is None else round(end / MB, 1),
+            }
+        )
     return rows
 
 
 def markdown_table(rows: Iterable[GrowthRow], limit_pct: float) -> str:
-    lines = [("| process class | processes | RSS start (MB) | RSS end (MB) | growth | new / gone "
-             "| verdict |"),
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        (
+            "| process class | processes | RSS start (MB) | RSS end (MB) | growth | new / gone "
+            "| verdict |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for row in rows:
         pct = "n/a" if row.growth_pct is None else f"{row.growth_pct:+.1f}%"
         if row.flagged:
@@ -196,18 +219,26 @@ def markdown_table(rows: Iterable[GrowthRow], limit_pct: float) -> str:
             verdict = f"over {limit_pct:g}%, explained: {row.explanation}"
         else:
             verdict = "ok"
-        lines.append(f"| {row.process_class} | {row.processes} | {row.start_mb:.1f} | "
-                     f"{row.end_mb:.1f} | {pct} | {row.new} / {row.gone} | {verdict} |")
+        lines.append(
+            f"| {row.process_class} | {row.processes} | {row.start_mb:.1f} | "
+            f"{row.end_mb:.1f} | {pct} | {row.new} / {row.gone} | {verdict} |"
+        )
     return "\n".join(lines)
 
 
 def process_table(rows: Iterable[Mapping[str, Any]]) -> str:
     """per_process() as Markdown: one row per PID."""
+
     def mb(value: Any) -> str:
         return "-" if value is None else f"{value:.1f}"
 
-    lines = ["| pid | class | RSS start (MB) | RSS end (MB) | process |",
-             "| ---: | --- | ---: | ---: | --- |"]
-    lines += [f"| {row['pid']} | {row['class']} | {mb(row['start_mb'])} | {mb(row['end_mb'])} | "
-              f"`{str(row.get('title', '')).replace('|', '/')[:60]}` |" for row in rows]
+    lines = [
+        "| pid | class | RSS start (MB) | RSS end (MB) | process |",
+        "| ---: | --- | ---: | ---: | --- |",
+    ]
+    lines += [
+        f"| {row['pid']} | {row['class']} | {mb(row['start_mb'])} | {mb(row['end_mb'])} | "
+        f"`{str(row.get('title', '')).replace('|', '/')[:60]}` |"
+        for row in rows
+    ]
     return "\n".join(lines)

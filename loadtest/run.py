@@ -38,33 +38,76 @@ PATH_TAGS = {"both": None, "http": ["http"], "grpc": ["grpc"]}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("VOTES_HTTP_URL", "http://127.0.0.1:8000"),
-                        help="base URL of the HTTP API (default http://127.0.0.1:8000)")
-    parser.add_argument("--grpc-target", default=os.environ.get("VOTES_GRPC_TARGET", "127.0.0.1:9000"),
-                        help="host:port of the gRPC API (default 127.0.0.1:9000)")
-    parser.add_argument("--grpc-tls", action="store_true", help="use TLS for gRPC (an Ingress on 443)")
-    parser.add_argument("--path", choices=sorted(PATH_TAGS), default="both",
-                        help="which API to load: http, grpc or both (default)")
-    parser.add_argument("--tags", default="", help="extra locust tags, comma-separated (single,batch,read)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("VOTES_HTTP_URL", "http://127.0.0.1:8000"),
+        help="base URL of the HTTP API (default http://127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--grpc-target",
+        default=os.environ.get("VOTES_GRPC_TARGET", "127.0.0.1:9000"),
+        help="host:port of the gRPC API (default 127.0.0.1:9000)",
+    )
+    parser.add_argument(
+        "--grpc-tls", action="store_true", help="use TLS for gRPC (an Ingress on 443)"
+    )
+    parser.add_argument(
+        "--path",
+        choices=sorted(PATH_TAGS),
+        default="both",
+        help="which API to load: http, grpc or both (default)",
+    )
+    parser.add_argument(
+        "--tags", default="", help="extra locust tags, comma-separated (single,batch,read)"
+    )
     parser.add_argument("--users", "-u", type=int, default=20)
     parser.add_argument("--spawn-rate", "-r", type=float, default=5)
     parser.add_argument("--run-time", "-t", default="60s", help="locust run time, e.g. 30s, 5m")
-    parser.add_argument("--think-time", type=float, default=0.5,
-                        help="mean seconds between a user's tasks (0: as fast as possible)")
-    parser.add_argument("--stop-timeout", type=float, default=30,
-                        help="seconds votes in flight get to finish when the run time is up")
-    parser.add_argument("--drain-timeout", type=float, default=180,
-                        help="seconds to wait for /results to reach the expected total")
-    parser.add_argument("--settle-timeout", type=float, default=60,
-                        help="seconds to wait for /results to be stable before starting")
-    parser.add_argument("--write-token", default=os.environ.get("VOTES_WRITE_TOKEN", ""),
-                        help="bearer token for write routes (or env VOTES_WRITE_TOKEN)")
+    parser.add_argument(
+        "--think-time",
+        type=float,
+        default=0.5,
+        help="mean seconds between a user's tasks (0: as fast as possible)",
+    )
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=30,
+        help="seconds votes in flight get to finish when the run time is up",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=180,
+        help="seconds to wait for /results to reach the expected total",
+    )
+    parser.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=60,
+        help="seconds to wait for /results to be stable before starting",
+    )
+    parser.add_argument(
+        "--write-token",
+        default=os.environ.get("VOTES_WRITE_TOKEN", ""),
+        help="bearer token for write routes (or env VOTES_WRITE_TOKEN)",
+    )
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=ROOT / "test-artifacts" / "loadtest",
-                        help="folder for locust's CSV/HTML and reconciliation.json")
-    parser.add_argument("--locust-arg", action="append", default=[],
-                        help="passed to locust as is (repeatable), e.g. --locust-arg=--processes=2")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "test-artifacts" / "loadtest",
+        help="folder for locust's CSV/HTML and reconciliation.json",
+    )
+    parser.add_argument(
+        "--locust-arg",
+        action="append",
+        default=[],
+        help="passed to locust as is (repeatable), e.g. --locust-arg=--processes=2",
+    )
     return parser.parse_args(argv)
 
 
@@ -142,13 +185,33 @@ class Results:
 def locust_command(args: argparse.Namespace, tally_file: Path) -> list[str]:
     out = args.out
     command = [
-        str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless",
-        "--host", args.host, "--grpc-target", args.grpc_target,
-        "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time,
-        "--stop-timeout", str(max(1, round(args.stop_timeout))), "--think-time", str(args.think_time),
-        "--tally-file", str(tally_file), "--only-summary",
-        "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
-        "--exit-code-on-error", "0",  # a retried 503 is a failure in locust's stats, not for us
+        str(Path(sys.executable).parent / "locust"),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        args.host,
+        "--grpc-target",
+        args.grpc_target,
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        args.run_time,
+        "--stop-timeout",
+        str(max(1, round(args.stop_timeout))),
+        "--think-time",
+        str(args.think_time),
+        "--tally-file",
+        str(tally_file),
+        "--only-summary",
+        "--csv",
+        str(out / "locust"),
+        "--html",
+        str(out / "locust.html"),
+        "--exit-code-on-error",
+        "0",  # a retried 503 is a failure in locust's stats, not for us
     ]
     tags = list(PATH_TAGS[args.path] or [])
     extra = [t for t in args.tags.split(",") if t.strip()]
@@ -178,9 +241,11 @@ def read_locust_stats(out: Path) -> dict[str, Any]:
     with path.open() as file:
         for row in csv.DictReader(file):
             rows[f"{row['Type']} {row['Name']}".strip()] = {
-                "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
+                "requests": int(row["Request Count"]),
+                "failures": int(row["Failure Count"]),
                 "rps": round(float(row["Requests/s"]), 1),
-                "p50_ms": row.get("50%"), "p99_ms": row.get("99%"),
+                "p50_ms": row.get("50%"),
+                "p99_ms": row.get("99%"),
             }
     return rows
 
@@ -196,12 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     log(f"target {args.host} (gRPC {args.grpc_target}); waiting for /results to be stable")
     before, stable = results.stable_total(args.settle_timeout)
     if not stable:
-        log(f"WARNING: /results total was still moving after {args.settle_timeout:.0f}s "
-            "(someone else voting, or a backlog): the reconciliation may fail")
+        log(
+            f"WARNING: /results total was still moving after {args.settle_timeout:.0f}s "
+            "(someone else voting, or a backlog): the reconciliation may fail"
+        )
     log(f"/results total before: {before}")
 
     command = locust_command(args, tally_file)
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    }
     if args.write_token:
         env["VOTES_WRITE_TOKEN"] = args.write_token  # not on the command line (ps would show it)
     limit_s = parse_duration(args.run_time) + args.stop_timeout + 120
@@ -222,12 +291,23 @@ def main(argv: list[str] | None = None) -> int:
     exact = increase == tally["accepted"]
 
     report = {
-        "exact": exact, "accepted": tally["accepted"], "increase": increase,
-        "difference": increase - tally["accepted"], "in_doubt": tally["in_doubt"],
-        "rejected": tally["rejected"], "requests": tally["requests"], "retries": tally["retries"],
-        "total_before": before, "total_after": after, "drain_s": round(drain_s, 1),
-        "host": args.host, "grpc_target": args.grpc_target, "path": args.path,
-        "users": args.users, "run_time": args.run_time, "locust_exit": completed.returncode,
+        "exact": exact,
+        "accepted": tally["accepted"],
+        "increase": increase,
+        "difference": increase - tally["accepted"],
+        "in_doubt": tally["in_doubt"],
+        "rejected": tally["rejected"],
+        "requests": tally["requests"],
+        "retries": tally["retries"],
+        "total_before": before,
+        "total_after": after,
+        "drain_s": round(drain_s, 1),
+        "host": args.host,
+        "grpc_target": args.grpc_target,
+        "path": args.path,
+        "users": args.users,
+        "run_time": args.run_time,
+        "locust_exit": completed.returncode,
         "locust": read_locust_stats(args.out),
     }
     (args.out / "reconciliation.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -243,17 +323,25 @@ def main(argv: list[str] | None = None) -> int:
     if exact:
         print(f"  EXACT: every accepted vote counted once ({increase} == {tally['accepted']})")
         return 0
-    print(f"  MISMATCH: increase {increase} != accepted {tally['accepted']} "
-          f"(difference {increase - tally['accepted']:+d})")
+    print(
+        f"  MISMATCH: increase {increase} != accepted {tally['accepted']} "
+        f"(difference {increase - tally['accepted']:+d})"
+    )
     if tally["in_doubt"] and 0 <= increase - tally["accepted"] <= tally["in_doubt"]:
-        print(f"  ...within the {tally['in_doubt']} votes in doubt (given up or cut off mid-request):"
-              " raise --stop-timeout / --vote-deadline, or check why requests failed")
+        print(
+            f"  ...within the {tally['in_doubt']} votes in doubt (given up or cut off mid-request):"
+            " raise --stop-timeout / --vote-deadline, or check why requests failed"
+        )
     elif increase < tally["accepted"]:
-        print("  fewer counted than accepted: the pool has not drained (raise --drain-timeout) "
-              "or accepted votes were lost")
+        print(
+            "  fewer counted than accepted: the pool has not drained (raise --drain-timeout) "
+            "or accepted votes were lost"
+        )
     else:
-        print("  more counted than accepted: someone else voted on this target during the run, "
-              "or votes were counted twice")
+        print(
+            "  more counted than accepted: someone else voted on this target during the run, "
+            "or votes were counted twice"
+        )
     return 1
 
 

@@ -78,63 +78,135 @@ def log(message: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     load = parser.add_argument_group("load")
     load.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
-    load.add_argument("--rate", type=float, default=None,
-                      help="total votes/s (default: --share of the measured capacity)")
-    load.add_argument("--share", type=float, default=cap.DEFAULT_SHARE,
-                      help="share of the single-vote capacity to send (default 0.7)")
-    load.add_argument("--grpc-share", type=float, default=0.5,
-                      help="share of the votes sent over gRPC; the rest over HTTP (default 0.5)")
-    load.add_argument("--max-user-rate", type=float, default=2.0,
-                      help="votes/s of one locust user at most (default 2: a vote every 0.5 s)")
-    load.add_argument("--bench-results", type=Path, default=cap.BENCH_RESULTS,
-                      help="the benchmark's results to take the capacity from")
-    load.add_argument("--calibrate-s", type=float, default=10,
-                      help="seconds of each path's calibration burst when there is no capacity")
-    load.add_argument("--warmup", type=float, default=None,
-                      help="seconds before the first RSS sample (default min(60, duration/4))")
+    load.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="total votes/s (default: --share of the measured capacity)",
+    )
+    load.add_argument(
+        "--share",
+        type=float,
+        default=cap.DEFAULT_SHARE,
+        help="share of the single-vote capacity to send (default 0.7)",
+    )
+    load.add_argument(
+        "--grpc-share",
+        type=float,
+        default=0.5,
+        help="share of the votes sent over gRPC; the rest over HTTP (default 0.5)",
+    )
+    load.add_argument(
+        "--max-user-rate",
+        type=float,
+        default=2.0,
+        help="votes/s of one locust user at most (default 2: a vote every 0.5 s)",
+    )
+    load.add_argument(
+        "--bench-results",
+        type=Path,
+        default=cap.BENCH_RESULTS,
+        help="the benchmark's results to take the capacity from",
+    )
+    load.add_argument(
+        "--calibrate-s",
+        type=float,
+        default=10,
+        help="seconds of each path's calibration burst when there is no capacity",
+    )
+    load.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help="seconds before the first RSS sample (default min(60, duration/4))",
+    )
     load.add_argument("--sample-every", type=float, default=30, help="progress and RSS period (s)")
-    load.add_argument("--drain-timeout", type=float, default=300,
-                      help="seconds the pool gets to persist everything after the load")
-    load.add_argument("--rss-limit", type=float, default=10.0,
-                      help="RSS growth (percent) of a process class that counts as a finding")
+    load.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=300,
+        help="seconds the pool gets to persist everything after the load",
+    )
+    load.add_argument(
+        "--rss-limit",
+        type=float,
+        default=10.0,
+        help="RSS growth (percent) of a process class that counts as a finding",
+    )
     probes = load.add_mutually_exclusive_group()
-    probes.add_argument("--probes", dest="probes", action="store_true", default=None,
-                        help="send the probes (default with our own instance)")
-    probes.add_argument("--no-probes", dest="probes", action="store_false",
-                        help="send no probes (their panels are then allowed to stay empty)")
+    probes.add_argument(
+        "--probes",
+        dest="probes",
+        action="store_true",
+        default=None,
+        help="send the probes (default with our own instance)",
+    )
+    probes.add_argument(
+        "--no-probes",
+        dest="probes",
+        action="store_false",
+        help="send no probes (their panels are then allowed to stay empty)",
+    )
 
     target = parser.add_argument_group("target (default: our own serve run)")
-    target.add_argument("--host", default=None,
-                        help="soak an app already running at this URL instead of our own")
+    target.add_argument(
+        "--host", default=None, help="soak an app already running at this URL instead of our own"
+    )
     target.add_argument("--grpc-target", default=None, help="host:port of its gRPC API")
-    target.add_argument("--ray-sd-file", type=Path, default=None,
-                        help="Ray's prom_metrics_service_discovery.json (default: found from the "
-                             "process serving the HTTP port)")
+    target.add_argument(
+        "--ray-sd-file",
+        type=Path,
+        default=None,
+        help="Ray's prom_metrics_service_discovery.json (default: found from the "
+        "process serving the HTTP port)",
+    )
     target.add_argument("--http-port", type=int, default=20030)
     target.add_argument("--grpc-port", type=int, default=20031)
-    target.add_argument("--port-block", type=int,
-                        default=int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39400")),
-                        help="first of the 42 ports the instance's direct ingress and HAProxy use")
-    target.add_argument("--fallback-ports", type=int, nargs=2, default=(20034, 20035),
-                        metavar=("HTTP", "GRPC"),
-                        help="ports of Serve's own proxy behind HAProxy (Serve's default 8500 and "
-                             "9500 are shared by every instance on the machine)")
+    target.add_argument(
+        "--port-block",
+        type=int,
+        default=int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39400")),
+        help="first of the 42 ports the instance's direct ingress and HAProxy use",
+    )
+    target.add_argument(
+        "--fallback-ports",
+        type=int,
+        nargs=2,
+        default=(20034, 20035),
+        metavar=("HTTP", "GRPC"),
+        help="ports of Serve's own proxy behind HAProxy (Serve's default 8500 and "
+        "9500 are shared by every instance on the machine)",
+    )
     target.add_argument("--redis-db", type=int, default=9, help="Redis database of our instance")
-    target.add_argument("--app-config", type=Path, default=ROOT / "config.yaml",
-                        help="with --host: the config whose application args name the topic, "
-                             "group, Redis and MongoDB of the app (default config.yaml)")
+    target.add_argument(
+        "--app-config",
+        type=Path,
+        default=ROOT / "config.yaml",
+        help="with --host: the config whose application args name the topic, "
+        "group, Redis and MongoDB of the app (default config.yaml)",
+    )
 
     prom = parser.add_argument_group("prometheus")
     prom.add_argument("--prometheus-listen", default=DEFAULT_LISTEN)
     prom.add_argument("--scrape-interval", type=int, default=DEFAULT_SCRAPE_INTERVAL_S)
-    parser.add_argument("--keep-data", action="store_true",
-                        help="leave our instance's Kafka topics and MongoDB database for a look")
-    parser.add_argument("--out", type=Path, default=ARTIFACTS,
-                        help="folder of soak-report.{md,json} and soak/ (locust, logs)")
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="leave our instance's Kafka topics and MongoDB database for a look",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ARTIFACTS,
+        help="folder of soak-report.{md,json} and soak/ (locust, logs)",
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0:
         parser.error("--duration must be positive")
@@ -186,19 +258,28 @@ class OwnInstance:
         base = app_args(ROOT / "config.yaml")
         self.redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
         self.app = {
-            "kafka_topic": self.names.topic, "kafka_dlq_topic": self.names.dlq_topic,
-            "kafka_consumer_group": self.names.group, "redis_url": self.redis_url,
+            "kafka_topic": self.names.topic,
+            "kafka_dlq_topic": self.names.dlq_topic,
+            "kafka_consumer_group": self.names.group,
+            "redis_url": self.redis_url,
             "mongo_database": self.names.mongo_database,
         }
         self.mongo_url = str(base.get("mongo_url", "mongodb://127.0.0.1:27017/"))
         # mode haproxy + SERVE_ENV = exactly serve_app.serve_env's environment (`make run`), plus
         # fallback proxy ports of our own: with Serve's fixed 8500/9500, other instances' HAProxy
         # sent their votes to our proxy (docs/decisions/0017-soak-and-panel-check.md).
-        fallback = {"RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(args.fallback_ports[0]),
-                    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(args.fallback_ports[1])}
+        fallback = {
+            "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(args.fallback_ports[0]),
+            "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(args.fallback_ports[1]),
+        }
         self.serve = serve_instance.ServeInstance(
-            args=self.app, mode="haproxy", http_port=args.http_port, grpc_port=args.grpc_port,
-            port_block=args.port_block, extra_env=dict(SERVE_ENV) | fallback)
+            args=self.app,
+            mode="haproxy",
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            port_block=args.port_block,
+            extra_env=dict(SERVE_ENV) | fallback,
+        )
         self.topics = [self.names.topic, self.names.dlq_topic]
 
     def start(self) -> Target:
@@ -215,11 +296,18 @@ class OwnInstance:
         client.close()
         self.serve.start()
         assert self.serve.proc is not None
-        return Target(http_url=self.serve.http_url, grpc_target=self.serve.grpc_target,
-                      topic=self.names.topic, dlq_topic=self.names.dlq_topic, group=self.names.group,
-                      redis_url=self.redis_url, mongo_url=self.mongo_url,
-                      mongo_database=self.names.mongo_database, own=True,
-                      serve_session=self.serve.proc.pid)
+        return Target(
+            http_url=self.serve.http_url,
+            grpc_target=self.serve.grpc_target,
+            topic=self.names.topic,
+            dlq_topic=self.names.dlq_topic,
+            group=self.names.group,
+            redis_url=self.redis_url,
+            mongo_url=self.mongo_url,
+            mongo_database=self.names.mongo_database,
+            own=True,
+            serve_session=self.serve.proc.pid,
+        )
 
     def stop(self, keep_data: bool = False) -> None:
         from bench.common import drop_mongo_database
@@ -227,8 +315,10 @@ class OwnInstance:
 
         self.serve.stop()
         if keep_data:
-            log(f"kept: topics {self.topics}, MongoDB database {self.names.mongo_database}, "
-                f"Redis database of {self.redis_url}")
+            log(
+                f"kept: topics {self.topics}, MongoDB database {self.names.mongo_database}, "
+                f"Redis database of {self.redis_url}"
+            )
             return
         delete_topics(self.topics)
         drop_mongo_database(self.names.mongo_database)
@@ -240,10 +330,17 @@ def host_target(args: argparse.Namespace) -> Target:
     config = app_args(args.app_config)
     url = args.host.rstrip("/")
     grpc_target = args.grpc_target or f"{urlparse(url).hostname}:9000"
-    return Target(http_url=url, grpc_target=grpc_target, topic=config["kafka_topic"],
-                  dlq_topic=config["kafka_dlq_topic"], group=config["kafka_consumer_group"],
-                  redis_url=config["redis_url"], mongo_url=config["mongo_url"],
-                  mongo_database=config["mongo_database"], own=False)
+    return Target(
+        http_url=url,
+        grpc_target=grpc_target,
+        topic=config["kafka_topic"],
+        dlq_topic=config["kafka_dlq_topic"],
+        group=config["kafka_consumer_group"],
+        redis_url=config["redis_url"],
+        mongo_url=config["mongo_url"],
+        mongo_database=config["mongo_database"],
+        own=False,
+    )
 
 
 def find_sd_file(args: argparse.Namespace, target: Target) -> Path:
@@ -262,8 +359,10 @@ def find_sd_file(args: argparse.Namespace, target: Target) -> Path:
 
         session_dir = session_dir_of_listener(urlparse(target.http_url).port or 80)
     if session_dir is None:
-        raise PrometheusError("could not find the Ray session of the target (no process names "
-                              "--session-dir); pass --ray-sd-file")
+        raise PrometheusError(
+            "could not find the Ray session of the target (no process names "
+            "--session-dir); pass --ray-sd-file"
+        )
     target.ray_session_dir = session_dir
     return service_discovery_file(session_dir)
 
@@ -314,8 +413,9 @@ class Stores:
             kafka_records=topic_records(self.target.topic),
             dlq_records=self.dlq_records(),
             redis_total=self.redis_total(),
-            mongo_documents=int(self.mongo[self.target.mongo_database][COLLECTION]
-                                .count_documents({})),
+            mongo_documents=int(
+                self.mongo[self.target.mongo_database][COLLECTION].count_documents({})
+            ),
             results_total=results,
         )
 
@@ -329,8 +429,10 @@ class Stores:
         votes = self.mongo[self.target.mongo_database][COLLECTION]
         start, end = (datetime.fromtimestamp(t, UTC) for t in window)
         return {
-            "by_source": {str(source): votes.count_documents({"source": source})
-                          for source in votes.distinct("source")},
+            "by_source": {
+                str(source): votes.count_documents({"source": source})
+                for source in votes.distinct("source")
+            },
             "received_before_load": votes.count_documents({"received_at": {"$lt": start}}),
             "received_after_load": votes.count_documents({"received_at": {"$gt": end}}),
         }
@@ -353,8 +455,11 @@ class Reconciliation:
 
     @property
     def exact(self) -> bool:
-        return (self.kafka == self.redis == self.mongo == self.accepted
-                and self.results in (None, self.accepted) and self.dlq == self.poison_sent)
+        return (
+            self.kafka == self.redis == self.mongo == self.accepted
+            and self.results in (None, self.accepted)
+            and self.dlq == self.poison_sent
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__ | {"exact": self.exact}
@@ -363,8 +468,11 @@ class Reconciliation:
 def reconcile(accepted: int, before: Counts, after: Counts, poison_sent: int) -> Reconciliation:
     """Increases of each store over the soak; the probes' poison records are in Kafka (and the
     DLQ) but, undecodable, never in Redis or MongoDB."""
-    results = (None if before.results_total is None or after.results_total is None
-               else after.results_total - before.results_total)
+    results = (
+        None
+        if before.results_total is None or after.results_total is None
+        else after.results_total - before.results_total
+    )
     return Reconciliation(
         accepted=accepted,
         kafka=after.kafka_records - before.kafka_records - poison_sent,
@@ -376,8 +484,14 @@ def reconcile(accepted: int, before: Counts, after: Counts, poison_sent: int) ->
     )
 
 
-def wait_drained(stores: Stores, before: Counts, accepted: int, poison: int,
-                 timeout_s: float, stall_s: float = 60) -> tuple[Counts, float]:
+def wait_drained(
+    stores: Stores,
+    before: Counts,
+    accepted: int,
+    poison: int,
+    timeout_s: float,
+    stall_s: float = 60,
+) -> tuple[Counts, float]:
     """Poll until Redis and the DLQ reached what the load and probes put in (bounded); then
     count everything once. The pool stores a batch in MongoDB before it counts it in Redis, so
     Redis is the drain signal; MongoDB's count over the whole log takes many seconds on FerretDB
@@ -386,8 +500,7 @@ def wait_drained(stores: Stores, before: Counts, accepted: int, poison: int,
     last, last_change = None, started
     while time.monotonic() - started < timeout_s:
         state = stores.redis_total(), stores.dlq_records()
-        if (state[0] - before.redis_total >= accepted
-                and state[1] - before.dlq_records >= poison):
+        if state[0] - before.redis_total >= accepted and state[1] - before.dlq_records >= poison:
             break
         if state != last:
             last, last_change = state, time.monotonic()
@@ -412,10 +525,12 @@ class Probes:
 
     @property
     def as_expected(self) -> bool:
-        return (all(status == 422 for status in self.http_answers)
-                and all(code == "INVALID_ARGUMENT" for code in self.grpc_answers)
-                and len(self.http_answers) == self.http_invalid
-                and len(self.grpc_answers) == self.grpc_invalid)
+        return (
+            all(status == 422 for status in self.http_answers)
+            and all(code == "INVALID_ARGUMENT" for code in self.grpc_answers)
+            and len(self.http_answers) == self.http_invalid
+            and len(self.grpc_answers) == self.grpc_invalid
+        )
 
 
 def send_probes(target: Target) -> Probes:
@@ -439,15 +554,19 @@ def send_probes(target: Target) -> Probes:
         for n in range(PROBE_INVALID_PER_PATH):
             probes.grpc_invalid += 1
             try:
-                stub.Cast(pb.Vote(name="soak probe", album=f"invalid {n}", year=2000, rank=0),
-                          timeout=10)
+                stub.Cast(
+                    pb.Vote(name="soak probe", album=f"invalid {n}", year=2000, rank=0), timeout=10
+                )
                 probes.grpc_answers.append("OK")
             except grpc.RpcError as exc:
                 probes.grpc_answers.append(exc.code().name)
     producer = Producer({"bootstrap.servers": KAFKA, "enable.idempotence": True})
     for n in range(PROBE_POISON_RECORDS):
-        producer.produce(target.topic, value=f"soak probe {n}: not a vote".encode(),
-                         key=f"soak-probe-{n}".encode())
+        producer.produce(
+            target.topic,
+            value=f"soak probe {n}: not a vote".encode(),
+            key=f"soak-probe-{n}".encode(),
+        )
     if producer.flush(15) == 0:
         probes.poison_sent = PROBE_POISON_RECORDS
     return probes
@@ -474,14 +593,27 @@ class LoadPlan:
         return plan
 
 
-def plan_load(rate: float, grpc_share: float, max_user_rate: float,
-              capacity: cap.Capacity | None, share: float) -> LoadPlan:
+def plan_load(
+    rate: float,
+    grpc_share: float,
+    max_user_rate: float,
+    capacity: cap.Capacity | None,
+    share: float,
+) -> LoadPlan:
     http_rate, grpc_rate = cap.split_rate(rate, grpc_share)
     http_users, http_user_rate = cap.users_for(http_rate, max_user_rate)
     grpc_users, grpc_user_rate = cap.users_for(grpc_rate, max_user_rate)
-    return LoadPlan(rate=rate, http_rate=http_rate, grpc_rate=grpc_rate, http_users=http_users,
-                    http_user_rate=http_user_rate, grpc_users=grpc_users,
-                    grpc_user_rate=grpc_user_rate, capacity=capacity, share=share)
+    return LoadPlan(
+        rate=rate,
+        http_rate=http_rate,
+        grpc_rate=grpc_rate,
+        http_users=http_users,
+        http_user_rate=http_user_rate,
+        grpc_users=grpc_users,
+        grpc_user_rate=grpc_user_rate,
+        capacity=capacity,
+        share=share,
+    )
 
 
 def calibrate(target: Target, seconds: float) -> cap.Capacity:
@@ -492,30 +624,68 @@ def calibrate(target: Target, seconds: float) -> cap.Capacity:
 
     url = urlparse(target.http_url)
     log(f"calibrating: {seconds:.0f}s of single votes on each path (32 in flight)")
-    http = run_http(url.hostname, url.port or 80, "/votes", Bodies("single", "soak-cal-http"),
-                    concurrency=32, warmup_s=2, duration_s=seconds).summary()
-    grpc = run_grpc(target.grpc_target, GrpcMessages("single", "soak-cal-grpc"), concurrency=32,
-                    warmup_s=2, duration_s=seconds).summary()
-    log(f"calibration: HTTP {http['votes_per_s']} votes/s ({http['errors']} errors), "
-        f"gRPC {grpc['votes_per_s']} votes/s ({grpc['errors']} errors)")
+    http = run_http(
+        url.hostname,
+        url.port or 80,
+        "/votes",
+        Bodies("single", "soak-cal-http"),
+        concurrency=32,
+        warmup_s=2,
+        duration_s=seconds,
+    ).summary()
+    grpc = run_grpc(
+        target.grpc_target,
+        GrpcMessages("single", "soak-cal-grpc"),
+        concurrency=32,
+        warmup_s=2,
+        duration_s=seconds,
+    ).summary()
+    log(
+        f"calibration: HTTP {http['votes_per_s']} votes/s ({http['errors']} errors), "
+        f"gRPC {grpc['votes_per_s']} votes/s ({grpc['errors']} errors)"
+    )
     best = max(http["votes_per_s"], grpc["votes_per_s"])
     if best <= 0:
         raise RuntimeError("calibration accepted no votes: is the app healthy?")
-    return cap.Capacity(best, f"calibration: HTTP {http['votes_per_s']}, gRPC "
-                              f"{grpc['votes_per_s']} votes/s over {seconds:.0f}s")
+    return cap.Capacity(
+        best,
+        f"calibration: HTTP {http['votes_per_s']}, gRPC "
+        f"{grpc['votes_per_s']} votes/s over {seconds:.0f}s",
+    )
 
 
-def locust_command(target: Target, plan: LoadPlan, duration_s: float, out: Path,
-                   tally_file: Path) -> list[str]:
+def locust_command(
+    target: Target, plan: LoadPlan, duration_s: float, out: Path, tally_file: Path
+) -> list[str]:
     users = plan.http_users + plan.grpc_users
     return [
-        str(Path(sys.executable).parent / "locust"), "-f", str(LOCUSTFILE), "--headless",
-        "--host", target.http_url, "--grpc-target", target.grpc_target,
-        "--tags", "single", "-u", str(users), "-r", str(max(1.0, users / 10)),
-        "-t", f"{math.ceil(duration_s)}s", "--stop-timeout", "30",
-        "--tally-file", str(tally_file), "--only-summary",
-        "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
-        "--exit-code-on-error", "0",  # errors are judged from the stats and the tally
+        str(Path(sys.executable).parent / "locust"),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        target.http_url,
+        "--grpc-target",
+        target.grpc_target,
+        "--tags",
+        "single",
+        "-u",
+        str(users),
+        "-r",
+        str(max(1.0, users / 10)),
+        "-t",
+        f"{math.ceil(duration_s)}s",
+        "--stop-timeout",
+        "30",
+        "--tally-file",
+        str(tally_file),
+        "--only-summary",
+        "--csv",
+        str(out / "locust"),
+        "--html",
+        str(out / "locust.html"),
+        "--exit-code-on-error",
+        "0",  # errors are judged from the stats and the tally
     ]
 
 
@@ -531,8 +701,10 @@ def locust_env(plan: LoadPlan) -> dict[str, str]:
 
 def locust_totals(out: Path) -> tuple[int, int]:
     """(requests, failures) of locust's Aggregated row so far (its CSV is rewritten every s)."""
-    with contextlib.suppress(OSError, ValueError, KeyError), \
-            (out / "locust_stats.csv").open() as file:
+    with (
+        contextlib.suppress(OSError, ValueError, KeyError),
+        (out / "locust_stats.csv").open() as file,
+    ):
         for row in csv.DictReader(file):
             if row["Name"] == "Aggregated":
                 return int(row["Request Count"]), int(row["Failure Count"])
@@ -572,12 +744,21 @@ class Outcome:
     @property
     def errors(self) -> int:
         failures = sum(int(s.get("failures", 0)) for s in self.locust.values())
-        return (failures + self.tally.get("rejected", 0) + self.tally.get("in_doubt", 0)
-                + self.tally.get("retries", 0))
+        return (
+            failures
+            + self.tally.get("rejected", 0)
+            + self.tally.get("in_doubt", 0)
+            + self.tally.get("retries", 0)
+        )
 
 
-def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
-             sampler: rss.RssSampler, outcome: Outcome) -> None:
+def run_load(
+    args: argparse.Namespace,
+    target: Target,
+    plan: LoadPlan,
+    sampler: rss.RssSampler,
+    outcome: Outcome,
+) -> None:
     from devkit.kafka import LagReader
     from loadtest.run import read_locust_stats
 
@@ -588,14 +769,22 @@ def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
     (out / "locust_stats.csv").unlink(missing_ok=True)
     command = locust_command(target, plan, args.duration, out, tally_file)
     lag_reader = LagReader(target.topic, target.group)
-    log(f"locust: {plan.http_users} HTTP users x {plan.http_user_rate:.2f}/s + {plan.grpc_users} "
+    log(
+        f"locust: {plan.http_users} HTTP users x {plan.http_user_rate:.2f}/s + {plan.grpc_users} "
         f"gRPC users x {plan.grpc_user_rate:.2f}/s = {plan.rate:.1f} votes/s for "
-        f"{args.duration:.0f}s (log {out / 'locust.log'})")
+        f"{args.duration:.0f}s (log {out / 'locust.log'})"
+    )
     samples: list[rss.Sample] = []
     with open(out / "locust.log", "wb") as locust_log:
         started = time.time()
-        proc = subprocess.Popen(command, cwd=ROOT, env=locust_env(plan), stdout=locust_log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=locust_env(plan),
+            stdout=locust_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         sampler.named[proc.pid] = "locust"
         try:
             probe_at = min(5.0, args.duration / 4)
@@ -606,22 +795,36 @@ def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
                     break
                 if at == probe_at and args.probes:
                     outcome.probes = send_probes(target)
-                    log(f"probes: HTTP {outcome.probes.http_answers}, gRPC "
+                    log(
+                        f"probes: HTTP {outcome.probes.http_answers}, gRPC "
                         f"{outcome.probes.grpc_answers}, {outcome.probes.poison_sent} undecodable "
-                        "records into the topic")
+                        "records into the topic"
+                    )
                     continue
                 sample = sampler.sample()
                 if at >= args.warmup:
                     samples.append(sample)
                 sent, failures = locust_totals(out)
                 lag = lag_reader.lag()
-                line = {"elapsed_s": round(time.time() - started), "sent": sent,
-                        "errors": failures, "lag": lag,
-                        "rss_mb": round(sample.total() / rss.MB, 1)}
-                outcome.progress.append(line | {"rss_by_class_mb": {
-                    k: round(v / rss.MB, 1) for k, v in sorted(sample.by_class().items())}})
-                log(f"{line['elapsed_s']:>4}s  sent {sent:>7}  errors {failures}  "
-                    f"lag {'?' if lag is None else lag}  RSS {line['rss_mb']:.0f} MB")
+                line = {
+                    "elapsed_s": round(time.time() - started),
+                    "sent": sent,
+                    "errors": failures,
+                    "lag": lag,
+                    "rss_mb": round(sample.total() / rss.MB, 1),
+                }
+                outcome.progress.append(
+                    line
+                    | {
+                        "rss_by_class_mb": {
+                            k: round(v / rss.MB, 1) for k, v in sorted(sample.by_class().items())
+                        }
+                    }
+                )
+                log(
+                    f"{line['elapsed_s']:>4}s  sent {sent:>7}  errors {failures}  "
+                    f"lag {'?' if lag is None else lag}  RSS {line['rss_mb']:.0f} MB"
+                )
             proc.wait(timeout=args.duration + 120)
         except BaseException:
             proc.terminate()
@@ -634,8 +837,9 @@ def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
     outcome.locust_exit = proc.returncode
     outcome.locust = read_locust_stats(out)
     if not tally_file.exists():
-        raise RuntimeError(f"locust ended (exit {proc.returncode}) without its tally; "
-                           f"see {out / 'locust.log'}")
+        raise RuntimeError(
+            f"locust ended (exit {proc.returncode}) without its tally; see {out / 'locust.log'}"
+        )
     outcome.tally = json.loads(tally_file.read_text())
     if len(samples) >= 2:
         outcome.rss_rows = rss.growth(samples[0], samples[-1], args.rss_limit, RSS_EXPLAINED)
@@ -644,16 +848,28 @@ def run_load(args: argparse.Namespace, target: Target, plan: LoadPlan,
         outcome.problems.append("fewer than two RSS samples after the warm-up: no growth figure")
 
 
-def check_panels(prom: PrivatePrometheus, target: Target, outcome: Outcome,
-                 scrape_interval_s: int, probes_ran: bool) -> None:
+def check_panels(
+    prom: PrivatePrometheus,
+    target: Target,
+    outcome: Outcome,
+    scrape_interval_s: int,
+    probes_ran: bool,
+) -> None:
     import redis
 
-    queries = (panels.dashboard_queries(panels.load_dashboard(panels.PIPELINE))
-               + panels.dashboard_queries(panels.load_dashboard(panels.CONTEST)))
+    queries = panels.dashboard_queries(
+        panels.load_dashboard(panels.PIPELINE)
+    ) + panels.dashboard_queries(panels.load_dashboard(panels.CONTEST))
     start, _ = outcome.load_window
     end = time.time()
-    panels.check_prometheus(queries, prom.query_range, start - 10, end, step_s=scrape_interval_s,
-                            scrape_interval_s=scrape_interval_s)
+    panels.check_prometheus(
+        queries,
+        prom.query_range,
+        start - 10,
+        end,
+        step_s=scrape_interval_s,
+        scrape_interval_s=scrape_interval_s,
+    )
     client = redis.Redis.from_url(target.redis_url)
     try:
         panels.check_redis(queries, client)
@@ -663,7 +879,8 @@ def check_panels(prom: PrivatePrometheus, target: Target, outcome: Outcome,
     outcome.panel_verdict = panels.apply_allow_list(queries, probes_ran)
     outcome.prometheus["accepted_total_by_path"] = {
         item["metric"].get("path", "?"): float(item["value"][1])
-        for item in prom.query("sum by (path) (ray_votes_accepted_total)")}
+        for item in prom.query("sum by (path) (ray_votes_accepted_total)")
+    }
 
 
 def soak(args: argparse.Namespace) -> Outcome:
@@ -676,22 +893,31 @@ def soak(args: argparse.Namespace) -> Outcome:
     stores: Stores | None = None
     try:
         if own is not None:
-            log(f"starting our own serve run (HTTP :{args.http_port}, gRPC :{args.grpc_port}, "
-                f"Redis db {args.redis_db}, ports {args.port_block}+)")
+            log(
+                f"starting our own serve run (HTTP :{args.http_port}, gRPC :{args.grpc_port}, "
+                f"Redis db {args.redis_db}, ports {args.port_block}+)"
+            )
             target = own.start()
         else:
             target = host_target(args)
         sd_file = find_sd_file(args, target)
         log(f"Ray's service discovery file: {sd_file}")
         wait_for_file(sd_file, 60)
-        prom = PrivatePrometheus(sd_file, (args.out / "soak" / "prometheus").resolve(),
-                                 listen=args.prometheus_listen,
-                                 scrape_interval_s=args.scrape_interval)
+        prom = PrivatePrometheus(
+            sd_file,
+            (args.out / "soak" / "prometheus").resolve(),
+            listen=args.prometheus_listen,
+            scrape_interval_s=args.scrape_interval,
+        )
         prom.start()
         targets = prom.wait_for_targets(90)
-        outcome.prometheus = {"url": prom.url, "pid": prom.pid, "sd_file": str(sd_file),
-                              "scrape_interval_s": args.scrape_interval,
-                              "targets": [t.get("scrapeUrl") for t in targets]}
+        outcome.prometheus = {
+            "url": prom.url,
+            "pid": prom.pid,
+            "sd_file": str(sd_file),
+            "scrape_interval_s": args.scrape_interval,
+            "targets": [t.get("scrapeUrl") for t in targets],
+        }
         log(f"prometheus (pid {prom.pid}) on {prom.url} scrapes {len(targets)} Ray targets")
 
         capacity = None
@@ -707,15 +933,18 @@ def soak(args: argparse.Namespace) -> Outcome:
         stores = Stores(target)
         _settled, stable = Results(target.http_url).stable_total(120)
         if not stable:
-            outcome.problems.append("GET /results was still moving before the load (a backlog, "
-                                    "or someone else voting): the reconciliation may fail")
+            outcome.problems.append(
+                "GET /results was still moving before the load (a backlog, "
+                "or someone else voting): the reconciliation may fail"
+            )
         before = stores.counts()
         log(f"before: {before}")
         sampler = rss.RssSampler(
             stack=stack_pids(),
             sessions=[target.serve_session] if target.serve_session else [],
             extra={prom.pid: "prometheus"} if prom.pid else {},
-            ray_session_dir=None if target.serve_session else target.ray_session_dir)
+            ray_session_dir=None if target.serve_session else target.ray_session_dir,
+        )
         run_load(args, target, outcome.plan, sampler, outcome)
         poison = outcome.probes.poison_sent if outcome.probes else 0
         accepted = int(outcome.tally.get("accepted", 0))
@@ -755,26 +984,39 @@ def verdict(outcome: Outcome) -> list[str]:
     if outcome.probes is not None and not outcome.probes.as_expected:
         failed.append("the probes were not answered as expected (422 / INVALID_ARGUMENT)")
     if outcome.panel_verdict is None or not outcome.panel_verdict.passed:
-        failed += (outcome.panel_verdict.failures if outcome.panel_verdict
-                   else ["panels not checked"])
-    failed += [f"RSS of {row.process_class} grew {row.growth_pct}%" for row in outcome.rss_rows
-               if row.flagged]
+        failed += (
+            outcome.panel_verdict.failures if outcome.panel_verdict else ["panels not checked"]
+        )
+    failed += [
+        f"RSS of {row.process_class} grew {row.growth_pct}%"
+        for row in outcome.rss_rows
+        if row.flagged
+    ]
     return failed
 
 
 def report_json(args: argparse.Namespace, outcome: Outcome, failures: list[str]) -> dict[str, Any]:
     return {
-        "passed": not failures, "failures": failures,
+        "passed": not failures,
+        "failures": failures,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "duration_s": args.duration, "warmup_s": args.warmup, "host": args.host,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "host": args.host,
         "plan": outcome.plan.as_dict() if outcome.plan else None,
-        "tally": outcome.tally, "locust": outcome.locust, "locust_exit": outcome.locust_exit,
+        "tally": outcome.tally,
+        "locust": outcome.locust,
+        "locust_exit": outcome.locust_exit,
         "errors": outcome.errors,
         "probes": outcome.probes.__dict__ if outcome.probes else None,
         "reconciliation": outcome.reconciliation.as_dict() if outcome.reconciliation else None,
-        "drain_s": round(outcome.drain_s, 1), "diagnosis": outcome.diagnosis,
-        "rss": {"limit_pct": args.rss_limit, "classes": [r.as_dict() for r in outcome.rss_rows],
-                "processes": outcome.rss_processes},
+        "drain_s": round(outcome.drain_s, 1),
+        "diagnosis": outcome.diagnosis,
+        "rss": {
+            "limit_pct": args.rss_limit,
+            "classes": [r.as_dict() for r in outcome.rss_rows],
+            "processes": outcome.rss_processes,
+        },
         "progress": outcome.progress,
         "prometheus": outcome.prometheus,
         "panels": [q.as_dict() for q in outcome.queries],
@@ -785,45 +1027,92 @@ def report_json(args: argparse.Namespace, outcome: Outcome, failures: list[str])
 
 def report_markdown(args: argparse.Namespace, outcome: Outcome, failures: list[str]) -> str:
     plan, rec = outcome.plan, outcome.reconciliation
-    lines = [f"# Soak report ({time.strftime('%Y-%m-%d %H:%M')})", "",
-             f"**{'PASSED' if not failures else 'FAILED'}**"
-             + ("" if not failures else ": " + "; ".join(failures)), ""]
+    lines = [
+        f"# Soak report ({time.strftime('%Y-%m-%d %H:%M')})",
+        "",
+        f"**{'PASSED' if not failures else 'FAILED'}**"
+        + ("" if not failures else ": " + "; ".join(failures)),
+        "",
+    ]
     if plan is not None:
         source = plan.capacity.source if plan.capacity else "--rate"
-        lines += [f"Load: {plan.rate:.1f} votes/s for {args.duration:.0f} s (HTTP "
-                  f"{plan.http_rate:.1f}/s by {plan.http_users} users, gRPC {plan.grpc_rate:.1f}/s "
-                  f"by {plan.grpc_users} users), single votes; rate from {source}"
-                  + (f" x {plan.share:g}" if plan.capacity else "") + ".", ""]
+        lines += [
+            f"Load: {plan.rate:.1f} votes/s for {args.duration:.0f} s (HTTP "
+            f"{plan.http_rate:.1f}/s by {plan.http_users} users, gRPC {plan.grpc_rate:.1f}/s "
+            f"by {plan.grpc_users} users), single votes; rate from {source}"
+            + (f" x {plan.share:g}" if plan.capacity else "")
+            + ".",
+            "",
+        ]
     lines += ["## Reconciliation", ""]
     if rec is not None:
-        lines += [("| votes accepted (locust) | Kafka records | Redis votes:total | MongoDB "
-                  "documents | GET /results | DLQ records / poison sent | exact |"),
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-                  (f"| {rec.accepted} | {rec.kafka} | {rec.redis} | {rec.mongo} | {rec.results} | "
-                  f"{rec.dlq} / {rec.poison_sent} | {'yes' if rec.exact else 'NO'} |"), "",
-                  (f"Errors: {outcome.errors} (tally {outcome.tally}); drained in "
-                  f"{outcome.drain_s:.1f} s."), ""]
+        lines += [
+            (
+                "| votes accepted (locust) | Kafka records | Redis votes:total | MongoDB "
+                "documents | GET /results | DLQ records / poison sent | exact |"
+            ),
+            "| ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            (
+                f"| {rec.accepted} | {rec.kafka} | {rec.redis} | {rec.mongo} | {rec.results} | "
+                f"{rec.dlq} / {rec.poison_sent} | {'yes' if rec.exact else 'NO'} |"
+            ),
+            "",
+            (
+                f"Errors: {outcome.errors} (tally {outcome.tally}); drained in "
+                f"{outcome.drain_s:.1f} s."
+            ),
+            "",
+        ]
     if outcome.probes is not None:
         p = outcome.probes
-        lines += [(f"Probes: HTTP invalid votes answered {p.http_answers}, gRPC {p.grpc_answers}, "
-                  f"{p.poison_sent} undecodable records written to the topic."), ""]
-    lines += [f"## RSS per process class (after {args.warmup:.0f} s of warm-up, and at the end)",
-              "", rss.markdown_table(outcome.rss_rows, args.rss_limit), "",
-              "<details><summary>RSS per process</summary>", "",
-              rss.process_table(outcome.rss_processes), "", "</details>", "",
-              "## Dashboard panels", "",
-              (f"Prometheus {outcome.prometheus.get('url')} scraping "
-              f"{outcome.prometheus.get('targets')} (from {outcome.prometheus.get('sd_file')}) "
-              f"every {outcome.prometheus.get('scrape_interval_s')} s; PromQL run as a range "
-              "query over the load's window; Redis commands against the app's database."), "",
-              panels.markdown_table(outcome.queries), ""]
+        lines += [
+            (
+                f"Probes: HTTP invalid votes answered {p.http_answers}, gRPC {p.grpc_answers}, "
+                f"{p.poison_sent} undecodable records written to the topic."
+            ),
+            "",
+        ]
+    lines += [
+        f"## RSS per process class (after {args.warmup:.0f} s of warm-up, and at the end)",
+        "",
+        rss.markdown_table(outcome.rss_rows, args.rss_limit),
+        "",
+        "<details><summary>RSS per process</summary>",
+        "",
+        rss.process_table(outcome.rss_processes),
+        "",
+        "</details>",
+        "",
+        "## Dashboard panels",
+        "",
+        (
+            f"Prometheus {outcome.prometheus.get('url')} scraping "
+            f"{outcome.prometheus.get('targets')} (from {outcome.prometheus.get('sd_file')}) "
+            f"every {outcome.prometheus.get('scrape_interval_s')} s; PromQL run as a range "
+            "query over the load's window; Redis commands against the app's database."
+        ),
+        "",
+        panels.markdown_table(outcome.queries),
+        "",
+    ]
     if outcome.prometheus.get("accepted_total_by_path"):
-        lines += [(f"Prometheus sum by (path) (ray_votes_accepted_total) at the end: "
-                  f"{outcome.prometheus['accepted_total_by_path']}"), ""]
-    lines += ["## Progress", "", "| elapsed (s) | sent | errors | lag | RSS (MB) |",
-              "| ---: | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {p['elapsed_s']} | {p['sent']} | {p['errors']} | {p['lag']} | {p['rss_mb']} |"
-              for p in outcome.progress]
+        lines += [
+            (
+                f"Prometheus sum by (path) (ray_votes_accepted_total) at the end: "
+                f"{outcome.prometheus['accepted_total_by_path']}"
+            ),
+            "",
+        ]
+    lines += [
+        "## Progress",
+        "",
+        "| elapsed (s) | sent | errors | lag | RSS (MB) |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {p['elapsed_s']} | {p['sent']} | {p['errors']} | {p['lag']} | {p['rss_mb']} |"
+        for p in outcome.progress
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -25,21 +25,63 @@ RANK_MAX = 100
 
 # (band, [(album, year), ...]) in order of popularity.
 BANDS: list[tuple[str, list[tuple[str, int]]]] = [
-    ("Ricardo Arjona", [("Si el norte fuera el sur", 1996), ("Historias", 1994),
-                        ("Sin daños a terceros", 1998), ("Galería Caribe", 2000),
-                        ("Santo pecado", 2002), ("Adentro", 2005), ("Blanco", 2021),
-                        ("Negro", 2021)]),
-    ("Malacates Trébol Shop", [("Resurrección", 2004), ("Niño Viejo", 2010),
-                               ("Un Mal Dia En El Trebol", 1998), ("Pan", 2012)]),
-    ("Alux Nahual", [("Alux Nahual", 1981), ("Conquista", 1982),
-                     ("Hermanos de Sentimiento", 1984), ("Centroamérica", 1986),
-                     ("Alto al Fuego", 1987), ("La Trampa", 1989), ("Leyenda", 1990),
-                     ("Americamorfosis", 1993), ("Se Cantan Retratos", 1997),
-                     ("Murciélago Danzante", 2012), ("Sueños de Jade", 2016)]),
-    ("Gaby Moreno", [("Still the Unknown", 2008), ("Illustrated Songs", 2012),
-                     ("Postales", 2016), ("¡Spangled!", 2019), ("Alegoría", 2022)]),
-    ("Bohemia Suburbana", [("Bohemia Suburbana", 1994), ("Hablando con el Bolo", 1995),
-                           ("Sur", 1997), ("Pájaro Bobo", 2002)]),
+    (
+        "Ricardo Arjona",
+        [
+            ("Si el norte fuera el sur", 1996),
+            ("Historias", 1994),
+            ("Sin daños a terceros", 1998),
+            ("Galería Caribe", 2000),
+            ("Santo pecado", 2002),
+            ("Adentro", 2005),
+            ("Blanco", 2021),
+            ("Negro", 2021),
+        ],
+    ),
+    (
+        "Malacates Trébol Shop",
+        [
+            ("Resurrección", 2004),
+            ("Niño Viejo", 2010),
+            ("Un Mal Dia En El Trebol", 1998),
+            ("Pan", 2012),
+        ],
+    ),
+    (
+        "Alux Nahual",
+        [
+            ("Alux Nahual", 1981),
+            ("Conquista", 1982),
+            ("Hermanos de Sentimiento", 1984),
+            ("Centroamérica", 1986),
+            ("Alto al Fuego", 1987),
+            ("La Trampa", 1989),
+            ("Leyenda", 1990),
+            ("Americamorfosis", 1993),
+            ("Se Cantan Retratos", 1997),
+            ("Murciélago Danzante", 2012),
+            ("Sueños de Jade", 2016),
+        ],
+    ),
+    (
+        "Gaby Moreno",
+        [
+            ("Still the Unknown", 2008),
+            ("Illustrated Songs", 2012),
+            ("Postales", 2016),
+            ("¡Spangled!", 2019),
+            ("Alegoría", 2022),
+        ],
+    ),
+    (
+        "Bohemia Suburbana",
+        [
+            ("Bohemia Suburbana", 1994),
+            ("Hablando con el Bolo", 1995),
+            ("Sur", 1997),
+            ("Pájaro Bobo", 2002),
+        ],
+    ),
     ("Viento en Contra", [("Viento en Contra", 2004), ("Días", 2007), ("Cascabel", 2011)]),
     ("Viernes Verde", [("Mujeres", 1999), ("Lo mejor de nada", 2003)]),
     ("La Tona", [("La Tona", 2006), ("Deshaciendo el cuerpo", 2012)]),
@@ -98,7 +140,7 @@ BANDS: list[tuple[str, list[tuple[str, int]]]] = [
 ]
 
 _BAND_WEIGHTS = list(itertools.accumulate(1 / (i + 1) ** ZIPF_S for i in range(len(BANDS))))
-_RANK_WEIGHTS = list(itertools.accumulate(1 / r ** ZIPF_S for r in range(1, RANK_MAX + 1)))
+_RANK_WEIGHTS = list(itertools.accumulate(1 / r**ZIPF_S for r in range(1, RANK_MAX + 1)))
 _RANKS = list(range(1, RANK_MAX + 1))
 
 
@@ -125,13 +167,15 @@ class Traffic:
             vote["vote_id"] = new_vote_id()
         return vote
 
-    def batch(self, size: int, *, strings: bool | None = None,
-              vote_id: bool = True) -> list[dict[str, Any]]:
+    def batch(
+        self, size: int, *, strings: bool | None = None, vote_id: bool = True
+    ) -> list[dict[str, Any]]:
         """`size` votes; by default mixing the string and integer formats like a relay of many
         clients (`strings=False` for gRPC, whose proto has integer year and rank)."""
         return [
-            self.vote(strings=self._random.random() < 0.5 if strings is None else strings,
-                      vote_id=vote_id)
+            self.vote(
+                strings=self._random.random() < 0.5 if strings is None else strings, vote_id=vote_id
+            )
             for _ in range(size)
         ]
 

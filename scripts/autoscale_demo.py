@@ -46,34 +46,62 @@ EVENTS = {
 def write_markdown(result: Result, path: Path, image: Path) -> None:
     spec, cluster = result.spec, result.spec["cluster"]
     policy = ", ".join(f"{k} {v}" for k, v in spec["policy_overrides"].items())
-    recorded = (f"Recorded by `make autoscale-demo` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
-                "(scripts/autoscale_demo.py; docs/autoscaling.md explains what scales and why).")
+    recorded = (
+        f"Recorded by `make autoscale-demo` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        "(scripts/autoscale_demo.py; docs/autoscaling.md explains what scales and why)."
+    )
     setup = [
-        (f"- Cluster: head {cluster['head_cpus']:g} CPUs, up to {cluster['max_workers']} worker "
-         f"nodes of {cluster['worker_cpus']:g} CPU (Ray's fake multi-node provider, the real "
-         f"autoscaler), idle_timeout_minutes {cluster['idle_timeout_minutes']:g}."),
-        (f"- App: config.yaml's, with each VotePersister replica asking for "
-         f"{spec['pool_cpus']:g} CPU (so a second one needs a new node), max_replicas "
-         f"{spec['pool_max_replicas']}, and the lag policy's waits shortened ({policy})."),
-        (f"- Burst: {spec['records']:,} vote records straight into the topic, at up to "
-         f"{spec['produce_rate']:,.0f}/s."),
+        (
+            f"- Cluster: head {cluster['head_cpus']:g} CPUs, up to {cluster['max_workers']} worker "
+            f"nodes of {cluster['worker_cpus']:g} CPU (Ray's fake multi-node provider, the real "
+            f"autoscaler), idle_timeout_minutes {cluster['idle_timeout_minutes']:g}."
+        ),
+        (
+            f"- App: config.yaml's, with each VotePersister replica asking for "
+            f"{spec['pool_cpus']:g} CPU (so a second one needs a new node), max_replicas "
+            f"{spec['pool_max_replicas']}, and the lag policy's waits shortened ({policy})."
+        ),
+        (
+            f"- Burst: {spec['records']:,} vote records straight into the topic, at up to "
+            f"{spec['produce_rate']:,.0f}/s."
+        ),
     ]
     if result.redis_total is not None and result.mongo_count is not None:
-        setup.append(f"- Exactly once: produced {result.produced:,}, counted "
-                     f"{result.redis_total:,} (Redis `votes:total`), stored "
-                     f"{result.mongo_count:,} (MongoDB).")
+        setup.append(
+            f"- Exactly once: produced {result.produced:,}, counted "
+            f"{result.redis_total:,} (Redis `votes:total`), stored "
+            f"{result.mongo_count:,} (MongoDB)."
+        )
     if result.failure:
         setup.append(f"- **Did not finish:** {result.failure}")
-    events = [f"| {t:.0f} | {EVENTS.get(name, name)} |"
-              for name, t in sorted(result.events.items(), key=lambda item: item[1])]
-    legend = ("t: seconds since the burst started. lag: records the consumer group is behind "
-              "(Kafka: partition ends minus committed offsets). Replicas: running (and starting "
-              "or pending), from serve.status(). Nodes and CPUs: ray.nodes(), "
-              "ray.available_resources().")
-    lines = ["# Autoscaling timeline", "", recorded, "", *setup, "",
-             "| t (s) | what happened |", "|---:|---|", *events, "",
-             f"![timeline]({os.path.relpath(image, path.parent)})", "", legend, "",
-             markdown_table(result.rows), ""]
+    events = [
+        f"| {t:.0f} | {EVENTS.get(name, name)} |"
+        for name, t in sorted(result.events.items(), key=lambda item: item[1])
+    ]
+    legend = (
+        "t: seconds since the burst started. lag: records the consumer group is behind "
+        "(Kafka: partition ends minus committed offsets). Replicas: running (and starting "
+        "or pending), from serve.status(). Nodes and CPUs: ray.nodes(), "
+        "ray.available_resources()."
+    )
+    lines = [
+        "# Autoscaling timeline",
+        "",
+        recorded,
+        "",
+        *setup,
+        "",
+        "| t (s) | what happened |",
+        "|---:|---|",
+        *events,
+        "",
+        f"![timeline]({os.path.relpath(image, path.parent)})",
+        "",
+        legend,
+        "",
+        markdown_table(result.rows),
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -84,26 +112,48 @@ def write_plot(rows: list[Row], events: dict[str, float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     t = [row.t for row in rows]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6.5),
-                                      gridspec_kw={"height_ratios": [3, 2]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(10, 6.5), gridspec_kw={"height_ratios": [3, 2]}
+    )
     top.plot(t, [row.lag or 0 for row in rows], color="tab:red", label="consumer lag (records)")
     top.set_ylabel("lag (records)")
     rate = top.twinx()
-    rate.plot(t, [row.rate for row in rows], color="tab:gray", alpha=0.6,
-              label="produced (records/s)")
+    rate.plot(
+        t, [row.rate for row in rows], color="tab:gray", alpha=0.6, label="produced (records/s)"
+    )
     rate.set_ylabel("produced / s")
     handles = top.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0]
     top.legend(handles, [str(h.get_label()) for h in handles], loc="upper right")
     top.set_title("votes: Ray scales the pool on Kafka lag, and nodes with the pool")
 
-    bottom.step(t, [row.pool + row.pool_starting for row in rows], where="post",
-                color="tab:blue", linestyle="--", label="VotePersister (incl. pending)")
-    bottom.step(t, [row.pool for row in rows], where="post", color="tab:blue",
-                label="VotePersister running")
-    bottom.step(t, [row.ingress for row in rows], where="post", color="tab:green",
-                label="VoteIngress running")
-    bottom.step(t, [row.nodes for row in rows], where="post", color="black", linewidth=4,
-                alpha=0.35, label="nodes", zorder=1)
+    bottom.step(
+        t,
+        [row.pool + row.pool_starting for row in rows],
+        where="post",
+        color="tab:blue",
+        linestyle="--",
+        label="VotePersister (incl. pending)",
+    )
+    bottom.step(
+        t, [row.pool for row in rows], where="post", color="tab:blue", label="VotePersister running"
+    )
+    bottom.step(
+        t,
+        [row.ingress for row in rows],
+        where="post",
+        color="tab:green",
+        label="VoteIngress running",
+    )
+    bottom.step(
+        t,
+        [row.nodes for row in rows],
+        where="post",
+        color="black",
+        linewidth=4,
+        alpha=0.35,
+        label="nodes",
+        zorder=1,
+    )
     bottom.set_ylabel("replicas / nodes")
     bottom.set_xlabel("seconds since the burst started")
     highest = max(max(r.pool + r.pool_starting, r.nodes, r.ingress) for r in rows)
@@ -114,8 +164,15 @@ def write_plot(rows: list[Row], events: dict[str, float], path: Path) -> None:
         if name in events:
             for axis in (top, bottom):
                 axis.axvline(events[name], color="tab:purple", alpha=0.3, linestyle=":")
-            bottom.annotate(name, (events[name], 0.1), rotation=90, fontsize=8,
-                            color="tab:purple", xytext=(2, 0), textcoords="offset points")
+            bottom.annotate(
+                name,
+                (events[name], 0.1),
+                rotation=90,
+                fontsize=8,
+                color="tab:purple",
+                xytext=(2, 0),
+                textcoords="offset points",
+            )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -124,13 +181,24 @@ def write_plot(rows: list[Row], events: dict[str, float], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=ScenarioSpec.records,
-                        help="records in the burst (default %(default)s)")
-    parser.add_argument("--rate", type=float, default=ScenarioSpec.produce_rate,
-                        help="records/s at most (default %(default)s)")
-    parser.add_argument("--redis-db", type=int,
-                        help="an empty Redis database for this run (default: the first empty one "
-                             "from 15 down); only the app's keys are deleted afterwards")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=ScenarioSpec.records,
+        help="records in the burst (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=ScenarioSpec.produce_rate,
+        help="records/s at most (default %(default)s)",
+    )
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        help="an empty Redis database for this run (default: the first empty one "
+        "from 15 down); only the app's keys are deleted afterwards",
+    )
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs/autoscale-timeline.md")
     parser.add_argument("--image", type=Path, default=ROOT / "docs/images/autoscale-timeline.png")
     parser.add_argument("--json", type=Path, help="also write the raw result here")

@@ -31,8 +31,12 @@ IMAGES = ROOT / "docs/images"
 DASHBOARDS = ROOT / "deployments/k8s/grafana/dashboards"
 
 COLORS = {
-    "row": "#d9dee7", "stat": "#c9e4ca", "timeseries": "#cfe0f5", "barchart": "#f6dcb6",
-    "table": "#e8d5f0", "bargauge": "#f6dcb6",
+    "row": "#d9dee7",
+    "stat": "#c9e4ca",
+    "timeseries": "#cfe0f5",
+    "barchart": "#f6dcb6",
+    "table": "#e8d5f0",
+    "bargauge": "#f6dcb6",
 }
 
 
@@ -63,24 +67,41 @@ def sketch(axes, panel: dict, grid: dict) -> None:
     color = "#5b6575"
     if kind == "timeseries":
         xs = [x0 + width * i / 40 for i in range(41)]
-        series = ((0, 0.9), (1.7, 0.5))[:max(1, len(panel.get("targets", [])))]
+        series = ((0, 0.9), (1.7, 0.5))[: max(1, len(panel.get("targets", [])))]
         for phase, alpha in series:
-            ys = [y0 + height * (0.55 - 0.3 * math.sin(i / 5 + phase) * (0.6 + 0.4 * math.cos(i / 11)))
-                  for i in range(41)]
+            ys = [
+                y0
+                + height * (0.55 - 0.3 * math.sin(i / 5 + phase) * (0.6 + 0.4 * math.cos(i / 11)))
+                for i in range(41)
+            ]
             axes.plot(xs, ys, color=color, alpha=alpha, linewidth=1)
     elif kind == "barchart":
         values = [1, 0.8, 0.62, 0.5, 0.41, 0.33, 0.27, 0.2]
         if panel.get("options", {}).get("orientation") == "horizontal":
             step = height / len(values)
             for i, value in enumerate(values):
-                axes.add_patch(Rectangle((x0 + width * 0.25, y0 + i * step + step * 0.15),
-                                         width * 0.7 * value, step * 0.7, color=color, alpha=0.6))
+                axes.add_patch(
+                    Rectangle(
+                        (x0 + width * 0.25, y0 + i * step + step * 0.15),
+                        width * 0.7 * value,
+                        step * 0.7,
+                        color=color,
+                        alpha=0.6,
+                    )
+                )
         else:
             step = width / len(values)
             for i, value in enumerate(reversed(values)):
                 h = height * (0.3 + 0.7 * value)
-                axes.add_patch(Rectangle((x0 + i * step + step * 0.15, y0 + height - h),
-                                         step * 0.7, h, color=color, alpha=0.6))
+                axes.add_patch(
+                    Rectangle(
+                        (x0 + i * step + step * 0.15, y0 + height - h),
+                        step * 0.7,
+                        h,
+                        color=color,
+                        alpha=0.6,
+                    )
+                )
     elif kind == "stat":
         axes.text(x0, y0 + height * 0.6, "1 234", fontsize=18, color=color, va="center")
     elif kind == "table":
@@ -107,24 +128,44 @@ def draw_layout(source: Path, target: Path) -> None:
     for panel in panels:
         grid = panel["gridPos"]
         kind = panel["type"]
-        box = FancyBboxPatch((grid["x"] + 0.1, grid["y"] + 0.1), grid["w"] - 0.2, grid["h"] - 0.2,
-                             boxstyle="round,pad=0,rounding_size=0.2", linewidth=1,
-                             edgecolor="#5b6575", facecolor=COLORS.get(kind, "#eeeeee"))
+        box = FancyBboxPatch(
+            (grid["x"] + 0.1, grid["y"] + 0.1),
+            grid["w"] - 0.2,
+            grid["h"] - 0.2,
+            boxstyle="round,pad=0,rounding_size=0.2",
+            linewidth=1,
+            edgecolor="#5b6575",
+            facecolor=COLORS.get(kind, "#eeeeee"),
+        )
         axes.add_patch(box)
         if kind == "row":
-            axes.text(grid["x"] + 0.4, grid["y"] + 0.55, panel["title"], va="center",
-                      fontsize=10, fontweight="bold")
+            axes.text(
+                grid["x"] + 0.4,
+                grid["y"] + 0.55,
+                panel["title"],
+                va="center",
+                fontsize=10,
+                fontweight="bold",
+            )
             continue
         title = "\n".join(textwrap.wrap(panel["title"], max(12, int(grid["w"] * 4))))
-        axes.text(grid["x"] + 0.4, grid["y"] + 0.5, title, va="top", fontsize=9,
-                  fontweight="bold")
+        axes.text(grid["x"] + 0.4, grid["y"] + 0.5, title, va="top", fontsize=9, fontweight="bold")
         sketch(axes, panel, grid)
-        axes.text(grid["x"] + 0.4, grid["y"] + grid["h"] - 0.4,
-                  "\n".join([kind, *sources(panel)]), va="bottom", fontsize=6.5,
-                  color="#333333", family="monospace")
-    axes.set_title(f"Grafana dashboard \"{dashboard['title']}\": layout rendering of "
-                   f"{source.relative_to(ROOT)} (panel grid from the JSON, not a screenshot)",
-                   fontsize=10, loc="left")
+        axes.text(
+            grid["x"] + 0.4,
+            grid["y"] + grid["h"] - 0.4,
+            "\n".join([kind, *sources(panel)]),
+            va="bottom",
+            fontsize=6.5,
+            color="#333333",
+            family="monospace",
+        )
+    axes.set_title(
+        f'Grafana dashboard "{dashboard["title"]}": layout rendering of '
+        f"{source.relative_to(ROOT)} (panel grid from the JSON, not a screenshot)",
+        fontsize=10,
+        loc="left",
+    )
     figure.tight_layout()
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(target)
@@ -134,14 +175,41 @@ def draw_layout(source: Path, target: Path) -> None:
 
 # Demo data for the page screenshot: bands of the Guatemalan scene, made-up albums.
 BANDS = [
-    "Bohemia Suburbana", "Alux Nahual", "Viernes Verde", "Malacates Trébol Shop", "Tijuana Love",
-    "Easy Easy", "Legión", "Radio Viejo", "Extinción", "La Tona", "El Clubo", "Los Tiros",
-    "Ricardo Andrade y los Últimos Adictos", "Influenza", "Razones de Cambio", "Medusa",
-    "Señor Mostaza", "Sofía Cuarenta", "La Gran Manzana", "Gaby Moreno y banda",
-    "Santa Sangre", "Cuarto Cerrado", "Ultratumba", "Kahlúa y Leche",
+    "Bohemia Suburbana",
+    "Alux Nahual",
+    "Viernes Verde",
+    "Malacates Trébol Shop",
+    "Tijuana Love",
+    "Easy Easy",
+    "Legión",
+    "Radio Viejo",
+    "Extinción",
+    "La Tona",
+    "El Clubo",
+    "Los Tiros",
+    "Ricardo Andrade y los Últimos Adictos",
+    "Influenza",
+    "Razones de Cambio",
+    "Medusa",
+    "Señor Mostaza",
+    "Sofía Cuarenta",
+    "La Gran Manzana",
+    "Gaby Moreno y banda",
+    "Santa Sangre",
+    "Cuarto Cerrado",
+    "Ultratumba",
+    "Kahlúa y Leche",
 ]
-ALBUMS = ["En vivo desde la zona 1", "Primer disco", "Acústico", "Lo mejor de", "Demo 1998",
-          "Tierra de volcanes", "Noches de Xela", "Canciones para el bus"]
+ALBUMS = [
+    "En vivo desde la zona 1",
+    "Primer disco",
+    "Acústico",
+    "Lo mejor de",
+    "Demo 1998",
+    "Tierra de volcanes",
+    "Noches de Xela",
+    "Canciones para el bus",
+]
 
 
 def seed(url: str, total: int = 2400) -> None:
@@ -152,11 +220,17 @@ def seed(url: str, total: int = 2400) -> None:
     votes = []
     for _ in range(total):
         band = rng.choices(BANDS, weights)[0]
-        votes.append({"name": band, "album": rng.choice(ALBUMS), "year": rng.randint(1985, 2024),
-                      "rank": rng.randint(1, 10)})
+        votes.append(
+            {
+                "name": band,
+                "album": rng.choice(ALBUMS),
+                "year": rng.randint(1985, 2024),
+                "rank": rng.randint(1, 10),
+            }
+        )
     with httpx.Client(base_url=url, timeout=30) as client:
         for start in range(0, total, 100):  # spread over a few seconds: the rate shows
-            response = client.post("votes/batch", json={"votes": votes[start:start + 100]})
+            response = client.post("votes/batch", json={"votes": votes[start : start + 100]})
             response.raise_for_status()
             time.sleep(0.25)
     print(f"docs_images: cast {total} demo votes")
@@ -170,8 +244,11 @@ def page(url: str, target: Path) -> None:
         sys.exit("docs_images: chromium not found; run scripts/install-chromium.sh")
     with launch(chromium, width=1100, height=900) as browser:
         browser.navigate(url)
-        browser.wait_for("document.body.dataset.mode === 'live' && "
-                         "Number(document.body.dataset.updates) >= 3", 30, "live updates")
+        browser.wait_for(
+            "document.body.dataset.mode === 'live' && Number(document.body.dataset.updates) >= 3",
+            30,
+            "live updates",
+        )
         time.sleep(3)  # let the highlight of new rows fade
         browser.screenshot(target)
         if browser.errors:
@@ -180,8 +257,9 @@ def page(url: str, target: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("layouts")
     page_args = sub.add_parser("page")

@@ -30,33 +30,68 @@ class MetricSpec:
         return f"ray_{self.name}{suffix}"
 
 
-ACCEPTED = MetricSpec("votes_accepted", "counter", "Votes accepted (Kafka acked), by path.", ("path",))
-REJECTED = MetricSpec("votes_rejected", "counter", "Write requests rejected, by path and reason.",
-                      ("path", "reason"))
-PRODUCE_LATENCY = MetricSpec("votes_produce_latency_seconds", "histogram",
-                             "Time from produce to Kafka's ack of a request's records, by path.",
-                             ("path",))
+ACCEPTED = MetricSpec(
+    "votes_accepted", "counter", "Votes accepted (Kafka acked), by path.", ("path",)
+)
+REJECTED = MetricSpec(
+    "votes_rejected", "counter", "Write requests rejected, by path and reason.", ("path", "reason")
+)
+PRODUCE_LATENCY = MetricSpec(
+    "votes_produce_latency_seconds",
+    "histogram",
+    "Time from produce to Kafka's ack of a request's records, by path.",
+    ("path",),
+)
 PERSISTED = MetricSpec("votes_persisted", "counter", "Vote records stored in the vote log.")
 COUNTED = MetricSpec("votes_counted", "counter", "Votes added to the Redis counters.")
-DEAD_LETTERED = MetricSpec("votes_dead_lettered", "counter",
-                           "Records the dead-letter topic acknowledged, each once per replica.")
-STORE_FAILURES = MetricSpec("votes_store_failures", "counter",
-                            "Failed attempts to persist a batch (retried), by step.", ("step",))
-PERSIST_STALLS = MetricSpec("votes_persist_stalls", "counter",
-                            "Steps that kept failing past the stall limit (the replica then fails "
-                            "its health check), by step.", ("step",))
+DEAD_LETTERED = MetricSpec(
+    "votes_dead_lettered",
+    "counter",
+    "Records the dead-letter topic acknowledged, each once per replica.",
+)
+STORE_FAILURES = MetricSpec(
+    "votes_store_failures",
+    "counter",
+    "Failed attempts to persist a batch (retried), by step.",
+    ("step",),
+)
+PERSIST_STALLS = MetricSpec(
+    "votes_persist_stalls",
+    "counter",
+    "Steps that kept failing past the stall limit (the replica then fails "
+    "its health check), by step.",
+    ("step",),
+)
 BATCH_SIZE = MetricSpec("votes_persist_batch_size", "histogram", "Records per persisted batch.")
-PERSIST_LATENCY = MetricSpec("votes_persist_latency_seconds", "histogram",
-                             "Time to persist and commit one batch.")
-END_TO_END = MetricSpec("votes_end_to_end_latency_seconds", "histogram",
-                        "From a vote's received_at to its batch being committed.")
-CONSUMER_LAG = MetricSpec("votes_consumer_lag", "gauge",
-                          "Records not yet consumed, per partition owned by a replica.",
-                          ("partition",))
+PERSIST_LATENCY = MetricSpec(
+    "votes_persist_latency_seconds", "histogram", "Time to persist and commit one batch."
+)
+END_TO_END = MetricSpec(
+    "votes_end_to_end_latency_seconds",
+    "histogram",
+    "From a vote's received_at to its batch being committed.",
+)
+CONSUMER_LAG = MetricSpec(
+    "votes_consumer_lag",
+    "gauge",
+    "Records not yet consumed, per partition owned by a replica.",
+    ("partition",),
+)
 
-METRICS: tuple[MetricSpec, ...] = (ACCEPTED, REJECTED, PRODUCE_LATENCY, PERSISTED, COUNTED,
-                                   DEAD_LETTERED, STORE_FAILURES, PERSIST_STALLS, BATCH_SIZE,
-                                   PERSIST_LATENCY, END_TO_END, CONSUMER_LAG)
+METRICS: tuple[MetricSpec, ...] = (
+    ACCEPTED,
+    REJECTED,
+    PRODUCE_LATENCY,
+    PERSISTED,
+    COUNTED,
+    DEAD_LETTERED,
+    STORE_FAILURES,
+    PERSIST_STALLS,
+    BATCH_SIZE,
+    PERSIST_LATENCY,
+    END_TO_END,
+    CONSUMER_LAG,
+)
 
 
 def _make(spec: MetricSpec, boundaries: list[float] | None = None) -> Counter | Gauge | Histogram:
@@ -64,8 +99,12 @@ def _make(spec: MetricSpec, boundaries: list[float] | None = None) -> Counter | 
         return Counter(spec.name, spec.description, tag_keys=spec.tags)
     if spec.kind == "gauge":
         return Gauge(spec.name, spec.description, tag_keys=spec.tags)
-    return Histogram(spec.name, spec.description, boundaries=boundaries or LATENCY_BOUNDARIES_S,
-                     tag_keys=spec.tags)
+    return Histogram(
+        spec.name,
+        spec.description,
+        boundaries=boundaries or LATENCY_BOUNDARIES_S,
+        tag_keys=spec.tags,
+    )
 
 
 class IngestMetrics:

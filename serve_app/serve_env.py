@@ -104,9 +104,12 @@ def main(argv: list[str]) -> int:
         prog="python -m serve_app.serve_env",
         description="Run COMMAND with the Serve environment (and a Ray token file of our own).",
     )
-    parser.add_argument("--ray-token-file", type=Path,
-                        help="Ray's auth token: read from this file, created there if missing "
-                             "(default: Ray's own, ~/.ray/auth_token)")
+    parser.add_argument(
+        "--ray-token-file",
+        type=Path,
+        help="Ray's auth token: read from this file, created there if missing "
+        "(default: Ray's own, ~/.ray/auth_token)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="COMMAND [ARG ...]")
     options = parser.parse_args(argv)
     if not options.command:
@@ -122,13 +125,18 @@ def main(argv: list[str]) -> int:
         try:
             auth = auth_settings(environ, options.ray_token_file)
         except OSError as exc:
-            print(f"serve_env: cannot create the Ray token file {options.ray_token_file}: "
-                  f"{exc.strerror}", file=sys.stderr)
+            print(
+                f"serve_env: cannot create the Ray token file {options.ray_token_file}: "
+                f"{exc.strerror}",
+                file=sys.stderr,
+            )
             return 1
         environ |= auth
         if auth:
-            print(f"serve_env: Ray token in {options.ray_token_file} (the Ray dashboard asks "
-                  "for it)", file=sys.stderr)
+            print(
+                f"serve_env: Ray token in {options.ray_token_file} (the Ray dashboard asks for it)",
+                file=sys.stderr,
+            )
     argv = options.command
     try:
         os.execve(program, argv, environ)

@@ -56,11 +56,15 @@ class Settings(BaseModel):
     kafka_linger_ms: float = Field(2.0, ge=0, le=1000)
     kafka_consumer_group: str = Field("votes-persister", min_length=1)
     kafka_batch_transactions: bool = Field(
-        True, description="A batch goes to Kafka in one transaction, all of it or nothing "
+        True,
+        description="A batch goes to Kafka in one transaction, all of it or nothing "
         "(docs/decisions/0023-transactional-batches.md); false only to measure what that costs.",
     )
     kafka_batch_producers: int = Field(
-        4, ge=1, le=32, description="Transactional producers per ingress replica: the batches "
+        4,
+        ge=1,
+        le=32,
+        description="Transactional producers per ingress replica: the batches "
         "it has in Kafka transactions at once.",
     )
     # Kafka authentication (every Kafka client of the app: the ingress producer, the pool's
@@ -87,7 +91,9 @@ class Settings(BaseModel):
         2.0, gt=0, le=60, description="Redis/MongoDB call timeout of the read API."
     )
     persist_timeout_s: float = Field(
-        30.0, gt=0, le=600,
+        30.0,
+        gt=0,
+        le=600,
         description="Redis/MongoDB call timeout of the pool. Generous: a write that times out is "
         "retried while the first may still run, which only adds load to a slow store.",
     )
@@ -96,12 +102,16 @@ class Settings(BaseModel):
     )
     retry_after_s: int = Field(1, ge=1, le=3600, description="Retry-After of a 503.")
     write_bytes_in_flight_max: int = Field(
-        DEFAULT_WRITE_BYTES_IN_FLIGHT, ge=1024, le=1024**3,
+        DEFAULT_WRITE_BYTES_IN_FLIGHT,
+        ge=1024,
+        le=1024**3,
         description="Bytes of write requests one ingress replica works on at once; past it "
         "a write is shed with 503 / RESOURCE_EXHAUSTED and Retry-After.",
     )
     write_latency_target_s: float = Field(
-        DEFAULT_WRITE_LATENCY_TARGET_S, gt=0, le=60,
+        DEFAULT_WRITE_LATENCY_TARGET_S,
+        gt=0,
+        le=60,
         description="Under overload an ingress replica sheds writes to keep the ones it admits "
         "answered within about this many seconds: writes slower than this shrink its write "
         "budget (at most write_bytes_in_flight_max), fast ones grow it back.",
@@ -139,11 +149,15 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> Settings:
         sasl = self.kafka_security_protocol.startswith("SASL_")
-        given = [name for name in ("kafka_sasl_mechanism", "kafka_sasl_username",
-                                    "kafka_sasl_password") if getattr(self, name) is not None]
+        given = [
+            name
+            for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+            if getattr(self, name) is not None
+        ]
         if sasl and len(given) < 3:
-            missing = sorted({"kafka_sasl_mechanism", "kafka_sasl_username",
-                              "kafka_sasl_password"} - set(given))
+            missing = sorted(
+                {"kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"} - set(given)
+            )
             raise ValueError(
                 f"kafka_security_protocol {self.kafka_security_protocol} needs "
                 + ", ".join(f"{name} ({env_name(name)})" for name in missing)
@@ -216,9 +230,15 @@ def redact_url(url: str) -> str:
         parts = parts._replace(netloc=netloc)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if any(key.lower() in _SECRET_QUERY_KEYS for key, _ in query):
-        parts = parts._replace(query=urlencode(
-            [(key, "***" if key.lower() in _SECRET_QUERY_KEYS else value) for key, value in query],
-            safe="*"))
+        parts = parts._replace(
+            query=urlencode(
+                [
+                    (key, "***" if key.lower() in _SECRET_QUERY_KEYS else value)
+                    for key, value in query
+                ],
+                safe="*",
+            )
+        )
     return urlunsplit(parts)
 
 

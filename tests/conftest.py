@@ -114,8 +114,9 @@ def redis_client(stack: Any) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="session")
 def mongo_db(stack: Any, names: RunNames) -> Iterator[Any]:
-    client: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
-                                                      serverSelectionTimeoutMS=5000)
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        "mongodb://127.0.0.1:27017/", serverSelectionTimeoutMS=5000
+    )
     yield client[names.mongo_database]
     client.drop_database(names.mongo_database)
     client.close()
@@ -138,7 +139,11 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def pipeline(
-    app_args: dict[str, Any], topics: None, redis_client: redis.Redis, mongo_db: Any, names: RunNames
+    app_args: dict[str, Any],
+    topics: None,
+    redis_client: redis.Redis,
+    mongo_db: Any,
+    names: RunNames,
 ) -> Iterator[Pipeline]:
     """One Ray instance and one deployment of config.yaml for the whole session."""
     import ray

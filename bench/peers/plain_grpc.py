@@ -23,8 +23,13 @@ from serve_app.settings import load_settings
 
 
 def _fields(message: pb.Vote) -> dict[str, Any]:
-    return {"name": message.name, "album": message.album, "year": message.year,
-            "rank": message.rank, "vote_id": message.vote_id or None}
+    return {
+        "name": message.name,
+        "album": message.album,
+        "year": message.year,
+        "rank": message.rank,
+        "vote_id": message.vote_id or None,
+    }
 
 
 class VoteService:  # the methods of votes.v1.VoteService, by name
@@ -49,7 +54,9 @@ class VoteService:  # the methods of votes.v1.VoteService, by name
         await self._send([record], context)
         return pb.CastReply(vote_id=record.vote_id)
 
-    async def CastBatch(self, request: pb.VoteBatch, context: grpc.aio.ServicerContext) -> pb.BatchReply:
+    async def CastBatch(
+        self, request: pb.VoteBatch, context: grpc.aio.ServicerContext
+    ) -> pb.BatchReply:
         try:
             batch = VoteBatch.model_validate({"votes": [_fields(v) for v in request.votes]})
         except ValidationError as exc:
@@ -58,8 +65,9 @@ class VoteService:  # the methods of votes.v1.VoteService, by name
         await self._send(records, context)
         return pb.BatchReply(accepted=len(records), vote_ids=[r.vote_id for r in records])
 
-    async def GetResults(self, request: pb.ResultsRequest,
-                         context: grpc.aio.ServicerContext) -> pb.Results:
+    async def GetResults(
+        self, request: pb.ResultsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Results:
         # The peer measures the write path only; every method of the service must exist.
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the plain peer serves no reads")
         return pb.Results()

@@ -69,8 +69,9 @@ async def cast_batch(request: Request) -> Response:
     records = [accept(vote, "http") for vote in batch.votes]
     if (failed := await _produce(records)) is not None:
         return failed
-    return JSONResponse({"accepted": len(records), "vote_ids": [r.vote_id for r in records]},
-                        status_code=202)
+    return JSONResponse(
+        {"accepted": len(records), "vote_ids": [r.vote_id for r in records]}, status_code=202
+    )
 
 
 async def healthz(_request: Request) -> Response:

@@ -21,8 +21,9 @@ from devkit.autoscale.timeline import COLUMNS, row_cells, text_table_line
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devkit.autoscale",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m devkit.autoscale", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--json", type=Path, required=True, help="write the result here")
     parser.add_argument("--records", type=int, default=ScenarioSpec.records)
     parser.add_argument("--rate", type=float, default=ScenarioSpec.produce_rate)
@@ -30,9 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = {k: v for k, v in CLIENT_ENV.items() if os.environ.get(k) != v}
     if missing:  # Ray reads them at import: re-run with them set
-        os.execve(sys.executable, [sys.executable, "-m", "devkit.autoscale",
-                                   *(argv if argv is not None else sys.argv[1:])],
-                  os.environ | CLIENT_ENV)
+        os.execve(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "devkit.autoscale",
+                *(argv if argv is not None else sys.argv[1:]),
+            ],
+            os.environ | CLIENT_ENV,
+        )
     stop_on_sigterm()
 
     def log(line: str) -> None:
@@ -41,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     def show(row: Row) -> None:
         print(text_table_line(row_cells(row)), flush=True)
 
-    spec = ScenarioSpec(records=args.records, produce_rate=args.rate, redis_db=args.redis_db,
-                        cluster=ClusterSpec(include_dashboard=False))
+    spec = ScenarioSpec(
+        records=args.records,
+        produce_rate=args.rate,
+        redis_db=args.redis_db,
+        cluster=ClusterSpec(include_dashboard=False),
+    )
     print(text_table_line(COLUMNS), flush=True)
     result = Scenario(spec, on_row=show, log=log).run()
     args.json.write_text(json.dumps(result.to_json(), indent=1))

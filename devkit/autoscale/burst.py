@@ -37,12 +37,19 @@ class Burst(threading.Thread):
 
         from serve_app.domain.votes import Vote, accept, encode_record
 
-        producer = Producer({
-            "bootstrap.servers": KAFKA, "acks": "all", "enable.idempotence": True,
-            "linger.ms": 20, "queue.buffering.max.messages": 200_000,
-        })
-        templates = [accept(Vote(name=band, album=album, year=1980 + i, rank=1 + i), "http")
-                     for i, (band, album) in enumerate(BANDS)]
+        producer = Producer(
+            {
+                "bootstrap.servers": KAFKA,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                "queue.buffering.max.messages": 200_000,
+            }
+        )
+        templates = [
+            accept(Vote(name=band, album=album, year=1980 + i, rank=1 + i), "http")
+            for i, (band, album) in enumerate(BANDS)
+        ]
         started = time.monotonic()
         now = datetime.now(UTC)
         try:
@@ -55,12 +62,18 @@ class Burst(threading.Thread):
                     if ahead > 0:
                         time.sleep(ahead)
                 record = templates[i % len(templates)].model_copy(
-                    update={"vote_id": str(uuid.uuid4()), "received_at": now})
+                    update={"vote_id": str(uuid.uuid4()), "received_at": now}
+                )
                 message = encode_record(record)
                 while True:
                     try:
-                        producer.produce(self.topic, key=message.key, value=message.value,
-                                         headers=message.headers, on_delivery=self._report)
+                        producer.produce(
+                            self.topic,
+                            key=message.key,
+                            value=message.value,
+                            headers=message.headers,
+                            on_delivery=self._report,
+                        )
                         break
                     except BufferError:
                         producer.poll(0.05)

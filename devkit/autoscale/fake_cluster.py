@@ -77,8 +77,11 @@ def autoscaling_config(spec: ClusterSpec, gcs_address: str) -> dict[str, Any]:
             "gcs_address": gcs_address,
         },
         "available_node_types": {
-            HEAD_NODE_TYPE: {"resources": {"CPU": spec.head_cpus}, "node_config": {},
-                             "max_workers": 0},
+            HEAD_NODE_TYPE: {
+                "resources": {"CPU": spec.head_cpus},
+                "node_config": {},
+                "max_workers": 0,
+            },
             WORKER_NODE_TYPE: {
                 "resources": {"CPU": spec.worker_cpus, "object_store_memory": OBJECT_STORE_BYTES},
                 "node_config": {},
@@ -156,7 +159,10 @@ class FakeCluster:
         config_path = self.temp_dir / "autoscaling.json"
         config_path.write_text(json.dumps(autoscaling_config(self.spec, self.address)))
         command = [
-            str(VENV_BIN / "ray"), "start", "--head", "--block",
+            str(VENV_BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
             f"--port={self.gcs_port}",
             f"--autoscaling-config={config_path}",
             f"--num-cpus={self.spec.head_cpus:g}",
@@ -173,32 +179,47 @@ class FakeCluster:
             f"--metrics-export-port={free_port()}",
             "--disable-usage-stats",
         ]
-        started = (self.log_path.read_text(errors="replace").count("Ray runtime started")
-                   if self.log_path.exists() else 0)
+        started = (
+            self.log_path.read_text(errors="replace").count("Ray runtime started")
+            if self.log_path.exists()
+            else 0
+        )
         # Serve's own proxy, not serve_app.serve_env's HAProxy mode (which a test session may have
         # put in os.environ): every fake node would start an HAProxy on the same machine's ports.
-        inherited = {k: v for k, v in os.environ.items()
-                     if k not in serve_env.SERVE_ENV and not k.startswith("RAY_AUTH_")}
-        env = inherited | self.client_env() | {
-            "RAY_FAKE_CLUSTER": "1",
-            "AUTOSCALER_UPDATE_INTERVAL_S": "1",  # autoscaler loop every 1 s instead of 5 s
-            "RAY_USAGE_STATS_ENABLED": "0",
-        } | self.spec.env
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in serve_env.SERVE_ENV and not k.startswith("RAY_AUTH_")
+        }
+        env = (
+            inherited
+            | self.client_env()
+            | {
+                "RAY_FAKE_CLUSTER": "1",
+                "AUTOSCALER_UPDATE_INTERVAL_S": "1",  # autoscaler loop every 1 s instead of 5 s
+                "RAY_USAGE_STATS_ENABLED": "0",
+            }
+            | self.spec.env
+        )
         if self._log is not None:
             self._log.close()
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._head = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                      env=env, start_new_session=True)
+        self._head = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._head.poll() is not None:
-                raise ClusterStartError(f"ray start exited ({self._head.returncode}): "
-                                        f"{self.log_path.read_text()[-3000:]}")
+                raise ClusterStartError(
+                    f"ray start exited ({self._head.returncode}): "
+                    f"{self.log_path.read_text()[-3000:]}"
+                )
             if self.log_path.read_text(errors="replace").count("Ray runtime started") > started:
                 return
             time.sleep(0.5)
-        raise ClusterStartError(f"ray start not ready in {timeout_s:.0f}s: "
-                                f"{self.log_path.read_text()[-3000:]}")
+        raise ClusterStartError(
+            f"ray start not ready in {timeout_s:.0f}s: {self.log_path.read_text()[-3000:]}"
+        )
 
     # ---- stopping, by PID only ------------------------------------------------------------
 

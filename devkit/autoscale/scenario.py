@@ -88,9 +88,12 @@ def replica_counts(deployment: Any) -> tuple[int, int]:
 
 
 class Scenario:
-    def __init__(self, spec: ScenarioSpec | None = None,
-                 on_row: Callable[[Row], None] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: ScenarioSpec | None = None,
+        on_row: Callable[[Row], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.spec = spec or ScenarioSpec()
         self.names = RunNames("autoscale")
         self.on_row = on_row or (lambda _row: None)
@@ -118,8 +121,10 @@ class Scenario:
     def _run(self) -> None:
         spec = self.spec
         self._prepare_stores()
-        self.log(f"starting a fake autoscaling cluster (head {spec.cluster.head_cpus:g} CPUs, "
-                 f"up to {spec.cluster.max_workers} workers of {spec.cluster.worker_cpus:g})")
+        self.log(
+            f"starting a fake autoscaling cluster (head {spec.cluster.head_cpus:g} CPUs, "
+            f"up to {spec.cluster.max_workers} workers of {spec.cluster.worker_cpus:g})"
+        )
         self.cluster.start()
         dashboard = self.cluster.dashboard_url if spec.cluster.include_dashboard else "off"
         self.result.dashboard = dashboard
@@ -130,28 +135,38 @@ class Scenario:
         self._t0 = time.monotonic() + 2 * spec.sample_every_s  # two rows of "before"
         self._sample_until(lambda: time.monotonic() >= (self._t0 or 0), 10, "baseline")
         target = self._policy_setting("target_lag_per_replica")
-        self.log(f"burst: {spec.records} records at up to {spec.produce_rate:g}/s "
-                 f"into {self.names.topic}")
+        self.log(
+            f"burst: {spec.records} records at up to {spec.produce_rate:g}/s "
+            f"into {self.names.topic}"
+        )
         self._burst = Burst(self.names.topic, spec.records, spec.produce_rate)
         self._burst.start()
 
-        self._wait("pool_up", spec.scale_up_timeout_s,
-                   "the pool to scale up (VotePersister replicas > min)")
+        self._wait(
+            "pool_up",
+            spec.scale_up_timeout_s,
+            "the pool to scale up (VotePersister replicas > min)",
+        )
         self._wait("node_added", spec.node_up_timeout_s, "the autoscaler to add a worker node")
         self._wait("drained", spec.drain_timeout_s, "the lag to drain (all produced, lag 0)")
         # Offsets are committed after both stores: drained means counted. Count (MongoDB takes
         # a while over 100k+ documents) while the pool and the nodes scale in.
         counting = threading.Thread(target=self._count_safely, name="count", daemon=True)
         counting.start()
-        self._wait("scaled_in", spec.scale_down_timeout_s,
-                   "the pool back to its minimum and the worker nodes gone")
+        self._wait(
+            "scaled_in",
+            spec.scale_down_timeout_s,
+            "the pool back to its minimum and the worker nodes gone",
+        )
         counting.join(timeout=spec.count_timeout_s + 60)
         if counting.is_alive():
             raise StepTimeout("counting the stored votes did not finish")
         if self._count_error is not None:
             raise self._count_error
-        self.log(f"done: lag peaked at {max((r.lag or 0) for r in self.result.rows)} "
-                 f"(target per replica {target:g})")
+        self.log(
+            f"done: lag peaked at {max((r.lag or 0) for r in self.result.rows)} "
+            f"(target per replica {target:g})"
+        )
 
     # ---- steps -------------------------------------------------------------------------------
 
@@ -159,8 +174,10 @@ class Scenario:
         create_topics([self.names.topic])
         create_topics([self.names.dlq_topic], partitions=1)
         self.result.redis_db = claim_redis_db(self.spec.redis_db, self.names.run_id)
-        self.log(f"Redis database {self.result.redis_db}, MongoDB database "
-                 f"{self.names.mongo_database}, topic {self.names.topic}")
+        self.log(
+            f"Redis database {self.result.redis_db}, MongoDB database "
+            f"{self.names.mongo_database}, topic {self.names.topic}"
+        )
 
     def _deploy(self) -> None:
         # The cluster's token, not one a test session or ~/.ray may hold; read by `ray.init`.
@@ -223,9 +240,15 @@ class Scenario:
         total = sum(n["Resources"].get("CPU", 0) for n in alive)
         free = ray.available_resources().get("CPU", 0.0)
         row = Row(
-            t=round(now - (self._t0 or now), 1), produced=produced, rate=round(rate),
-            lag=self._lag.lag() if self._lag else None, ingress=ingress, pool=pool,
-            pool_starting=pool_starting, nodes=len(alive), cpus_used=round(total - free, 2),
+            t=round(now - (self._t0 or now), 1),
+            produced=produced,
+            rate=round(rate),
+            lag=self._lag.lag() if self._lag else None,
+            ingress=ingress,
+            pool=pool,
+            pool_starting=pool_starting,
+            nodes=len(alive),
+            cpus_used=round(total - free, 2),
             cpus_total=total,
         )
         self.result.rows.append(row)
@@ -250,8 +273,13 @@ class Scenario:
         all_in = burst.done.is_set() and burst.acked + burst.errors >= burst.records
         first("produced", all_in)
         first("drained", all_in and row.lag == 0)
-        first("scaled_in", "drained" in events and row.pool == self._min_pool
-              and row.pool_starting == 0 and row.nodes == 1)
+        first(
+            "scaled_in",
+            "drained" in events
+            and row.pool == self._min_pool
+            and row.pool_starting == 0
+            and row.nodes == 1,
+        )
 
     def _count_safely(self) -> None:
         try:
@@ -268,27 +296,36 @@ class Scenario:
         self.result.produced = self._burst.acked
         self.result.produce_errors = self._burst.errors
         client = redis.Redis(port=6379, db=self.result.redis_db)
-        mongo: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
-                                                         serverSelectionTimeoutMS=5000)
+        mongo: MongoClient[dict[str, Any]] = MongoClient(
+            "mongodb://127.0.0.1:27017/", serverSelectionTimeoutMS=5000
+        )
         try:
             if client.get(OWNER_KEY) != self.names.run_id.encode():
-                raise RuntimeError(f"Redis database {self.result.redis_db} was emptied or taken "
-                                   "by someone else during the run: the counts cannot be checked")
+                raise RuntimeError(
+                    f"Redis database {self.result.redis_db} was emptied or taken "
+                    "by someone else during the run: the counts cannot be checked"
+                )
             deadline = time.monotonic() + self.spec.count_timeout_s
             while True:
                 total = client.get("votes:total")
                 self.result.redis_total = int(total) if total is not None else 0
-                self.result.mongo_count = mongo[self.names.mongo_database]["votes"].count_documents({})
-                if (self.result.redis_total == self.result.mongo_count == self.result.produced
-                        or time.monotonic() >= deadline):
+                self.result.mongo_count = mongo[self.names.mongo_database]["votes"].count_documents(
+                    {}
+                )
+                if (
+                    self.result.redis_total == self.result.mongo_count == self.result.produced
+                    or time.monotonic() >= deadline
+                ):
                     break
                 time.sleep(2)
         finally:
             client.close()
             mongo.close()
-        self.log(f"produced {self.result.produced}, counted {self.result.redis_total} (Redis "
-                 f"votes:total), stored {self.result.mongo_count} (MongoDB; counting took "
-                 f"{time.monotonic() - started:.0f}s)")
+        self.log(
+            f"produced {self.result.produced}, counted {self.result.redis_total} (Redis "
+            f"votes:total), stored {self.result.mongo_count} (MongoDB; counting took "
+            f"{time.monotonic() - started:.0f}s)"
+        )
 
     def _clean_up(self) -> None:
         """Every step runs whatever the previous ones did; the cluster always stops."""
@@ -319,8 +356,9 @@ class Scenario:
         delete_topics([self.names.topic, self.names.dlq_topic])
         if self.result.redis_db is not None:
             release_redis_db(self.result.redis_db, self.names.run_id)
-        mongo: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:27017/",
-                                                         serverSelectionTimeoutMS=5000)
+        mongo: MongoClient[dict[str, Any]] = MongoClient(
+            "mongodb://127.0.0.1:27017/", serverSelectionTimeoutMS=5000
+        )
         mongo.drop_database(self.names.mongo_database)
         mongo.close()
 
@@ -328,4 +366,5 @@ class Scenario:
 def stop_on_sigterm() -> None:
     def handler(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt("SIGTERM")
+
     signal.signal(signal.SIGTERM, handler)

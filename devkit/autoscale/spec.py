@@ -16,8 +16,14 @@ from devkit.names import RunNames
 ROOT = Path(__file__).resolve().parents[2]
 APP = "votes"
 INGRESS, POOL = "VoteIngress", "VotePersister"
-BANDS = [("Alux Nahual", "Alux Nahual"), ("Bohemia Suburbana", "Sueños"), ("Viernes Verde", "V"),
-         ("Easy Easy", "EE"), ("Malacates Trébol Shop", "Niño Pilas"), ("Ricardo Arjona", "Animal")]
+BANDS = [
+    ("Alux Nahual", "Alux Nahual"),
+    ("Bohemia Suburbana", "Sueños"),
+    ("Viernes Verde", "V"),
+    ("Easy Easy", "EE"),
+    ("Malacates Trébol Shop", "Niño Pilas"),
+    ("Ricardo Arjona", "Animal"),
+]
 
 
 @dataclass
@@ -38,10 +44,15 @@ class ScenarioSpec:
     # config.yaml's policy with the waits shortened, so that the whole scenario fits in minutes,
     # and a target lag one replica cannot keep under at produce_rate: the pool drains ~10k/s on
     # one CPU, so config.yaml's 10,000 was never crossed on a fast run (lag peaked near 6,000).
-    policy_overrides: dict[str, Any] = field(default_factory=lambda: {
-        "target_lag_per_replica": 1_000, "low_water_lag": 200,
-        "drained_hold_s": 10, "downscale_cooldown_s": 10, "upscale_cooldown_s": 5,
-    })
+    policy_overrides: dict[str, Any] = field(
+        default_factory=lambda: {
+            "target_lag_per_replica": 1_000,
+            "low_water_lag": 200,
+            "drained_hold_s": 10,
+            "downscale_cooldown_s": 10,
+            "upscale_cooldown_s": 5,
+        }
+    )
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
     # Bounds of each step (seconds).
     deploy_timeout_s: float = 180

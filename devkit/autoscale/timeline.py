@@ -9,8 +9,15 @@ COLUMNS = ("t (s)", "produced/s", "lag", "VoteIngress", "VotePersister", "nodes"
 
 def row_cells(row: Row) -> tuple[str, ...]:
     pool = f"{row.pool}" + (f" (+{row.pool_starting} starting)" if row.pool_starting else "")
-    return (f"{row.t:.0f}", f"{row.rate:,.0f}", "?" if row.lag is None else f"{row.lag:,}",
-            str(row.ingress), pool, str(row.nodes), f"{row.cpus_used:g} / {row.cpus_total:g}")
+    return (
+        f"{row.t:.0f}",
+        f"{row.rate:,.0f}",
+        "?" if row.lag is None else f"{row.lag:,}",
+        str(row.ingress),
+        pool,
+        str(row.nodes),
+        f"{row.cpus_used:g} / {row.cpus_total:g}",
+    )
 
 
 def markdown_table(rows: list[Row]) -> str:

@@ -117,7 +117,9 @@ def _group_problems(group_name: str, group: dict[str, Any], autoscaler_v2: bool)
             f"RayService: group {group_name}: resources in both rayStartParams and resources"
         )
     if "labels" in start:
-        problems.append(f"RayService: group {group_name}: rayStartParams['labels'] is not supported")
+        problems.append(
+            f"RayService: group {group_name}: rayStartParams['labels'] is not supported"
+        )
     if autoscaler_v2 and spec.get("restartPolicy") not in (None, "", "Never"):
         problems.append(
             f"RayService: group {group_name}: autoscaler v2 needs restartPolicy Never or unset"

@@ -74,18 +74,20 @@ def counter_updates(
         if record.received_at != moment:  # the votes of a batch request share their moment
             moment = record.received_at
             second, stamp = int(moment.timestamp()), format_timestamp(moment)
-        updates.append(CounterUpdate(
-            item.partition,
-            item.offset,
-            stored_positions.get(record.vote_id) == (item.partition, item.offset),
-            record.name,
-            record.album,
-            record.year,
-            record.rank,
-            second,
-            record.vote_id,
-            stamp,
-        ))
+        updates.append(
+            CounterUpdate(
+                item.partition,
+                item.offset,
+                stored_positions.get(record.vote_id) == (item.partition, item.offset),
+                record.name,
+                record.album,
+                record.year,
+                record.rank,
+                second,
+                record.vote_id,
+                stamp,
+            )
+        )
     return updates
 
 

@@ -80,20 +80,35 @@ def _vote_id(value: Any) -> str | None:
 
 def _number_schema(low: int, high: int) -> WithJsonSchema:
     """The OpenAPI schema of a year/rank as clients may send it: an integer or digits."""
-    return WithJsonSchema({"anyOf": [
-        {"type": "integer", "minimum": low, "maximum": high},
-        {"type": "string", "pattern": r"^\s*[0-9]{1,9}\s*$"},
-    ]})
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": low, "maximum": high},
+                {"type": "string", "pattern": r"^\s*[0-9]{1,9}\s*$"},
+            ]
+        }
+    )
 
 
 # The JSON schemas (OpenAPI) say what the validators accept; "after trimming" cannot be said in
 # JSON schema, so the text has only its lower bound there.
 Text = Annotated[str, BeforeValidator(_text), WithJsonSchema({"type": "string", "minLength": 1})]
-Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX), BeforeValidator(_whole_number),
-                 _number_schema(YEAR_MIN, YEAR_MAX)]
-Rank = Annotated[int, Field(ge=RANK_MIN, le=RANK_MAX), BeforeValidator(_whole_number),
-                 _number_schema(RANK_MIN, RANK_MAX)]
-VoteId = Annotated[str | None, BeforeValidator(_vote_id), WithJsonSchema(
-    {"anyOf": [{"type": "string", "pattern": VOTE_ID_PATTERN}, {"type": "null"}]})]
+Year = Annotated[
+    int,
+    Field(ge=YEAR_MIN, le=YEAR_MAX),
+    BeforeValidator(_whole_number),
+    _number_schema(YEAR_MIN, YEAR_MAX),
+]
+Rank = Annotated[
+    int,
+    Field(ge=RANK_MIN, le=RANK_MAX),
+    BeforeValidator(_whole_number),
+    _number_schema(RANK_MIN, RANK_MAX),
+]
+VoteId = Annotated[
+    str | None,
+    BeforeValidator(_vote_id),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": VOTE_ID_PATTERN}, {"type": "null"}]}),
+]
 # A record's vote_id: always there (the server assigns one when the client did not).
 RecordVoteId = Annotated[str, BeforeValidator(_vote_id)]

@@ -22,15 +22,17 @@ def generate(out_dir: Path) -> None:
     """Write the stubs under out_dir/serve_app/grpc_stubs/."""
     (out_dir / PACKAGE).mkdir(parents=True, exist_ok=True)
     include = str(Path(protoc.__file__).parent / "_proto")
-    status = protoc.main([
-        "grpc_tools.protoc",
-        f"-I{PACKAGE}={ROOT / 'proto'}",
-        f"-I{include}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        str(ROOT / PROTO),
-    ])
+    status = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{PACKAGE}={ROOT / 'proto'}",
+            f"-I{include}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            str(ROOT / PROTO),
+        ]
+    )
     if status != 0:
         raise SystemExit(f"protoc failed with status {status} on {PROTO}")
     drop_servicer_base(out_dir / PACKAGE / "votes_pb2_grpc.py")

@@ -77,5 +77,7 @@ class WriteBudget:
             self.limit = min(self.max_bytes, self.limit + admission.size)
 
     def describe(self) -> str:
-        return (f"this replica is busy with {self.in_flight} bytes of votes "
-                f"(at most {self.limit} now); retry shortly")
+        return (
+            f"this replica is busy with {self.in_flight} bytes of votes "
+            f"(at most {self.limit} now); retry shortly"
+        )

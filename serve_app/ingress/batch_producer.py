@@ -60,8 +60,13 @@ class TransactionalBatches:
     there are as many workers as producers, so a worker always finds an idle producer.
     """
 
-    def __init__(self, settings: Settings, producers: int,
-                 make_producer: ProducerFactory = Producer, instance: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        producers: int,
+        make_producer: ProducerFactory = Producer,
+        instance: str | None = None,
+    ) -> None:
         # Ids unique per replica (a random instance): no producer ever fences another's.
         instance = instance or uuid.uuid4().hex[:12]
         self._topic = settings.kafka_topic
@@ -69,10 +74,12 @@ class TransactionalBatches:
         self._idle: queue.SimpleQueue[_Transactions] = queue.SimpleQueue()
         for index in range(producers):
             transactional_id = f"{TRANSACTIONAL_ID_PREFIX}{instance}-{index}"
-            self._idle.put(_Transactions(transactional_config(settings, transactional_id),
-                                         make_producer))
-        self._workers = ThreadPoolExecutor(max_workers=producers,
-                                           thread_name_prefix="kafka-transactions")
+            self._idle.put(
+                _Transactions(transactional_config(settings, transactional_id), make_producer)
+            )
+        self._workers = ThreadPoolExecutor(
+            max_workers=producers, thread_name_prefix="kafka-transactions"
+        )
 
     async def send(self, records: Sequence[VoteRecord]) -> None:
         """Return once the records are committed in Kafka, all of them. Raises KafkaOverloaded or
@@ -142,8 +149,13 @@ class _Transactions:
             producer.begin_transaction()
             for record in records:
                 message = encode_record(record)
-                producer.produce(topic, key=message.key, value=message.value,
-                                 headers=message.headers, on_delivery=on_delivery)
+                producer.produce(
+                    topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                    on_delivery=on_delivery,
+                )
         except BufferError as exc:
             self._abort()
             raise KafkaOverloaded(f"producer queue full: {exc}") from None
@@ -156,8 +168,9 @@ class _Transactions:
         if undelivered or failures:
             self._abort()
             reason = failures[0] if failures else f"{undelivered} records not acknowledged"
-            raise KafkaUnavailable(f"Kafka did not take the batch ({reason}); nothing of it "
-                                   "was committed")
+            raise KafkaUnavailable(
+                f"Kafka did not take the batch ({reason}); nothing of it was committed"
+            )
         try:
             producer.commit_transaction(timeout_s)
         except KafkaException as exc:
@@ -167,7 +180,8 @@ class _Transactions:
             # Timed out or fatal: the commit request may have reached the coordinator.
             self._discard()
             raise KafkaOutcomeUnknown(
-                f"Kafka did not answer the batch's commit: {_why(exc)}") from None
+                f"Kafka did not answer the batch's commit: {_why(exc)}"
+            ) from None
 
     def _abort(self) -> None:
         """End the transaction without a commit; if Kafka does not confirm, replace the producer:

@@ -61,8 +61,9 @@ def _vote_fields(message: pb.Vote) -> dict[str, Any]:
     }
 
 
-def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str,
-                reply: Any) -> Any:
+def _grpc_error(
+    grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str, reply: Any
+) -> Any:
     grpc_context.set_code(code)
     grpc_context.set_details(details)
     return reply
@@ -73,24 +74,39 @@ def _grpc_error(grpc_context: RayServegRPCContext, code: grpc.StatusCode, detail
 class VoteIngress:
     def __init__(self, settings: Settings, persister: DeploymentHandle) -> None:
         # Write work this replica takes on at once, HTTP and gRPC together.
-        self._budget = WriteBudget(settings.write_bytes_in_flight_max,
-                                   settings.write_latency_target_s, settings.retry_after_s)
+        self._budget = WriteBudget(
+            settings.write_bytes_in_flight_max,
+            settings.write_latency_target_s,
+            settings.retry_after_s,
+        )
         # The pool works on its own (it pulls from Kafka); the handle keeps it in the app.
         self._persister = persister
         self._metrics = IngestMetrics()
         self._producer = VoteProducer(settings)
         # Batches all or nothing, one Kafka transaction each: docs/decisions/0023-transactional-batches.md.
-        self._batches = (TransactionalBatches(settings, settings.kafka_batch_producers)
-                         if settings.kafka_batch_transactions else None)
-        self._writes = WriteSide(self._producer, self._metrics, settings.write_token,
-                                 settings.retry_after_s, self._batches)
+        self._batches = (
+            TransactionalBatches(settings, settings.kafka_batch_producers)
+            if settings.kafka_batch_transactions
+            else None
+        )
+        self._writes = WriteSide(
+            self._producer,
+            self._metrics,
+            settings.write_token,
+            settings.retry_after_s,
+            self._batches,
+        )
         self._read = connect_read_side(settings, self._producer)
         log.info("VoteIngress ready with settings %s", settings.redacted())
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         """The HTTP routes (Serve calls this on the replica, after __init__)."""
-        return build_http_api(budget=self._budget, write_side=self._writes,
-                              read_side=self._read, metrics=self._metrics)
+        return build_http_api(
+            budget=self._budget,
+            write_side=self._writes,
+            read_side=self._read,
+            metrics=self._metrics,
+        )
 
     # ---- gRPC (method names are the RPC names of votes.v1.VoteService) -----------------------
 
@@ -102,9 +118,12 @@ class VoteIngress:
             vote = Vote.model_validate(_vote_fields(request))
         except ValidationError as exc:
             self._metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
-            return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
-                               describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
-                               pb.CastReply())
+            return _grpc_error(
+                grpc_context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
+                pb.CastReply(),
+            )
         record = accept(vote, "grpc")
         if not await self._send_grpc([record], grpc_context, request.ByteSize(), arrived):
             return pb.CastReply()
@@ -120,16 +139,21 @@ class VoteIngress:
             # Before any per-vote work: a 100 MB message holds millions of tiny votes.
             self._metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
             return _grpc_error(
-                grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
+                grpc_context,
+                grpc.StatusCode.INVALID_ARGUMENT,
                 f"votes: at most {BATCH_MAX_VOTES} votes per batch, got {len(request.votes)}",
-                pb.BatchReply())
+                pb.BatchReply(),
+            )
         try:
             batch = VoteBatch.model_validate({"votes": [_vote_fields(v) for v in request.votes]})
         except ValidationError as exc:
             self._metrics.rejected.inc(tags={"path": "grpc", "reason": "invalid"})
-            return _grpc_error(grpc_context, grpc.StatusCode.INVALID_ARGUMENT,
-                               describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
-                               pb.BatchReply())
+            return _grpc_error(
+                grpc_context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                describe_errors(exc, max_chars=GRPC_DETAILS_MAX_CHARS),
+                pb.BatchReply(),
+            )
         records = await accept_all(batch.votes, "grpc")
         if not await self._send_grpc(records, grpc_context, request.ByteSize(), arrived):
             return pb.BatchReply()
@@ -140,22 +164,30 @@ class VoteIngress:
     ) -> pb.Results:
         results = await read_results(self._read.redis)
         if results is None:
-            return _grpc_error(grpc_context, grpc.StatusCode.UNAVAILABLE,
-                               "the counter store is unavailable", pb.Results())
+            return _grpc_error(
+                grpc_context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the counter store is unavailable",
+                pb.Results(),
+            )
         return results_to_proto(results)
 
     # ---- shared ------------------------------------------------------------------------------
 
     async def _send_grpc(
-        self, records: Sequence[VoteRecord], grpc_context: RayServegRPCContext, size: int,
+        self,
+        records: Sequence[VoteRecord],
+        grpc_context: RayServegRPCContext,
+        size: int,
         arrived: float,
     ) -> bool:
         # HTTP bodies are admitted by the middleware; a gRPC message only here, once parsed.
         admission = self._budget.admit(size, arrived)
         if admission is None:
             self._metrics.rejected.inc(tags={"path": "grpc", "reason": "overloaded"})
-            _grpc_error(grpc_context, grpc.StatusCode.RESOURCE_EXHAUSTED, self._budget.describe(),
-                        None)
+            _grpc_error(
+                grpc_context, grpc.StatusCode.RESOURCE_EXHAUSTED, self._budget.describe(), None
+            )
             return False
         try:
             await self._writes.send(records, "grpc")
@@ -170,8 +202,12 @@ class VoteIngress:
         except KafkaOutcomeUnknown as exc:
             # The reply cannot carry 1000 vote_ids (trailers): a client retries safely with its own.
             self._metrics.rejected.inc(tags={"path": "grpc", "reason": "outcome_unknown"})
-            _grpc_error(grpc_context, grpc.StatusCode.DEADLINE_EXCEEDED,
-                        f"{exc}; the batch may or may not be counted", None)
+            _grpc_error(
+                grpc_context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"{exc}; the batch may or may not be counted",
+                None,
+            )
             return False
         finally:
             self._budget.release(admission)
@@ -182,8 +218,9 @@ class VoteIngress:
         if self._writes.token_ok(metadata.get("authorization")):
             return True
         self._metrics.rejected.inc(tags={"path": "grpc", "reason": "unauthorized"})
-        _grpc_error(grpc_context, grpc.StatusCode.UNAUTHENTICATED,
-                    "missing or invalid bearer token", None)
+        _grpc_error(
+            grpc_context, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token", None
+        )
         return False
 
     def __del__(self) -> None:

@@ -22,7 +22,10 @@ _REJECT_REASONS = {413: "too_large", 415: "not_json", 400: "bad_request", 503: "
 
 
 def build_http_api(
-    *, budget: WriteBudget, write_side: WriteSide, read_side: ReadSide | None,
+    *,
+    budget: WriteBudget,
+    write_side: WriteSide,
+    read_side: ReadSide | None,
     metrics: IngestMetrics,
 ) -> FastAPI:
     """The FastAPI app: body limits and the write budget in front of the write and read routes.

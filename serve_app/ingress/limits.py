@@ -69,8 +69,12 @@ class BodyLimits:
         if admission is None:
             if self.on_reject is not None:
                 self.on_reject(503)
-            await _send_problem(send, 503, self.budget.describe(),
-                                [(b"retry-after", str(self.budget.retry_after_s).encode())])
+            await _send_problem(
+                send,
+                503,
+                self.budget.describe(),
+                [(b"retry-after", str(self.budget.retry_after_s).encode())],
+            )
             return
         try:
             await self.app(scope, _replay(body, receive), send)
@@ -82,12 +86,17 @@ class BodyLimits:
         headers = {name.lower(): value for name, value in scope.get("headers", [])}
         content_type = headers.get(b"content-type", b"").decode("latin-1")
         if not content_type:
-            await self._reject(send, 415, "Content-Type must be application/json (it is missing)",
-                               unread=receive)
+            await self._reject(
+                send, 415, "Content-Type must be application/json (it is missing)", unread=receive
+            )
             return False
         if not is_json_media_type(content_type):
-            await self._reject(send, 415, f"Content-Type must be application/json, not {content_type!r}",
-                               unread=receive)
+            await self._reject(
+                send,
+                415,
+                f"Content-Type must be application/json, not {content_type!r}",
+                unread=receive,
+            )
             return False
         declared = headers.get(b"content-length")
         if declared is None:
@@ -98,8 +107,12 @@ class BodyLimits:
         declared_bytes = int(declared)
         if declared_bytes > self.max_body_bytes:
             # Past DRAIN_MAX_BYTES draining would only delay the reset: answer at once.
-            await self._reject(send, 413, self._too_large(),
-                               unread=receive if declared_bytes <= DRAIN_MAX_BYTES else None)
+            await self._reject(
+                send,
+                413,
+                self._too_large(),
+                unread=receive if declared_bytes <= DRAIN_MAX_BYTES else None,
+            )
             return False
         return True
 
@@ -115,8 +128,9 @@ class BodyLimits:
             size += len(chunk)
             more = message.get("more_body", False)
             if size > self.max_body_bytes:
-                await self._reject(send, 413, self._too_large(),
-                                   unread=receive if more else None, already=size)
+                await self._reject(
+                    send, 413, self._too_large(), unread=receive if more else None, already=size
+                )
                 return None
             chunks.append(chunk)
             if not more:
@@ -125,8 +139,9 @@ class BodyLimits:
     def _too_large(self) -> str:
         return f"request body exceeds {self.max_body_bytes} bytes"
 
-    async def _reject(self, send: Send, status: int, detail: str,
-                      unread: Receive | None = None, already: int = 0) -> None:
+    async def _reject(
+        self, send: Send, status: int, detail: str, unread: Receive | None = None, already: int = 0
+    ) -> None:
         """Answer `status`; first read and drop the rest of the body from `unread`, if given
         (`already` bytes of it were read), so closing the connection does not reset it."""
         if unread is not None:

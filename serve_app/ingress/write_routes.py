@@ -44,8 +44,14 @@ BodyModel = TypeVar("BodyModel", bound=BaseModel)
 class WriteRejected(Exception):
     """An error answer of a write route, raised from helpers and rendered by its handler."""
 
-    def __init__(self, status: int, reason: str, detail: str,
-                 retry_after_s: int | None = None, vote_ids: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        detail: str,
+        retry_after_s: int | None = None,
+        vote_ids: list[str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.reason = reason
@@ -93,8 +99,9 @@ def add_write_error_handlers(app: FastAPI, metrics: IngestMetrics) -> None:
     async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         metrics.rejected.inc(tags={"path": "http", "reason": "invalid"})
-        return JSONResponse(status_code=422,
-                            content=jsonable_encoder({"detail": capped_errors(exc)}))
+        return JSONResponse(
+            status_code=422, content=jsonable_encoder({"detail": capped_errors(exc)})
+        )
 
     async def write_rejected(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, WriteRejected)
@@ -131,20 +138,30 @@ def parse_body(body: bytes, model: type[BodyModel]) -> BodyModel:
     answers (422 with FastAPI's errors, located under "body"; 400 when it cannot be parsed)."""
     if not body:
         raise RequestValidationError(
-            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
     try:
         value = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos),
-                                       "msg": "JSON decode error", "input": {},
-                                       "ctx": {"error": exc.msg}}]) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", exc.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": exc.msg},
+                }
+            ]
+        ) from None
     except (RecursionError, ValueError):  # nested too deep, a 5000-digit number, not UTF-8/16/32
         raise HTTPException(400, "There was an error parsing the body") from None
     try:
         return model.model_validate(value, from_attributes=True)
     except ValidationError as exc:
-        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])}
-                                      for error in exc.errors(include_url=False)]) from None
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
 
 
 WriteEndpoint = Callable[[Any, WriteSide], Awaitable[BaseModel]]
@@ -169,8 +186,9 @@ class WriteRoute(APIRoute):
             await _write_access(request, request.headers.get("authorization"))
             body = parse_body(await request.body(), model)
             answer = await endpoint(body, write_side(request))
-            return Response(answer.model_dump_json(), status_code=status_code,
-                            media_type="application/json")
+            return Response(
+                answer.model_dump_json(), status_code=status_code, media_type="application/json"
+            )
 
         return handle
 
@@ -183,23 +201,37 @@ async def _send_http(writes: WriteSide, records: Sequence[VoteRecord]) -> None:
     except KafkaUnavailable as exc:
         raise WriteRejected(503, "kafka_unavailable", str(exc), writes.retry_after_s) from None
     except KafkaOutcomeUnknown as exc:
-        raise WriteRejected(504, "outcome_unknown", f"{exc}; the batch may or may not be "
-                            "counted: retry it with these vote_ids, each counts once",
-                            vote_ids=[record.vote_id for record in records]) from None
+        raise WriteRejected(
+            504,
+            "outcome_unknown",
+            f"{exc}; the batch may or may not be "
+            "counted: retry it with these vote_ids, each counts once",
+            vote_ids=[record.vote_id for record in records],
+        ) from None
 
 
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "Body cannot be parsed (nested too deep, a number "
-          "with thousands of digits)"},
-    401: {"model": Problem, "description": "Missing or wrong bearer token",
-          "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+    400: {
+        "model": Problem,
+        "description": "Body cannot be parsed (nested too deep, a number with thousands of digits)",
+    },
+    401: {
+        "model": Problem,
+        "description": "Missing or wrong bearer token",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
     413: {"model": Problem, "description": "Body larger than 1 MiB"},
     415: {"model": Problem, "description": "Content-Type missing or not JSON"},
-    503: {"model": Problem, "description": "Kafka unavailable or overloaded; see Retry-After",
-          "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+    503: {
+        "model": Problem,
+        "description": "Kafka unavailable or overloaded; see Retry-After",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+    },
 }
 _WRITE_ROUTE: dict[str, Any] = {
-    "status_code": 202, "responses": _WRITE_ERRORS, "dependencies": [Depends(_write_access)],
+    "status_code": 202,
+    "responses": _WRITE_ERRORS,
+    "dependencies": [Depends(_write_access)],
 }
 
 
@@ -208,17 +240,23 @@ class OutcomeUnknown(BaseModel):
     vote_ids: list[str]
 
 
-_BATCH_ROUTE: dict[str, Any] = _WRITE_ROUTE | {"responses": _WRITE_ERRORS | {
-    504: {"model": OutcomeUnknown, "description": "Kafka did not answer the batch's commit: it "
-          "may or may not be counted; retrying with the vote_ids given counts each vote once"},
-}}
+_BATCH_ROUTE: dict[str, Any] = _WRITE_ROUTE | {
+    "responses": _WRITE_ERRORS
+    | {
+        504: {
+            "model": OutcomeUnknown,
+            "description": "Kafka did not answer the batch's commit: it "
+            "may or may not be counted; retrying with the vote_ids given counts each vote once",
+        },
+    }
+}
 # The aliases of POST /insert: the original contest's traffic generator posts to its old
 # Kubernetes Ingress paths, /rust/insert and /grpc/insert.
 _COMPATIBILITY_ROUTE: dict[str, Any] = _WRITE_ROUTE | {
     "tags": ["compatibility"],
     "summary": "Alias of POST /insert",
     "description": "Same as POST /insert: the same validation, limits and answers. Kept for the "
-                   "original contest's traffic generator, which posts to these paths.",
+    "original contest's traffic generator, which posts to these paths.",
 }
 
 write_routes = APIRouter(route_class=WriteRoute)

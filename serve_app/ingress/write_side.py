@@ -32,7 +32,7 @@ async def accept_all(votes: Sequence[Vote], source: Source) -> list[VoteRecord]:
     for start in range(0, len(votes), YIELD_EVERY_RECORDS):
         if start:
             await asyncio.sleep(0)
-        records.extend(accept(vote, source) for vote in votes[start:start + YIELD_EVERY_RECORDS])
+        records.extend(accept(vote, source) for vote in votes[start : start + YIELD_EVERY_RECORDS])
     return records
 
 
@@ -54,9 +54,14 @@ class WriteSide:
     records through `batches` (`TransactionalBatches`: one Kafka transaction each) when given.
     """
 
-    def __init__(self, producer: RecordSender, metrics: IngestMetrics,
-                 write_token: SecretStr | None, retry_after_s: int,
-                 batches: RecordSender | None = None) -> None:
+    def __init__(
+        self,
+        producer: RecordSender,
+        metrics: IngestMetrics,
+        write_token: SecretStr | None,
+        retry_after_s: int,
+        batches: RecordSender | None = None,
+    ) -> None:
         self.metrics = metrics
         self.retry_after_s = retry_after_s  # what a client refused for overload is told to wait
         self._producer = producer

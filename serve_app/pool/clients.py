@@ -28,7 +28,10 @@ from serve_app.stores.redis_counts import RedisCounts
 
 # What these clients raise when their service is down or slow: the processor retries on these.
 RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
-    redis.RedisError, PyMongoError, KafkaException, OSError
+    redis.RedisError,
+    PyMongoError,
+    KafkaException,
+    OSError,
 )
 
 
@@ -65,11 +68,14 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 
 def new_consumer(settings: Settings, on_statistics: Callable[[str], None]) -> Consumer:
-    return Consumer(consumer_config(settings) | {
-        "error_cb": KafkaErrorLog("consumer"),
-        "stats_cb": on_statistics,
-        "on_commit": log_commit_outcome,
-    })
+    return Consumer(
+        consumer_config(settings)
+        | {
+            "error_cb": KafkaErrorLog("consumer"),
+            "stats_cb": on_statistics,
+            "on_commit": log_commit_outcome,
+        }
+    )
 
 
 def dlq_producer_config(settings: Settings) -> dict[str, Any]:
@@ -89,8 +95,11 @@ def new_redis(settings: Settings) -> redis.Redis:
 def new_mongo(settings: Settings) -> MongoClient[dict[str, Any]]:
     """The vote log's client; its write concern (`.write_concern`) is the setting's."""
     # An insert is acknowledged once journaled: docs/decisions/0022-vote-log-write-concern.md
-    return stores_clients.new_mongo(settings.mongo_url, settings.persist_timeout_s,
-                                    MONGO_WRITE_CONCERNS[settings.mongo_write_concern])
+    return stores_clients.new_mongo(
+        settings.mongo_url,
+        settings.persist_timeout_s,
+        MONGO_WRITE_CONCERNS[settings.mongo_write_concern],
+    )
 
 
 class IndexedVoteLog:

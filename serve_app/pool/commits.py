@@ -47,4 +47,6 @@ def log_commit_outcome(error: KafkaError | None, partitions: list[TopicPartition
 
 
 def _partitions(offsets: Offsets) -> list[TopicPartition]:
-    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()]
+    return [
+        TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+    ]

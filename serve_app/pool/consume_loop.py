@@ -94,7 +94,9 @@ class ConsumeLoop:
         self._start_store = start_store
         self._lag_updated_at = 0.0
         self._positions_committed_at = clock()
-        self._storing: deque[InFlightStore] = deque()  # batches the vote log is storing, oldest first
+        self._storing: deque[InFlightStore] = (
+            deque()
+        )  # batches the vote log is storing, oldest first
         self._stores_in_flight = stores_in_flight
         self._batch_max_records = batch_max_records
         # Per partition, the next offset after the last batch this consumer counted.

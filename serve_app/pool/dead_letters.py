@@ -60,8 +60,13 @@ class KafkaDeadLetters:
     Called on the consume loop's thread only; the delivery reports run there too (in flush).
     """
 
-    def __init__(self, producers: ReplaceableProducer, topic: str, timeout_s: float,
-                 remembered: int = LANDED_REMEMBERED) -> None:
+    def __init__(
+        self,
+        producers: ReplaceableProducer,
+        topic: str,
+        timeout_s: float,
+        remembered: int = LANDED_REMEMBERED,
+    ) -> None:
         self._producers = producers
         self._topic = topic
         self._timeout_s = timeout_s
@@ -120,8 +125,13 @@ class KafkaDeadLetters:
                 self._producers.on_error(exc.args[0])  # a fatal one replaces the producer
             raise
         self._waiting.add(key)
-        log.warning("dead-lettering %s[%d]@%d: %s", record.topic(), record.partition(),
-                    record.offset(), item.reason)
+        log.warning(
+            "dead-lettering %s[%d]@%d: %s",
+            record.topic(),
+            record.partition(),
+            record.offset(),
+            item.reason,
+        )
         return key
 
     def _abandon(self, broken: Producer) -> None:

@@ -161,8 +161,11 @@ def decide(
 
     # Bounds first: they hold whatever the metrics say.
     if current > ceiling:
-        return result(ceiling, f"{current} replicas exceed the cap of {ceiling} "
-                               f"(max_replicas {max_replicas}, partitions {config.partitions})")
+        return result(
+            ceiling,
+            f"{current} replicas exceed the cap of {ceiling} "
+            f"(max_replicas {max_replicas}, partitions {config.partitions})",
+        )
     if current < floor:
         return result(floor, f"{current} replicas are below min_replicas {floor}")
 
@@ -174,29 +177,46 @@ def decide(
 
     if wanted > current:
         if since_scale < config.upscale_cooldown_s:
-            return result(current, f"lag {lag:.0f} wants {wanted} replicas; "
-                                   f"cooling down ({since_scale:.1f}s since the last change)")
+            return result(
+                current,
+                f"lag {lag:.0f} wants {wanted} replicas; "
+                f"cooling down ({since_scale:.1f}s since the last change)",
+            )
         target = min(wanted, current + config.max_step_up)
-        return result(target, f"lag {lag:.0f} > {config.target_lag_per_replica:.0f} x {current}:"
-                              f" scaling up to {target} (wants {wanted})")
+        return result(
+            target,
+            f"lag {lag:.0f} > {config.target_lag_per_replica:.0f} x {current}:"
+            f" scaling up to {target} (wants {wanted})",
+        )
 
     if lag > config.low_water_lag:
-        return result(current, f"lag {lag:.0f} asks for {wanted} of {current} replicas; "
-                               "not drained, so no scale-down")
+        return result(
+            current,
+            f"lag {lag:.0f} asks for {wanted} of {current} replicas; not drained, so no scale-down",
+        )
 
     drained_since = now if drained_since is None else drained_since
     if current <= floor:
         return result(current, f"lag {lag:.0f} drained, at min {floor}", drained_since)
     drained_for = now - drained_since
     if drained_for < config.drained_hold_s:
-        return result(current, f"lag {lag:.0f} drained for {drained_for:.1f}s "
-                               f"of {config.drained_hold_s:g}s", drained_since)
+        return result(
+            current,
+            f"lag {lag:.0f} drained for {drained_for:.1f}s of {config.drained_hold_s:g}s",
+            drained_since,
+        )
     if since_scale < config.downscale_cooldown_s:
-        return result(current, f"lag drained; cooling down ({since_scale:.1f}s since the last "
-                               "change)", drained_since)
+        return result(
+            current,
+            f"lag drained; cooling down ({since_scale:.1f}s since the last change)",
+            drained_since,
+        )
     target = max(floor, current - config.max_step_down)
-    return result(target, f"lag {lag:.0f} drained for {drained_for:.1f}s: scaling down to {target}",
-                  drained_since)
+    return result(
+        target,
+        f"lag {lag:.0f} drained for {drained_for:.1f}s: scaling down to {target}",
+        drained_since,
+    )
 
 
 # ---- the adapter Serve calls ----------------------------------------------------------------
@@ -253,7 +273,12 @@ def apply_policy(ctx: Any, config: LagPolicyConfig) -> tuple[int, dict[str, Any]
     # request for a new size once, when it is first made.
     asked = decision.replicas if decision.replicas != current else None
     if asked is not None and asked != decision.state.get(_ASKED):
-        log.info("lag policy, %s: %d -> %d replicas (%s)", ctx.deployment_name, current,
-                 decision.replicas, decision.reason)
+        log.info(
+            "lag policy, %s: %d -> %d replicas (%s)",
+            ctx.deployment_name,
+            current,
+            decision.replicas,
+            decision.reason,
+        )
     decision.state[_ASKED] = asked
     return decision.replicas, decision.state

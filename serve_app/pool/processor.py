@@ -144,7 +144,9 @@ class BatchProcessor:
         """
         unknown = sorted({item.partition for item in delivered} - self._applied.keys())
         if unknown:
-            marks = self._retry("counters", lambda: self._counters.applied_marks(self._topic, unknown))
+            marks = self._retry(
+                "counters", lambda: self._counters.applied_marks(self._topic, unknown)
+            )
             if marks is None:
                 return None
             self._applied.update({partition: marks.get(partition, -1) for partition in unknown})
@@ -198,7 +200,9 @@ class BatchProcessor:
         finally:
             self._stalls.ended(failing)
 
-    def _record(self, delivered: Sequence[Delivered], counted: int, dead: int, took_s: float) -> None:
+    def _record(
+        self, delivered: Sequence[Delivered], counted: int, dead: int, took_s: float
+    ) -> None:
         self.stats.batches += 1
         self.stats.persisted += len(delivered)
         self.stats.counted += counted

@@ -40,8 +40,13 @@ class Failing:
 class StallWatch:
     """Tracks the steps being retried (up to one per thread: the loop's and the stores')."""
 
-    def __init__(self, stats: PersisterStats, metrics: PersistMetrics,
-                 limit_s: float = STALL_LIMIT_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stats: PersisterStats,
+        metrics: PersistMetrics,
+        limit_s: float = STALL_LIMIT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit_s = limit_s
         self._stats = stats
         self._metrics = metrics
@@ -63,9 +68,14 @@ class StallWatch:
             failing.reported = True
             self._stats.stalled = f"failing for {stalled_s:.0f}s, last: {error}"
         self._metrics.persist_stalls.inc(tags={"step": step})
-        log.error("%s has failed for %.0fs without a success (limit %.0fs), last: %s; failing the "
-                  "health check so that Serve replaces this replica", step, stalled_s,
-                  self.limit_s, error)
+        log.error(
+            "%s has failed for %.0fs without a success (limit %.0fs), last: %s; failing the "
+            "health check so that Serve replaces this replica",
+            step,
+            stalled_s,
+            self.limit_s,
+            error,
+        )
         return failing
 
     def ended(self, failing: Failing | None) -> None:
@@ -77,8 +87,14 @@ class StallWatch:
             self._failing.discard(failing)
             stalled = [f for f in self._failing if f.reported]
             oldest = min(stalled, key=lambda f: f.since) if stalled else None
-            self._stats.stalled = None if oldest is None else (
-                f"failing for {now - oldest.since:.0f}s, last: {oldest.error}")
+            self._stats.stalled = (
+                None
+                if oldest is None
+                else (f"failing for {now - oldest.since:.0f}s, last: {oldest.error}")
+            )
         if failing.reported:
-            log.warning("%s no longer stalled: its retry ended after %.0fs", failing.step,
-                        now - failing.since)
+            log.warning(
+                "%s no longer stalled: its retry ended after %.0fs",
+                failing.step,
+                now - failing.since,
+            )

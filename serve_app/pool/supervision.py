@@ -64,8 +64,13 @@ class ConsumerSupervisor:
     make any redelivery a no-op.
     """
 
-    def __init__(self, topic: str, new_consumer: ConsumerFactory, stats: PersisterStats,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        topic: str,
+        new_consumer: ConsumerFactory,
+        stats: PersisterStats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._topic = topic
         self._new_consumer = new_consumer
         self._stats = stats
@@ -76,18 +81,27 @@ class ConsumerSupervisor:
         self.watch, self.consumer = self._start()
 
     def subscribe(self) -> None:
-        self.consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_lost)
+        self.consumer.subscribe(
+            [self._topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
 
     def replace_if_stuck(self, now: float) -> None:
         stuck_s = self.watch.stuck_for(now)
         if stuck_s is None:
             return
-        log.warning("kafka consumer group membership not healthy for %.0fs (last state %s): "
-                    "replacing the consumer", stuck_s, self.watch.state)
+        log.warning(
+            "kafka consumer group membership not healthy for %.0fs (last state %s): "
+            "replacing the consumer",
+            stuck_s,
+            self.watch.state,
+        )
         # close() may wait for the unreachable coordinator: not on the consume loop's time.
-        threading.Thread(target=close_quietly, args=(self.consumer,), name="close-stuck-consumer",
-                         daemon=True).start()
+        threading.Thread(
+            target=close_quietly, args=(self.consumer,), name="close-stuck-consumer", daemon=True
+        ).start()
         self._stats.assigned = []
         self._stats.lag = {}
         self._stats.consumers_replaced += 1

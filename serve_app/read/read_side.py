@@ -76,8 +76,12 @@ class ReadSide:
 def connect_read_side(settings: Settings, kafka: KafkaHealth) -> ReadSide:
     """The clients connect on first use; the live feed reads only while a page listens."""
     redis = new_async_redis(settings.redis_url, settings.store_timeout_s)
-    return ReadSide(redis, new_async_mongo(settings.mongo_url, settings.store_timeout_s), kafka,
-                    LiveFeed(functools.partial(live_snapshot, redis)))
+    return ReadSide(
+        redis,
+        new_async_mongo(settings.mongo_url, settings.store_timeout_s),
+        kafka,
+        LiveFeed(functools.partial(live_snapshot, redis)),
+    )
 
 
 async def read_results(redis: Redis) -> Results | None:
@@ -101,7 +105,7 @@ async def read_recent(redis: Redis, limit: int) -> list[dict[str, Any]]:
 
 
 async def read_health(read: ReadSide) -> dict[str, str]:
-    """"ok" or why not, for Kafka, Redis and MongoDB."""
+    """ "ok" or why not, for Kafka, Redis and MongoDB."""
     kafka, redis_state, mongo = await asyncio.gather(
         asyncio.to_thread(read.kafka.health), _redis_health(read.redis), _mongo_health(read.mongo)
     )
@@ -141,7 +145,10 @@ async def live_snapshot(redis: Redis) -> dict[str, Any]:
     except (RedisError, OSError) as exc:
         replies = exc
     snapshot: dict[str, Any] = {
-        "results": None, "per_second": None, "recent": None, "unavailable": [],
+        "results": None,
+        "per_second": None,
+        "recent": None,
+        "unavailable": [],
         "server_time": format_timestamp(datetime.fromtimestamp(now, UTC)),
     }
     if isinstance(replies, BaseException):
@@ -150,7 +157,8 @@ async def live_snapshot(redis: Redis) -> dict[str, Any]:
         results = results_from_replies(replies[:5], datetime.now(UTC))
         snapshot["results"] = results.model_dump(mode="json")
         snapshot["per_second"] = {
-            "start": first, "counts": [int(count or 0) for count in replies[5]],
+            "start": first,
+            "counts": [int(count or 0) for count in replies[5]],
         }
         snapshot["recent"] = recent_from_reply(replies[6], LIVE_RECENT)
     return snapshot
@@ -184,7 +192,9 @@ class LiveFeed:
         return self._listeners
 
     async def stream(
-        self, lifetime_s: float = LIVE_STREAM_S, retry_ms: int = LIVE_RETRY_MS,
+        self,
+        lifetime_s: float = LIVE_STREAM_S,
+        retry_ms: int = LIVE_RETRY_MS,
         keepalive_s: float = LIVE_KEEPALIVE_S,
     ) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()

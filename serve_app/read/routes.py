@@ -82,13 +82,18 @@ async def recent(
     try:
         votes = await read_recent(read.redis, limit)
     except (RedisError, OSError) as exc:
-        return JSONResponse(status_code=503, content={
-            "detail": f"the counter store is unavailable: {type(exc).__name__}"})
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"the counter store is unavailable: {type(exc).__name__}"},
+        )
     return JSONResponse({"votes": votes})
 
 
-@read_routes.get("/healthz", response_model=Health,
-                 responses={503: {"model": Health, "description": "A part is down; it says why"}})
+@read_routes.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A part is down; it says why"}},
+)
 async def healthz(read: ReadSideDep) -> JSONResponse:
     health = await read_health(read)
     healthy = all(state == "ok" for state in health.values())
@@ -111,8 +116,11 @@ async def events(read: ReadSideDep) -> Any:
     this replica already serves LIVE_MAX_STREAMS of them (the page then polls /results and
     /votes/recent instead)."""
     if read.live.listeners >= LIVE_MAX_STREAMS:
-        return JSONResponse(status_code=503, content={"detail": "too many live streams"},
-                            headers={"Retry-After": "30"})
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "too many live streams"},
+            headers={"Retry-After": "30"},
+        )
     return StreamingResponse(
         read.live.stream(),
         media_type="text/event-stream",

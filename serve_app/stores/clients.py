@@ -19,9 +19,7 @@ def new_redis(url: str, timeout_s: float) -> redis.Redis:
 
 
 def new_async_redis(url: str, timeout_s: float) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
-        url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-    )
+    return aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
 
 
 def new_mongo(

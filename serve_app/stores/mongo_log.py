@@ -48,7 +48,9 @@ class MongoVoteLog:
     def __init__(self, collection: Collection[Any]) -> None:
         self._collection = collection
 
-    def store(self, batch: Sequence[Delivered], now: datetime | None = None) -> dict[str, tuple[int, int]]:
+    def store(
+        self, batch: Sequence[Delivered], now: datetime | None = None
+    ) -> dict[str, tuple[int, int]]:
         """Insert the batch (duplicates ignored); return vote_id -> stored (partition, offset).
 
         Raises pymongo errors other than duplicate keys, so the caller retries the batch.

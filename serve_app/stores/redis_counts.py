@@ -42,8 +42,17 @@ APPLIED_OFFSETS = KEY_PREFIX + "applied_offsets"
 # Latest votes, kept here, not sorted from the vote log: docs/decisions/0009-recent-votes-in-redis.md
 RECENT = KEY_PREFIX + "recent"
 RECENT_KEEP = 100
-ALL_KEYS = (TOTAL, BY_BAND, BY_ALBUM, BY_YEAR, BY_RANK, PER_SECOND, PER_SECOND_INDEX,
-            APPLIED_OFFSETS, RECENT)
+ALL_KEYS = (
+    TOTAL,
+    BY_BAND,
+    BY_ALBUM,
+    BY_YEAR,
+    BY_RANK,
+    PER_SECOND,
+    PER_SECOND_INDEX,
+    APPLIED_OFFSETS,
+    RECENT,
+)
 RATE_WINDOW_S = 3600
 
 # KEYS: total, by_band, by_album, by_year, by_rank, per_second, per_second:index, applied_offsets,
@@ -121,7 +130,9 @@ class RedisCounts:
         self._client = client
         self._apply = client.register_script(APPLY_BATCH_LUA)
 
-    def apply(self, topic: str, updates: Sequence[CounterUpdate], now: datetime | None = None) -> int:
+    def apply(
+        self, topic: str, updates: Sequence[CounterUpdate], now: datetime | None = None
+    ) -> int:
         """Apply the updates atomically; returns how many votes were counted (0 for a replay)."""
         if not updates:
             return 0
@@ -135,7 +146,9 @@ class RedisCounts:
         return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
 
 
-def script_args(topic: str, updates: Sequence[CounterUpdate], now: datetime | None = None) -> list[Any]:
+def script_args(
+    topic: str, updates: Sequence[CounterUpdate], now: datetime | None = None
+) -> list[Any]:
     """ARGV of APPLY_BATCH_LUA for a batch (see the comment above the script)."""
     now_s = int((now or datetime.now(UTC)).timestamp())
     payload = orjson.dumps([tuple(update) for update in updates])

@@ -34,7 +34,10 @@ def run_scenario(out: Path, log: Path) -> dict[str, Any]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "devkit.autoscale", "--json", str(out)],
-            cwd=ROOT, env=os.environ | CLIENT_ENV, stdout=sink, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=os.environ | CLIENT_ENV,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
         try:
             process.wait(timeout=SCENARIO_TIMEOUT_S)
@@ -45,8 +48,10 @@ def run_scenario(out: Path, log: Path) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            pytest.fail(f"the scenario ran over {SCENARIO_TIMEOUT_S}s; log:\n"
-                        f"{log.read_text(errors='replace')[-5000:]}")
+            pytest.fail(
+                f"the scenario ran over {SCENARIO_TIMEOUT_S}s; log:\n"
+                f"{log.read_text(errors='replace')[-5000:]}"
+            )
     if not out.exists():
         pytest.fail(f"the scenario left no result; log:\n{log.read_text(errors='replace')[-5000:]}")
     return json.loads(out.read_text())

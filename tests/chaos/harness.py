@@ -54,7 +54,9 @@ class ScenarioReport:
 class CarefulClient:
     """Sends votes over HTTP and gRPC, single and batch; retries with the same vote_ids."""
 
-    def __init__(self, pipeline: Pipeline, band: str, report: ScenarioReport, deadline_s: float) -> None:
+    def __init__(
+        self, pipeline: Pipeline, band: str, report: ScenarioReport, deadline_s: float
+    ) -> None:
         self._pipeline = pipeline
         self._band = band
         self._report = report
@@ -70,12 +72,19 @@ class CarefulClient:
         self._channel.close()
 
     def _vote(self, vote_id: str, i: int) -> dict[str, Any]:
-        return {"name": self._band, "album": f"Album {i % 7}", "year": 1980 + i % 40,
-                "rank": 1 + i % 100, "vote_id": vote_id}
+        return {
+            "name": self._band,
+            "album": f"Album {i % 7}",
+            "year": 1980 + i % 40,
+            "rank": 1 + i % 100,
+            "vote_id": vote_id,
+        }
 
     def send(self, request_no: int, size: int) -> None:
         """One request of `size` votes (1 = single), retried until accepted or the deadline."""
-        votes = [self._vote(f"{self._band[-8:]}-{request_no}-{k}", request_no + k) for k in range(size)]
+        votes = [
+            self._vote(f"{self._band[-8:]}-{request_no}-{k}", request_no + k) for k in range(size)
+        ]
         path = ("http", "grpc")[request_no % 2]
         attempt = 0
         while time.monotonic() < self._deadline:
@@ -171,8 +180,10 @@ def run_scenario(
             client.send(number, sizes[number])
         report.retries += len(resent)
         if resent:
-            report.notes = (f"{len(resent)} requests accepted before the fault sent again after it "
-                            "(same vote_ids)")
+            report.notes = (
+                f"{len(resent)} requests accepted before the fault sent again after it "
+                "(same vote_ids)"
+            )
     finally:
         client.close()
     assert fault_done.is_set(), f"{name}: the fault did not finish"

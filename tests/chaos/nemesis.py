@@ -62,8 +62,13 @@ class FakeConsumer:
         self.callbacks: tuple[Callable[..., None], Callable[..., None], Callable[..., None]] | None
         self.callbacks = None
 
-    def subscribe(self, topics: list[str], on_assign: Callable[..., None],
-                  on_revoke: Callable[..., None], on_lost: Callable[..., None]) -> None:
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: Callable[..., None],
+        on_revoke: Callable[..., None],
+        on_lost: Callable[..., None],
+    ) -> None:
         assert topics == [TOPIC]
         self.callbacks = (on_assign, on_revoke, on_lost)
         self.cluster.join(self)
@@ -92,9 +97,15 @@ class FakeConsumer:
         return [TopicPartition(TOPIC, p) for p in sorted(self.positions)]
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return [TopicPartition(TOPIC, tp.partition, self.positions[tp.partition]
-                               if tp.partition in self.fetched else NO_POSITION)
-                for tp in partitions if tp.partition in self.positions]
+        return [
+            TopicPartition(
+                TOPIC,
+                tp.partition,
+                self.positions[tp.partition] if tp.partition in self.fetched else NO_POSITION,
+            )
+            for tp in partitions
+            if tp.partition in self.positions
+        ]
 
     def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
         return 0, len(self.cluster.logs[tp.partition])
@@ -229,7 +240,7 @@ class Cluster:
         self.rng.shuffle(partitions)
         for partition in partitions:
             start = member.positions[partition]
-            taken = self.logs[partition][start:start + count - len(records)]
+            taken = self.logs[partition][start : start + count - len(records)]
             if taken:
                 records.extend(taken)
                 member.positions[partition] = start + len(taken)
@@ -343,7 +354,9 @@ class FlakyDeadLetters:
 class ScheduledStore:
     """A store that runs when the nemesis finishes it, or when the loop waits for its result."""
 
-    def __init__(self, owner: ScheduledStores, processor: BatchProcessor, prepared: Prepared) -> None:
+    def __init__(
+        self, owner: ScheduledStores, processor: BatchProcessor, prepared: Prepared
+    ) -> None:
         self.prepared = prepared
         self._owner = owner
         self._processor = processor

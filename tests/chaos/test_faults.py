@@ -27,8 +27,11 @@ VOTES = 6000 if FULL else 2000
 
 def serve_actor_names(prefix: str) -> list[tuple[str, Any]]:
     """(name, handle) of this session's Serve actors whose name starts with prefix."""
-    names = [actor["name"] for actor in ray.util.list_named_actors(all_namespaces=True)
-             if actor["namespace"] == "serve" and actor["name"].startswith(prefix)]
+    names = [
+        actor["name"]
+        for actor in ray.util.list_named_actors(all_namespaces=True)
+        if actor["namespace"] == "serve" and actor["name"].startswith(prefix)
+    ]
     return [(name, ray.get_actor(name, namespace="serve")) for name in names]
 
 
@@ -80,23 +83,37 @@ def test_sigkill_of_consumer_replica_processes(pipeline: Pipeline, mongo_db: Any
     assert_exact(run_scenario("persister-sigkill", pipeline, mongo_db, fault, votes=VOTES))
 
 
-def test_sigkill_of_the_ingress_replica_and_the_http_proxy(pipeline: Pipeline, mongo_db: Any) -> None:
+def test_sigkill_of_the_ingress_replica_and_the_http_proxy(
+    pipeline: Pipeline, mongo_db: Any
+) -> None:
     def fault() -> None:
         sigkill(replicas("VoteIngress")[0])
         time.sleep(3)
         # The front proxy: with serve_env's HAProxy mode, Serve's HAProxy manager and the haproxy
         # process it runs (which would outlive its manager); otherwise Serve's Python proxy. The
         # "fallback" proxy HAProxy mode keeps next to it is left alone.
-        (proxy,) = [actor for name, actor in serve_actor_names("SERVE_PROXY_ACTOR")
-                    if "fallback" not in name]
+        (proxy,) = [
+            actor
+            for name, actor in serve_actor_names("SERVE_PROXY_ACTOR")
+            if "fallback" not in name
+        ]
         pid = pid_of(proxy)
         children = children_of(pid)
         os.kill(pid, signal.SIGKILL)
         for child in children:
             os.kill(child, signal.SIGKILL)
 
-    assert_exact(run_scenario("ingress-and-proxy-sigkill", pipeline, mongo_db, fault,
-                              votes=VOTES, deadline_s=180, settle_s=90))
+    assert_exact(
+        run_scenario(
+            "ingress-and-proxy-sigkill",
+            pipeline,
+            mongo_db,
+            fault,
+            votes=VOTES,
+            deadline_s=180,
+            settle_s=90,
+        )
+    )
 
 
 # Kafka's scenario runs in `make chaos` only, to keep `make test` short: one earlier clean-clone
@@ -107,7 +124,9 @@ STORE_PARTS = ["redis", "ferretdb", "kafka"] if FULL else ["redis", "ferretdb"]
 
 
 @pytest.mark.parametrize("part", STORE_PARTS)
-def test_a_store_stopped_and_restarted(part: str, pipeline: Pipeline, mongo_db: Any, stack: Any) -> None:
+def test_a_store_stopped_and_restarted(
+    part: str, pipeline: Pipeline, mongo_db: Any, stack: Any
+) -> None:
     def fault() -> None:
         stack.stop(part)
         try:
@@ -115,8 +134,15 @@ def test_a_store_stopped_and_restarted(part: str, pipeline: Pipeline, mongo_db: 
         finally:
             stack.start(part)
 
-    report = run_scenario(f"{part}-outage", pipeline, mongo_db, fault, votes=VOTES,
-                          deadline_s=120 + OUTAGE_S, settle_s=90)
+    report = run_scenario(
+        f"{part}-outage",
+        pipeline,
+        mongo_db,
+        fault,
+        votes=VOTES,
+        deadline_s=120 + OUTAGE_S,
+        settle_s=90,
+    )
     assert_exact(report)
     if part == "kafka":  # the client must have been told "try again", never a false 202
         assert any("503" in r or "UNAVAILABLE" in r for r in report.rejections), report
@@ -159,8 +185,15 @@ def test_poison_records_mid_stream(pipeline: Pipeline, mongo_db: Any) -> None:
 
     def fault() -> None:
         producer = Producer({"bootstrap.servers": "127.0.0.1:9092"})
-        for index, value in enumerate([b"not json", b'{"vote_id": "no-fields"}', b"[]",
-                                       b'{"vote_id":"x","name":"\\u0000"}', b"\xff" * 500_000]):
+        for index, value in enumerate(
+            [
+                b"not json",
+                b'{"vote_id": "no-fields"}',
+                b"[]",
+                b'{"vote_id":"x","name":"\\u0000"}',
+                b"\xff" * 500_000,
+            ]
+        ):
             producer.produce(topic, key=f"poison-{index}".encode(), value=value)
         assert producer.flush(10) == 0
 
@@ -189,8 +222,10 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
 
     async def blast() -> list[tuple[int, float, int, str]]:
         limits = httpx.Limits(max_connections=250, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=str(pipeline.http.base_url), timeout=60,
-                                     limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=str(pipeline.http.base_url), timeout=60, limits=limits
+        ) as client:
+
             async def one() -> tuple[int, float, int, str]:
                 started = time.monotonic()
                 try:
@@ -198,8 +233,13 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
                 except httpx.TransportError:  # no answer within the timeout: status 0, reported
                     return (0, time.monotonic() - started, 0, "")
                 accepted = response.json()["accepted"] if response.status_code == 202 else 0
-                return (response.status_code, time.monotonic() - started, accepted,
-                        response.headers.get("retry-after", ""))
+                return (
+                    response.status_code,
+                    time.monotonic() - started,
+                    accepted,
+                    response.headers.get("retry-after", ""),
+                )
+
             return await asyncio.gather(*(one() for _ in range(250)))
 
     outcomes = asyncio.run(blast())
@@ -208,9 +248,15 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
     unanswered = sum(1 for status, *_ in outcomes if status == 0)
     latencies = sorted(t for status, t, _, _ in outcomes if status == 202)
     shed = sorted(t for status, t, _, _ in outcomes if status == 503)
-    picture = (f"{len(latencies)} accepted (s: p50 {latencies[len(latencies) // 2]:.1f}, "
-               f"p90 {latencies[int(len(latencies) * 0.9)]:.1f}, max {latencies[-1]:.1f}), "
-               f"{len(shed)} shed (s: max {shed[-1] if shed else 0:.1f})") if latencies else "none accepted"
+    picture = (
+        (
+            f"{len(latencies)} accepted (s: p50 {latencies[len(latencies) // 2]:.1f}, "
+            f"p90 {latencies[int(len(latencies) * 0.9)]:.1f}, max {latencies[-1]:.1f}), "
+            f"{len(shed)} shed (s: max {shed[-1] if shed else 0:.1f})"
+        )
+        if latencies
+        else "none accepted"
+    )
     picture += f", {unanswered} without an answer in 60 s" if unanswered else ""
 
     blast_ended = time.monotonic()
@@ -221,10 +267,21 @@ def test_overload_is_shed_with_503_and_nothing_is_lost(pipeline: Pipeline, mongo
     time.sleep(1)
     counted = pipeline.results()["by_band"].get(band, 0)
     stored = mongo_db["votes"].count_documents({"name": band})
-    ScenarioReport("overload", sent=250 * 1000, requests=250, accepted=accepted, counted=counted,
-                   stored=stored, recover_s=round(recover_s, 1), rejections={"http 503": len(shed)},
-                   shed=len(shed) * 1000, notes=f"250 batches of 1000 at once: {picture}").save()
-    assert statuses <= {202, 503}, f"only 202 and 503 are acceptable under overload: {statuses}; {picture}"
+    ScenarioReport(
+        "overload",
+        sent=250 * 1000,
+        requests=250,
+        accepted=accepted,
+        counted=counted,
+        stored=stored,
+        recover_s=round(recover_s, 1),
+        rejections={"http 503": len(shed)},
+        shed=len(shed) * 1000,
+        notes=f"250 batches of 1000 at once: {picture}",
+    ).save()
+    assert statuses <= {202, 503}, (
+        f"only 202 and 503 are acceptable under overload: {statuses}; {picture}"
+    )
     assert all(retry for status, _, _, retry in outcomes if status == 503)
     # Accepted within Serve's 30 s timeout, shed at once: docs/decisions/0001-ingress-on-asyncio.md
     assert latencies and latencies[int(len(latencies) * 0.99) - 1] < 30, picture

@@ -53,7 +53,15 @@ def test_a_store_killed_mid_stream_loses_nothing_it_acknowledged(
             finally:
                 stack.start(part)
 
-    report = run_scenario(f"{part}-sigkill", pipeline, mongo_db, fault, votes=VOTES,
-                          deadline_s=180 + KILLS * DOWN_S, settle_s=120, resend_after_fault=20)
+    report = run_scenario(
+        f"{part}-sigkill",
+        pipeline,
+        mongo_db,
+        fault,
+        votes=VOTES,
+        deadline_s=180 + KILLS * DOWN_S,
+        settle_s=120,
+        resend_after_fault=20,
+    )
     assert report.retries >= 20, report  # the requests sent again did go out
     assert_exact(report)

@@ -60,11 +60,36 @@ POLL_S = 0.25  # fake time per poll
 DRAIN_ROUNDS = 400
 POISON = (b"not json at all", b'{"vote_id": "x"}', None)
 STEPS = (
-    "produce", "produce", "produce", "retry", "poison",
-    "poll", "poll", "poll", "poll", "poll", "poll",
-    "finish_store", "finish_store", "deliver_commit", "deliver_commit", "drop_commit",
-    "fail_store", "fail_count", "fail_dlq",
-    "kill", "stop", "start", "start", "move", "move", "stick", "stick", "expire", "tick", "tick",
+    "produce",
+    "produce",
+    "produce",
+    "retry",
+    "poison",
+    "poll",
+    "poll",
+    "poll",
+    "poll",
+    "poll",
+    "poll",
+    "finish_store",
+    "finish_store",
+    "deliver_commit",
+    "deliver_commit",
+    "drop_commit",
+    "fail_store",
+    "fail_count",
+    "fail_dlq",
+    "kill",
+    "stop",
+    "start",
+    "start",
+    "move",
+    "move",
+    "stick",
+    "stick",
+    "expire",
+    "tick",
+    "tick",
     "backlog",
 )
 
@@ -100,8 +125,14 @@ class Replica:
 class World:
     """The fakes, the replicas and the nemesis's steps; `check` is the invariant."""
 
-    def __init__(self, seed: int, batch_max: int, loop_class: type[ConsumeLoop],
-                 vote_log_may_forget: bool, tally: Counter[str]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        batch_max: int,
+        loop_class: type[ConsumeLoop],
+        vote_log_may_forget: bool,
+        tally: Counter[str],
+    ) -> None:
         self.rng = random.Random(seed)
         self.cluster = Cluster(PARTITIONS, self.rng)
         self.vote_log = FlakyVoteLog(may_forget=vote_log_may_forget)
@@ -129,8 +160,9 @@ class World:
     def _produce(self, arg: int) -> None:
         for i in range(1 + arg % 3):
             vote_id = f"v{len(self.accepted)}"
-            vote = Vote(name=f"band {arg % 4}", album="Alux Nahual", year=1983, rank=1 + i,
-                        vote_id=vote_id)
+            vote = Vote(
+                name=f"band {arg % 4}", album="Alux Nahual", year=1983, rank=1 + i, vote_id=vote_id
+            )
             value = encode_record(accept(vote, "http")).value
             self.accepted[vote_id] = value
             self.cluster.append(self._partition_of(vote_id), value, vote_id.encode())
@@ -139,8 +171,9 @@ class World:
         if self.accepted:
             vote_id = sorted(self.accepted)[arg % len(self.accepted)]
             # Keyed by vote_id: the retry lands on the partition of the first attempt.
-            self.cluster.append(self._partition_of(vote_id), self.accepted[vote_id],
-                                vote_id.encode())
+            self.cluster.append(
+                self._partition_of(vote_id), self.accepted[vote_id], vote_id.encode()
+            )
 
     def _poison(self, arg: int) -> None:
         record = self.cluster.append(arg % PARTITIONS, POISON[arg % len(POISON)], None)
@@ -241,14 +274,31 @@ class World:
         stats = PersisterStats()
         self.all_stats.append(stats)
         supervisor = ConsumerSupervisor(
-            TOPIC, lambda on_statistics: FakeConsumer(self.cluster, on_statistics), stats,
-            clock=self.clock)
-        processor = BatchProcessor(TOPIC, self.vote_log, self.counters, self.dead_letters,
-                                   retryable=(ConnectionError,), wait=lambda _s: stop.is_set(),
-                                   stats=stats, metrics=self.metrics)
-        loop = self.loop_class(supervisor, processor, self.dead_letters,  # type: ignore[arg-type]
-                               stop, self.metrics, batch_max_records=self.batch_max,
-                               clock=self.clock, start_store=self.stores.start)
+            TOPIC,
+            lambda on_statistics: FakeConsumer(self.cluster, on_statistics),
+            stats,
+            clock=self.clock,
+        )
+        processor = BatchProcessor(
+            TOPIC,
+            self.vote_log,
+            self.counters,
+            self.dead_letters,
+            retryable=(ConnectionError,),
+            wait=lambda _s: stop.is_set(),
+            stats=stats,
+            metrics=self.metrics,
+        )
+        loop = self.loop_class(
+            supervisor,
+            processor,
+            self.dead_letters,  # type: ignore[arg-type]
+            stop,
+            self.metrics,
+            batch_max_records=self.batch_max,
+            clock=self.clock,
+            start_store=self.stores.start,
+        )
         revoke = supervisor.before_revoke
 
         def before_revoke(consumer: object, partitions: list[object]) -> None:
@@ -282,7 +332,8 @@ class World:
         assert record.key_bytes is not None
         held = self.vote_log.held.get(record.key_bytes.decode())
         return held is not None and (
-            held != (partition, offset) or (partition, offset) in self.counters.counted_positions)
+            held != (partition, offset) or (partition, offset) in self.counters.counted_positions
+        )
 
     def first_unsettled(self, partition: int) -> int:
         log = self.cluster.logs[partition]
@@ -294,8 +345,10 @@ class World:
         key = self.cluster.logs[partition][offset].key_bytes
         vote_id = key.decode() if key else "?"
         if vote_id in self.vote_log.forgotten:
-            return (f"vote {vote_id}: the vote log forgot an acknowledged write of it (the pool's "
-                    "MongoDB client does not ask for journaled writes, j=True)")
+            return (
+                f"vote {vote_id}: the vote log forgot an acknowledged write of it (the pool's "
+                "MongoDB client does not ask for journaled writes, j=True)"
+            )
         if vote_id not in self.vote_log.held:
             return f"vote {vote_id} is not stored"
         return f"vote {vote_id}: the stored copy {self.vote_log.held[vote_id]} is not counted"
@@ -306,11 +359,13 @@ class World:
             mark = self.counters.mark(partition)
             assert mark < first, (
                 f"after {after}: partition {partition}: the counters applied up to offset {mark}, "
-                f"but offset {first} is not settled: {self.why(partition, first)}")
+                f"but offset {first} is not settled: {self.why(partition, first)}"
+            )
             committed = self.cluster.committed.get(partition, 0)
             assert committed <= first, (
                 f"after {after}: partition {partition}: offset {committed} is committed, but "
-                f"offset {first} is not settled: {self.why(partition, first)}")
+                f"offset {first} is not settled: {self.why(partition, first)}"
+            )
 
     # -- the end --
     def heal_and_drain(self) -> None:
@@ -356,7 +411,9 @@ class World:
     def progress(self) -> str:
         return "; ".join(
             f"p{p}: {len(log)} records, owner at {o.positions.get(p) if o else None}"
-            for p, log in enumerate(self.cluster.logs) for o in [self.cluster.owner.get(p)])
+            for p, log in enumerate(self.cluster.logs)
+            for o in [self.cluster.owner.get(p)]
+        )
 
     def check_exactly_once(self) -> None:
         accepted = set(self.accepted)
@@ -377,8 +434,10 @@ class World:
         forgotten = sorted(vote_ids & set(self.vote_log.forgotten))
         if not forgotten:
             return ""
-        return (f"; the vote log forgot acknowledged writes of {forgotten} (the pool's MongoDB "
-                "client does not ask for journaled writes, j=True)")
+        return (
+            f"; the vote log forgot acknowledged writes of {forgotten} (the pool's MongoDB "
+            "client does not ask for journaled writes, j=True)"
+        )
 
     def count_what_ran(self) -> None:
         tally = self.tally
@@ -386,29 +445,52 @@ class World:
         tally["records"] += sum(len(log) for log in self.cluster.logs)
         tally["duplicate stores"] += self.vote_log.duplicates
         tally["two stores in flight"] += self.stores.most_at_once >= 2
-        tally["redelivered votes not stored again"] += sum(s.already_applied for s in self.all_stats)
+        tally["redelivered votes not stored again"] += sum(
+            s.already_applied for s in self.all_stats
+        )
         tally["consumers replaced"] += sum(s.consumers_replaced for s in self.all_stats)
         tally["commits refused"] += self.cluster.refused_commits
         tally["client retries counted once"] += sum(
-            1 for v, n in Counter(r.key_bytes for log in self.cluster.logs for r in log
-                                  if r.key_bytes).items() if n > 1)
+            1
+            for v, n in Counter(
+                r.key_bytes for log in self.cluster.logs for r in log if r.key_bytes
+            ).items()
+            if n > 1
+        )
 
     def _partition_of(self, vote_id: str) -> int:
         return int(vote_id[1:]) % PARTITIONS
 
 
-def run_nemesis(loop_class: type[ConsumeLoop] = ConsumeLoop, *, vote_log_may_forget: bool = False,
-                shrink: bool = True) -> Counter[str]:
+def run_nemesis(
+    loop_class: type[ConsumeLoop] = ConsumeLoop,
+    *,
+    vote_log_may_forget: bool = False,
+    shrink: bool = True,
+) -> Counter[str]:
     """Run EXAMPLES schedules against the loop; returns how often each path ran."""
     tally: Counter[str] = Counter()
     kinds = STEPS + (("forget",) * 3 if vote_log_may_forget else ())
     phases = (Phase.explicit, Phase.generate) + ((Phase.shrink,) if shrink else ())
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=not FULL, database=None,
-              phases=phases, suppress_health_check=list(HealthCheck), print_blob=FULL)
-    @given(seed=st.integers(0, 2**32 - 1), batch_max=st.integers(1, 3),
-           steps=st.lists(st.tuples(st.sampled_from(kinds), st.integers(0, 999)),
-                          min_size=STEPS_MIN, max_size=STEPS_MAX))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=not FULL,
+        database=None,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+        print_blob=FULL,
+    )
+    @given(
+        seed=st.integers(0, 2**32 - 1),
+        batch_max=st.integers(1, 3),
+        steps=st.lists(
+            st.tuples(st.sampled_from(kinds), st.integers(0, 999)),
+            min_size=STEPS_MIN,
+            max_size=STEPS_MAX,
+        ),
+    )
     def schedule(seed: int, batch_max: int, steps: list[tuple[str, int]]) -> None:
         world = World(seed, batch_max, loop_class, vote_log_may_forget, tally)
         try:
@@ -418,8 +500,9 @@ def run_nemesis(loop_class: type[ConsumeLoop] = ConsumeLoop, *, vote_log_may_for
             world.heal_and_drain()
             world.check_exactly_once()
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\nschedule: seed={seed}, batch_max={batch_max}, "
-                                 f"steps={steps}") from exc
+            raise AssertionError(
+                f"{exc}\nschedule: seed={seed}, batch_max={batch_max}, steps={steps}"
+            ) from exc
         world.count_what_ran()
 
     schedule()
@@ -430,13 +513,20 @@ def test_the_consume_loop_counts_and_stores_every_vote_once_whatever_the_nemesis
     tally = run_nemesis()
     assert tally["examples"] == EXAMPLES
     # The paths the nemesis is for did run (over all schedules, not each one).
-    for path in ("two stores in flight", "a revoke finished batches in hand",
-                 "redelivered votes not stored again", "consumers replaced", "commits refused",
-                 "client retries counted once"):
+    for path in (
+        "two stores in flight",
+        "a revoke finished batches in hand",
+        "redelivered votes not stored again",
+        "consumers replaced",
+        "commits refused",
+        "client retries counted once",
+    ):
         assert tally[path] > 0, f"never ran: {path}; {dict(tally)}"
 
 
-def test_a_vote_log_that_forgets_an_acknowledged_write_is_caught_unless_writes_are_journaled() -> None:
+def test_a_vote_log_that_forgets_an_acknowledged_write_is_caught_unless_writes_are_journaled() -> (
+    None
+):
     # The fake vote log forgets its last acknowledged write only when the pool's MongoDB client
     # does not ask for journaled writes: a crash of an unjournaled mongod loses it, and a vote
     # counted (or skipped as at or below the applied mark) is then never stored.

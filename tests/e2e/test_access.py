@@ -53,19 +53,28 @@ def auth_app(pipeline: Pipeline, app_args: dict[str, Any]) -> Iterator[httpx.Cli
 
     topic = f"{app_args['kafka_topic']}-auth"
     admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
-    for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1),
-                                       NewTopic(f"{topic}.dlq", num_partitions=1,
-                                                replication_factor=1)]).values():
+    for future in admin.create_topics(
+        [
+            NewTopic(topic, num_partitions=2, replication_factor=1),
+            NewTopic(f"{topic}.dlq", num_partitions=1, replication_factor=1),
+        ]
+    ).values():
         future.result(timeout=30)
-    settings = load_settings(app_args | {
-        "kafka_topic": topic, "kafka_dlq_topic": f"{topic}.dlq",
-        "kafka_consumer_group": f"{app_args['kafka_consumer_group']}-auth",
-        "write_token": TOKEN,
-    }, environ={})
+    settings = load_settings(
+        app_args
+        | {
+            "kafka_topic": topic,
+            "kafka_dlq_topic": f"{topic}.dlq",
+            "kafka_consumer_group": f"{app_args['kafka_consumer_group']}-auth",
+            "write_token": TOKEN,
+        },
+        environ={},
+    )
     # As serve_app.app.build_app binds it, with small replicas: the machine has 2 CPUs.
     app = VoteIngress.options(num_replicas=1, ray_actor_options={"num_cpus": 0.1}).bind(
-        settings, VotePersister.options(num_replicas=1, ray_actor_options={"num_cpus": 0.1})
-        .bind(settings))
+        settings,
+        VotePersister.options(num_replicas=1, ray_actor_options={"num_cpus": 0.1}).bind(settings),
+    )
     serve.run(app, name=APP, route_prefix=PREFIX)
     client = httpx.Client(base_url=f"{pipeline.http.base_url}{PREFIX}", timeout=30)
     try:
@@ -97,8 +106,15 @@ WRITES = [("/votes", vote("x")), ("/insert", vote("x")), ("/votes/batch", {"vote
 @pytest.mark.parametrize(("path", "body"), WRITES, ids=[w[0] for w in WRITES])
 def test_a_write_without_the_token_is_401(auth_app: httpx.Client, path: str, body: Any) -> None:
     assert_denied(auth_app.post(path, json=body))
-    for header in ("Bearer", "Bearer x", f"Basic {TOKEN}", TOKEN, f"Bearer {TOKEN[:-1]}",
-                   f"Bearer {TOKEN}0", f"Bearer {TOKEN.upper()}"):
+    for header in (
+        "Bearer",
+        "Bearer x",
+        f"Basic {TOKEN}",
+        TOKEN,
+        f"Bearer {TOKEN[:-1]}",
+        f"Bearer {TOKEN}0",
+        f"Bearer {TOKEN.upper()}",
+    ):
         assert_denied(auth_app.post(path, json=body, headers={"authorization": header}))
 
 
@@ -113,15 +129,19 @@ def test_with_the_token_a_vote_is_accepted_and_counted(
     band = f"Con Llave {uuid.uuid4().hex[:8]}"
     headers = {"authorization": f"Bearer {TOKEN}"}
     assert auth_app.post("/votes", json=vote(band), headers=headers).status_code == 202
-    response = auth_app.post("/insert", json=vote(band) | {"year": "2001"},
-                             headers={"authorization": f"bearer {TOKEN}"})
+    response = auth_app.post(
+        "/insert", json=vote(band) | {"year": "2001"}, headers={"authorization": f"bearer {TOKEN}"}
+    )
     assert response.status_code == 202
     response = auth_app.post("/votes/batch", json={"votes": [vote(band)] * 3}, headers=headers)
     assert response.status_code == 202 and response.json()["accepted"] == 3
     # Read routes need no token, on both applications (they share the stores).
     for client in (auth_app, pipeline.http):
-        wait_until(lambda c=client: c.get("/results").json()["by_band"].get(band) == 5, 30,
-                   f"5 votes for {band}")
+        wait_until(
+            lambda c=client: c.get("/results").json()["by_band"].get(band) == 5,
+            30,
+            f"5 votes for {band}",
+        )
 
 
 def test_read_routes_are_public(auth_app: httpx.Client) -> None:
@@ -133,17 +153,23 @@ def test_the_local_app_needs_no_token(pipeline: Pipeline, stub: Any) -> None:
     """Off by default: config.yaml sets no token, and its app takes writes without one."""
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert "write_token" not in config["applications"][0]["args"]
-    assert pipeline.http.post("/votes", json=vote(f"Abierto {uuid.uuid4().hex[:6]}")).status_code == 202
+    assert (
+        pipeline.http.post("/votes", json=vote(f"Abierto {uuid.uuid4().hex[:6]}")).status_code
+        == 202
+    )
     reply = stub.Cast(pb.Vote(**vote("Abierto grpc")), metadata=OPEN_APP, timeout=15)
     assert reply.vote_id
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", TOKEN])
-def test_a_grpc_write_without_the_token_is_unauthenticated(stub: Any,
-                                                           authorization: str | None) -> None:
+def test_a_grpc_write_without_the_token_is_unauthenticated(
+    stub: Any, authorization: str | None
+) -> None:
     metadata = AUTH_APP + ([("authorization", authorization)] if authorization else [])
-    for call, request in ((stub.Cast, pb.Vote(**vote("x"))),
-                          (stub.CastBatch, pb.VoteBatch(votes=[pb.Vote(**vote("x"))]))):
+    for call, request in (
+        (stub.Cast, pb.Vote(**vote("x"))),
+        (stub.CastBatch, pb.VoteBatch(votes=[pb.Vote(**vote("x"))])),
+    ):
         with pytest.raises(grpc.RpcError) as info:
             call(request, metadata=metadata, timeout=15)
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -153,8 +179,9 @@ def test_a_grpc_write_without_the_token_is_unauthenticated(stub: Any,
 def test_a_grpc_write_with_the_token_is_accepted(stub: Any) -> None:
     metadata = AUTH_APP + [("authorization", f"Bearer {TOKEN}")]
     assert stub.Cast(pb.Vote(**vote("Con Llave grpc")), metadata=metadata, timeout=15).vote_id
-    reply = stub.CastBatch(pb.VoteBatch(votes=[pb.Vote(**vote("Con Llave grpc"))] * 2),
-                           metadata=metadata, timeout=15)
+    reply = stub.CastBatch(
+        pb.VoteBatch(votes=[pb.Vote(**vote("Con Llave grpc"))] * 2), metadata=metadata, timeout=15
+    )
     assert reply.accepted == 2
 
 

@@ -58,9 +58,16 @@ def suffix() -> str:
 # `@schema.parametrize()`) sets `request.node._nodeid`, which pytest 9 no longer has; so each
 # operation gets a plain parametrized test that runs schemathesis' Hypothesis strategy for it.
 
-OPERATIONS = [("POST", "/votes"), ("POST", "/insert"), ("POST", "/rust/insert"),
-              ("POST", "/grpc/insert"), ("POST", "/votes/batch"),
-              ("GET", "/results"), ("GET", "/votes/recent"), ("GET", "/healthz")]
+OPERATIONS = [
+    ("POST", "/votes"),
+    ("POST", "/insert"),
+    ("POST", "/rust/insert"),
+    ("POST", "/grpc/insert"),
+    ("POST", "/votes/batch"),
+    ("GET", "/results"),
+    ("GET", "/votes/recent"),
+    ("GET", "/healthz"),
+]
 CHECKS = [not_a_server_error, response_schema_conformance]
 
 
@@ -75,8 +82,9 @@ def test_the_document_lists_exactly_the_contract_operations(api_schema: Any) -> 
     assert listed == set(OPERATIONS)
 
 
-@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
-                         ids=["positive", "negative"])
+@pytest.mark.parametrize(
+    "mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"]
+)
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_every_operation_answers_within_its_schema(
     api_schema: Any, method: str, path: str, mode: GenerationMode
@@ -85,8 +93,9 @@ def test_every_operation_answers_within_its_schema(
     if mode is GenerationMode.NEGATIVE and not (operation.query or operation.body):
         pytest.skip("nothing to make invalid: the operation has no parameters")
 
-    @settings(max_examples=30, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         case.call_and_validate(checks=CHECKS, timeout=30)
@@ -97,16 +106,37 @@ def test_every_operation_answers_within_its_schema(
 # ---- 10. hostile strings: verbatim, or rejected with a reason ------------------------------------
 
 HOSTILE = [
-    "$gt", "$where", "$ne", '{"$ne": null}', "$where: function() { return true }",
-    "a.b.$c", "FLUSHALL", "*1 $8 FLUSHALL", "EVAL \"redis.call('flushall')\" 0", "votes:total",
-    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", '"><svg onload=alert(1)>',
-    "'; DROP TABLE votes; --", "{{7*7}}", "${jndi:ldap://x/a}", "\u202eevil\u202c",
-    "e\u0301\u0301\u0301", "👩\u200d👩\u200d👧\u200d👦", "\ufeffBOM", "\uffff\U0010ffff",
-    "line\u2028sep\u2029para", "日本語のバンド", "Zalgo" + "\u0336" * 150,
+    "$gt",
+    "$where",
+    "$ne",
+    '{"$ne": null}',
+    "$where: function() { return true }",
+    "a.b.$c",
+    "FLUSHALL",
+    "*1 $8 FLUSHALL",
+    "EVAL \"redis.call('flushall')\" 0",
+    "votes:total",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>',
+    "'; DROP TABLE votes; --",
+    "{{7*7}}",
+    "${jndi:ldap://x/a}",
+    "\u202eevil\u202c",
+    "e\u0301\u0301\u0301",
+    "👩\u200d👩\u200d👧\u200d👦",
+    "\ufeffBOM",
+    "\uffff\U0010ffff",
+    "line\u2028sep\u2029para",
+    "日本語のバンド",
+    "Zalgo" + "\u0336" * 150,
 ]
 REJECTED = {  # text -> the code point the error names
-    "FLUSHALL\r\nDEL votes:total": "U+000D", "*1\r\n$8\r\nFLUSHALL": "U+000D", "a\x00b": "U+0000",
-    "esc\x1b[31mred": "U+001B", "c1\x85x": "U+0085",
+    "FLUSHALL\r\nDEL votes:total": "U+000D",
+    "*1\r\n$8\r\nFLUSHALL": "U+000D",
+    "a\x00b": "U+0000",
+    "esc\x1b[31mred": "U+001B",
+    "c1\x85x": "U+0085",
 }
 
 
@@ -120,8 +150,9 @@ def hostile_votes(pipeline: Pipeline, stub: Any, redis_client: redis.Redis) -> d
     before = pipeline.results()["by_band"]
     for text in HOSTILE:
         album = f"{text} {tag}"
-        response = pipeline.http.post("/votes", json={"name": text, "album": album, "year": 1999,
-                                                      "rank": 1})
+        response = pipeline.http.post(
+            "/votes", json={"name": text, "album": album, "year": 1999, "rank": 1}
+        )
         assert response.status_code == 202, (text, response.text)
         sent[response.json()["vote_id"]] = (text, album)
         reply = stub.Cast(pb.Vote(name=text, album=album + " grpc", year=2000, rank=2), timeout=15)
@@ -132,8 +163,11 @@ def hostile_votes(pipeline: Pipeline, stub: Any, redis_client: redis.Redis) -> d
 def test_hostile_strings_are_stored_verbatim(hostile_votes: dict[str, Any], mongo_db: Any) -> None:
     sent = hostile_votes["sent"]
     votes = mongo_db["votes"]
-    wait_until(lambda: votes.count_documents({"_id": {"$in": list(sent)}}) == len(sent), 30,
-               f"{len(sent)} hostile votes in the vote log")
+    wait_until(
+        lambda: votes.count_documents({"_id": {"$in": list(sent)}}) == len(sent),
+        30,
+        f"{len(sent)} hostile votes in the vote log",
+    )
     for document in votes.find({"_id": {"$in": list(sent)}}):
         assert (document["name"], document["album"]) == sent[document["_id"]]
     # Stored as plain strings: an equality query on the text finds them.
@@ -141,7 +175,9 @@ def test_hostile_strings_are_stored_verbatim(hostile_votes: dict[str, Any], mong
         assert votes.count_documents({"name": text, "album": {"$regex": hostile_votes["tag"]}}) == 2
 
 
-def test_hostile_strings_are_shown_verbatim(pipeline: Pipeline, hostile_votes: dict[str, Any]) -> None:
+def test_hostile_strings_are_shown_verbatim(
+    pipeline: Pipeline, hostile_votes: dict[str, Any]
+) -> None:
     sent = hostile_votes["sent"]
 
     def recent() -> dict[str, Any]:
@@ -187,7 +223,9 @@ def test_json_answers_are_json_and_the_page_is_static(pipeline: Pipeline) -> Non
 def test_control_characters_are_rejected_with_a_reason(
     pipeline: Pipeline, stub: Any, text: str, code_point: str
 ) -> None:
-    response = pipeline.http.post("/votes", json={"name": text, "album": "a", "year": 1999, "rank": 1})
+    response = pipeline.http.post(
+        "/votes", json={"name": text, "album": "a", "year": 1999, "rank": 1}
+    )
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["body", "name"] and code_point in error["msg"]
@@ -199,13 +237,17 @@ def test_control_characters_are_rejected_with_a_reason(
 
 @pytest.mark.parametrize("value", [{"$ne": None}, {"$gt": ""}, ["$where"]])
 def test_operator_objects_are_rejected_not_interpreted(pipeline: Pipeline, value: Any) -> None:
-    response = pipeline.http.post("/votes", json={"name": value, "album": "a", "year": 1999, "rank": 1})
+    response = pipeline.http.post(
+        "/votes", json={"name": value, "album": "a", "year": 1999, "rank": 1}
+    )
     assert response.status_code == 422
     assert response.json()["detail"] == [
-        {"loc": ["body", "name"], "msg": "must be a string", "type": "string_type"}]
+        {"loc": ["body", "name"], "msg": "must be a string", "type": "string_type"}
+    ]
 
 
 # ---- 11. limits -------------------------------------------------------------------------------
+
 
 def padded_vote(size: int, name: str) -> bytes:
     """A valid vote padded with JSON whitespace to exactly `size` bytes."""
@@ -221,9 +263,12 @@ def test_a_body_of_exactly_1_mib_is_taken_and_one_byte_more_is_413(
     for size, status in ((MAX_BODY_BYTES, 202), (MAX_BODY_BYTES + 1, 413)):
         body = padded_vote(size, name)
         assert len(body) == size
-        content: Any = iter([body[i:i + 65536] for i in range(0, size, 65536)]) if chunked else body
-        response = pipeline.http.post("/votes", content=content,
-                                      headers={"content-type": "application/json"})
+        content: Any = (
+            iter([body[i : i + 65536] for i in range(0, size, 65536)]) if chunked else body
+        )
+        response = pipeline.http.post(
+            "/votes", content=content, headers={"content-type": "application/json"}
+        )
         assert response.status_code == status, response.text[:200]
         if status == 413:
             assert response.json() == {"detail": "request body exceeds 1048576 bytes"}
@@ -238,13 +283,16 @@ def test_a_batch_of_1000_is_taken(pipeline: Pipeline) -> None:
 @pytest.mark.parametrize(("length", "status"), [(200, 202), (201, 422)])
 def test_field_length_limit(pipeline: Pipeline, length: int, status: int) -> None:
     name = ("😀" * length)[:length]
-    response = pipeline.http.post("/votes", json={"name": name, "album": f"len {suffix()}",
-                                                  "year": 2000, "rank": 1})
+    response = pipeline.http.post(
+        "/votes", json={"name": name, "album": f"len {suffix()}", "year": 2000, "rank": 1}
+    )
     assert response.status_code == status
 
 
-@pytest.mark.parametrize(("limit", "status"), [("1", 200), ("100", 200), ("101", 422),
-                                               (str(10**30), 422), ("1e2", 422), ("", 422)])
+@pytest.mark.parametrize(
+    ("limit", "status"),
+    [("1", 200), ("100", 200), ("101", 422), (str(10**30), 422), ("1e2", 422), ("", 422)],
+)
 def test_recent_limit_bounds(pipeline: Pipeline, limit: str, status: int) -> None:
     response = pipeline.http.get("/votes/recent", params={"limit": limit})
     assert response.status_code == status
@@ -263,37 +311,47 @@ def test_grpc_invalid_batch_details_fit_in_a_trailer(stub: Any) -> None:
     assert info.value.details().endswith("more errors")
 
 
-def test_a_100_mb_grpc_message_is_refused_without_harm(pipeline: Pipeline, channel: Any,
-                                                       stub: Any) -> None:
+def test_a_100_mb_grpc_message_is_refused_without_harm(
+    pipeline: Pipeline, channel: Any, stub: Any
+) -> None:
     """~8 million tiny votes in one CastBatch. With RAY_SERVE_GRPC_MAX_MESSAGE_SIZE set (make run,
     the tests, Kubernetes) the proxy refuses it unread; without, the ingress refuses it on the
     vote count. Either way: quickly, and the server keeps serving."""
     vote = pb.Vote(name="a", album="b", year=2000, rank=1).SerializeToString()
     field = b"\x0a" + bytes([len(vote)]) + vote  # VoteBatch.votes, field 1, length-delimited
     raw = field * ((100 * 1024 * 1024) // len(field))
-    cast_batch = channel.unary_unary("/votes.v1.VoteService/CastBatch",
-                                     request_serializer=None,
-                                     response_deserializer=pb.BatchReply.FromString)
+    cast_batch = channel.unary_unary(
+        "/votes.v1.VoteService/CastBatch",
+        request_serializer=None,
+        response_deserializer=pb.BatchReply.FromString,
+    )
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
         cast_batch(raw, timeout=120)
     took = time.monotonic() - started
-    assert info.value.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                 grpc.StatusCode.INVALID_ARGUMENT), info.value.details()
+    assert info.value.code() in (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    ), info.value.details()
     assert took < 60, f"refusing 100 MB took {took:.0f}s"
-    assert stub.Cast(pb.Vote(name=f"After {suffix()}", album="b", year=2000, rank=1),
-                     timeout=15).vote_id
+    assert stub.Cast(
+        pb.Vote(name=f"After {suffix()}", album="b", year=2000, rank=1), timeout=15
+    ).vote_id
     assert pipeline.http.get("/healthz").status_code == 200
 
 
 def test_a_slow_loris_body_is_cut_off_by_the_request_timeout(pipeline: Pipeline) -> None:
     """Headers, then one byte a second of a 1000-byte body: Serve's HTTP proxy answers 408
     after config.yaml's request_timeout_s, and serves others meanwhile."""
-    timeout_s = yaml.safe_load((ROOT / "config.yaml").read_text())["http_options"]["request_timeout_s"]
+    timeout_s = yaml.safe_load((ROOT / "config.yaml").read_text())["http_options"][
+        "request_timeout_s"
+    ]
     host, port = pipeline.http.base_url.host, pipeline.http.base_url.port
     with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"POST /votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 1000\r\n\r\n{")
+        sock.sendall(
+            b"POST /votes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
         sock.settimeout(1.0)
         started = time.monotonic()
         answer = b""

@@ -85,8 +85,18 @@ def test_http_batch_becomes_one_record_per_vote(pipeline: Pipeline) -> None:
 def test_grpc_cast_and_batch_become_records(pipeline: Pipeline, stub: Any) -> None:
     reply = stub.Cast(pb.Vote(name=band(), album="Pan", year=2012, rank=3), timeout=15)
     batch = stub.CastBatch(
-        pb.VoteBatch(votes=[pb.Vote(name=band(), album="Pan", year=2001, rank=5, vote_id=f"g-{i}-{uuid.uuid4().hex[:6]}")
-                            for i in range(10)]),
+        pb.VoteBatch(
+            votes=[
+                pb.Vote(
+                    name=band(),
+                    album="Pan",
+                    year=2001,
+                    rank=5,
+                    vote_id=f"g-{i}-{uuid.uuid4().hex[:6]}",
+                )
+                for i in range(10)
+            ]
+        ),
         timeout=15,
     )
     assert batch.accepted == 10 and all(v.startswith("g-") for v in batch.vote_ids)
@@ -102,8 +112,20 @@ BIG = "x" * (1024 * 1024 + 10)
 
 BAD_HTTP_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     # (id, path, httpx kwargs, status, text the error must contain)
-    ("malformed-json", "/votes", {"content": b'{"name": "a",', "headers": {"content-type": "application/json"}}, 422, "json"),
-    ("not-json-content-type", "/votes", {"content": b"name=a", "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "application/json"),
+    (
+        "malformed-json",
+        "/votes",
+        {"content": b'{"name": "a",', "headers": {"content-type": "application/json"}},
+        422,
+        "json",
+    ),
+    (
+        "not-json-content-type",
+        "/votes",
+        {"content": b"name=a", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        415,
+        "application/json",
+    ),
     ("json-array", "/votes", {"json": [1, 2]}, 422, "body"),
     ("missing-field", "/votes", {"json": {"name": MARK, "album": "a", "year": 2000}}, 422, "rank"),
     ("unknown-field", "/votes", {"json": vote(name=MARK, extra="x")}, 422, "extra"),
@@ -111,28 +133,66 @@ BAD_HTTP_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("year-float", "/votes", {"json": vote(name=MARK, year=1999.5)}, 422, "year"),
     ("year-out-of-range", "/votes", {"json": vote(name=MARK, year=1800)}, 422, "year"),
     ("rank-out-of-range", "/votes", {"json": vote(name=MARK, rank=101)}, 422, "rank"),
-    *[(f"rank-not-digits {path}", path, {"json": vote(name=MARK, rank="1e2")}, 422, "rank")
-      for path in INSERT_PATHS],
-    *[(f"not-json-content-type {path}", path, {"content": b"name=a", "headers": {"content-type": "text/plain"}}, 415, "application/json")
-      for path in INSERT_PATHS],
-    *[(f"huge-body {path}", path, {"content": ('{"name": "' + BIG + '"}').encode(), "headers": {"content-type": "application/json"}}, 413, "exceeds")
-      for path in INSERT_PATHS],
+    *[
+        (f"rank-not-digits {path}", path, {"json": vote(name=MARK, rank="1e2")}, 422, "rank")
+        for path in INSERT_PATHS
+    ],
+    *[
+        (
+            f"not-json-content-type {path}",
+            path,
+            {"content": b"name=a", "headers": {"content-type": "text/plain"}},
+            415,
+            "application/json",
+        )
+        for path in INSERT_PATHS
+    ],
+    *[
+        (
+            f"huge-body {path}",
+            path,
+            {
+                "content": ('{"name": "' + BIG + '"}').encode(),
+                "headers": {"content-type": "application/json"},
+            },
+            413,
+            "exceeds",
+        )
+        for path in INSERT_PATHS
+    ],
     ("mongo-operator", "/votes", {"json": vote(name={"$gt": ""}, album=MARK)}, 422, "name"),
     ("control-character", "/votes", {"json": vote(name=MARK + "\x07")}, 422, "control"),
     ("name-too-long", "/votes", {"json": vote(name=MARK + "x" * 200)}, 422, "200"),
     ("empty-name", "/votes", {"json": vote(name="   ", album=MARK)}, 422, "name"),
     ("bad-vote-id", "/votes", {"json": vote(name=MARK, vote_id="has space")}, 422, "vote_id"),
-    ("huge-body", "/votes", {"content": ('{"name": "' + BIG + '"}').encode(), "headers": {"content-type": "application/json"}}, 413, "exceeds"),
+    (
+        "huge-body",
+        "/votes",
+        {
+            "content": ('{"name": "' + BIG + '"}').encode(),
+            "headers": {"content-type": "application/json"},
+        },
+        413,
+        "exceeds",
+    ),
     ("empty-batch", "/votes/batch", {"json": {"votes": []}}, 422, "votes"),
     ("batch-1001", "/votes/batch", {"json": {"votes": [vote(name=MARK)] * 1001}}, 422, "1000"),
-    ("batch-one-bad", "/votes/batch", {"json": {"votes": [vote(name=MARK), vote(name=MARK, rank=0)]}}, 422, "rank"),
+    (
+        "batch-one-bad",
+        "/votes/batch",
+        {"json": {"votes": [vote(name=MARK), vote(name=MARK, rank=0)]}},
+        422,
+        "rank",
+    ),
     ("batch-not-list", "/votes/batch", {"json": {"votes": vote(name=MARK)}}, 422, "votes"),
 ]
 
 
-@pytest.mark.parametrize(("path", "kwargs", "status", "says"),
-                         [case[1:] for case in BAD_HTTP_REQUESTS],
-                         ids=[case[0] for case in BAD_HTTP_REQUESTS])
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "says"),
+    [case[1:] for case in BAD_HTTP_REQUESTS],
+    ids=[case[0] for case in BAD_HTTP_REQUESTS],
+)
 def test_bad_http_request_is_rejected_with_a_reason(
     pipeline: Pipeline, path: str, kwargs: dict[str, Any], status: int, says: str
 ) -> None:
@@ -171,8 +231,11 @@ def test_bad_grpc_vote_is_invalid_argument(stub: Any, message: Any, says: str) -
 
 def test_bad_grpc_batches_are_invalid_argument(stub: Any) -> None:
     good = pb.Vote(name=MARK, album="a", year=2000, rank=1)
-    for votes, says in (([], "votes"), ([good] * 1001, "votes"),
-                        ([good, pb.Vote(name=MARK, album="a", year=3000, rank=1)], "votes[1].year")):
+    for votes, says in (
+        ([], "votes"),
+        ([good] * 1001, "votes"),
+        ([good, pb.Vote(name=MARK, album="a", year=3000, rank=1)], "votes[1].year"),
+    ):
         with pytest.raises(grpc.RpcError) as info:
             stub.CastBatch(pb.VoteBatch(votes=votes), timeout=15)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

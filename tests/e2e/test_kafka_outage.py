@@ -47,7 +47,12 @@ def test_kafka_outage_gives_503_then_recovers(pipeline: Pipeline, stack: Any) ->
         stack.start("kafka")
 
     def accepted() -> bool:
-        return pipeline.http.post("/votes", json=vote | {"vote_id": "after-outage-" + band[-8:]}).status_code == 202
+        return (
+            pipeline.http.post(
+                "/votes", json=vote | {"vote_id": "after-outage-" + band[-8:]}
+            ).status_code
+            == 202
+        )
 
     wait_until(accepted, 60, "a 202 after Kafka restarted", every_s=1)
     assert stub.Cast(pb.Vote(name=band, album="x", year=2000, rank=1), timeout=30).vote_id

@@ -21,18 +21,42 @@ pytestmark = pytest.mark.e2e
 
 
 def run(command: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=ROOT, timeout=timeout_s, capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        command, cwd=ROOT, timeout=timeout_s, capture_output=True, text=True, check=False
+    )
 
 
 def test_locust_over_http_and_grpc_reconciles_exactly(pipeline: Pipeline, tmp_path: Path) -> None:
-    completed = run([
-        sys.executable, "-m", "loadtest.run",
-        "--host", str(pipeline.http.base_url).rstrip("/"), "--grpc-target", pipeline.grpc_target,
-        "--users", "4", "--spawn-rate", "4", "--run-time", "10s", "--think-time", "0.2",
-        "--stop-timeout", "20", "--settle-timeout", "60", "--drain-timeout", "90",
-        "--seed", "7", "--out", str(tmp_path),
-    ], timeout_s=240)
+    completed = run(
+        [
+            sys.executable,
+            "-m",
+            "loadtest.run",
+            "--host",
+            str(pipeline.http.base_url).rstrip("/"),
+            "--grpc-target",
+            pipeline.grpc_target,
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--run-time",
+            "10s",
+            "--think-time",
+            "0.2",
+            "--stop-timeout",
+            "20",
+            "--settle-timeout",
+            "60",
+            "--drain-timeout",
+            "90",
+            "--seed",
+            "7",
+            "--out",
+            str(tmp_path),
+        ],
+        timeout_s=240,
+    )
     output = completed.stdout[-4000:] + completed.stderr[-4000:]
     assert (tmp_path / "reconciliation.json").exists(), output
     report: dict[str, Any] = json.loads((tmp_path / "reconciliation.json").read_text())
@@ -46,10 +70,23 @@ def test_locust_over_http_and_grpc_reconciles_exactly(pipeline: Pipeline, tmp_pa
 
 
 def test_bench_quick_runs_and_reconciles(stack: Any, tmp_path: Path) -> None:
-    completed = run([
-        sys.executable, "-m", "bench.run", "--quick", "--only", "kafka_producer_raw,redis_raw",
-        "--warmup", "0.2", "--duration", "1", "--out", str(tmp_path),
-    ], timeout_s=180)
+    completed = run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--only",
+            "kafka_producer_raw,redis_raw",
+            "--warmup",
+            "0.2",
+            "--duration",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        timeout_s=180,
+    )
     output = completed.stdout[-4000:] + completed.stderr[-4000:]
     assert completed.returncode == 0, output
     data = json.loads((tmp_path / "latest.json").read_text())

@@ -57,8 +57,11 @@ class Scraper:
 
     def total(self, name: str, **labels: str) -> float:
         """The sum over every series (replicas, workers) of `name` matching `labels`."""
-        return sum(value for metric, have, value in self.samples()
-                   if metric == name and all(have.get(k) == v for k, v in labels.items()))
+        return sum(
+            value
+            for metric, have, value in self.samples()
+            if metric == name and all(have.get(k) == v for k, v in labels.items())
+        )
 
     def stable_totals(self, queries: dict[str, tuple[str, dict[str, str]]]) -> dict[str, float]:
         """Totals that did not change over STABLE_FOR_S: everything before is reported."""
@@ -120,20 +123,29 @@ def test_counters_match_the_votes_cast(pipeline: Pipeline, stub: Any, scraper: S
     assert pipeline.http.post("/votes/batch", json={"votes": [vote] * 10}).status_code == 202
     assert pipeline.http.post("/votes", json=vote | {"year": 1492}).status_code == 422
     stub.Cast(pb.Vote(name=band, album="Prometeo", year=2004, rank=7), timeout=15)
-    stub.CastBatch(pb.VoteBatch(votes=[pb.Vote(name=band, album="Prometeo", year=2004, rank=7)] * 4),
-                   timeout=15)
+    stub.CastBatch(
+        pb.VoteBatch(votes=[pb.Vote(name=band, album="Prometeo", year=2004, rank=7)] * 4),
+        timeout=15,
+    )
     with pytest.raises(grpc.RpcError):
         stub.Cast(pb.Vote(name="", album="x", year=2004, rank=7), timeout=15)
     wait_until(lambda: pipeline.results()["by_band"].get(band) == 18, 30, "the 18 votes counted")
 
-    expected = {"http": 13, "grpc": 5, "http_requests": 4, "grpc_requests": 2,
-                "invalid_http": 1, "invalid_grpc": 1}
+    expected = {
+        "http": 13,
+        "grpc": 5,
+        "http_requests": 4,
+        "grpc_requests": 2,
+        "invalid_http": 1,
+        "invalid_grpc": 1,
+    }
 
     def increases() -> dict[str, float] | None:
         now = {key: scraper.total(name, **labels) for key, (name, labels) in queries.items()}
         delta = {key: now[key] - before[key] for key in queries}
         done = all(delta[k] >= v for k, v in expected.items()) and all(
-            delta[k] >= 18 for k in ("persisted", "counted", "end_to_end"))
+            delta[k] >= 18 for k in ("persisted", "counted", "end_to_end")
+        )
         return delta if done else None
 
     delta = wait_until(increases, REPORT_WAIT_S, "the metrics to report the votes", every_s=1)

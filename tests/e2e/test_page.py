@@ -105,12 +105,11 @@ def chunks(total: int, size: int = 1000) -> list[int]:
     return [min(size, total - start) for start in range(0, total, size)]
 
 
-def test_live_page_updates_without_reload(
-    browser: Browser, pipeline: Pipeline, stub: Any
-) -> None:
+def test_live_page_updates_without_reload(browser: Browser, pipeline: Pipeline, stub: Any) -> None:
     open_page(browser)
-    first = browser.wait_for(f"({STATE_JS}).updates >= 1 && ({STATE_JS})", UPDATE_S,
-                             "the first snapshot")
+    first = browser.wait_for(
+        f"({STATE_JS}).updates >= 1 && ({STATE_JS})", UPDATE_S, "the first snapshot"
+    )
     assert first["mode"] == "live", first
     before_total = number(first["total"])
 
@@ -123,15 +122,22 @@ def test_live_page_updates_without_reload(
     http_votes = lead + 20
     http_ids: list[str] = []
     for size in chunks(http_votes):  # earlier tests may have cast thousands for one band
-        response = pipeline.http.post("/votes/batch", json={"votes": [
-            {"name": hostile, "album": hostile_album, "year": 1997, "rank": 1}] * size})
+        response = pipeline.http.post(
+            "/votes/batch",
+            json={
+                "votes": [{"name": hostile, "album": hostile_album, "year": 1997, "rank": 1}] * size
+            },
+        )
         assert response.status_code == 202, response.text
         http_ids += response.json()["vote_ids"]
     grpc_ids: list[str] = []
     for size in chunks(grpc_votes):
-        reply = stub.CastBatch(pb.VoteBatch(votes=[
-            pb.Vote(name=grpc_band, album="Tierra de Nadie", year=1993, rank=2)] * size),
-            timeout=30)
+        reply = stub.CastBatch(
+            pb.VoteBatch(
+                votes=[pb.Vote(name=grpc_band, album="Tierra de Nadie", year=1993, rank=2)] * size
+            ),
+            timeout=30,
+        )
         assert reply.accepted == size
         grpc_ids += reply.vote_ids
     expected_total = before_total + http_votes + grpc_votes
@@ -139,8 +145,11 @@ def test_live_page_updates_without_reload(
     def shows_the_votes() -> dict[str, Any] | None:
         now = state(browser)
         counts = {b["name"]: b["count"] for b in now["bands"]}
-        if counts.get(hostile) != http_votes or counts.get(grpc_band) != grpc_votes \
-                or number(now["total"]) < expected_total:
+        if (
+            counts.get(hostile) != http_votes
+            or counts.get(grpc_band) != grpc_votes
+            or number(now["total"]) < expected_total
+        ):
             return None
         # All counted: the table must be the read side's latest votes. Which of a request's votes
         # those are is up to the pool's counting order: docs/decisions/0025-latest-votes-in-page-test.md
@@ -165,12 +174,21 @@ def test_live_page_updates_without_reload(
     assert len(ids) == 20 and set(ids) <= set(http_ids) | set(grpc_ids)
     assert ids[0] in grpc_ids, now["recent"][0]
     # Votes per second: computed from votes:per_second, so non-zero right after a burst.
-    wait_until(lambda: float(state(browser)["rate"].replace(",", "")) > 0, UPDATE_S,
-               "a non-zero votes-per-second figure")
+    wait_until(
+        lambda: float(state(browser)["rate"].replace(",", "")) > 0,
+        UPDATE_S,
+        "a non-zero votes-per-second figure",
+    )
     # The band rows add up to the total, "others" included.
-    final = wait_until(lambda: (s := state(browser)) and
-                       sum(b["count"] for b in s["bands"]) == number(s["total"]) and s,
-                       UPDATE_S, "band rows that add up to the total")
+    final = wait_until(
+        lambda: (
+            (s := state(browser))
+            and sum(b["count"] for b in s["bands"]) == number(s["total"])
+            and s
+        ),
+        UPDATE_S,
+        "band rows that add up to the total",
+    )
     assert len(final["bands"]) <= 16
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -181,8 +199,10 @@ def test_live_page_updates_without_reload(
 
 def test_many_bands_show_top_fifteen_and_others(browser: Browser, pipeline: Pipeline) -> None:
     suffix = uuid.uuid4().hex[:6]
-    votes = [{"name": f"Banda {i:03d} {suffix}", "album": "Demo", "year": 2010, "rank": 5}
-             for i in range(40)]
+    votes = [
+        {"name": f"Banda {i:03d} {suffix}", "album": "Demo", "year": 2010, "rank": 5}
+        for i in range(40)
+    ]
     assert pipeline.http.post("/votes/batch", json={"votes": votes}).status_code == 202
     names = {vote["name"] for vote in votes}
     wait_until(lambda: names <= set(pipeline.results()["by_band"]), UPDATE_S, "40 bands counted")
@@ -192,7 +212,9 @@ def test_many_bands_show_top_fifteen_and_others(browser: Browser, pipeline: Pipe
     others_text = json.dumps(f"Others ({total_bands - 15} bands)")
     now = browser.wait_for(
         f"(s => s.bands.some(b => b.others && b.name === {others_text}) && s)({STATE_JS})",
-        UPDATE_S, "an others row with every band")
+        UPDATE_S,
+        "an others row with every band",
+    )
     assert len(now["bands"]) == 16 and now["bands"][-1]["others"]
     others = now["bands"][-1]["name"]
     assert others.startswith("Others (") and number(others) == total_bands - 15, others
@@ -204,11 +226,14 @@ def test_polling_fallback_updates_too(browser: Browser, pipeline: Pipeline) -> N
     first = browser.wait_for(f"(s => s.updates >= 1 && s)({STATE_JS})", UPDATE_S, "the first poll")
     assert first["mode"] == "polling"
     band = f"Radio Viejo {uuid.uuid4().hex[:6]}"
-    vote_id = pipeline.http.post("/votes", json={"name": band, "album": "A", "year": 2001,
-                                                 "rank": 3}).json()["vote_id"]
+    vote_id = pipeline.http.post(
+        "/votes", json={"name": band, "album": "A", "year": 2001, "rank": 3}
+    ).json()["vote_id"]
     now = browser.wait_for(
         f"(s => s.recent.some(r => r.id === {json.dumps(vote_id)}) && s)({STATE_JS})",
-        UPDATE_S, "the polled page to show the new vote")
+        UPDATE_S,
+        "the polled page to show the new vote",
+    )
     assert now["marker"] and now["mode"] == "polling"
     assert number(now["total"]) >= number(first["total"]) + 1
     assert_no_errors(browser)
@@ -221,7 +246,8 @@ def test_phone_layout_has_no_horizontal_scroll(browser: Browser, pipeline: Pipel
     ARTIFACTS.mkdir(exist_ok=True)
     browser.screenshot(ARTIFACTS / "page-phone.png", full_page=False)
     overflow = browser.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     wide = browser.evaluate("""[...document.querySelectorAll('body *')]
         .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
                      && !e.closest('.scroll'))
@@ -233,14 +259,26 @@ def test_phone_layout_has_no_horizontal_scroll(browser: Browser, pipeline: Pipel
 def test_empty_state_before_any_vote(chromium: str, tmp_path: Path) -> None:
     """Rendered from a snapshot with no votes, without a server: the empty state, no error."""
     html = (ROOT / "serve_app/read/static/index.html").read_text()
-    empty = {"results": {"total": 0, "by_band": {}, "by_album": {}, "by_year": {}, "by_rank": {},
-                         "as_of": "2026-01-01T00:00:00.000Z"},
-             "recent": [], "per_second": {"start": 0, "counts": [0] * 60}, "unavailable": []}
+    empty = {
+        "results": {
+            "total": 0,
+            "by_band": {},
+            "by_album": {},
+            "by_year": {},
+            "by_rank": {},
+            "as_of": "2026-01-01T00:00:00.000Z",
+        },
+        "recent": [],
+        "per_second": {"start": 0, "counts": [0] * 60},
+        "unavailable": [],
+    }
     # A stand-in EventSource that delivers one empty snapshot, then nothing.
-    shim = ("<script>window.EventSource = class { constructor() { this.readyState = 1;"
-            " setTimeout(() => this.l && this.l({data: " + json.dumps(json.dumps(empty)) + "}), 50); }"
-            " addEventListener(type, fn) { if (type === 'snapshot') this.l = fn; } };"
-            " window.EventSource.CLOSED = 2;</script>")
+    shim = (
+        "<script>window.EventSource = class { constructor() { this.readyState = 1;"
+        " setTimeout(() => this.l && this.l({data: " + json.dumps(json.dumps(empty)) + "}), 50); }"
+        " addEventListener(type, fn) { if (type === 'snapshot') this.l = fn; } };"
+        " window.EventSource.CLOSED = 2;</script>"
+    )
     page = tmp_path / "index.html"
     page.write_text(html.replace("<title>", shim + "<title>", 1))
     with launch(chromium) as browser:

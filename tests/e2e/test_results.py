@@ -32,12 +32,17 @@ def test_every_path_is_counted_exactly(pipeline: Pipeline, stub: Any, mongo_db: 
     vote = {"name": band, "album": "Mujeres", "year": 1999, "rank": 4}
     ids = []
     ids.append(pipeline.http.post("/votes", json=vote).json()["vote_id"])
-    ids.append(pipeline.http.post("/insert", json=vote | {"year": "1999", "rank": "4"}).json()["vote_id"])
+    ids.append(
+        pipeline.http.post("/insert", json=vote | {"year": "1999", "rank": "4"}).json()["vote_id"]
+    )
     batch = pipeline.http.post("/votes/batch", json={"votes": [vote] * 20}).json()
     ids += batch["vote_ids"]
-    ids.append(stub.Cast(pb.Vote(name=band, album="Mujeres", year=1999, rank=4), timeout=15).vote_id)
-    ids += stub.CastBatch(pb.VoteBatch(votes=[pb.Vote(name=band, album="Mujeres", year=1999, rank=4)] * 7),
-                          timeout=15).vote_ids
+    ids.append(
+        stub.Cast(pb.Vote(name=band, album="Mujeres", year=1999, rank=4), timeout=15).vote_id
+    )
+    ids += stub.CastBatch(
+        pb.VoteBatch(votes=[pb.Vote(name=band, album="Mujeres", year=1999, rank=4)] * 7), timeout=15
+    ).vote_ids
     assert len(set(ids)) == 30
 
     wait_until(lambda: count_of(pipeline, band) == 30, 15, f"30 votes for {band}")
@@ -58,15 +63,21 @@ def test_the_same_vote_id_counts_once(pipeline: Pipeline, stub: Any, mongo_db: A
     stub.Cast(pb.Vote(name=band, album="x", year=2005, rank=2, vote_id=vote_id), timeout=15)
     marker = pipeline.http.post("/votes", json=vote | {"vote_id": None}).json()["vote_id"]
 
-    wait_until(lambda: mongo_db["votes"].count_documents({"_id": marker}) == 1, 15, "the marker vote")
+    wait_until(
+        lambda: mongo_db["votes"].count_documents({"_id": marker}) == 1, 15, "the marker vote"
+    )
     wait_until(lambda: count_of(pipeline, band) == 2, 15, "both distinct votes counted")
     assert mongo_db["votes"].count_documents({"_id": vote_id}) == 1
 
 
 def test_recent_votes_newest_first(pipeline: Pipeline) -> None:
     band = f"Recent {uuid.uuid4().hex[:8]}"
-    ids = [pipeline.http.post("/votes", json={"name": band, "album": f"a{i}", "year": 2000, "rank": 1}).json()["vote_id"]
-           for i in range(3)]
+    ids = [
+        pipeline.http.post(
+            "/votes", json={"name": band, "album": f"a{i}", "year": 2000, "rank": 1}
+        ).json()["vote_id"]
+        for i in range(3)
+    ]
 
     def newest() -> list[dict[str, Any]]:
         votes = pipeline.http.get("/votes/recent", params={"limit": 3}).json()["votes"]
@@ -86,7 +97,9 @@ def test_recent_rejects_a_bad_limit(pipeline: Pipeline, limit: str) -> None:
 
 def test_grpc_results_match_http(pipeline: Pipeline, stub: Any) -> None:
     band = f"Grpc Reader {uuid.uuid4().hex[:8]}"
-    pipeline.http.post("/votes/batch", json={"votes": [{"name": band, "album": "x", "year": 2010, "rank": 9}] * 3})
+    pipeline.http.post(
+        "/votes/batch", json={"votes": [{"name": band, "album": "x", "year": 2010, "rank": 9}] * 3}
+    )
     wait_until(lambda: count_of(pipeline, band) == 3, 15, "3 votes counted")
     reply = stub.GetResults(pb.ResultsRequest(), timeout=15)
     assert reply.by_band[band] == 3 and reply.total >= 3 and reply.as_of.endswith("Z")

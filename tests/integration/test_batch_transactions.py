@@ -43,16 +43,21 @@ def settings(stack: Any) -> Iterator[Settings]:
     suffix = uuid.uuid4().hex[:8]
     topic = f"votes-txn-{suffix}"
     admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
-    for future in admin.create_topics([
-        NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1),
-        NewTopic(topic + ".dlq", num_partitions=1, replication_factor=1),
-    ]).values():
+    for future in admin.create_topics(
+        [
+            NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1),
+            NewTopic(topic + ".dlq", num_partitions=1, replication_factor=1),
+        ]
+    ).values():
         future.result(timeout=30)
     redis.Redis(db=REDIS_DB).flushdb()
-    yield Settings(kafka_topic=topic, kafka_dlq_topic=topic + ".dlq",
-                   kafka_consumer_group=f"txn-{suffix}",
-                   redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
-                   mongo_database=f"votes_txn_{suffix}")
+    yield Settings(
+        kafka_topic=topic,
+        kafka_dlq_topic=topic + ".dlq",
+        kafka_consumer_group=f"txn-{suffix}",
+        redis_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        mongo_database=f"votes_txn_{suffix}",
+    )
     redis.Redis(db=REDIS_DB).flushdb()
     MongoClient("mongodb://127.0.0.1:27017/").drop_database(f"votes_txn_{suffix}")
     for future in admin.delete_topics([topic, topic + ".dlq"]).values():
@@ -76,6 +81,7 @@ def refusing(keys: set[str]) -> Any:
         producer = RefusingProducer(config)
         producer.refused = frozenset(key.encode() for key in keys)
         return producer
+
     return make
 
 
@@ -122,8 +128,11 @@ def test_a_batch_with_a_refused_record_leaves_nothing_visible_or_counted(
     loop = build_consume_loop(settings)
     thread = run_in_thread(loop)
     try:
-        wait_until(lambda: loop.stats.counted == 30 and drained(loop), 60,
-                   f"the accepted batch counted, the pool at the end ({loop.stats})")
+        wait_until(
+            lambda: loop.stats.counted == 30 and drained(loop),
+            60,
+            f"the accepted batch counted, the pool at the end ({loop.stats})",
+        )
     finally:
         loop.stop()
         thread.join(15)
@@ -152,8 +161,11 @@ def test_the_pools_lag_reaches_zero_past_transaction_markers(settings: Settings)
     thread = run_in_thread(loop)
     lag_reader = LagReader(settings.kafka_topic, settings.kafka_consumer_group)
     try:
-        wait_until(lambda: loop.stats.counted == 200 and drained(loop), 60,
-                   f"200 votes counted and no lag ({loop.stats})")
+        wait_until(
+            lambda: loop.stats.counted == 200 and drained(loop),
+            60,
+            f"200 votes counted and no lag ({loop.stats})",
+        )
         # The group's committed offsets too: the pool re-commits its positions when idle.
         wait_until(lambda: lag_reader.lag() == 0, 30, "the group's committed lag at 0")
     finally:

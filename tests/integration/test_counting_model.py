@@ -30,8 +30,15 @@ NOW = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
 TOPIC, OTHER_TOPIC = "votes-model", "votes-model-other"
 
 
-def delivered(vote_id: str, topic: str, partition: int, offset: int,
-              band: str = "Alux Nahual", album: str = "Alux", year: int = 1983) -> Delivered:
+def delivered(
+    vote_id: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    band: str = "Alux Nahual",
+    album: str = "Alux",
+    year: int = 1983,
+) -> Delivered:
     vote = Vote(name=band, album=album, year=year, rank=1 + offset % 3, vote_id=vote_id)
     return Delivered(accept(vote, "http", NOW), topic, partition, offset)
 
@@ -40,22 +47,37 @@ def redis_state(client: redis.Redis) -> tuple[dict[str, object], dict[str, int]]
     """The counters (as the read side reads them, with the rate series and the recent votes) and
     the applied offsets in Redis."""
     results = redis_counts.results_from_replies(
-        redis_counts.read_results_pipeline(client).execute(), NOW)  # type: ignore[attr-defined]
-    counters = {"total": results.total, "by_band": results.by_band, "by_album": results.by_album,
-                "by_year": results.by_year, "by_rank": results.by_rank,
-                "per_second": {second.decode(): int(votes) for second, votes
-                               in client.hgetall(redis_counts.PER_SECOND).items()},
-                "recent": [json.loads(entry) for entry in client.lrange(redis_counts.RECENT, 0, -1)]}
-    offsets = {field.decode(): int(offset)
-               for field, offset in client.hgetall(redis_counts.APPLIED_OFFSETS).items()}
+        redis_counts.read_results_pipeline(client).execute(), NOW
+    )  # type: ignore[attr-defined]
+    counters = {
+        "total": results.total,
+        "by_band": results.by_band,
+        "by_album": results.by_album,
+        "by_year": results.by_year,
+        "by_rank": results.by_rank,
+        "per_second": {
+            second.decode(): int(votes)
+            for second, votes in client.hgetall(redis_counts.PER_SECOND).items()
+        },
+        "recent": [json.loads(entry) for entry in client.lrange(redis_counts.RECENT, 0, -1)],
+    }
+    offsets = {
+        field.decode(): int(offset)
+        for field, offset in client.hgetall(redis_counts.APPLIED_OFFSETS).items()
+    }
     return counters, offsets
 
 
 def model_state(model: CountingModel) -> tuple[dict[str, object], dict[str, int]]:
-    counters = {"total": model.total, "by_band": dict(model.by_band),
-                "by_album": dict(model.by_album), "by_year": dict(model.by_year),
-                "by_rank": dict(model.by_rank), "per_second": dict(model.per_second),
-                "recent": model.recent}
+    counters = {
+        "total": model.total,
+        "by_band": dict(model.by_band),
+        "by_album": dict(model.by_album),
+        "by_year": dict(model.by_year),
+        "by_rank": dict(model.by_rank),
+        "per_second": dict(model.per_second),
+        "recent": model.recent,
+    }
     return counters, dict(model.applied_offsets)
 
 
@@ -73,17 +95,25 @@ def test_the_model_and_the_lua_script_count_the_same(empty_redis: redis.Redis) -
     redis_client = empty_redis
     counts = RedisCounts(redis_client)
     model = CountingModel()
-    first = [delivered("a", TOPIC, 0, 0), delivered("b", TOPIC, 0, 1, band="Viernes Verde"),
-             delivered("c", TOPIC, 1, 0, band="Bohemia Suburbana", album="Sueños", year=1990),
-             # A client's duplicate of "a" (a retry, same vote_id): the log holds (0, 0).
-             delivered("a", TOPIC, 1, 1)]
+    first = [
+        delivered("a", TOPIC, 0, 0),
+        delivered("b", TOPIC, 0, 1, band="Viernes Verde"),
+        delivered("c", TOPIC, 1, 0, band="Bohemia Suburbana", album="Sueños", year=1990),
+        # A client's duplicate of "a" (a retry, same vote_id): the log holds (0, 0).
+        delivered("a", TOPIC, 1, 1),
+    ]
     stored = {"a": (0, 0), "b": (0, 1), "c": (1, 0)}
-    second = [delivered("b", TOPIC, 0, 1, band="Viernes Verde"),  # already applied
-              delivered("d", TOPIC, 0, 2), delivered("e", TOPIC, 1, 2, band="Easy Easy")]
+    second = [
+        delivered("b", TOPIC, 0, 1, band="Viernes Verde"),  # already applied
+        delivered("d", TOPIC, 0, 2),
+        delivered("e", TOPIC, 1, 2, band="Easy Easy"),
+    ]
     stored |= {"d": (0, 2), "e": (1, 2)}
     # Another topic with the same partition numbers and lower offsets: new records all.
-    other = [delivered("f", OTHER_TOPIC, 0, 0, band="Ricardo Arjona"),
-             delivered("g", OTHER_TOPIC, 1, 0, band="Ricardo Arjona")]
+    other = [
+        delivered("f", OTHER_TOPIC, 0, 0, band="Ricardo Arjona"),
+        delivered("g", OTHER_TOPIC, 1, 0, band="Ricardo Arjona"),
+    ]
     stored_other = {"f": (0, 0), "g": (1, 0)}
     batches = [
         (TOPIC, counter_updates(first, stored), 3),
@@ -97,8 +127,12 @@ def test_the_model_and_the_lua_script_count_the_same(empty_redis: redis.Redis) -
         assert model.apply(topic, updates) == expected
         assert redis_state(redis_client) == model_state(model)
 
-    assert model.applied_offsets == {f"{TOPIC}:0": 2, f"{TOPIC}:1": 2,
-                                     f"{OTHER_TOPIC}:0": 0, f"{OTHER_TOPIC}:1": 0}
+    assert model.applied_offsets == {
+        f"{TOPIC}:0": 2,
+        f"{TOPIC}:1": 2,
+        f"{OTHER_TOPIC}:0": 0,
+        f"{OTHER_TOPIC}:1": 0,
+    }
     assert model.total == 7
 
 
@@ -109,14 +143,24 @@ def test_large_batches_with_replays_and_duplicates_keep_the_latest_votes_as_the_
     script tallies counters per field and pushes only the latest votes, with the same end state."""
     counts = RedisCounts(empty_redis)
     model = CountingModel()
-    bands = ["Alux Nahual", "Viernes Verde", "Bohemia Suburbana", "Ñandú / \"Comillas\""]
+    bands = ["Alux Nahual", "Viernes Verde", "Bohemia Suburbana", 'Ñandú / "Comillas"']
     stored: dict[str, tuple[int, int]] = {}
 
     def batch(first: int, size: int) -> list[Delivered]:
         """Records at offsets first.. of 3 partitions, interleaved like a consumed batch."""
-        items = [delivered(f"v{p}-{first + i}", TOPIC, p, first + i, band=bands[i % 4],
-                           album=f"album {i % 7}", year=1980 + i % 5)
-                 for i in range(size) for p in range(3)]
+        items = [
+            delivered(
+                f"v{p}-{first + i}",
+                TOPIC,
+                p,
+                first + i,
+                band=bands[i % 4],
+                album=f"album {i % 7}",
+                year=1980 + i % 5,
+            )
+            for i in range(size)
+            for p in range(3)
+        ]
         for item in items:
             stored.setdefault(item.record.vote_id, item.position)
         return items
@@ -139,8 +183,12 @@ def test_the_applied_marks_are_read_as_the_model_reads_them(empty_redis: redis.R
     counts = RedisCounts(empty_redis)
     model = CountingModel()
     assert counts.applied_marks(TOPIC, [0, 1]) == model.applied_marks(TOPIC, [0, 1]) == {}
-    items = [delivered("a", TOPIC, 0, 4), delivered("b", TOPIC, 0, 9), delivered("c", TOPIC, 2, 0),
-             delivered("d", OTHER_TOPIC, 1, 7)]
+    items = [
+        delivered("a", TOPIC, 0, 4),
+        delivered("b", TOPIC, 0, 9),
+        delivered("c", TOPIC, 2, 0),
+        delivered("d", OTHER_TOPIC, 1, 7),
+    ]
     stored = {item.record.vote_id: item.position for item in items}
     for topic in (TOPIC, OTHER_TOPIC):
         updates = counter_updates([i for i in items if i.topic == topic], stored)

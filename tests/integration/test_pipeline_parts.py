@@ -43,9 +43,12 @@ def settings(stack: Any) -> Iterator[Settings]:
     suffix = uuid.uuid4().hex[:8]
     topic = f"votes-it-{suffix}"
     admin = AdminClient({"bootstrap.servers": "127.0.0.1:9092"})
-    for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1),
-                                       NewTopic(topic + ".dlq", num_partitions=1,
-                                                replication_factor=1)]).values():
+    for future in admin.create_topics(
+        [
+            NewTopic(topic, num_partitions=3, replication_factor=1),
+            NewTopic(topic + ".dlq", num_partitions=1, replication_factor=1),
+        ]
+    ).values():
         future.result(timeout=30)
     redis.Redis(db=REDIS_DB).flushdb()
     yield Settings(
@@ -84,16 +87,23 @@ def test_a_produced_record_reads_back_with_key_value_and_headers(settings: Setti
     assert json.loads(message.value())["received_at"] == "2026-11-27T00:00:00.000Z"
 
 
-def delivered(records: list[Vote], topic: str, partition: int = 0, first_offset: int = 0) -> list[Delivered]:
+def delivered(
+    records: list[Vote], topic: str, partition: int = 0, first_offset: int = 0
+) -> list[Delivered]:
     now = datetime.now(UTC)
-    return [Delivered(accept(vote, "http", now), topic, partition, first_offset + i)
-            for i, vote in enumerate(records)]
+    return [
+        Delivered(accept(vote, "http", now), topic, partition, first_offset + i)
+        for i, vote in enumerate(records)
+    ]
 
 
 def counters(db: int = REDIS_DB) -> dict[str, Any]:
     client = redis.Redis(db=db, decode_responses=True)
-    return {"total": client.get(redis_counts.TOTAL), "by_band": client.hgetall(redis_counts.BY_BAND),
-            "offsets": client.hgetall(redis_counts.APPLIED_OFFSETS)}
+    return {
+        "total": client.get(redis_counts.TOTAL),
+        "by_band": client.hgetall(redis_counts.BY_BAND),
+        "offsets": client.hgetall(redis_counts.APPLIED_OFFSETS),
+    }
 
 
 def test_a_batch_is_persisted_once_and_a_replay_changes_nothing(settings: Settings) -> None:
@@ -124,8 +134,17 @@ def test_a_clients_retry_at_a_new_offset_counts_once(settings: Settings) -> None
     log = MongoClient("mongodb://127.0.0.1:27017/")[settings.mongo_database]["votes"]
     (document,) = log.find({"_id": "same-id"})
     assert document["kafka"] == {"topic": settings.kafka_topic, "partition": 1, "offset": 5}
-    assert set(document) == {"_id", "name", "album", "year", "rank", "received_at", "persisted_at",
-                             "source", "kafka"}
+    assert set(document) == {
+        "_id",
+        "name",
+        "album",
+        "year",
+        "rank",
+        "received_at",
+        "persisted_at",
+        "source",
+        "kafka",
+    }
 
 
 def run_in_thread(loop: ConsumeLoop) -> threading.Thread:
@@ -138,8 +157,14 @@ def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -
     producer = Producer({"bootstrap.servers": "127.0.0.1:9092"})
     good = [encode_record(accept(make_vote("Easy Easy", f"g{i}"), "http")) for i in range(5)]
     # Same key for all: one partition, poison in the middle of good records.
-    for value in (good[0].value, b"not json at all", good[1].value, b'{"vote_id": "x"}',
-                  b"\x00" * 900_000, *(g.value for g in good[2:])):
+    for value in (
+        good[0].value,
+        b"not json at all",
+        good[1].value,
+        b'{"vote_id": "x"}',
+        b"\x00" * 900_000,
+        *(g.value for g in good[2:]),
+    ):
         producer.produce(settings.kafka_topic, key=b"k", value=value)
     assert producer.flush(10) == 0
 
@@ -155,10 +180,12 @@ def test_poison_goes_to_the_dlq_and_the_partition_moves_on(settings: Settings) -
     reasons = sorted(dict(m.headers())["dlq.reason"].decode()[:20] for m in dlq)
     assert len(dlq) == 3 and any(r.startswith("not JSON") for r in reasons)
     # Each once, keyed by where it was read: what a DLQ reader deduplicates on after a crash.
-    where = sorted((int(dict(m.headers())["dlq.partition"]), int(dict(m.headers())["dlq.offset"]))
-                   for m in dlq)
-    assert sorted(m.key() for m in dlq) == [f"{settings.kafka_topic}/{p}/{o}".encode()
-                                            for p, o in where]
+    where = sorted(
+        (int(dict(m.headers())["dlq.partition"]), int(dict(m.headers())["dlq.offset"])) for m in dlq
+    )
+    assert sorted(m.key() for m in dlq) == [
+        f"{settings.kafka_topic}/{p}/{o}".encode() for p, o in where
+    ]
     assert len(set(where)) == 3 and all(dict(m.headers())["dlq.original_key"] == b"k" for m in dlq)
     assert all(dict(m.headers())["dlq.topic"] == settings.kafka_topic.encode() for m in dlq)
     huge = [m for m in dlq if dict(m.headers())["dlq.original_bytes"] == b"900000"]
@@ -190,7 +217,9 @@ def test_a_dead_letter_retried_after_its_flush_timed_out_lands_once(settings: Se
 
 def test_counts_survive_a_redis_restart(settings: Settings, stack: Any) -> None:
     processor = build_consume_loop(settings).processor
-    processor.persist(delivered([make_vote("Viernes Verde", f"r{i}") for i in range(7)], settings.kafka_topic))
+    processor.persist(
+        delivered([make_vote("Viernes Verde", f"r{i}") for i in range(7)], settings.kafka_topic)
+    )
     stack.stop("redis")
     stack.start("redis")
     assert counters()["total"] == "7"

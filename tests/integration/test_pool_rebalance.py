@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_revoked_partition_is_committed_inside_the_revoke_and_the_next_owner_starts_after_it(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: F811 - the fixture
 ) -> None:
     # Only the revoke's commit may land: the commits after each batch and of the positions are
     # switched off, so the newcomer's committed offsets can come from nowhere else.
@@ -56,8 +57,10 @@ def test_a_revoked_partition_is_committed_inside_the_revoke_and_the_next_owner_s
     assigned: list[int] = []
     try:
         wait_until(lambda: loop.stats.counted == 90, 60, f"90 votes counted ({loop.stats})")
-        newcomer.subscribe([settings.kafka_topic],
-                           on_assign=lambda _c, ps: assigned.extend(p.partition for p in ps))
+        newcomer.subscribe(
+            [settings.kafka_topic],
+            on_assign=lambda _c, ps: assigned.extend(p.partition for p in ps),
+        )
 
         def newcomer_owns_a_partition() -> bool:
             newcomer.poll(0.2)
@@ -66,8 +69,9 @@ def test_a_revoked_partition_is_committed_inside_the_revoke_and_the_next_owner_s
         wait_until(newcomer_owns_a_partition, 60, "the newcomer assigned a partition")
         assert revoke_commits and {p for (_topic, p) in revoke_commits[0]} == set(assigned)
         # The newcomer starts where the old owner's counts ended: nothing is redelivered.
-        committed = newcomer.committed([TopicPartition(settings.kafka_topic, p) for p in assigned],
-                                       timeout=10)
+        committed = newcomer.committed(
+            [TopicPartition(settings.kafka_topic, p) for p in assigned], timeout=10
+        )
         for tp in committed:
             _low, high = newcomer.get_watermark_offsets(tp, timeout=10)
             assert tp.offset == high == revoke_commits[0][(settings.kafka_topic, tp.partition)]

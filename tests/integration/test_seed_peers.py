@@ -54,8 +54,14 @@ def peers(tmp_path: Path) -> Iterator[list[Proc]]:
 
 def start(peers: list[Proc], tmp_path: Path, name: str, **kwargs: Any) -> tuple[Proc, int]:
     port = free_port()
-    proc = seed_peers.start(name, port=port, binary=binary_or_skip(name),
-                            log_path=tmp_path / f"{name}.log", timeout_s=30, **kwargs)
+    proc = seed_peers.start(
+        name,
+        port=port,
+        binary=binary_or_skip(name),
+        log_path=tmp_path / f"{name}.log",
+        timeout_s=30,
+        **kwargs,
+    )
     peers.append(proc)
     return proc, port
 
@@ -76,16 +82,25 @@ def test_seed_go_grpc_casts_reach_kafka(topic: str, peers: list[Proc], tmp_path:
     _, port = start(peers, tmp_path, "seed_go_grpc", topic=topic)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.VoteServiceStub(channel)
-        accepted = [stub.Cast(pb.Vote(name="Seed Band", album="Pan", year=2012, rank=1),
-                              timeout=CALL_TIMEOUT_S).vote_id]
-        edges = pb.Vote(name="  Trimmed  ", album="Ñandú 🎸", year=1900, rank=100,
-                        vote_id="seed-it-1")
+        accepted = [
+            stub.Cast(
+                pb.Vote(name="Seed Band", album="Pan", year=2012, rank=1), timeout=CALL_TIMEOUT_S
+            ).vote_id
+        ]
+        edges = pb.Vote(
+            name="  Trimmed  ", album="Ñandú 🎸", year=1900, rank=100, vote_id="seed-it-1"
+        )
         accepted.append(stub.Cast(edges, timeout=CALL_TIMEOUT_S).vote_id)
         assert accepted[1] == "seed-it-1" and len(accepted[0]) == 36  # a UUID4 when absent
-        batch = stub.CastBatch(pb.VoteBatch(votes=[
-            pb.Vote(name="B", album="A", year=2000, rank=2, vote_id=f"seed-it-b{i}")
-            for i in range(3)
-        ]), timeout=CALL_TIMEOUT_S)
+        batch = stub.CastBatch(
+            pb.VoteBatch(
+                votes=[
+                    pb.Vote(name="B", album="A", year=2000, rank=2, vote_id=f"seed-it-b{i}")
+                    for i in range(3)
+                ]
+            ),
+            timeout=CALL_TIMEOUT_S,
+        )
         assert batch.accepted == 3
         assert list(batch.vote_ids) == ["seed-it-b0", "seed-it-b1", "seed-it-b2"]
         accepted += list(batch.vote_ids)
@@ -95,9 +110,15 @@ def test_seed_go_grpc_casts_reach_kafka(topic: str, peers: list[Proc], tmp_path:
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert invalid.value.details().startswith("rank:")
         with pytest.raises(grpc.RpcError) as invalid_batch:  # all or nothing
-            stub.CastBatch(pb.VoteBatch(votes=[pb.Vote(name="B", album="A", year=2000, rank=1),
-                                               pb.Vote(name=" ", album="A", year=2000, rank=1)]),
-                           timeout=CALL_TIMEOUT_S)
+            stub.CastBatch(
+                pb.VoteBatch(
+                    votes=[
+                        pb.Vote(name="B", album="A", year=2000, rank=1),
+                        pb.Vote(name=" ", album="A", year=2000, rank=1),
+                    ]
+                ),
+                timeout=CALL_TIMEOUT_S,
+            )
         assert invalid_batch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert invalid_batch.value.details().startswith("votes[1].name:")
         with pytest.raises(grpc.RpcError) as reads:
@@ -116,17 +137,26 @@ def test_seed_go_http_client_inserts_through_grpc(
     with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=CALL_TIMEOUT_S) as client:
         assert client.get("/healthz").status_code == 200
         accepted = []
-        for body in ({"name": "Seed Band", "album": "Pan", "year": "2012", "rank": "1"},
-                     {"name": "Seed Band", "album": "Pan", "year": 2012, "rank": 3},
-                     {"name": "Seed Band", "album": "Pan", "year": " 1999 ", "rank": "7",
-                      "vote_id": "seed-it-http-1"}):
+        for body in (
+            {"name": "Seed Band", "album": "Pan", "year": "2012", "rank": "1"},
+            {"name": "Seed Band", "album": "Pan", "year": 2012, "rank": 3},
+            {
+                "name": "Seed Band",
+                "album": "Pan",
+                "year": " 1999 ",
+                "rank": "7",
+                "vote_id": "seed-it-http-1",
+            },
+        ):
             response = client.post("/grpc/insert", json=body)
             assert response.status_code == 202, response.text
             accepted.append(response.json()["vote_id"])
         assert accepted[2] == "seed-it-http-1"
-        for body, field in (({"name": "B", "album": "A", "year": "1800", "rank": "1"}, "year"),
-                            ({"name": "B", "album": "A", "year": "2000", "rank": "x"}, "rank"),
-                            ({"name": "B", "album": "A", "year": "2000"}, "rank")):
+        for body, field in (
+            ({"name": "B", "album": "A", "year": "1800", "rank": "1"}, "year"),
+            ({"name": "B", "album": "A", "year": "2000", "rank": "x"}, "rank"),
+            ({"name": "B", "album": "A", "year": "2000"}, "rank"),
+        ):
             response = client.post("/grpc/insert", json=body)
             assert response.status_code == 422, response.text
             assert response.json()["detail"].startswith(f"{field}:")
@@ -137,25 +167,45 @@ def test_seed_rust_http_inserts_reach_kafka(topic: str, peers: list[Proc], tmp_p
     _, port = start(peers, tmp_path, "seed_rust_http", topic=topic)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=CALL_TIMEOUT_S) as client:
         accepted = []
-        for body in ({"name": "Seed Band", "album": "Pan", "year": "2012", "rank": "1"},
-                     {"name": "Seed Band", "album": "Pan", "year": 2012, "rank": 3,
-                      "vote_id": "seed-it-rust-1"}):
+        for body in (
+            {"name": "Seed Band", "album": "Pan", "year": "2012", "rank": "1"},
+            {
+                "name": "Seed Band",
+                "album": "Pan",
+                "year": 2012,
+                "rank": 3,
+                "vote_id": "seed-it-rust-1",
+            },
+        ):
             response = client.post("/rust/insert", json=body)
             assert response.status_code == 202, response.text
             accepted.append(response.json()["vote_id"])
         assert accepted[1] == "seed-it-rust-1"
-        batch = client.post("/votes/batch", json={"votes": [
-            {"name": "B", "album": "A", "year": "2000", "rank": "2"},
-            {"name": "C", "album": "A", "year": 2001, "rank": 4},
-        ]})
+        batch = client.post(
+            "/votes/batch",
+            json={
+                "votes": [
+                    {"name": "B", "album": "A", "year": "2000", "rank": "2"},
+                    {"name": "C", "album": "A", "year": 2001, "rank": 4},
+                ]
+            },
+        )
         assert batch.status_code == 202 and batch.json()["accepted"] == 2, batch.text
         accepted += batch.json()["vote_ids"]
-        invalid = client.post("/rust/insert", json={"name": "B", "album": "A", "year": "1800",
-                                                     "rank": "1"})
+        invalid = client.post(
+            "/rust/insert", json={"name": "B", "album": "A", "year": "1800", "rank": "1"}
+        )
         assert invalid.status_code == 422, invalid.text
         assert [error["loc"] for error in invalid.json()["detail"]] == [["body", "year"]]
-        invalid_batch = client.post("/votes/batch", json={"votes": [
-            {"name": "B", "album": "A", "year": "2000", "rank": "2"}, {"name": "B", "album": ""}]})
+        invalid_batch = client.post(
+            "/votes/batch",
+            json={
+                "votes": [
+                    {"name": "B", "album": "A", "year": "2000", "rank": "2"},
+                    {"name": "B", "album": ""},
+                ]
+            },
+        )
         assert invalid_batch.status_code == 422, invalid_batch.text  # nothing of it is accepted
     check_records(topic, accepted, "http")
 

@@ -34,18 +34,21 @@ def postgres_stack(stack: Stack) -> Iterator[Stack]:
     user = server_user()
     if user is not None and (closed := first_closed_folder(stack.root, user)) is not None:
         # e.g. a clone under `mktemp -d` (mode 0700): the stack refuses it with this reason too.
-        pytest.skip(f"PostgreSQL's user {user!r} cannot enter {closed}: the checkout is in a "
-                    "private folder")
+        pytest.skip(
+            f"PostgreSQL's user {user!r} cannot enter {closed}: the checkout is in a private folder"
+        )
     (root / "bin").mkdir(parents=True)
     (root / "bin" / "ferretdb").symlink_to(stack.root / "bin" / "ferretdb")
     shutil.copy(stack.root / "bin" / "ferretdb.build", root / "bin" / "ferretdb.build")
-    config = Config.from_env({
-        "VOTES_STACK_DIR": str(root),
-        "VOTES_STACK_FERRETDB_BACKEND": "postgresql",
-        "VOTES_MONGO_PORT": str(free_port()),
-        "VOTES_FERRETDB_DEBUG_PORT": "0",
-        "VOTES_POSTGRES_PORT": str(free_port()),
-    })
+    config = Config.from_env(
+        {
+            "VOTES_STACK_DIR": str(root),
+            "VOTES_STACK_FERRETDB_BACKEND": "postgresql",
+            "VOTES_MONGO_PORT": str(free_port()),
+            "VOTES_FERRETDB_DEBUG_PORT": "0",
+            "VOTES_POSTGRES_PORT": str(free_port()),
+        }
+    )
     private = Stack(config, out=io.StringIO())
     try:
         yield private
@@ -60,11 +63,13 @@ def test_ferretdb_on_postgresql_stores_votes_and_survives_a_restart(postgres_sta
     config = postgres_stack.config
     postgres_stack.start("postgresql")
     postgres_stack.start("ferretdb")
-    assert [(s.part, s.healthy) for s in postgres_stack.status()
-            if s.part in ("postgresql", "ferretdb")] == [("postgresql", True), ("ferretdb", True)]
+    assert [
+        (s.part, s.healthy) for s in postgres_stack.status() if s.part in ("postgresql", "ferretdb")
+    ] == [("postgresql", True), ("ferretdb", True)]
 
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        "127.0.0.1", config.mongo_port, directConnection=True, serverSelectionTimeoutMS=10_000)
+        "127.0.0.1", config.mongo_port, directConnection=True, serverSelectionTimeoutMS=10_000
+    )
     votes = client["votes_pg_test"]["votes"]
     votes.insert_many([{"_id": f"v{i}", "name": "Ñandú", "year": 1990 + i} for i in range(20)])
     with pytest.raises(pymongo.errors.BulkWriteError):  # _id is unique, as the vote log needs

@@ -52,8 +52,15 @@ def commands() -> Iterator[InsertCommands]:
 
 
 def delivered(vote_id: str, offset: int) -> Delivered:
-    record = VoteRecord(vote_id=vote_id, name="Write concern", album="A", year=2000, rank=1,
-                        received_at=datetime.now(UTC), source="http")
+    record = VoteRecord(
+        vote_id=vote_id,
+        name="Write concern",
+        album="A",
+        year=2000,
+        rank=1,
+        received_at=datetime.now(UTC),
+        source="http",
+    )
     return Delivered(record, "votes-wc", 0, offset)
 
 

@@ -55,10 +55,17 @@ class CountingModel:
                 self.by_year[str(update.year)] += 1
                 self.by_rank[str(update.rank)] += 1
                 self.per_second[str(update.second)] += 1
-                self.recent.insert(0, {
-                    "vote_id": update.vote_id, "name": update.band, "album": update.album,
-                    "year": update.year, "rank": update.rank, "received_at": update.received_at,
-                })
+                self.recent.insert(
+                    0,
+                    {
+                        "vote_id": update.vote_id,
+                        "name": update.band,
+                        "album": update.album,
+                        "year": update.year,
+                        "rank": update.rank,
+                        "received_at": update.received_at,
+                    },
+                )
         del self.recent[RECENT_KEEP:]
         self.applied_offsets.update(highest)
         self.total += counted

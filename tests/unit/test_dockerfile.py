@@ -25,7 +25,9 @@ def test_dockerfile_matches_the_ray_pin() -> None:
     first_instruction = re.search(r"^[A-Z]+ .*$", text, re.MULTILINE)
     assert first_instruction is not None
     (default,) = re.findall(r"^ARG RAY_BASE_IMAGE=(\S+)$", text, re.MULTILINE)
-    assert first_instruction.group(0) == f"ARG RAY_BASE_IMAGE={default}", "the ARG must precede FROM"
+    assert first_instruction.group(0) == f"ARG RAY_BASE_IMAGE={default}", (
+        "the ARG must precede FROM"
+    )
     assert default == f"rayproject/ray:{manifests.ray_version(REPO.pyproject)}-py311"
     for needed in ("pyproject.toml", "requirements.lock", "serve_app/", "proto/"):
         assert re.search(rf"^COPY .*{re.escape(needed)}", text, re.MULTILINE), needed

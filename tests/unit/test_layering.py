@@ -26,8 +26,17 @@ ALLOWED: dict[str, set[str]] = {
     "read": {"domain", "settings", "stores", "grpc_stubs", "http_problem"},
     "pool": {"domain", "settings", "stores", "metrics", "kafka_errors"},
     # The ingress replica hosts the read routes and the GetResults RPC: it composes the read side.
-    "ingress": {"domain", "settings", "read", "grpc_stubs", "http_problem", "metrics",
-                "kafka_errors", "tcp_nodelay", "serve_app"},
+    "ingress": {
+        "domain",
+        "settings",
+        "read",
+        "grpc_stubs",
+        "http_problem",
+        "metrics",
+        "kafka_errors",
+        "tcp_nodelay",
+        "serve_app",
+    },
     "serve_env": {"ingress"},
     "app": {"ingress", "pool", "settings"},
 }
@@ -85,13 +94,16 @@ def test_imports_run_one_way() -> None:
     assert back_edges(serve_app_imports()) == []
 
 
-@pytest.mark.parametrize(("importer", "imported"), [
-    ("serve_app.settings", "serve_app.ingress.admission"),
-    ("serve_app.domain.votes", "serve_app.settings"),
-    ("serve_app.read.read_side", "serve_app.ingress.producer"),
-    ("serve_app.stores.redis_counts", "serve_app.read.read_side"),
-    ("serve_app.pool.clients", "serve_app.ingress.producer"),
-])
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("serve_app.settings", "serve_app.ingress.admission"),
+        ("serve_app.domain.votes", "serve_app.settings"),
+        ("serve_app.read.read_side", "serve_app.ingress.producer"),
+        ("serve_app.stores.redis_counts", "serve_app.read.read_side"),
+        ("serve_app.pool.clients", "serve_app.ingress.producer"),
+    ],
+)
 def test_a_back_edge_is_found(importer: str, imported: str) -> None:
     modules = serve_app_imports()
     modules[importer] = modules[importer] | {imported}

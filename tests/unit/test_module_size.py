@@ -11,8 +11,9 @@ GENERATED = {PACKAGE / "grpc_stubs" / "votes_pb2.py", PACKAGE / "grpc_stubs" / "
 
 
 def too_long(paths: list[Path], max_lines: int = MAX_LINES) -> dict[str, int]:
-    lengths = {str(path.relative_to(PACKAGE.parent)): len(path.read_text().splitlines())
-               for path in paths}
+    lengths = {
+        str(path.relative_to(PACKAGE.parent)): len(path.read_text().splitlines()) for path in paths
+    }
     return {name: lines for name, lines in lengths.items() if lines > max_lines}
 
 
@@ -24,5 +25,6 @@ def test_every_runtime_module_is_under_300_lines() -> None:
 
 def test_a_long_module_is_named(tmp_path: Path) -> None:
     long = PACKAGE / "domain" / "votes.py"
-    assert too_long([long], max_lines=10) == {"serve_app/domain/votes.py":
-                                               len(long.read_text().splitlines())}
+    assert too_long([long], max_lines=10) == {
+        "serve_app/domain/votes.py": len(long.read_text().splitlines())
+    }

@@ -75,6 +75,10 @@ def test_the_check_finds_every_form_of_import(tmp_path: Path) -> None:
     )
     offenders = [line for path in python_files(tmp_path) for line in imports_of_tests(path)]
     assert [line.split(": ", 1)[0].rsplit(":", 1)[1] for line in offenders] == [
-        "2", "3", "4", "5", "9",
+        "2",
+        "3",
+        "4",
+        "5",
+        "9",
     ]
     assert all("bench/run.py" in line for line in offenders)

@@ -15,10 +15,22 @@ from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.read.read_side import ReadSide, results_to_proto
 from serve_app.read.routes import read_routes
 
-RESULTS = Results(total=3, by_band={"La Tona": 3}, by_album={"Pan": 3}, by_year={"2012": 3},
-                  by_rank={"1": 2, "2": 1}, as_of=datetime(2026, 1, 2, 3, 4, 5, 678901, UTC))
-BODY = {"total": 3, "by_band": {"La Tona": 3}, "by_album": {"Pan": 3}, "by_year": {"2012": 3},
-        "by_rank": {"1": 2, "2": 1}, "as_of": "2026-01-02T03:04:05.678Z"}
+RESULTS = Results(
+    total=3,
+    by_band={"La Tona": 3},
+    by_album={"Pan": 3},
+    by_year={"2012": 3},
+    by_rank={"1": 2, "2": 1},
+    as_of=datetime(2026, 1, 2, 3, 4, 5, 678901, UTC),
+)
+BODY = {
+    "total": 3,
+    "by_band": {"La Tona": 3},
+    "by_album": {"Pan": 3},
+    "by_year": {"2012": 3},
+    "by_rank": {"1": 2, "2": 1},
+    "as_of": "2026-01-02T03:04:05.678Z",
+}
 
 
 class FakePipeline:
@@ -31,9 +43,14 @@ class FakePipeline:
         self.replies.append(b"3")
 
     def hgetall(self, key: str) -> None:
-        self.replies.append({"votes:by_band": {b"La Tona": b"3"}, "votes:by_album": {b"Pan": b"3"},
-                             "votes:by_year": {b"2012": b"3"},
-                             "votes:by_rank": {b"1": b"2", b"2": b"1"}}[key])
+        self.replies.append(
+            {
+                "votes:by_band": {b"La Tona": b"3"},
+                "votes:by_album": {b"Pan": b"3"},
+                "votes:by_year": {b"2012": b"3"},
+                "votes:by_rank": {b"1": b"2", b"2": b"1"},
+            }[key]
+        )
 
     async def execute(self) -> list[Any]:
         return self.replies

@@ -33,9 +33,14 @@ def test_environment_overrides_config() -> None:
     ("args", "environ", "expected"),
     [
         ({"kafka_topik": "x"}, {}, "unknown setting 'kafka_topik' (from config.yaml args)"),
-        ({}, {"VOTES_KAFKA_DELIVERY_TIMEOUT_S": "-1"},
-         ("setting 'kafka_delivery_timeout_s' (from environment variable "
-          "VOTES_KAFKA_DELIVERY_TIMEOUT_S): Input should be greater than 0")),
+        (
+            {},
+            {"VOTES_KAFKA_DELIVERY_TIMEOUT_S": "-1"},
+            (
+                "setting 'kafka_delivery_timeout_s' (from environment variable "
+                "VOTES_KAFKA_DELIVERY_TIMEOUT_S): Input should be greater than 0"
+            ),
+        ),
         ({"kafka_bootstrap_servers": "localhost"}, {}, "'localhost' is not host:port"),
         ({"redis_url": "http://x"}, {}, "setting 'redis_url'"),
         ({"mongo_url": "postgres://x"}, {}, "must start with mongodb://"),

@@ -28,6 +28,8 @@ ALL_PARTS: tuple[str, ...] = ("redis", "postgresql", "ferretdb", "kafka")
 def parts_for(config: Config) -> tuple[str, ...]:
     """The parts of a stack with this configuration, in start order."""
     return ALL_PARTS if config.ferretdb_backend == "postgresql" else PARTS
+
+
 STOP_TIMEOUT_S = 20.0
 
 
@@ -197,7 +199,10 @@ class Stack:
             path.mkdir(parents=True, exist_ok=True)
         service.prepare()
         process = processes.launch(
-            service.command(), service.data_dir, service.log_path, f"stack: starting {part}",
+            service.command(),
+            service.data_dir,
+            service.log_path,
+            f"stack: starting {part}",
             user=service.run_as(),
         )
         self._children[part] = process
@@ -242,8 +247,11 @@ class Stack:
 
     def _stoppable(self) -> list[str]:
         """Our parts in stop order, and any other part still running (another backend's)."""
-        return [part for part in reversed(ALL_PARTS)
-                if part in self.parts or self._running_pid(part) is not None]
+        return [
+            part
+            for part in reversed(ALL_PARTS)
+            if part in self.parts or self._running_pid(part) is not None
+        ]
 
     def _terminate(self, parts: Sequence[str]) -> None:
         """SIGTERM our processes, wait up to STOP_TIMEOUT_S, then SIGKILL; remove pid files."""

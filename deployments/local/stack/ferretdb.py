@@ -113,7 +113,10 @@ class FerretDB(Service):
         if cfg.ferretdb_backend == "postgresql":
             from deployments.local.stack.postgresql import PostgreSQL
 
-            backend = ["--handler=postgresql", f"--postgresql-url={PostgreSQL(cfg, self._say).url()}"]
+            backend = [
+                "--handler=postgresql",
+                f"--postgresql-url={PostgreSQL(cfg, self._say).url()}",
+            ]
         else:
             backend = ["--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/"]
         return [

@@ -102,7 +102,9 @@ class PostgreSQL(Service):
                 "`sudo apt-get install -y postgresql` (its system service is not used)",
                 "postgresql",
             )
-        self._say("installing postgresql with apt-get (Debian package; its service is not used) ...")
+        self._say(
+            "installing postgresql with apt-get (Debian package; its service is not used) ..."
+        )
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         installing.run(["apt-get", "update", "-q"], part="postgresql", env=env)
         installing.run(
@@ -132,8 +134,15 @@ class PostgreSQL(Service):
             return
         self._say(f"postgresql: creating a private cluster in {self.cluster_dir} (initdb) ...")
         installing.run(
-            [str(self.bin_dir / "initdb"), "-D", str(self.cluster_dir), f"--username={SUPERUSER}",
-             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+            [
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.cluster_dir),
+                f"--username={SUPERUSER}",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ],
             part="postgresql",
             user=user,
         )
@@ -153,8 +162,14 @@ class PostgreSQL(Service):
 
     def check(self, timeout_s: float, provision: bool) -> str | None:
         """pg_isready; during startup also create FerretDB's database once."""
-        ready = self._client("pg_isready", "-d", "postgres", "-t", str(max(1, int(timeout_s))),
-                             timeout_s=timeout_s + 2)
+        ready = self._client(
+            "pg_isready",
+            "-d",
+            "postgres",
+            "-t",
+            str(max(1, int(timeout_s))),
+            timeout_s=timeout_s + 2,
+        )
         if ready.returncode != 0:
             return (ready.stdout + ready.stderr).strip() or f"pg_isready exited {ready.returncode}"
         if provision and not self._database_ready:
@@ -170,18 +185,32 @@ class PostgreSQL(Service):
             created = self._client("createdb", DATABASE, timeout_s=timeout_s + 10)
             if created.returncode != 0:
                 raise StackError(
-                    f"createdb {DATABASE} failed: {created.stderr.strip()}", "postgresql",
+                    f"createdb {DATABASE} failed: {created.stderr.strip()}",
+                    "postgresql",
                     self.log_path,
                 )
             self._say(f"postgresql: created the database {DATABASE!r}")
         self._database_ready = True
 
-    def _client(self, program: str, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    def _client(
+        self, program: str, *args: str, timeout_s: float
+    ) -> subprocess.CompletedProcess[str]:
         """A PostgreSQL client program against our cluster over loopback TCP."""
         return subprocess.run(
-            [str(self.bin_dir / program), "-h", "127.0.0.1", "-p", str(self.config.postgres_port),
-             "-U", SUPERUSER, *args],
-            capture_output=True, text=True, timeout=timeout_s, check=False,
+            [
+                str(self.bin_dir / program),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.config.postgres_port),
+                "-U",
+                SUPERUSER,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
             env={**os.environ, "PGCONNECT_TIMEOUT": str(max(2, int(timeout_s)))},
         )
 

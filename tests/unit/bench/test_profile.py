@@ -21,13 +21,18 @@ def test_own_time_and_layers_add_up() -> None:
     summary = fold(RAW).summary()
     assert summary["samples"] == 10
     assert summary["top_own"][0] == {"function": "validate_python (pydantic/main.py)", "share": 0.6}
-    assert summary["layers"] == {"pydantic": 0.6, "ours (serve_app)": 0.3,
-                                 "asyncio / uvloop (the event loop)": 0.1}
+    assert summary["layers"] == {
+        "pydantic": 0.6,
+        "ours (serve_app)": 0.3,
+        "asyncio / uvloop (the event loop)": 0.1,
+    }
 
 
 def test_the_report_section_names_scenario_and_process() -> None:
-    scenario = {"name": "serve_http_single[haproxy]",
-                "profile": {"serve_ingress_replica": fold(RAW).summary()}}
+    scenario = {
+        "name": "serve_http_single[haproxy]",
+        "profile": {"serve_ingress_replica": fold(RAW).summary()},
+    }
     text = "\n".join(markdown([scenario, {"name": "kafka_producer_raw"}]))
     assert "serve_http_single[haproxy], serve_ingress_replica" in text and "pydantic 60%" in text
 
@@ -35,6 +40,10 @@ def test_the_report_section_names_scenario_and_process() -> None:
 def test_inclusive_time_counts_a_function_once_per_sample() -> None:
     folded = fold(RAW)
     ours = folded.inclusive_summary("serve_app/")
-    assert ours == [{"function": "cast (serve_app/ingest.py)", "share": 0.6},
-                    {"function": "send (serve_app/producer.py)", "share": 0.3}]
-    assert folded.inclusive_summary("asyncio/") == [{"function": "_run (asyncio/events.py)", "share": 1.0}]
+    assert ours == [
+        {"function": "cast (serve_app/ingest.py)", "share": 0.6},
+        {"function": "send (serve_app/producer.py)", "share": 0.3},
+    ]
+    assert folded.inclusive_summary("asyncio/") == [
+        {"function": "_run (asyncio/events.py)", "share": 1.0}
+    ]

@@ -81,7 +81,8 @@ def test_cargo_missing_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(seed_peers, "RUST_MANIFEST", manifest)
     no_tools(monkeypatch)
     assert seed_peers.build_rust(print) == {
-        "seed_rust_http": "cargo not found on PATH: seed_rust_http skipped"}
+        "seed_rust_http": "cargo not found on PATH: seed_rust_http skipped"
+    }
 
 
 def test_a_missing_crate_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,8 +102,11 @@ def test_rustup_proxy_without_a_rustup_home_says_so(
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setattr(seed_peers, "RUST_MANIFEST", manifest)
-    monkeypatch.setattr(seed_peers.shutil, "which",
-                        lambda name, *a, **k: str(bin_dir / name) if name == "cargo" else None)
+    monkeypatch.setattr(
+        seed_peers.shutil,
+        "which",
+        lambda name, *a, **k: str(bin_dir / name) if name == "cargo" else None,
+    )
     monkeypatch.delenv("RUSTUP_HOME", raising=False)
     monkeypatch.setattr(seed_peers.Path, "home", classmethod(lambda cls: home))
     reason = seed_peers.rust_missing()
@@ -167,8 +171,9 @@ class FakeGo:
                 executable(seed_peers.GO_BIN_DIR / name)
 
 
-def fake_go_toolchain(monkeypatch: pytest.MonkeyPatch,
-                      version: str = "go version go1.26.8") -> FakeGo:
+def fake_go_toolchain(
+    monkeypatch: pytest.MonkeyPatch, version: str = "go version go1.26.8"
+) -> FakeGo:
     monkeypatch.setattr(seed_peers, "go_missing", lambda: None)
     monkeypatch.setattr(seed_peers, "tool_version", lambda argv, env: version)
     fake = FakeGo()
@@ -183,7 +188,10 @@ def test_go_builds_once_then_reuses_until_a_source_changes(
     first = seed_peers.build_go(print)
     assert first == {name: build_dir / "go" / "bin" / name for name in seed_peers.GO_PEERS}
     assert [step[:2] for step in fake.steps] == [
-        ["go", "build"], [seed_peers.PY, "-m"], ["go", "build"]]
+        ["go", "build"],
+        [seed_peers.PY, "-m"],
+        ["go", "build"],
+    ]
     assert fake.steps[2][-2:] == ["./cmd/seed_go_grpc", "./cmd/seed_go_http_client"]
 
     fake.steps.clear()
@@ -229,14 +237,17 @@ def test_a_failed_build_is_a_skip_and_a_failing_exit(
     assert seed_peers.main(["build"]) == 1
 
 
-def test_run_step_reports_the_tail_of_a_failing_command(
-    build_dir: Path, tmp_path: Path
-) -> None:
+def test_run_step_reports_the_tail_of_a_failing_command(build_dir: Path, tmp_path: Path) -> None:
     progress: list[str] = []
     script = "import sys\nfor i in range(30): print('line', i)\nsys.exit(3)"
     with pytest.raises(seed_peers.BuildFailed, match=r"compile x failed \(exit 3\): line 29"):
-        seed_peers.run_step("compile x", [sys.executable, "-c", script], env=dict(os.environ),
-                            cwd=tmp_path, progress=progress.append)
+        seed_peers.run_step(
+            "compile x",
+            [sys.executable, "-c", script],
+            env=dict(os.environ),
+            cwd=tmp_path,
+            progress=progress.append,
+        )
     assert "line 29" in progress[-1] and any("FAILED (exit 3)" in line for line in progress)
     assert not any(line.strip() == "line 5" for line in progress)  # only the tail
 
@@ -259,16 +270,35 @@ def test_built_compiles_nothing_and_says_why_not(
 
 def test_command_lines() -> None:
     grpc = seed_peers.command("seed_go_grpc", port=20060, bootstrap="127.0.0.1:9092", topic="t1")
-    assert grpc == [str(seed_peers.binary_path("seed_go_grpc")), "--listen", "127.0.0.1:20060",
-                    "--bootstrap", "127.0.0.1:9092", "--topic", "t1"]
-    client = seed_peers.command("seed_go_http_client", port=20061, upstream="127.0.0.1:20060",
-                                topic="ignored")
-    assert client == [str(seed_peers.binary_path("seed_go_http_client")), "--listen",
-                      "127.0.0.1:20061", "--upstream", "127.0.0.1:20060"]
+    assert grpc == [
+        str(seed_peers.binary_path("seed_go_grpc")),
+        "--listen",
+        "127.0.0.1:20060",
+        "--bootstrap",
+        "127.0.0.1:9092",
+        "--topic",
+        "t1",
+    ]
+    client = seed_peers.command(
+        "seed_go_http_client", port=20061, upstream="127.0.0.1:20060", topic="ignored"
+    )
+    assert client == [
+        str(seed_peers.binary_path("seed_go_http_client")),
+        "--listen",
+        "127.0.0.1:20061",
+        "--upstream",
+        "127.0.0.1:20060",
+    ]
     rust = seed_peers.command("seed_rust_http", port=20062, topic="t2")
     assert rust[0].endswith(".bench-build/rust/release/seed_rust_http")
-    assert rust[1:] == ["--listen", "127.0.0.1:20062", "--bootstrap", seed_peers.KAFKA,
-                        "--topic", "t2"]
+    assert rust[1:] == [
+        "--listen",
+        "127.0.0.1:20062",
+        "--bootstrap",
+        seed_peers.KAFKA,
+        "--topic",
+        "t2",
+    ]
 
 
 def test_command_lines_refuse_what_is_missing() -> None:
@@ -281,11 +311,19 @@ def test_command_lines_refuse_what_is_missing() -> None:
 
 
 def test_start_waits_for_the_listening_line(tmp_path: Path) -> None:
-    script = ("import sys, time\ntime.sleep(0.3)\n"
-              "print('seed_go_grpc listening on', sys.argv[2], flush=True)\ntime.sleep(60)\n")
+    script = (
+        "import sys, time\ntime.sleep(0.3)\n"
+        "print('seed_go_grpc listening on', sys.argv[2], flush=True)\ntime.sleep(60)\n"
+    )
     fake = executable(tmp_path / "peer", f"#!{sys.executable}\n{script}")
-    proc = seed_peers.start("seed_go_grpc", port=20069, topic="t", binary=fake,
-                            log_path=tmp_path / "peer.log", timeout_s=20)
+    proc = seed_peers.start(
+        "seed_go_grpc",
+        port=20069,
+        topic="t",
+        binary=fake,
+        log_path=tmp_path / "peer.log",
+        timeout_s=20,
+    )
     try:
         assert proc.alive() and "listening on 127.0.0.1:20069" in proc.tail()
     finally:
@@ -294,11 +332,20 @@ def test_start_waits_for_the_listening_line(tmp_path: Path) -> None:
 
 
 def test_start_reports_a_peer_that_dies(tmp_path: Path) -> None:
-    fake = executable(tmp_path / "peer", f"#!{sys.executable}\nimport sys\n"
-                      "print('seed_go_grpc: kafka unreachable', file=sys.stderr)\nsys.exit(1)\n")
+    fake = executable(
+        tmp_path / "peer",
+        f"#!{sys.executable}\nimport sys\n"
+        "print('seed_go_grpc: kafka unreachable', file=sys.stderr)\nsys.exit(1)\n",
+    )
     with pytest.raises(RuntimeError, match=r"(?s)exited with status 1.*kafka unreachable"):
-        seed_peers.start("seed_go_grpc", port=20069, topic="t", binary=fake,
-                         log_path=tmp_path / "peer.log", timeout_s=20)
+        seed_peers.start(
+            "seed_go_grpc",
+            port=20069,
+            topic="t",
+            binary=fake,
+            log_path=tmp_path / "peer.log",
+            timeout_s=20,
+        )
 
 
 def test_start_without_a_binary_says_how_to_build(tmp_path: Path) -> None:

@@ -18,7 +18,9 @@ def test_the_default_compares_the_settings_default_with_acknowledged() -> None:
 
 
 def test_an_unknown_write_concern_names_the_choices() -> None:
-    with pytest.raises(SystemExit, match="unknown value 'fsync'; known: majority, journaled, acknowledged"):
+    with pytest.raises(
+        SystemExit, match="unknown value 'fsync'; known: majority, journaled, acknowledged"
+    ):
         write_concerns("majority,fsync")
 
 
@@ -30,7 +32,13 @@ def test_the_plan_carries_the_write_concerns() -> None:
 
 def test_repeats_alternate_so_that_drift_meets_both() -> None:
     assert interleaved(["majority", "acknowledged"], 3) == [
-        "majority", "acknowledged", "acknowledged", "majority", "majority", "acknowledged"]
+        "majority",
+        "acknowledged",
+        "acknowledged",
+        "majority",
+        "majority",
+        "acknowledged",
+    ]
 
 
 def test_the_baseline_keeps_the_plain_name() -> None:
@@ -39,29 +47,46 @@ def test_the_baseline_keeps_the_plain_name() -> None:
 
 
 def scenario(name: str, concern: str, rates: list[float]) -> dict[str, Any]:
-    variant = {"variant_setting": "mongo_write_concern", "variant_what": "vote log write concern",
-               "variant": concern, "variant_baseline": "majority"}
+    variant = {
+        "variant_setting": "mongo_write_concern",
+        "variant_what": "vote log write concern",
+        "variant": concern,
+        "variant_baseline": "majority",
+    }
     if concern != "majority":
         variant["variant_of"] = "persist_x1"
-    return {"name": name, "replicas": 1, "write_concern": concern, "write_concern_baseline": "majority",
-            "votes_per_s": sorted(rates)[len(rates) // 2],
-            "runs": [{"votes_per_s": r, "interleaved": True} for r in rates]} | variant
+    return {
+        "name": name,
+        "replicas": 1,
+        "write_concern": concern,
+        "write_concern_baseline": "majority",
+        "votes_per_s": sorted(rates)[len(rates) // 2],
+        "runs": [{"votes_per_s": r, "interleaved": True} for r in rates],
+    } | variant
 
 
 def test_the_report_gives_the_ratio_of_the_two() -> None:
-    scenarios = [scenario("persist_x1", "majority", [900, 950, 1000]),
-                 scenario("persist_x1_acknowledged", "acknowledged", [1000, 1000, 1100])]
+    scenarios = [
+        scenario("persist_x1", "majority", [900, 950, 1000]),
+        scenario("persist_x1_acknowledged", "acknowledged", [1000, 1000, 1100]),
+    ]
     (line,) = variant_lines(scenarios)
-    assert "majority 950 vs acknowledged 1,000 votes/s, majority/acknowledged = 0.95 (95% CI" in line
-    assert line.endswith("no clear difference (the interval contains 1). Interleaved repeats: 3 of each.")
+    assert (
+        "majority 950 vs acknowledged 1,000 votes/s, majority/acknowledged = 0.95 (95% CI" in line
+    )
+    assert line.endswith(
+        "no clear difference (the interval contains 1). Interleaved repeats: 3 of each."
+    )
     scenarios[1]["runs"] = [{"votes_per_s": r} for r in (1900, 1900, 1901)]
     (line,) = variant_lines(scenarios)
     assert "contains 1" not in line
 
 
 def test_the_targets_judge_the_baseline_only() -> None:
-    scenarios = [scenario("persist_x1", "majority", [900, 950, 1000]),
-                 scenario("persist_x1_acknowledged", "acknowledged", [5000, 5000, 5000]),
-                 {"name": "ferretdb_raw", "votes_per_s": 1000.0, "runs": [{"votes_per_s": 1000.0}]}]
+    scenarios = [
+        scenario("persist_x1", "majority", [900, 950, 1000]),
+        scenario("persist_x1_acknowledged", "acknowledged", [5000, 5000, 5000]),
+        {"name": "ferretdb_raw", "votes_per_s": 1000.0, "runs": [{"votes_per_s": 1000.0}]},
+    ]
     (target,) = [t for t in evaluate_targets(scenarios) if "raw rate" in t["target"]]
     assert target["detail"].startswith("persist_x1 950")

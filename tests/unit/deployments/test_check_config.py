@@ -35,7 +35,9 @@ def test_policy_kwargs_the_policy_refuses_are_named() -> None:
     kwargs = deployment(config, "VotePersister")["autoscaling_config"]["policy"]["policy_kwargs"]
     kwargs["low_water_lag"] = kwargs["target_lag_per_replica"] + 1
     [problem] = check_config.problems(config)
-    assert problem.startswith("votes/VotePersister: autoscaling policy serve_app.pool.lag_policy:LagPolicy")
+    assert problem.startswith(
+        "votes/VotePersister: autoscaling policy serve_app.pool.lag_policy:LagPolicy"
+    )
     assert "low_water_lag must be >= 0 and below target_lag_per_replica" in problem
 
 
@@ -50,7 +52,8 @@ def test_an_unknown_policy_setting_is_named() -> None:
 def test_a_policy_that_does_not_exist_is_named() -> None:
     config = shipped()
     deployment(config, "VotePersister")["autoscaling_config"]["policy"]["policy_function"] = (
-        "serve_app.pool.lag_policy:NoSuchPolicy")
+        "serve_app.pool.lag_policy:NoSuchPolicy"
+    )
     [problem] = check_config.problems(config)
     assert "NoSuchPolicy" in problem
 
@@ -72,7 +75,9 @@ def test_the_command_exits_1_with_one_line_per_problem_and_changes_nothing(
 ) -> None:
     config = shipped()
     bad = copy.deepcopy(config)
-    deployment(bad, "VotePersister")["autoscaling_config"]["policy"]["policy_kwargs"]["partitions"] = 0
+    deployment(bad, "VotePersister")["autoscaling_config"]["policy"]["policy_kwargs"][
+        "partitions"
+    ] = 0
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(bad))
     before = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -83,7 +88,9 @@ def test_the_command_exits_1_with_one_line_per_problem_and_changes_nothing(
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
-def test_an_unreadable_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreadable_file_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert check_config.main([str(tmp_path / "missing.yaml")]) == 1
     assert "cannot read" in capsys.readouterr().err
 
@@ -94,7 +101,9 @@ def test_the_autoscaling_scenarios_own_policy_settings_pass() -> None:
     from devkit.autoscale.spec import ScenarioSpec, app_config
     from devkit.names import RunNames
 
-    assert check_config.problems(app_config(RunNames("autoscale"), ScenarioSpec(), redis_db=3)) == []
+    assert (
+        check_config.problems(app_config(RunNames("autoscale"), ScenarioSpec(), redis_db=3)) == []
+    )
     refused = ScenarioSpec()
     refused.policy_overrides["low_water_lag"] = refused.policy_overrides["target_lag_per_replica"]
     [problem] = check_config.problems(app_config(RunNames("autoscale"), refused, redis_db=3))

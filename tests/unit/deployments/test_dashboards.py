@@ -65,22 +65,35 @@ def test_pipeline_queries_use_only_exported_metrics() -> None:
             used |= dashboards.promql_metric_names(target["expr"])
     assert used and used <= allowed, used - allowed
     # The dashboard covers ingestion by path, latency, lag, replicas, persistence and errors.
-    for needed in ("ray_votes_accepted_total", "ray_votes_produce_latency_seconds_bucket",
-                   "ray_votes_consumer_lag", "ray_serve_deployment_replica_healthy",
-                   "ray_votes_persisted_total", "ray_votes_dead_lettered_total",
-                   "ray_votes_rejected_total", "ray_votes_store_failures_total",
-                   "ray_votes_end_to_end_latency_seconds_bucket"):
+    for needed in (
+        "ray_votes_accepted_total",
+        "ray_votes_produce_latency_seconds_bucket",
+        "ray_votes_consumer_lag",
+        "ray_serve_deployment_replica_healthy",
+        "ray_votes_persisted_total",
+        "ray_votes_dead_lettered_total",
+        "ray_votes_rejected_total",
+        "ray_votes_store_failures_total",
+        "ray_votes_end_to_end_latency_seconds_bucket",
+    ):
         assert needed in used, needed
 
 
 def test_contest_queries_use_only_keys_the_consumer_writes() -> None:
-    targets = [t for p in dashboards.panels_of(committed("contest.json")) for t in p.get("targets", [])]
+    targets = [
+        t for p in dashboards.panels_of(committed("contest.json")) for t in p.get("targets", [])
+    ]
     assert targets
     for target in targets:
         assert target["datasource"] == {"type": "redis-datasource", "uid": "redis"}
         assert target["keyName"] in ALL_KEYS
     assert {t["keyName"] for t in targets} >= {
-        "votes:total", "votes:by_band", "votes:by_album", "votes:by_year", "votes:per_second"}
+        "votes:total",
+        "votes:by_band",
+        "votes:by_album",
+        "votes:by_year",
+        "votes:per_second",
+    }
 
 
 def test_the_checker_flags_an_unknown_metric_and_key() -> None:
@@ -97,14 +110,23 @@ def test_the_checker_flags_an_unknown_metric_and_key() -> None:
     assert len(problems) == 1 and "votes:by_genre" in problems[0]
 
 
-@pytest.mark.parametrize(("expr", "names"), [
-    ('sum by (path) (rate(ray_votes_accepted_total{path="http"}[$__rate_interval]))',
-     {"ray_votes_accepted_total"}),
-    ("histogram_quantile(0.99, sum by (le, path) (rate(a_bucket[5m]))) / on (path) group_left b",
-     {"a_bucket", "b"}),
-    ('max without (instance) (ray_votes_consumer_lag{partition=~"1|2"}) > bool 10',
-     {"ray_votes_consumer_lag"}),
-])
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'sum by (path) (rate(ray_votes_accepted_total{path="http"}[$__rate_interval]))',
+            {"ray_votes_accepted_total"},
+        ),
+        (
+            "histogram_quantile(0.99, sum by (le, path) (rate(a_bucket[5m]))) / on (path) group_left b",
+            {"a_bucket", "b"},
+        ),
+        (
+            'max without (instance) (ray_votes_consumer_lag{partition=~"1|2"}) > bool 10',
+            {"ray_votes_consumer_lag"},
+        ),
+    ],
+)
 def test_promql_metric_names(expr: str, names: set[str]) -> None:
     assert dashboards.promql_metric_names(expr) == names
 
@@ -124,7 +146,9 @@ def test_provisioning_matches_the_dashboards_data_sources() -> None:
     kustomization = yaml.safe_load((ROOT / "deployments/k8s/kustomization.yaml").read_text())
     generated = {g["name"]: g["files"] for g in kustomization["configMapGenerator"]}
     assert sorted(generated["votes-grafana-dashboards"]) == [
-        "grafana/dashboards/contest.json", "grafana/dashboards/pipeline.json"]
+        "grafana/dashboards/contest.json",
+        "grafana/dashboards/pipeline.json",
+    ]
 
 
 def test_observability_doc_names_every_metric_and_key() -> None:

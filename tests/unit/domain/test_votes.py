@@ -39,11 +39,18 @@ def errors_of(payload: dict) -> dict[str, str]:
 def test_a_good_vote_validates() -> None:
     vote = Vote.model_validate(GOOD)
     assert (vote.name, vote.album, vote.year, vote.rank, vote.vote_id) == (
-        "Bohemia Suburbana", "Mil palabras", 1998, 3, None)
+        "Bohemia Suburbana",
+        "Mil palabras",
+        1998,
+        3,
+        None,
+    )
 
 
 def test_original_string_format_is_normalised() -> None:
-    vote = Vote.model_validate({"name": " Alux Nahual ", "album": "Alux", "year": "1983", "rank": " 7 "})
+    vote = Vote.model_validate(
+        {"name": " Alux Nahual ", "album": "Alux", "year": "1983", "rank": " 7 "}
+    )
     assert vote.name == "Alux Nahual"
     assert vote.year == 1983 and isinstance(vote.year, int)
     assert vote.rank == 7
@@ -87,11 +94,13 @@ def test_limits_are_inclusive() -> None:
 
 def test_missing_and_unknown_fields_are_errors() -> None:
     assert errors_of({"name": "a", "album": "b", "year": 2000, "extra": 1}) == {
-        "rank": "missing", "extra": "extra_forbidden"}
+        "rank": "missing",
+        "extra": "extra_forbidden",
+    }
 
 
 def test_format_characters_and_emoji_are_kept_verbatim() -> None:
-    name = "\u202eMarimba\u202c \U0001F3B8 Cafe\u0301"
+    name = "\u202eMarimba\u202c \U0001f3b8 Cafe\u0301"
     assert Vote.model_validate(GOOD | {"name": name}).name == name
 
 
@@ -102,7 +111,8 @@ def test_batch_is_all_or_nothing_and_names_every_bad_index() -> None:
     assert describe_errors(info.value) == (
         "votes[1].year: Input should be greater than or equal to 1900; "
         "votes[3].name: must not be empty or only whitespace; "
-        "votes[3].rank: Input should be greater than or equal to 1")
+        "votes[3].rank: Input should be greater than or equal to 1"
+    )
 
 
 @pytest.mark.parametrize("count", [0, 1001])
@@ -124,7 +134,9 @@ def test_accept_assigns_id_and_time_but_keeps_a_client_id() -> None:
     assert kept.vote_id == "client-1" and kept.source == "grpc"
 
 
-@pytest.mark.parametrize("extra", [{}, {"vote_id": "client-1"}, {"name": "  Ñandú  ", "year": "1999"}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"vote_id": "client-1"}, {"name": "  Ñandú  ", "year": "1999"}]
+)
 def test_accepted_record_is_what_validation_would_build(extra: dict[str, object]) -> None:
     # accept() skips re-validation (model_construct); the record must still be a valid one.
     now = datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)  # the record keeps milliseconds
@@ -139,13 +151,23 @@ def test_kafka_record_shape_and_round_trip() -> None:
     message = encode_record(record)
     assert message.key == b"v-1"
     assert dict(message.headers) == {
-        "content-type": b"application/json", "schema": RECORD_SCHEMA.encode(), "source": b"http"}
+        "content-type": b"application/json",
+        "schema": RECORD_SCHEMA.encode(),
+        "source": b"http",
+    }
     assert json.loads(message.value) == {
-        "vote_id": "v-1", "name": "Ñandú", "album": "Mil palabras", "year": 1998, "rank": 3,
-        "received_at": "2026-11-27T12:00:00.123Z", "source": "http"}
+        "vote_id": "v-1",
+        "name": "Ñandú",
+        "album": "Mil palabras",
+        "year": 1998,
+        "rank": 3,
+        "received_at": "2026-11-27T12:00:00.123Z",
+        "source": "http",
+    }
     decoded = decode_record(message.value)
     assert decoded.model_dump() == record.model_dump() | {
-        "received_at": datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)}
+        "received_at": datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)
+    }
 
 
 @pytest.mark.parametrize(
@@ -156,11 +178,20 @@ def test_kafka_record_shape_and_round_trip() -> None:
         (b"{not json", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"vote_id": "a"}', "invalid vote record: name: Field required"),
-        ((b'{"vote_id":"a","name":"n","album":"a","year":1800,"rank":1,'
-          b'"received_at":"2026-01-01T00:00:00Z","source":"http"}'), "year: Input should be greater"),
-        ((b'{"vote_id":"a","name":"n","album":"a","year":1999,"rank":1,'
-          b'"received_at":"2026-01-01T00:00:00Z","source":"carrier-pigeon"}'),
-         "source: Input should be"),
+        (
+            (
+                b'{"vote_id":"a","name":"n","album":"a","year":1800,"rank":1,'
+                b'"received_at":"2026-01-01T00:00:00Z","source":"http"}'
+            ),
+            "year: Input should be greater",
+        ),
+        (
+            (
+                b'{"vote_id":"a","name":"n","album":"a","year":1999,"rank":1,'
+                b'"received_at":"2026-01-01T00:00:00Z","source":"carrier-pigeon"}'
+            ),
+            "source: Input should be",
+        ),
     ],
 )
 def test_decode_rejects_poison_with_a_reason(value: bytes | None, reason: str) -> None:
@@ -176,8 +207,11 @@ PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 
 def test_the_forbidden_character_class_is_exactly_unicode_categories_cc_and_cs() -> None:
     pattern = fields._FORBIDDEN_CHARACTER
-    differ = [code for code in range(sys.maxunicode + 1)
-              if (unicodedata.category(chr(code)) in ("Cc", "Cs")) != bool(pattern.match(chr(code)))]
+    differ = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if (unicodedata.category(chr(code)) in ("Cc", "Cs")) != bool(pattern.match(chr(code)))
+    ]
     assert differ == []
 
 
@@ -189,17 +223,23 @@ def test_the_first_control_character_is_the_one_named() -> None:
 
 json_documents = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
 
 @PROPERTY
-@given(value=st.one_of(
-    st.binary(max_size=64),
-    json_documents.map(lambda v: json.dumps(v).encode()),
-    json_documents.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")),
-))
+@given(
+    value=st.one_of(
+        st.binary(max_size=64),
+        json_documents.map(lambda v: json.dumps(v).encode()),
+        json_documents.map(
+            lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        ),
+    )
+)
 @example(value=b'{"a": 1, "a": 2}')  # a repeated key: the last one wins in both
 @example(value=b'"\\ud800"')  # a lone surrogate: refused by orjson, kept by json (then Cs)
 @example(value=b"\xef\xbb\xbf{}")  # a UTF-8 byte order mark
@@ -222,23 +262,52 @@ def test_parse_json_returns_what_json_loads_returns_or_its_reason(value: bytes) 
     assert parsed == expected and type(parsed) is type(expected)
 
 
-record_texts = st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]), min_size=1,
-                       max_size=200).filter(lambda t: t.strip() == t)
+record_texts = st.text(
+    alphabet=st.characters(exclude_categories=["Cc", "Cs"]), min_size=1, max_size=200
+).filter(lambda t: t.strip() == t)
 
 
 @PROPERTY
-@given(name=record_texts, album=record_texts, year=st.integers(1900, 2100),
-       rank=st.integers(1, 100), vote_id=st.from_regex(fields.VOTE_ID_PATTERN, fullmatch=True),
-       source=st.sampled_from(["http", "grpc"]),
-       moment=st.datetimes(timezones=st.just(UTC)))
-@example(name="Ñandú \u2028 \"quoted\" back\\slash / 🎸", album="x", year=1900, rank=100,
-         vote_id="v-1", source="http", moment=datetime(2026, 1, 1, tzinfo=UTC))
+@given(
+    name=record_texts,
+    album=record_texts,
+    year=st.integers(1900, 2100),
+    rank=st.integers(1, 100),
+    vote_id=st.from_regex(fields.VOTE_ID_PATTERN, fullmatch=True),
+    source=st.sampled_from(["http", "grpc"]),
+    moment=st.datetimes(timezones=st.just(UTC)),
+)
+@example(
+    name='Ñandú \u2028 "quoted" back\\slash / 🎸',
+    album="x",
+    year=1900,
+    rank=100,
+    vote_id="v-1",
+    source="http",
+    moment=datetime(2026, 1, 1, tzinfo=UTC),
+)
 def test_encode_record_writes_the_bytes_json_dumps_wrote(
     name: str, album: str, year: int, rank: int, vote_id: str, source: str, moment: datetime
 ) -> None:
-    record = VoteRecord(vote_id=vote_id, name=name, album=album, year=year, rank=rank,
-                        received_at=moment, source=source)  # type: ignore[arg-type]
-    payload = {"vote_id": vote_id, "name": name, "album": album, "year": year, "rank": rank,
-               "received_at": format_timestamp(moment), "source": source}
-    assert encode_record(record).value == json.dumps(
-        payload, ensure_ascii=False, separators=(",", ":")).encode()
+    record = VoteRecord(
+        vote_id=vote_id,
+        name=name,
+        album=album,
+        year=year,
+        rank=rank,
+        received_at=moment,
+        source=source,
+    )  # type: ignore[arg-type]
+    payload = {
+        "vote_id": vote_id,
+        "name": name,
+        "album": album,
+        "year": year,
+        "rank": rank,
+        "received_at": format_timestamp(moment),
+        "source": source,
+    }
+    assert (
+        encode_record(record).value
+        == json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    )

@@ -10,7 +10,8 @@ from serve_app.grpc_stubs.generate import GENERATED, PACKAGE, ROOT, generate
 def test_stubs_are_current(tmp_path: Path) -> None:
     generate(tmp_path)
     stale = [
-        name for name in GENERATED
+        name
+        for name in GENERATED
         if (tmp_path / PACKAGE / name).read_bytes() != (ROOT / PACKAGE / name).read_bytes()
     ]
     assert not stale, f"stale gRPC stubs {stale}: run `make stubs` and commit the result"
@@ -19,9 +20,11 @@ def test_stubs_are_current(tmp_path: Path) -> None:
 def test_proto_is_the_contracts() -> None:
     proto = (ROOT / "proto" / "votes.proto").read_text()
     assert "package votes.v1;" in proto
-    for rpc in ("rpc Cast(Vote) returns (CastReply);",
-                "rpc CastBatch(VoteBatch) returns (BatchReply);",
-                "rpc GetResults(ResultsRequest) returns (Results);"):
+    for rpc in (
+        "rpc Cast(Vote) returns (CastReply);",
+        "rpc CastBatch(VoteBatch) returns (BatchReply);",
+        "rpc GetResults(ResultsRequest) returns (Results);",
+    ):
         assert rpc in proto
 
 
@@ -35,4 +38,6 @@ def test_the_bench_grpc_peer_implements_every_method_of_the_service() -> None:
     methods = [m.name for m in pb.DESCRIPTOR.services_by_name["VoteService"].methods]
     assert methods == ["Cast", "CastBatch", "GetResults"]
     for implementation in (VoteService, VoteIngress.func_or_class):
-        assert all(callable(getattr(implementation, name, None)) for name in methods), implementation
+        assert all(callable(getattr(implementation, name, None)) for name in methods), (
+            implementation
+        )

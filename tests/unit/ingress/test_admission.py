@@ -72,16 +72,24 @@ def test_fast_writes_grow_the_limit_back_up_to_the_maximum() -> None:
 def test_the_limit_has_a_floor_and_the_time_counts_from_arrival() -> None:
     clock = FakeClock()
     budget = WriteBudget(max_bytes=100_000, latency_target_s=5, min_bytes=20_000, clock=clock)
-    admission = admitted(budget, 100, arrived=-95.0)  # its body took 95 s to arrive before admission
+    admission = admitted(
+        budget, 100, arrived=-95.0
+    )  # its body took 95 s to arrive before admission
     budget.release(admission)
     assert budget.limit == 20_000  # 100,000 * 5 / 95 would be 5,263: a normal stream still fits
     assert "at most 20000 now" in budget.describe()
 
 
 def test_the_limit_starts_at_the_maximum_and_the_floor_stays_below_it() -> None:
-    budget = WriteBudget(max_bytes=500, latency_target_s=2, retry_after_s=3, min_bytes=1000,
-                         clock=FakeClock())
-    assert (budget.limit, budget.min_bytes, budget.latency_target_s, budget.retry_after_s) == (500, 500, 2, 3)
+    budget = WriteBudget(
+        max_bytes=500, latency_target_s=2, retry_after_s=3, min_bytes=1000, clock=FakeClock()
+    )
+    assert (budget.limit, budget.min_bytes, budget.latency_target_s, budget.retry_after_s) == (
+        500,
+        500,
+        2,
+        3,
+    )
 
 
 def test_release_never_goes_negative() -> None:
@@ -103,7 +111,11 @@ async def _post(limits: BodyLimits, body: bytes) -> tuple[int, dict[bytes, bytes
 
     scope = {"type": "http", "method": "POST", "headers": [(b"content-type", b"application/json")]}
     await limits(scope, receive, send)
-    return sent[0]["status"], dict(sent[0]["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+    return (
+        sent[0]["status"],
+        dict(sent[0]["headers"]),
+        b"".join(m.get("body", b"") for m in sent[1:]),
+    )
 
 
 def test_the_middleware_sheds_past_the_budget_with_503_and_retry_after() -> None:

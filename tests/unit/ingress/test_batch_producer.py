@@ -29,8 +29,9 @@ from tests.unit.ingress.test_write_routes import GOOD, Metrics
 
 SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=2.0)
 TIMED_OUT = KafkaException(KafkaError(KafkaError._TIMED_OUT, "commit timed out", retriable=True))
-ABORTABLE = KafkaException(KafkaError(KafkaError._INCONSISTENT, "produce failed",
-                                      txn_requires_abort=True))
+ABORTABLE = KafkaException(
+    KafkaError(KafkaError._INCONSISTENT, "produce failed", txn_requires_abort=True)
+)
 
 
 class FakeProducer:
@@ -88,8 +89,9 @@ class Factory:
 
 
 def records(count: int) -> list[VoteRecord]:
-    return [accept(Vote(name="Sin Rumbo", album="x", year=2000, rank=1), "http")
-            for _ in range(count)]
+    return [
+        accept(Vote(name="Sin Rumbo", album="x", year=2000, rank=1), "http") for _ in range(count)
+    ]
 
 
 def send(batches: TransactionalBatches, batch: list[VoteRecord]) -> None:
@@ -194,8 +196,7 @@ class Sender:
 
 def http_client(producer: Sender, batches: Sender) -> TestClient:
     writes = WriteSide(producer, Metrics(), None, 1, batches)  # type: ignore[arg-type]
-    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None,
-                         metrics=Metrics())  # type: ignore[arg-type]
+    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None, metrics=Metrics())  # type: ignore[arg-type]
     return TestClient(api, raise_server_exceptions=False)
 
 
@@ -231,8 +232,13 @@ def test_a_grpc_batch_of_unknown_outcome_is_deadline_exceeded() -> None:
     from tests.unit.ingress.test_hostile_input import make_ingress, run_rpc
 
     ingress = make_ingress()
-    ingress._writes = WriteSide(Sender(), Metrics(), None, 1,  # type: ignore[arg-type]
-                                Sender(KafkaOutcomeUnknown("Kafka did not answer the commit")))
+    ingress._writes = WriteSide(
+        Sender(),
+        Metrics(),
+        None,
+        1,  # type: ignore[arg-type]
+        Sender(KafkaOutcomeUnknown("Kafka did not answer the commit")),
+    )
     vote = pb.Vote(name="Sin Rumbo", album="x", year=2000, rank=1)
     _reply, context, _ = run_rpc("CastBatch", pb.VoteBatch(votes=[vote, vote]), ingress)
     assert context.code == grpc.StatusCode.DEADLINE_EXCEEDED

@@ -19,8 +19,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def accepted_after_turns(new_loop: Callable[[], asyncio.AbstractEventLoop], clients: int = 50,
-                         turns: int = 10) -> int:
+def accepted_after_turns(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], clients: int = 50, turns: int = 10
+) -> int:
     """Connections a server on this loop has accepted after `turns` turns of its loop, with
     `clients` connections already waiting in the kernel's accept queue."""
     accepted = 0
@@ -31,7 +32,9 @@ def accepted_after_turns(new_loop: Callable[[], asyncio.AbstractEventLoop], clie
             accepted += 1
 
     async def scenario() -> int:
-        server = await asyncio.get_running_loop().create_server(Counting, "127.0.0.1", 0, backlog=128)
+        server = await asyncio.get_running_loop().create_server(
+            Counting, "127.0.0.1", 0, backlog=128
+        )
         port = server.sockets[0].getsockname()[1]
         # Blocking connects complete in the kernel (the handshake needs no accept()), so every
         # connection is waiting before the loop turns once.

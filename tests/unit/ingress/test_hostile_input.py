@@ -66,21 +66,27 @@ from serve_app.settings import Settings, SettingsError, load_settings, redact_ur
 # serve.ingress's wrapper class has an `async def __del__`; our replicas made without Serve
 # trigger it on garbage collection.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore:coroutine .*ASGIIngressWrapper.__del__.* was never awaited:RuntimeWarning")
+    "ignore:coroutine .*ASGIIngressWrapper.__del__.* was never awaited:RuntimeWarning"
+)
 ROOT = Path(__file__).resolve().parents[3]
-PROPERTY = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+PROPERTY = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 GOOD = {"name": "Malacates Trebol Shop", "album": "Pan", "year": 2012, "rank": 1}
 
 
 # ---- an independent statement of what a valid vote is (docs/contract.md, "A vote") ---------------
+
 
 def text_ok(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     text = value.strip()
     return 1 <= len(text) <= TEXT_MAX_CHARS and not any(
-        unicodedata.category(char) in ("Cc", "Cs") for char in text)
+        unicodedata.category(char) in ("Cc", "Cs") for char in text
+    )
 
 
 def number_ok(value: Any, low: int, high: int) -> bool:
@@ -97,10 +103,16 @@ def vote_ok(data: Any) -> bool:
     if not {"name", "album", "year", "rank"} <= set(data):
         return False
     vote_id = data.get("vote_id")
-    return (text_ok(data["name"]) and text_ok(data["album"])
-            and number_ok(data["year"], 1900, 2100) and number_ok(data["rank"], 1, 100)
-            and (vote_id is None or (isinstance(vote_id, str)
-                                     and re.fullmatch(VOTE_ID_PATTERN, vote_id) is not None)))
+    return (
+        text_ok(data["name"])
+        and text_ok(data["album"])
+        and number_ok(data["year"], 1900, 2100)
+        and number_ok(data["rank"], 1, 100)
+        and (
+            vote_id is None
+            or (isinstance(vote_id, str) and re.fullmatch(VOTE_ID_PATTERN, vote_id) is not None)
+        )
+    )
 
 
 def assert_valid(vote: Vote | VoteRecord) -> None:
@@ -135,52 +147,103 @@ def validate(make: Callable[[], Any]) -> Any:
 # ---- strategies ---------------------------------------------------------------------------------
 
 HOSTILE_TEXT = [
-    "$gt", "$where", "$ne", "{\"$ne\": null}", "$where: function() { return true }", "a.b.$c",
-    "FLUSHALL", "*1 $8 FLUSHALL", "EVAL \"redis.call('flushall')\" 0", "votes:total",
-    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "\"><svg onload=alert(1)>",
-    "'; DROP TABLE votes; --", "{{7*7}}", "${jndi:ldap://x/a}", "../../etc/passwd",
-    "\u202eevil\u202c", "e\u0301\u0301\u0301", "👩\u200d👩\u200d👧\u200d👦", "\ufeffBOM", "\uffff",
-    "\U0010ffff", "Zalgo" + "\u0336" * 150, "日本語のバンド", "مرحبا", "line\u2028sep\u2029para",
+    "$gt",
+    "$where",
+    "$ne",
+    '{"$ne": null}',
+    "$where: function() { return true }",
+    "a.b.$c",
+    "FLUSHALL",
+    "*1 $8 FLUSHALL",
+    "EVAL \"redis.call('flushall')\" 0",
+    "votes:total",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '"><svg onload=alert(1)>',
+    "'; DROP TABLE votes; --",
+    "{{7*7}}",
+    "${jndi:ldap://x/a}",
+    "../../etc/passwd",
+    "\u202eevil\u202c",
+    "e\u0301\u0301\u0301",
+    "👩\u200d👩\u200d👧\u200d👦",
+    "\ufeffBOM",
+    "\uffff",
+    "\U0010ffff",
+    "Zalgo" + "\u0336" * 150,
+    "日本語のバンド",
+    "مرحبا",
+    "line\u2028sep\u2029para",
 ]
-CONTROL_TEXT = ["FLUSHALL\r\nDEL votes:total", "*1\r\n$8\r\nFLUSHALL\r\n", "a\x00b", "tab\there", "esc\x1b[31m",
-                "del\x7f", "c1\x85x", "\ud800"]
+CONTROL_TEXT = [
+    "FLUSHALL\r\nDEL votes:total",
+    "*1\r\n$8\r\nFLUSHALL\r\n",
+    "a\x00b",
+    "tab\there",
+    "esc\x1b[31m",
+    "del\x7f",
+    "c1\x85x",
+    "\ud800",
+]
 
 texts = st.one_of(
     st.text(max_size=30),
     st.text(max_size=220).map(lambda t: f"  {t}  "),
     st.sampled_from(HOSTILE_TEXT + CONTROL_TEXT),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=195, max_size=205),
-    st.just("x" * 200), st.just("x" * 201), st.just(" " * 500 + "x" + " " * 500),
+    st.just("x" * 200),
+    st.just("x" * 201),
+    st.just(" " * 500 + "x" + " " * 500),
 )
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=10))
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 numbers = st.one_of(
-    st.integers(), st.integers(1890, 2110), st.integers(-5, 105), st.booleans(), st.floats(),
-    st.from_regex(r"\s{0,2}[0-9]{1,11}\s{0,2}", fullmatch=True), st.text(max_size=6),
+    st.integers(),
+    st.integers(1890, 2110),
+    st.integers(-5, 105),
+    st.booleans(),
+    st.floats(),
+    st.from_regex(r"\s{0,2}[0-9]{1,11}\s{0,2}", fullmatch=True),
+    st.text(max_size=6),
     st.sampled_from(["1e3", "0x10", "٣", "１９９９", "+5", "-1", "2000.0", " 7 "]),
 )
-vote_ids = st.one_of(st.none(), st.from_regex(VOTE_ID_PATTERN, fullmatch=True), st.text(max_size=70),
-                     st.integers())
-field_values = {"name": texts | json_values, "album": texts | json_values,
-                "year": numbers | json_values, "rank": numbers | json_values, "vote_id": vote_ids}
+vote_ids = st.one_of(
+    st.none(), st.from_regex(VOTE_ID_PATTERN, fullmatch=True), st.text(max_size=70), st.integers()
+)
+field_values = {
+    "name": texts | json_values,
+    "album": texts | json_values,
+    "year": numbers | json_values,
+    "rank": numbers | json_values,
+    "vote_id": vote_ids,
+}
 vote_like = st.fixed_dictionaries({}, optional=field_values).flatmap(
-    lambda d: st.dictionaries(st.text(max_size=8), json_scalars, max_size=2).map(
-        lambda extra: d | extra) | st.just(d))
+    lambda d: (
+        st.dictionaries(st.text(max_size=8), json_scalars, max_size=2).map(lambda extra: d | extra)
+        | st.just(d)
+    )
+)
 # Most generated votes are invalid; these are valid, to check that valid ones get through.
 valid_votes = st.fixed_dictionaries(
-    {"name": st.text(min_size=1, max_size=40).filter(text_ok),
-     "album": st.sampled_from([t for t in HOSTILE_TEXT if text_ok(t)]), "year": st.integers(1900, 2100) | st.just("1999"),
-     "rank": st.integers(1, 100) | st.just(" 42 ")},
-    optional={"vote_id": st.from_regex(VOTE_ID_PATTERN, fullmatch=True)})
+    {
+        "name": st.text(min_size=1, max_size=40).filter(text_ok),
+        "album": st.sampled_from([t for t in HOSTILE_TEXT if text_ok(t)]),
+        "year": st.integers(1900, 2100) | st.just("1999"),
+        "rank": st.integers(1, 100) | st.just(" 42 "),
+    },
+    optional={"vote_id": st.from_regex(VOTE_ID_PATTERN, fullmatch=True)},
+)
 any_vote = st.one_of(vote_like, valid_votes, valid_votes)
 
 
 # ---- the vote model ------------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(data=st.one_of(any_vote, json_values))
@@ -214,8 +277,10 @@ def test_batch_size_limits() -> None:
         assert info.value.errors()[0]["loc"] == ("votes",)
 
 
-@pytest.mark.parametrize("text", [
-    "x" * 200, "😀" * 200, "e\u0301" * 100, "  " + "x" * 200 + "\t\n ", "\u3000" + "y" * 200])
+@pytest.mark.parametrize(
+    "text",
+    ["x" * 200, "😀" * 200, "e\u0301" * 100, "  " + "x" * 200 + "\t\n ", "\u3000" + "y" * 200],
+)
 def test_200_characters_after_trimming_are_accepted(text: str) -> None:
     vote = Vote.model_validate(GOOD | {"name": text})
     assert vote.name == text.strip() and len(vote.name) == 200
@@ -229,6 +294,7 @@ def test_201_characters_are_rejected(text: str) -> None:
 
 
 # ---- the HTTP decoder: the real routes, in-process -----------------------------------------------
+
 
 class FakeProducer:
     def __init__(self) -> None:
@@ -255,10 +321,14 @@ def make_ingress(settings_: Settings | None = None) -> Any:
     ingress = cls.__new__(cls)
     ingress._producer = FakeProducer()
     ingress._metrics = METRICS
-    ingress._budget = WriteBudget(settings_.write_bytes_in_flight_max,
-                                  settings_.write_latency_target_s, settings_.retry_after_s)
-    ingress._writes = write_side.WriteSide(ingress._producer, METRICS, settings_.write_token,
-                                           settings_.retry_after_s)
+    ingress._budget = WriteBudget(
+        settings_.write_bytes_in_flight_max,
+        settings_.write_latency_target_s,
+        settings_.retry_after_s,
+    )
+    ingress._writes = write_side.WriteSide(
+        ingress._producer, METRICS, settings_.write_token, settings_.retry_after_s
+    )
     ingress._read = None
     return ingress
 
@@ -284,7 +354,8 @@ def check_http_answer(response: Any, path: str, sent: list[VoteRecord], before: 
     body = response.json()
     if response.status_code == 422:
         assert body["detail"] and all(
-            set(d) == {"loc", "msg", "type"} and d["loc"] and d["msg"] for d in body["detail"])
+            set(d) == {"loc", "msg", "type"} and d["loc"] and d["msg"] for d in body["detail"]
+        )
         assert len(sent) == before, "a rejected request produced records"
     elif response.status_code == 202:
         ids = body["vote_ids"] if path == "/votes/batch" else [body["vote_id"]]
@@ -297,8 +368,9 @@ def check_http_answer(response: Any, path: str, sent: list[VoteRecord], before: 
 
 
 @PROPERTY
-@given(path=st.sampled_from(WRITE_ROUTES), data=st.one_of(any_vote, json_values),
-       wrap=st.booleans())
+@given(
+    path=st.sampled_from(WRITE_ROUTES), data=st.one_of(any_vote, json_values), wrap=st.booleans()
+)
 def test_http_json_bodies_are_accepted_or_rejected_with_a_reason(
     http: tuple[TestClient, Any], path: str, data: Any, wrap: bool
 ) -> None:
@@ -307,25 +379,51 @@ def test_http_json_bodies_are_accepted_or_rejected_with_a_reason(
         data = {"votes": [data, GOOD]}
     sent = ingress._producer.sent
     before = len(sent)
-    response = client.post(path, content=json.dumps(data), headers={"content-type": "application/json"})
+    response = client.post(
+        path, content=json.dumps(data), headers={"content-type": "application/json"}
+    )
     check_http_answer(response, path, sent, before)
-    expected = vote_ok(data) if path != "/votes/batch" else (
-        isinstance(data, dict) and set(data) == {"votes"} and isinstance(data["votes"], list)
-        and 1 <= len(data["votes"]) <= 1000 and all(vote_ok(v) for v in data["votes"]))
+    expected = (
+        vote_ok(data)
+        if path != "/votes/batch"
+        else (
+            isinstance(data, dict)
+            and set(data) == {"votes"}
+            and isinstance(data["votes"], list)
+            and 1 <= len(data["votes"]) <= 1000
+            and all(vote_ok(v) for v in data["votes"])
+        )
+    )
     assert (response.status_code == 202) == expected, (data, response.text)
 
 
 @PROPERTY
-@given(path=st.sampled_from(WRITE_ROUTES), body=st.binary(max_size=300),
-       content_type=st.sampled_from(["application/json", "application/json; charset=latin-1",
-                                     "application/merge-patch+json", "text/plain", None]))
+@given(
+    path=st.sampled_from(WRITE_ROUTES),
+    body=st.binary(max_size=300),
+    content_type=st.sampled_from(
+        [
+            "application/json",
+            "application/json; charset=latin-1",
+            "application/merge-patch+json",
+            "text/plain",
+            None,
+        ]
+    ),
+)
 @example(path="/votes", body=b"1" * 5000, content_type="application/json")
 @example(path="/votes", body=b"[" * 100_000, content_type="application/json")
-@example(path="/votes", body=b'{"name": "\\ud800", "album": "a", "year": 1999, "rank": 1}',
-         content_type="application/json")
+@example(
+    path="/votes",
+    body=b'{"name": "\\ud800", "album": "a", "year": 1999, "rank": 1}',
+    content_type="application/json",
+)
 @example(path="/votes", body=b'{"\\ud800": 1}', content_type="application/json")
-@example(path="/votes/batch", body=b'{"votes": [' + b",".join([b"{}"] * 5000) + b"]}",
-         content_type="application/json")
+@example(
+    path="/votes/batch",
+    body=b'{"votes": [' + b",".join([b"{}"] * 5000) + b"]}",
+    content_type="application/json",
+)
 def test_http_arbitrary_bytes_never_cause_a_server_error(
     http: tuple[TestClient, Any], path: str, body: bytes, content_type: str | None
 ) -> None:
@@ -342,7 +440,8 @@ def test_http_arbitrary_bytes_never_cause_a_server_error(
 def test_http_422_lists_every_invalid_vote_and_stays_small(http: tuple[TestClient, Any]) -> None:
     client, _ = http
     bad = {"name": "", "album": "", "year": 0, "rank": 0, "vote_id": "?"} | {
-        f"extra{i}": i for i in range(20)}
+        f"extra{i}": i for i in range(20)
+    }
     response = client.post("/votes/batch", json={"votes": [bad] * 1000})
     assert response.status_code == 422
     detail = response.json()["detail"]
@@ -358,9 +457,17 @@ def test_http_422_lists_every_invalid_vote_and_stays_small(http: tuple[TestClien
 
 # ---- the Kafka record decoder --------------------------------------------------------------------
 
+
 def record_dict(**overrides: Any) -> dict[str, Any]:
-    return {"vote_id": "v-1", "name": "Alux Nahual", "album": "Alux", "year": 1983, "rank": 7,
-            "received_at": "2024-05-01T12:00:00.000Z", "source": "http"} | overrides
+    return {
+        "vote_id": "v-1",
+        "name": "Alux Nahual",
+        "album": "Alux",
+        "year": 1983,
+        "rank": 7,
+        "received_at": "2024-05-01T12:00:00.000Z",
+        "source": "http",
+    } | overrides
 
 
 def check_record(value: bytes | None) -> VoteRecord | None:
@@ -376,19 +483,27 @@ def check_record(value: bytes | None) -> VoteRecord | None:
     return record
 
 
-record_fields = st.sampled_from(["vote_id", "name", "album", "year", "rank", "received_at", "source",
-                                 "extra"])
+record_fields = st.sampled_from(
+    ["vote_id", "name", "album", "year", "rank", "received_at", "source", "extra"]
+)
 
 
 @PROPERTY
-@given(value=st.one_of(
-    st.binary(max_size=200), st.none(),
-    json_values.map(lambda v: json.dumps(v).encode()),
-    st.tuples(record_fields, st.one_of(json_values, texts, numbers)).map(
-        lambda kv: json.dumps(record_dict(**{kv[0]: kv[1]})).encode()),
-    st.lists(record_fields, max_size=3).map(
-        lambda drop: json.dumps({k: v for k, v in record_dict().items() if k not in drop}).encode()),
-))
+@given(
+    value=st.one_of(
+        st.binary(max_size=200),
+        st.none(),
+        json_values.map(lambda v: json.dumps(v).encode()),
+        st.tuples(record_fields, st.one_of(json_values, texts, numbers)).map(
+            lambda kv: json.dumps(record_dict(**{kv[0]: kv[1]})).encode()
+        ),
+        st.lists(record_fields, max_size=3).map(
+            lambda drop: json.dumps(
+                {k: v for k, v in record_dict().items() if k not in drop}
+            ).encode()
+        ),
+    )
+)
 @example(value=b"1" * 5000)  # past Python's int-digits limit: a bare ValueError from json
 @example(value=b'{"year": ' + b"9" * 5000 + b"}")
 @example(value=b"[" * 100_000)
@@ -404,12 +519,15 @@ def test_kafka_record_bytes_decode_to_a_record_or_a_record_error(value: bytes | 
 
 @PROPERTY
 @given(vote=valid_votes, source=st.sampled_from(["http", "grpc"]))
-def test_every_accepted_vote_survives_the_kafka_round_trip(vote: dict[str, Any], source: str) -> None:
+def test_every_accepted_vote_survives_the_kafka_round_trip(
+    vote: dict[str, Any], source: str
+) -> None:
     record = accept(Vote.model_validate(vote), source, now=datetime(2024, 1, 2, 3, 4, 5, 6000, UTC))
     assert check_record(encode_record(record).value) == record
 
 
 # ---- the gRPC decoder: the real CastBatch/Cast methods with a fake context -----------------------
+
 
 class FakeContext:
     def __init__(self, metadata: dict[str, str] | None = None) -> None:
@@ -427,28 +545,46 @@ class FakeContext:
         self.details = details
 
 
-def run_rpc(method: str, request: Any, ingress: Any = None,
-            metadata: dict[str, str] | None = None) -> tuple[Any, FakeContext, Any]:
+def run_rpc(
+    method: str, request: Any, ingress: Any = None, metadata: dict[str, str] | None = None
+) -> tuple[Any, FakeContext, Any]:
     ingress = ingress or make_ingress()
     context = FakeContext(metadata)
     reply = asyncio.run(getattr(ingress, method)(request, context))
     return reply, context, ingress
 
 
-proto_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30) | st.sampled_from(
-    [t for t in HOSTILE_TEXT + CONTROL_TEXT if "\ud800" not in t]) | st.just("y" * 201)
+proto_text = (
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=30)
+    | st.sampled_from([t for t in HOSTILE_TEXT + CONTROL_TEXT if "\ud800" not in t])
+    | st.just("y" * 201)
+)
 int32 = st.integers(-(2**31), 2**31 - 1) | st.integers(1890, 2110) | st.integers(-1, 101)
-proto_votes = st.builds(pb.Vote, name=proto_text, album=proto_text, year=int32, rank=int32,
-                        vote_id=st.one_of(st.just(""), proto_text,
-                                          st.from_regex(VOTE_ID_PATTERN, fullmatch=True)))
+proto_votes = st.builds(
+    pb.Vote,
+    name=proto_text,
+    album=proto_text,
+    year=int32,
+    rank=int32,
+    vote_id=st.one_of(st.just(""), proto_text, st.from_regex(VOTE_ID_PATTERN, fullmatch=True)),
+)
 
 
 def proto_ok(message: pb.Vote) -> bool:
-    return vote_ok({"name": message.name, "album": message.album, "year": message.year,
-                    "rank": message.rank, "vote_id": message.vote_id or None})
+    return vote_ok(
+        {
+            "name": message.name,
+            "album": message.album,
+            "year": message.year,
+            "rank": message.rank,
+            "vote_id": message.vote_id or None,
+        }
+    )
 
 
-def check_grpc(reply: Any, context: FakeContext, ingress: Any, expected_ok: bool, count: int) -> None:
+def check_grpc(
+    reply: Any, context: FakeContext, ingress: Any, expected_ok: bool, count: int
+) -> None:
     if expected_ok:
         assert context.code is None, context.details
         assert len(ingress._producer.sent) == count
@@ -502,6 +638,7 @@ def test_grpc_batch_of_1000_invalid_votes_has_short_details() -> None:
 
 def test_grpc_batch_over_the_limit_is_rejected_before_per_vote_work() -> None:
     """8 million tiny votes (a 100 MB message) are refused on their count alone."""
+
     class Huge:
         votes = [pb.Vote()] * 2_000_000
 
@@ -511,6 +648,7 @@ def test_grpc_batch_over_the_limit_is_rejected_before_per_vote_work() -> None:
 
 
 # ---- hostile strings stay verbatim or are rejected with a reason ---------------------------------
+
 
 @pytest.mark.parametrize("text", HOSTILE_TEXT)
 def test_hostile_looking_text_is_kept_verbatim(text: str) -> None:
@@ -531,10 +669,12 @@ def test_surrounding_line_breaks_are_trimmed_like_any_whitespace() -> None:
 def test_control_characters_are_rejected_with_the_code_point(text: str) -> None:
     with pytest.raises(ValidationError) as info:
         Vote.model_validate(GOOD | {"name": text})
-    code_point = next(f"U+{ord(c):04X}" for c in text.strip()
-                      if unicodedata.category(c) in ("Cc", "Cs"))
+    code_point = next(
+        f"U+{ord(c):04X}" for c in text.strip() if unicodedata.category(c) in ("Cc", "Cs")
+    )
     assert describe_errors(info.value) == (
-        f"name: must not contain control characters (found {code_point})")
+        f"name: must not contain control characters (found {code_point})"
+    )
 
 
 @pytest.mark.parametrize("value", [{"$ne": None}, {"$gt": ""}, ["$where"], 1, None, True])
@@ -547,18 +687,29 @@ def test_non_strings_are_rejected_not_interpreted(value: Any) -> None:
 def test_the_live_page_never_renders_data_as_html() -> None:
     """Names reach the page through textContent: no HTML sink exists in it."""
     page = (ROOT / "serve_app/read/static/index.html").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
-                 "new Function", "srcdoc", "javascript:"):
+    for sink in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        "srcdoc",
+        "javascript:",
+    ):
         assert sink not in page, f"the live page uses {sink}"
     assert "textContent" in page
 
 
 # ---- body limits (the middleware alone) ----------------------------------------------------------
 
-async def through_limits(chunks: list[bytes], content_length: int | None,
-                         content_type: str = "application/json") -> tuple[int, bytes, int]:
+
+async def through_limits(
+    chunks: list[bytes], content_length: int | None, content_type: str = "application/json"
+) -> tuple[int, bytes, int]:
     """Run BodyLimits over a request sent in `chunks`; the app echoes the size it received.
     Returns the status, the answer's body and how many body messages were left unread."""
+
     async def app(scope: Any, receive: Any, send: Any) -> None:
         message = await receive()
         size = str(len(message["body"])).encode()
@@ -568,8 +719,10 @@ async def through_limits(chunks: list[bytes], content_length: int | None,
     headers = [(b"content-type", content_type.encode())]
     if content_length is not None:
         headers.append((b"content-length", str(content_length).encode()))
-    pending = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
-               for i, chunk in enumerate(chunks)]
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
 
     async def receive() -> dict[str, Any]:
         return pending.pop(0) if pending else {"type": "http.disconnect"}
@@ -607,9 +760,11 @@ def test_a_declared_oversize_body_is_refused_before_it_is_read() -> None:
     assert status == 413
 
 
-@pytest.mark.parametrize(("content_type", "declared", "status"), [
-    ("application/json", True, 413), ("application/json", False, 413), ("text/plain", True, 415)],
-    ids=["413-content-length", "413-chunked", "415"])
+@pytest.mark.parametrize(
+    ("content_type", "declared", "status"),
+    [("application/json", True, 413), ("application/json", False, 413), ("text/plain", True, 415)],
+    ids=["413-content-length", "413-chunked", "415"],
+)
 def test_a_rejected_body_is_read_to_its_end_before_the_answer(
     content_type: str, declared: bool, status: int
 ) -> None:
@@ -633,12 +788,24 @@ def test_draining_a_rejected_body_is_bounded() -> None:
 TOKEN = "tok-" + uuid.uuid4().hex
 
 
-@pytest.mark.parametrize(("presented", "ok"), [
-    (f"Bearer {TOKEN}", True), (f"bearer {TOKEN}", True), (f"BEARER  {TOKEN} ", True),
-    (None, False), ("", False), ("Bearer", False), ("Bearer ", False), (TOKEN, False),
-    (f"Basic {TOKEN}", False), (f"Bearer {TOKEN[:-1]}", False), (f"Bearer {TOKEN}x", False),
-    (f"Bearer {TOKEN.upper()}", False), ("Bearer ñ", False),
-])
+@pytest.mark.parametrize(
+    ("presented", "ok"),
+    [
+        (f"Bearer {TOKEN}", True),
+        (f"bearer {TOKEN}", True),
+        (f"BEARER  {TOKEN} ", True),
+        (None, False),
+        ("", False),
+        ("Bearer", False),
+        ("Bearer ", False),
+        (TOKEN, False),
+        (f"Basic {TOKEN}", False),
+        (f"Bearer {TOKEN[:-1]}", False),
+        (f"Bearer {TOKEN}x", False),
+        (f"Bearer {TOKEN.upper()}", False),
+        ("Bearer ñ", False),
+    ],
+)
 def test_the_token_check(presented: str | None, ok: bool) -> None:
     assert write_side.token_ok(Settings(write_token=TOKEN).write_token, presented) is ok
     assert write_side.token_ok(Settings().write_token, presented) is True  # off by default
@@ -661,8 +828,13 @@ def test_the_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch)
 def test_http_writes_need_the_token_before_the_body_is_looked_at() -> None:
     ingress = make_ingress(Settings(write_token=TOKEN))
     with http_client(ingress) as client:
-        for path, body in (("/votes", GOOD), ("/insert", {"x": 1}), ("/rust/insert", GOOD),
-                           ("/grpc/insert", {"x": 1}), ("/votes/batch", {"votes": []})):
+        for path, body in (
+            ("/votes", GOOD),
+            ("/insert", {"x": 1}),
+            ("/rust/insert", GOOD),
+            ("/grpc/insert", {"x": 1}),
+            ("/votes/batch", {"votes": []}),
+        ):
             for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": TOKEN}):
                 response = client.post(path, json=body, headers=headers)
                 assert response.status_code == 401
@@ -696,21 +868,30 @@ def test_the_token_comes_from_the_environment_and_empty_means_off() -> None:
 
 # ---- credentials: not in settings output, logs, errors or the repository -------------------------
 
+
 def secret_settings(password: str, **overrides: Any) -> Settings:
     return Settings(
         redis_url=f"redis://:{password}@127.0.0.1:1/0",
         mongo_url=f"mongodb://votes:{password}@127.0.0.1:1/?authSource=admin",
-        write_token=password, **overrides)
+        write_token=password,
+        **overrides,
+    )
 
 
-passwords = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=",
-                    min_size=6, max_size=40).filter(lambda p: not re.search(r"%(?![0-9A-Fa-f]{2})", p))
+passwords = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=",
+    min_size=6,
+    max_size=40,
+).filter(lambda p: not re.search(r"%(?![0-9A-Fa-f]{2})", p))
 
 
 @PROPERTY
-@given(password=passwords, user=st.sampled_from(["", "votes", "u.ser"]),
-       scheme=st.sampled_from(["redis", "rediss", "mongodb", "mongodb+srv"]),
-       host=st.sampled_from(["127.0.0.1:6379", "db.example:27017", "h1:1,h2:2", "[::1]:6379"]))
+@given(
+    password=passwords,
+    user=st.sampled_from(["", "votes", "u.ser"]),
+    scheme=st.sampled_from(["redis", "rediss", "mongodb", "mongodb+srv"]),
+    host=st.sampled_from(["127.0.0.1:6379", "db.example:27017", "h1:1,h2:2", "[::1]:6379"]),
+)
 def test_urls_with_passwords_are_redacted(password: str, user: str, scheme: str, host: str) -> None:
     assume(password not in f"{scheme}://{user}:***@{host}/0")
     shown = redact_url(f"{scheme}://{user}:{password}@{host}/0")
@@ -733,8 +914,10 @@ def test_settings_never_print_a_secret() -> None:
 
 def test_a_wrong_setting_is_reported_without_its_password() -> None:
     password = "pw-" + uuid.uuid4().hex
-    for field, value in (("redis_url", f"http://:{password}@redis:6379/0"),
-                         ("mongo_url", f"postgres://u:{password}@mongo/")):
+    for field, value in (
+        ("redis_url", f"http://:{password}@redis:6379/0"),
+        ("mongo_url", f"postgres://u:{password}@mongo/"),
+    ):
         with pytest.raises(SettingsError) as info:
             load_settings({field: value}, {})
         assert field in str(info.value) and password not in str(info.value)
@@ -772,13 +955,18 @@ def test_health_and_error_answers_never_carry_a_password() -> None:
     password = "pw-" + uuid.uuid4().hex
 
     async def answers() -> list[Any]:
-        for redis_url in (f"redis://:{password}@127.0.0.1:1/0",
-                          f"redis://:{password}@no-such-host.invalid:6379/0"):
+        for redis_url in (
+            f"redis://:{password}@127.0.0.1:1/0",
+            f"redis://:{password}@no-such-host.invalid:6379/0",
+        ):
             api = FastAPI()
             api.include_router(read_routes)
-            api.state.read_side = connect_read_side(secret_settings(
-                password, store_timeout_s=0.5).model_copy(update={"redis_url": redis_url}),
-                FakeProducer())
+            api.state.read_side = connect_read_side(
+                secret_settings(password, store_timeout_s=0.5).model_copy(
+                    update={"redis_url": redis_url}
+                ),
+                FakeProducer(),
+            )
             transport = httpx.ASGITransport(app=api)
             async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
                 for path in ("/healthz", "/results", "/votes/recent?limit=5"):
@@ -806,8 +994,9 @@ def test_store_errors_logged_by_the_pool_carry_no_password() -> None:
     client = redis.Redis.from_url(f"redis://:{password}@127.0.0.1:1/0", socket_connect_timeout=0.5)
     with pytest.raises(redis.RedisError) as redis_error:
         client.ping()
-    mongo = pymongo.MongoClient(f"mongodb://votes:{password}@127.0.0.1:1/",
-                                serverSelectionTimeoutMS=500)
+    mongo = pymongo.MongoClient(
+        f"mongodb://votes:{password}@127.0.0.1:1/", serverSelectionTimeoutMS=500
+    )
     with pytest.raises(PyMongoError) as mongo_error:
         mongo.admin.command("ping")
     mongo.close()
@@ -819,7 +1008,9 @@ def test_store_errors_logged_by_the_pool_carry_no_password() -> None:
 # also use the dummy values listed here (or better, generate theirs at run time, as this file does).
 PLACEHOLDER = re.compile(
     r"^(|<[^>]*>|\*+|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\{[^}]*\}|%\([^)]*\)s)$"
-    r"|change-?me|example|dummy|fake|placeholder|redacted|xxx", re.IGNORECASE)
+    r"|change-?me|example|dummy|fake|placeholder|redacted|xxx",
+    re.IGNORECASE,
+)
 TEST_DUMMIES = {"hunter2", "pa55word", "s3cret-token"}
 ALWAYS_FORBIDDEN = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
@@ -827,7 +1018,9 @@ ALWAYS_FORBIDDEN = {
     "GitHub token": re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})"),
     "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
     "Google API key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),
-    "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+    "JSON web token": re.compile(
+        r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
+    ),
 }
 URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:([^\s/@'\"]+)@", re.IGNORECASE)
 # KEY=value / key: value in config-like files; key = "literal" in code.
@@ -835,28 +1028,49 @@ URL_PASSWORD = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:([^\s/@'\"]+)@"
 # mapping, e.g. `password:` in an upstream CRD schema, not a credential. `:=` is make's assignment.
 CONFIG_SECRET = re.compile(
     r"(?im)^[ \t]*[\w.-]*(password|passwd|secret|token|api[_-]?key)"
-    r"[ \t]*(?::=|[:=])[ \t]*[\"']?([^\s\"'#]*)")
+    r"[ \t]*(?::=|[:=])[ \t]*[\"']?([^\s\"'#]*)"
+)
 CODE_SECRET = re.compile(
-    r"(?i)\b\w*(password|passwd|token|api_?key)\s*[:=]\s*[rb]?[\"']([^\"']{8,})[\"']")
-CONFIG_SUFFIXES = {".env", ".example", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf",
-                   ".properties", ".json", ".template"}
+    r"(?i)\b\w*(password|passwd|token|api_?key)\s*[:=]\s*[rb]?[\"']([^\"']{8,})[\"']"
+)
+CONFIG_SUFFIXES = {
+    ".env",
+    ".example",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".ini",
+    ".cfg",
+    ".conf",
+    ".properties",
+    ".json",
+    ".template",
+}
 
 
 def repository_files() -> list[Path]:
     """Tracked files and new ones not ignored: what a commit could contain."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     return [ROOT / name for name in listed if name and (ROOT / name).is_file()]
 
 
 def allowed(value: str, path: Path) -> bool:
-    return bool(PLACEHOLDER.search(value)) or (
-        "tests" in path.parts and value in TEST_DUMMIES)
+    return bool(PLACEHOLDER.search(value)) or ("tests" in path.parts and value in TEST_DUMMIES)
 
 
 def credential_findings(path: Path, text: str) -> list[str]:
-    found = [f"{path}: {what}" for what, pattern in ALWAYS_FORBIDDEN.items() if pattern.search(text)]
+    found = [
+        f"{path}: {what}" for what, pattern in ALWAYS_FORBIDDEN.items() if pattern.search(text)
+    ]
     for match in URL_PASSWORD.finditer(text):
         if not allowed(match.group(1), path):
             found.append(f"{path}: password in a URL ({match.group(0)[:20]}...)")
@@ -884,12 +1098,15 @@ def test_no_credential_in_the_repository() -> None:
 
 
 # Assembled at run time, so that this file does not contain what it looks for.
-@pytest.mark.parametrize("text", [
-    "VOTES_REDIS_URL=redis://:" + "Zr8q2vJ1xK" + "@votes-redis:6379/0\n",
-    "MONGO_ROOT_PASSWORD=" + "Zr8q2vJ1xK\n",
-    "-----BEGIN OPENSSH " + "PRIVATE KEY-----\n",
-    "token: " + "ghp_" + "a" * 36 + "\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "VOTES_REDIS_URL=redis://:" + "Zr8q2vJ1xK" + "@votes-redis:6379/0\n",
+        "MONGO_ROOT_PASSWORD=" + "Zr8q2vJ1xK\n",
+        "-----BEGIN OPENSSH " + "PRIVATE KEY-----\n",
+        "token: " + "ghp_" + "a" * 36 + "\n",
+    ],
+)
 def test_the_credential_scan_finds_real_looking_secrets(text: str) -> None:
     assert credential_findings(Path("deployments/k8s/secrets.env"), text)
 
@@ -903,6 +1120,7 @@ def test_the_credential_scan_allows_documented_placeholders() -> None:
 
 
 def test_the_real_secrets_file_is_ignored_by_git() -> None:
-    ignored = subprocess.run(["git", "check-ignore", "-q", "deployments/k8s/secrets.env"],
-                             cwd=ROOT, check=False)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "deployments/k8s/secrets.env"], cwd=ROOT, check=False
+    )
     assert ignored.returncode == 0, "deployments/k8s/secrets.env is not git-ignored"

@@ -58,8 +58,11 @@ def test_every_kafka_client_of_the_app_logs_in_with_the_kafka_user() -> None:
         "sasl.username": "votes-app",
         "sasl.password": "pw-from-the-votes-app-secret",
     }
-    for config in (producer_config(settings), consumer_config(settings),
-                   dlq_producer_config(settings)):
+    for config in (
+        producer_config(settings),
+        consumer_config(settings),
+        dlq_producer_config(settings),
+    ):
         assert {key: config.get(key) for key in expected} == expected
         assert config["bootstrap.servers"] == "votes-kafka-bootstrap:9094"
 
@@ -130,8 +133,9 @@ def test_one_failed_record_fails_the_whole_call() -> None:
 
 def test_a_large_batch_hands_the_event_loop_back_while_it_is_produced() -> None:
     """Health checks and other requests run between slices of a batch, not after all of it."""
-    producer = VoteProducer(Settings(kafka_bootstrap_servers="127.0.0.1:1",
-                                     kafka_delivery_timeout_s=0.5))
+    producer = VoteProducer(
+        Settings(kafka_bootstrap_servers="127.0.0.1:1", kafka_delivery_timeout_s=0.5)
+    )
     records = [accept(Vote(name="Band", album="A", year=2000, rank=1), "http") for _ in range(350)]
     queued_seen: list[int] = []
 
@@ -218,7 +222,9 @@ def test_the_requests_one_poll_settles_wake_their_loop_once() -> None:
 
         await asyncio.to_thread(poll)
         outcomes = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 1)
-        return len(wakeups), ["failed" if isinstance(o, KafkaUnavailable) else "ok" for o in outcomes]
+        return len(wakeups), [
+            "failed" if isinstance(o, KafkaUnavailable) else "ok" for o in outcomes
+        ]
 
     assert asyncio.run(run()) == (1, ["ok", "ok", "failed", "ok", "ok"])
 

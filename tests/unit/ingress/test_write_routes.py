@@ -52,8 +52,7 @@ class Producer:
 def client_for(token: str | None = None) -> tuple[TestClient, Producer, Metrics]:
     producer, metrics = Producer(), Metrics()
     writes = WriteSide(producer, metrics, Settings(write_token=token).write_token, 1)  # type: ignore[arg-type]
-    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None,
-                         metrics=metrics)  # type: ignore[arg-type]
+    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None, metrics=metrics)  # type: ignore[arg-type]
     return TestClient(api, raise_server_exceptions=False), producer, metrics
 
 
@@ -68,7 +67,12 @@ def no_thread_hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_every_write_route_is_served_by_write_route() -> None:
     assert {route.path for route in write_routes.routes} == {
-        "/votes", "/insert", "/rust/insert", "/grpc/insert", "/votes/batch"}
+        "/votes",
+        "/insert",
+        "/rust/insert",
+        "/grpc/insert",
+        "/votes/batch",
+    }
     assert all(isinstance(route, WriteRoute) for route in write_routes.routes)
 
 
@@ -89,12 +93,15 @@ def test_without_the_token_even_an_unparsable_body_gets_401() -> None:
     client, producer, metrics = client_for(TOKEN)
     with client:
         for body in (b"{not json", b"[" * 5000, b""):
-            response = client.post("/votes", content=body, headers={"content-type": "application/json"})
+            response = client.post(
+                "/votes", content=body, headers={"content-type": "application/json"}
+            )
             assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
         accepted = client.post("/votes", json=GOOD, headers={"authorization": f"Bearer {TOKEN}"})
     assert accepted.status_code == 202 and len(producer.sent) == 1
     assert [tags for _, tags in metrics.rejected.calls] == [
-        {"path": "http", "reason": "unauthorized"}] * 3
+        {"path": "http", "reason": "unauthorized"}
+    ] * 3
 
 
 def errors_of(body: bytes, model: type[Vote | VoteBatch] = Vote) -> list[dict[str, Any]]:
@@ -108,13 +115,22 @@ def test_the_body_is_parsed_and_located_as_fastapi_does() -> None:
     assert parse_body(json.dumps(GOOD).encode(), Vote) == Vote(**GOOD)
     assert errors_of(b"") == [{"type": "missing", "loc": ("body",), "msg": "Field required"}]
     assert errors_of(b'{"a":1,}') == [
-        {"type": "json_invalid", "loc": ("body", 7), "msg": "JSON decode error"}]
+        {"type": "json_invalid", "loc": ("body", 7), "msg": "JSON decode error"}
+    ]
     assert errors_of(json.dumps(GOOD | {"rank": 0}).encode()) == [
-        {"type": "greater_than_equal", "loc": ("body", "rank"),
-         "msg": "Input should be greater than or equal to 1"}]
+        {
+            "type": "greater_than_equal",
+            "loc": ("body", "rank"),
+            "msg": "Input should be greater than or equal to 1",
+        }
+    ]
     assert errors_of(json.dumps({"votes": [GOOD, GOOD | {"x": 1}]}).encode(), VoteBatch) == [
-        {"type": "extra_forbidden", "loc": ("body", "votes", 1, "x"),
-         "msg": "Extra inputs are not permitted"}]
+        {
+            "type": "extra_forbidden",
+            "loc": ("body", "votes", 1, "x"),
+            "msg": "Extra inputs are not permitted",
+        }
+    ]
     for unparsable in (b"[" * 5000, b"1" * 5000, b"\xff\xfe\x00"):
         with pytest.raises(HTTPException) as raised:
             parse_body(unparsable, Vote)

@@ -12,13 +12,17 @@ from loadtest import panels
 
 
 def committed_queries() -> list[panels.PanelQuery]:
-    return (panels.dashboard_queries(panels.load_dashboard(panels.PIPELINE))
-            + panels.dashboard_queries(panels.load_dashboard(panels.CONTEST)))
+    return panels.dashboard_queries(
+        panels.load_dashboard(panels.PIPELINE)
+    ) + panels.dashboard_queries(panels.load_dashboard(panels.CONTEST))
 
 
 def targets_in(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(str(panel["title"]), str(target["refId"]))
-            for panel in dashboards.panels_of(dashboard) for target in panel.get("targets", [])]
+    return [
+        (str(panel["title"]), str(target["refId"]))
+        for panel in dashboards.panels_of(dashboard)
+        for target in panel.get("targets", [])
+    ]
 
 
 @pytest.mark.parametrize("path", [panels.PIPELINE, panels.CONTEST])
@@ -36,16 +40,27 @@ def test_pipeline_targets_are_promql_and_contest_targets_redis_commands() -> Non
     pipeline = [q for q in queries if q.dashboard == "Pipeline"]
     contest = [q for q in queries if q.dashboard == "Contest"]
     assert pipeline and all(q.source == "prometheus" and q.expr for q in pipeline)
-    assert contest and all(q.source == "redis-datasource" and q.command and q.key
-                           for q in contest)
+    assert contest and all(q.source == "redis-datasource" and q.command and q.key for q in contest)
 
 
 def test_panels_inside_collapsed_rows_are_found() -> None:
-    dashboard = {"title": "D", "panels": [
-        {"type": "row", "title": "r", "collapsed": True, "panels": [
-            {"title": "inner", "datasource": {"type": "prometheus"},
-             "targets": [{"refId": "A", "expr": "up"}]}]},
-    ]}
+    dashboard = {
+        "title": "D",
+        "panels": [
+            {
+                "type": "row",
+                "title": "r",
+                "collapsed": True,
+                "panels": [
+                    {
+                        "title": "inner",
+                        "datasource": {"type": "prometheus"},
+                        "targets": [{"refId": "A", "expr": "up"}],
+                    }
+                ],
+            },
+        ],
+    }
     [query] = panels.dashboard_queries(dashboard)
     assert (query.panel, query.source, query.expr) == ("inner", "prometheus", "up")
 
@@ -72,37 +87,46 @@ def test_every_committed_expression_is_substituted_completely() -> None:
             assert "$" not in run, (query.panel, run)
     rate = next(q for q in committed_queries() if q.panel.startswith("Votes accepted"))
     assert panels.substitute(rate.expr, values) == (
-        "sum by (path) (rate(ray_votes_accepted_total[20s]))")
+        "sum by (path) (rate(ray_votes_accepted_total[20s]))"
+    )
 
 
 def test_substitute_forms_and_unknown_variables() -> None:
     values = {"job": "ray", "__interval": "5s"}
     assert panels.substitute('up{job="$job"}[${__interval}]', values) == 'up{job="ray"}[5s]'
-    assert panels.substitute("up{job=\"[[job]]\"}", values) == 'up{job="ray"}'
-    assert panels.substitute("x{a=\"${job:raw}\"}", values) == 'x{a="ray"}'
+    assert panels.substitute('up{job="[[job]]"}', values) == 'up{job="ray"}'
+    assert panels.substitute('x{a="${job:raw}"}', values) == 'x{a="ray"}'
     with pytest.raises(KeyError, match=r"\$cluster"):
         panels.substitute('up{cluster="$cluster"}', values)
 
 
 def test_template_defaults() -> None:
-    dashboard = {"templating": {"list": [
-        {"name": "cluster", "current": {"value": "kuberay"}},
-        {"name": "deployment", "current": {"value": ["VoteIngress", "VotePersister"]}},
-    ]}}
-    assert panels.template_defaults(dashboard) == {"cluster": "kuberay",
-                                                   "deployment": "VoteIngress|VotePersister"}
+    dashboard = {
+        "templating": {
+            "list": [
+                {"name": "cluster", "current": {"value": "kuberay"}},
+                {"name": "deployment", "current": {"value": ["VoteIngress", "VotePersister"]}},
+            ]
+        }
+    }
+    assert panels.template_defaults(dashboard) == {
+        "cluster": "kuberay",
+        "deployment": "VoteIngress|VotePersister",
+    }
 
 
 def prom_query(expr: str = "sum(rate(x[$__rate_interval]))") -> panels.PanelQuery:
-    return panels.PanelQuery(dashboard="Pipeline", panel="p", ref_id="A", source="prometheus",
-                             expr=expr)
+    return panels.PanelQuery(
+        dashboard="Pipeline", panel="p", ref_id="A", source="prometheus", expr=expr
+    )
 
 
 def test_prometheus_check_ok_empty_nan_and_error() -> None:
     ran: list[tuple[str, float, float, float]] = []
     replies: dict[str, Any] = {
-        "sum(rate(x[20s]))": [{"metric": {"path": "http"},
-                               "values": [[1, "1.5"], [2, "3"], [3, "NaN"]]}],
+        "sum(rate(x[20s]))": [
+            {"metric": {"path": "http"}, "values": [[1, "1.5"], [2, "3"], [3, "NaN"]]}
+        ],
         "sum(rate(empty[20s]))": [],
         "sum(rate(nan[20s]))": [{"metric": {}, "values": [[1, "NaN"]]}],
     }
@@ -113,10 +137,13 @@ def test_prometheus_check_ok_empty_nan_and_error() -> None:
             raise RuntimeError("bad_data: parse error")
         return replies[expr]
 
-    queries = [prom_query(), prom_query("sum(rate(empty[$__rate_interval]))"),
-               prom_query("sum(rate(nan[$__rate_interval]))"), prom_query("broken(")]
-    panels.check_prometheus(queries, query_range, start=100, end=700, step_s=5,
-                            scrape_interval_s=5)
+    queries = [
+        prom_query(),
+        prom_query("sum(rate(empty[$__rate_interval]))"),
+        prom_query("sum(rate(nan[$__rate_interval]))"),
+        prom_query("broken("),
+    ]
+    panels.check_prometheus(queries, query_range, start=100, end=700, step_s=5, scrape_interval_s=5)
     ok, empty, nan, error = queries
     assert (ok.status, ok.series, ok.points, ok.peak) == (panels.OK, 1, 2, 3.0)
     assert ok.sample == "max 3, last 3 {path=http}"
@@ -128,9 +155,15 @@ def test_prometheus_check_ok_empty_nan_and_error() -> None:
 
 
 def redis_query(command: str, numeric: tuple[str, ...] = ()) -> panels.PanelQuery:
-    return panels.PanelQuery(dashboard="Contest", panel="p", ref_id="A",
-                             source="redis-datasource", command=command, key="votes:k",
-                             numeric_fields=numeric)
+    return panels.PanelQuery(
+        dashboard="Contest",
+        panel="p",
+        ref_id="A",
+        source="redis-datasource",
+        command=command,
+        key="votes:k",
+        numeric_fields=numeric,
+    )
 
 
 class FakeRedis:
@@ -147,10 +180,14 @@ class FakeRedis:
 
 
 def test_redis_check_runs_the_panels_command_on_its_key() -> None:
-    client = FakeRedis({"GET": b"1234", "HLEN": 0,
-                        "HGETALL": {b"1700000000": b"12", b"1700000001": b"30"}})
-    get, hlen, hgetall = redis_query("get"), redis_query("hlen"), redis_query("hgetall",
-                                                                              ("Field", "Value"))
+    client = FakeRedis(
+        {"GET": b"1234", "HLEN": 0, "HGETALL": {b"1700000000": b"12", b"1700000001": b"30"}}
+    )
+    get, hlen, hgetall = (
+        redis_query("get"),
+        redis_query("hlen"),
+        redis_query("hgetall", ("Field", "Value")),
+    )
     panels.check_redis([get, hlen, hgetall], client)
     assert client.calls == [("GET", "votes:k"), ("HLEN", "votes:k"), ("HGETALL", "votes:k")]
     assert (get.status, get.sample) == (panels.OK, "1234")
@@ -179,8 +216,9 @@ def test_allow_list_only_excuses_empty_targets_it_names() -> None:
     probe_ident = next(iter(panels.NEEDS_PROBES))
 
     def query(ident: tuple[str, str, str], status: str) -> panels.PanelQuery:
-        q = panels.PanelQuery(dashboard=ident[0], panel=ident[1], ref_id=ident[2],
-                              source="prometheus")
+        q = panels.PanelQuery(
+            dashboard=ident[0], panel=ident[1], ref_id=ident[2], source="prometheus"
+        )
         q.status = status
         return q
 
@@ -201,8 +239,14 @@ def test_a_probe_fed_target_must_show_the_probes() -> None:
     ident = next(iter(panels.NEEDS_PROBES))
 
     def query(peak: float) -> panels.PanelQuery:
-        q = panels.PanelQuery(dashboard=ident[0], panel=ident[1], ref_id=ident[2],
-                              source="prometheus", status=panels.OK, peak=peak)
+        q = panels.PanelQuery(
+            dashboard=ident[0],
+            panel=ident[1],
+            ref_id=ident[2],
+            source="prometheus",
+            status=panels.OK,
+            peak=peak,
+        )
         return q
 
     flat, shown = query(0.0), query(3.0)

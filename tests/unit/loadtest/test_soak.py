@@ -36,8 +36,11 @@ def test_relabel_rule_keeps_the_port_and_moves_the_host_to_loopback() -> None:
     relabel = config["scrape_configs"][0]["relabel_configs"][0]
     # Prometheus anchors relabel regexes at both ends; $1 is Go's ${1}.
     pattern = re.compile(f"^(?:{relabel['regex']})$")
-    for address, port in (("192.0.2.2:44217", "44217"), ("127.0.0.1:8080", "8080"),
-                          ("node-1.example:9100", "9100")):
+    for address, port in (
+        ("192.0.2.2:44217", "44217"),
+        ("127.0.0.1:8080", "8080"),
+        ("node-1.example:9100", "9100"),
+    ):
         match = pattern.match(address)
         assert match is not None and match.group(1) == port
         assert relabel["replacement"].replace("${1}", match.group(1)) == f"127.0.0.1:{port}"
@@ -49,8 +52,12 @@ def test_prometheus_config_refuses_a_zero_interval() -> None:
 
 
 def test_private_prometheus_command_is_isolated(tmp_path: Path) -> None:
-    prom = prometheus.PrivatePrometheus(tmp_path / "sd.json", tmp_path / "prom",
-                                        listen="127.0.0.1:20039", binary="/usr/bin/prometheus")
+    prom = prometheus.PrivatePrometheus(
+        tmp_path / "sd.json",
+        tmp_path / "prom",
+        listen="127.0.0.1:20039",
+        binary="/usr/bin/prometheus",
+    )
     command = prom.command()
     assert command[0] == "/usr/bin/prometheus"
     assert f"--storage.tsdb.path={tmp_path / 'prom' / 'data'}" in command
@@ -58,13 +65,20 @@ def test_private_prometheus_command_is_isolated(tmp_path: Path) -> None:
     assert f"--config.file={tmp_path / 'prom' / 'prometheus.yml'}" in command
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["/x/raylet", "--node_ip_address=1.2.3.4", "--session_dir=/tmp/ray/session_a"],
-     "/tmp/ray/session_a"),
-    (["python", "-u", "dashboard/agent.py", "--session-dir=/tmp/ray/session_b"],
-     "/tmp/ray/session_b"),
-    (["ray::ServeReplica:votes:VoteIngress"], None),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["/x/raylet", "--node_ip_address=1.2.3.4", "--session_dir=/tmp/ray/session_a"],
+            "/tmp/ray/session_a",
+        ),
+        (
+            ["python", "-u", "dashboard/agent.py", "--session-dir=/tmp/ray/session_b"],
+            "/tmp/ray/session_b",
+        ),
+        (["ray::ServeReplica:votes:VoteIngress"], None),
+    ],
+)
 def test_session_dir_from_cmdline(argv: list[str], expected: str | None) -> None:
     found = prometheus.session_dir_from_cmdline(argv)
     assert (str(found) if found else None) == expected
@@ -72,7 +86,8 @@ def test_session_dir_from_cmdline(argv: list[str], expected: str | None) -> None
 
 def test_sd_file_is_in_the_session_dir() -> None:
     assert prometheus.service_discovery_file(Path("/tmp/ray/session_a")) == Path(
-        "/tmp/ray/session_a/prom_metrics_service_discovery.json")
+        "/tmp/ray/session_a/prom_metrics_service_discovery.json"
+    )
 
 
 # ---- RSS growth ------------------------------------------------------------------------------
@@ -86,8 +101,14 @@ def sample(processes: dict[int, tuple[str, float]]) -> rss.Sample:
 
 def test_growth_compares_the_same_processes_and_flags_over_the_limit() -> None:
     first = sample({1: ("kafka", 500), 2: ("serve_pool_replica", 200), 3: ("serve_proxy", 100)})
-    last = sample({1: ("kafka", 540), 2: ("serve_pool_replica", 260), 3: ("serve_proxy", 100),
-                   4: ("serve_pool_replica", 400)})  # a replica the autoscaler added
+    last = sample(
+        {
+            1: ("kafka", 540),
+            2: ("serve_pool_replica", 260),
+            3: ("serve_proxy", 100),
+            4: ("serve_pool_replica", 400),
+        }
+    )  # a replica the autoscaler added
     rows = {row.process_class: row for row in rss.growth(first, last, limit_pct=10)}
     assert (rows["kafka"].growth_pct, rows["kafka"].flagged) == (8.0, False)
     pool = rows["serve_pool_replica"]
@@ -118,11 +139,15 @@ def test_growth_table_marks_findings() -> None:
 
 
 def test_per_process_lists_every_pid() -> None:
-    rows = rss.per_process(sample({1: ("a", 10), 2: ("b", 20)}), sample({2: ("b", 25), 3: ("c", 5)}))
+    rows = rss.per_process(
+        sample({1: ("a", 10), 2: ("b", 20)}), sample({2: ("b", 25), 3: ("c", 5)})
+    )
     rows = [{k: v for k, v in row.items() if k != "title"} for row in rows]
-    assert rows == [{"pid": 1, "class": "a", "start_mb": 10.0, "end_mb": None},
-                    {"pid": 2, "class": "b", "start_mb": 20.0, "end_mb": 25.0},
-                    {"pid": 3, "class": "c", "start_mb": None, "end_mb": 5.0}]
+    assert rows == [
+        {"pid": 1, "class": "a", "start_mb": 10.0, "end_mb": None},
+        {"pid": 2, "class": "b", "start_mb": 20.0, "end_mb": 25.0},
+        {"pid": 3, "class": "c", "start_mb": None, "end_mb": 5.0},
+    ]
 
 
 def test_sampler_names_stack_and_extra_pids() -> None:
@@ -142,13 +167,15 @@ def scenario(name: str, rate: float, **extra: Any) -> dict[str, Any]:
 
 
 def test_capacity_is_the_best_single_vote_rate_of_the_shipped_setup() -> None:
-    results = {"scenarios": [
-        scenario("serve_http_single", 67.2),  # Serve's default proxy: not what make run ships
-        scenario("serve_http_single[haproxy]", 251.4),
-        scenario("serve_grpc_single[haproxy]", 323.1),
-        scenario("serve_grpc_batch[haproxy]", 7400.0),  # batches: not single votes
-        scenario("plain_http_peer", 1605.1),
-    ]}
+    results = {
+        "scenarios": [
+            scenario("serve_http_single", 67.2),  # Serve's default proxy: not what make run ships
+            scenario("serve_http_single[haproxy]", 251.4),
+            scenario("serve_grpc_single[haproxy]", 323.1),
+            scenario("serve_grpc_batch[haproxy]", 7400.0),  # batches: not single votes
+            scenario("plain_http_peer", 1605.1),
+        ]
+    }
     found = cap.capacity_from_results(results)
     assert found is not None and found.votes_per_s == 323.1
     assert "serve_grpc_single[haproxy]" in found.source
@@ -156,12 +183,14 @@ def test_capacity_is_the_best_single_vote_rate_of_the_shipped_setup() -> None:
 
 
 def test_capacity_takes_a_system_scenario_and_skips_failed_runs() -> None:
-    results = {"scenarios": [
-        scenario("system_single", 400.0, errors=3),
-        scenario("system_single[http]", 350.0),
-        scenario("serve_http_single[haproxy]", 380.0, reconciled=False),
-        scenario("serve_grpc_single[haproxy]", None),
-    ]}
+    results = {
+        "scenarios": [
+            scenario("system_single", 400.0, errors=3),
+            scenario("system_single[http]", 350.0),
+            scenario("serve_http_single[haproxy]", 380.0, reconciled=False),
+            scenario("serve_grpc_single[haproxy]", None),
+        ]
+    }
     found = cap.capacity_from_results(results)
     assert found is not None and found.votes_per_s == 350.0
 
@@ -226,8 +255,13 @@ def test_default_warmup_and_probes() -> None:
 
 
 def counts(kafka: int, dlq: int, redis: int, mongo: int, results: int | None) -> soak.Counts:
-    return soak.Counts(kafka_records=kafka, dlq_records=dlq, redis_total=redis,
-                       mongo_documents=mongo, results_total=results)
+    return soak.Counts(
+        kafka_records=kafka,
+        dlq_records=dlq,
+        redis_total=redis,
+        mongo_documents=mongo,
+        results_total=results,
+    )
 
 
 def test_reconciliation_is_exact_when_every_store_rose_by_the_accepted_votes() -> None:
@@ -238,19 +272,24 @@ def test_reconciliation_is_exact_when_every_store_rose_by_the_accepted_votes() -
     assert rec.exact
 
 
-@pytest.mark.parametrize("after", [
-    counts(503, 3, 499, 500, 500),  # one vote not counted in Redis
-    counts(504, 3, 500, 500, 500),  # a duplicate in Kafka
-    counts(503, 2, 500, 500, 500),  # a poison record not dead-lettered
-    counts(503, 3, 500, 500, 499),  # /results behind
-])
+@pytest.mark.parametrize(
+    "after",
+    [
+        counts(503, 3, 499, 500, 500),  # one vote not counted in Redis
+        counts(504, 3, 500, 500, 500),  # a duplicate in Kafka
+        counts(503, 2, 500, 500, 500),  # a poison record not dead-lettered
+        counts(503, 3, 500, 500, 499),  # /results behind
+    ],
+)
 def test_reconciliation_fails_on_any_difference(after: soak.Counts) -> None:
     assert not soak.reconcile(500, counts(0, 0, 0, 0, 0), after, poison_sent=3).exact
 
 
 def test_errors_count_failures_rejections_doubt_and_retries() -> None:
-    outcome = soak.Outcome(tally={"accepted": 10, "rejected": 1, "in_doubt": 2, "retries": 3},
-                           locust={"POST /votes": {"failures": 4}, "grpc Cast": {"failures": 0}})
+    outcome = soak.Outcome(
+        tally={"accepted": 10, "rejected": 1, "in_doubt": 2, "retries": 3},
+        locust={"POST /votes": {"failures": 4}, "grpc Cast": {"failures": 0}},
+    )
     assert outcome.errors == 10
 
 

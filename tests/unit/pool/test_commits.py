@@ -44,7 +44,9 @@ def test_a_commit_returns_at_once_when_no_coordinator_answers() -> None:
         consumer.close()
 
 
-def test_the_outcome_of_a_commit_is_logged_only_when_it_failed(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_outcome_of_a_commit_is_logged_only_when_it_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.WARNING, logger="ray.serve")
     log_commit_outcome(None, [TopicPartition("votes", 0, 42)])
     assert not caplog.records
@@ -52,7 +54,8 @@ def test_the_outcome_of_a_commit_is_logged_only_when_it_failed(caplog: pytest.Lo
     failed = FakePartition(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
     log_commit_outcome(None, [TopicPartition("votes", 0, 42), failed])  # type: ignore[list-item]
     assert [r.getMessage() for r in caplog.records] == [
-        f"offset commit failed (records will be redelivered): {failed.error.str()}"]
+        f"offset commit failed (records will be redelivered): {failed.error.str()}"
+    ]
 
 
 class FakeConsumer:
@@ -92,9 +95,13 @@ def test_the_loop_commits_its_positions_again_so_a_lost_commit_is_repaired() -> 
     supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
     processor = SimpleNamespace(stats=PersisterStats())
     clock = [1000.0]
-    loop = ConsumeLoop(supervisor, processor,  # type: ignore[arg-type]
-                       dead_letters=None, stop=threading.Event(),  # type: ignore[arg-type]
-                       clock=lambda: clock[0])
+    loop = ConsumeLoop(
+        supervisor,
+        processor,  # type: ignore[arg-type]
+        dead_letters=None,
+        stop=threading.Event(),  # type: ignore[arg-type]
+        clock=lambda: clock[0],
+    )
     loop._poll_once()
     assert consumer.commits == []  # not before POSITIONS_COMMIT_S
     clock[0] += consume_loop.POSITIONS_COMMIT_S

@@ -30,16 +30,24 @@ def test_a_dead_letter_says_why_and_where_from_after_the_original_headers() -> N
     record = FakeRecord(b"not json", 4, 17, b"k")
     value, headers = dead_letter(Poison(record, "not JSON"))
     assert value == b"not json"
-    assert headers == [("dlq.reason", b"not JSON"), ("dlq.topic", b"votes"),
-                       ("dlq.partition", b"4"), ("dlq.offset", b"17"),
-                       ("dlq.original_bytes", b"8"), ("dlq.original_key", b"k")]
+    assert headers == [
+        ("dlq.reason", b"not JSON"),
+        ("dlq.topic", b"votes"),
+        ("dlq.partition", b"4"),
+        ("dlq.offset", b"17"),
+        ("dlq.original_bytes", b"8"),
+        ("dlq.original_key", b"k"),
+    ]
     assert dead_letter_key(record) == b"votes/4/17"  # every copy of it has this key
 
 
 def test_a_value_over_the_limit_keeps_a_prefix_and_says_so() -> None:
     value, headers = dead_letter(Poison(FakeRecord(b"x" * 900_000, 0, 0), "too big"))
     assert len(value) == DLQ_MAX_VALUE_BYTES
-    assert ("dlq.original_bytes", b"900000") in headers and headers[-1] == ("dlq.truncated", b"true")
+    assert ("dlq.original_bytes", b"900000") in headers and headers[-1] == (
+        "dlq.truncated",
+        b"true",
+    )
     assert not any(name == "dlq.original_key" for name, _ in headers)  # the record had no key
 
 
@@ -70,8 +78,14 @@ class FakeProducer:
     purged: bool = False
     refuses: KafkaError | None = None  # produce() raises this
 
-    def produce(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]],
-                on_delivery: Report) -> None:
+    def produce(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        on_delivery: Report,
+    ) -> None:
         assert topic == "votes.dlq"
         if self.refuses is not None:
             raise KafkaException(self.refuses)
@@ -115,7 +129,9 @@ def poison(*offsets: int) -> list[Poison]:
     return [Poison(FakeRecord(b"not json", 0, offset), "not JSON") for offset in offsets]
 
 
-def test_a_retry_after_a_flush_timed_out_waits_for_the_queued_copies_instead_of_producing_again() -> None:
+def test_a_retry_after_a_flush_timed_out_waits_for_the_queued_copies_instead_of_producing_again() -> (
+    None
+):
     broker = FakeBroker(up=False)
     sink = sink_over(broker)
     with pytest.raises(KafkaException, match=r"not acknowledged 2 of 2 records \(2 still waiting"):
@@ -146,7 +162,9 @@ def test_a_batch_that_comes_back_to_the_replica_is_not_dead_lettered_or_counted_
     assert broker.produced == [b"votes/0/1", b"votes/0/2", b"votes/0/5"]
 
 
-def test_a_producer_with_a_fatal_error_is_replaced_and_its_records_produced_on_the_new_one() -> None:
+def test_a_producer_with_a_fatal_error_is_replaced_and_its_records_produced_on_the_new_one() -> (
+    None
+):
     broker = FakeBroker(up=True, fatal=KafkaError(KafkaError._FATAL, "sequence gap", fatal=True))
     sink = sink_over(broker)
     with pytest.raises(KafkaException, match="sequence gap"):
@@ -170,8 +188,12 @@ def test_a_producer_that_refuses_a_record_with_a_fatal_error_is_replaced() -> No
 
 def test_a_replica_remembers_a_bounded_number_of_dead_letters() -> None:
     broker = FakeBroker(up=True)
-    sink = KafkaDeadLetters(ReplaceableProducer("dead-letter producer", {}, broker.new_producer),
-                            "votes.dlq", timeout_s=5.0, remembered=2)
+    sink = KafkaDeadLetters(
+        ReplaceableProducer("dead-letter producer", {}, broker.new_producer),
+        "votes.dlq",
+        timeout_s=5.0,
+        remembered=2,
+    )
     for offset in (1, 2, 3):
         sink.send(poison(offset))
     assert sink.send(poison(3)) == 0  # still remembered
@@ -179,7 +201,9 @@ def test_a_replica_remembers_a_bounded_number_of_dead_letters() -> None:
     assert broker.produced.count(b"votes/0/1") == 2
 
 
-def test_the_processor_counts_each_dead_letter_once_across_a_timed_out_flush_and_a_redelivery() -> None:
+def test_the_processor_counts_each_dead_letter_once_across_a_timed_out_flush_and_a_redelivery() -> (
+    None
+):
     broker = FakeBroker(up=False)
     waits: list[float] = []
 
@@ -188,8 +212,15 @@ def test_the_processor_counts_each_dead_letter_once_across_a_timed_out_flush_and
         broker.up = len(waits) >= 2  # the DLQ acks from the third attempt on
         return False
 
-    processor = BatchProcessor(TOPIC, FakeVoteLog(), CountingModel(), sink_over(broker),
-                               retryable=(KafkaException,), wait=wait, stats=PersisterStats())
+    processor = BatchProcessor(
+        TOPIC,
+        FakeVoteLog(),
+        CountingModel(),
+        sink_over(broker),
+        retryable=(KafkaException,),
+        wait=wait,
+        stats=PersisterStats(),
+    )
     batch = [vote_record("a", 0, 0), FakeRecord(b"{", 0, 1), FakeRecord(b"[]", 0, 2)]
     assert processor.process(batch) == {(TOPIC, 0): 3}
     assert processor.process(batch) == {(TOPIC, 0): 3}  # redelivered to this replica

@@ -51,9 +51,14 @@ def replay(
     counts = []
     for i, lag in enumerate(history):
         now = T0 + i * tick_s
-        samples = {} if lag is None else {
-            f"replica-{k}": [(now - 2, lag / current), (now, lag / current)] for k in range(current)
-        }
+        samples = (
+            {}
+            if lag is None
+            else {
+                f"replica-{k}": [(now - 2, lag / current), (now, lag / current)]
+                for k in range(current)
+            }
+        )
         decision = decide(samples, current, min_replicas, max_replicas, now, state, config)
         state, current = decision.state, decision.replicas
         counts.append(current)
@@ -81,21 +86,61 @@ def test_a_burst_scales_up_step_by_step_to_the_partitions() -> None:
 
 # The consumer group's lag, sampled every 2 s by the multi-node scenario (tests/autoscaling) while
 # 150,000 votes went into the topic and three consumers drained them.
-RECORDED_BURST = [0, 0, 0, 12_983, 29_783, 39_198, 57_891, 64_986, 92_226, 114_000, 113_000,
-                  112_000, 112_000, 110_000, 108_000, 105_000, 105_000, 102_000, 100_000, 98_000,
-                  94_000, 91_000, 86_000, 85_000, 75_000, 68_000, 55_000, 44_000, 34_000, 24_000,
-                  15_000, 3_443] + [0] * 60
+RECORDED_BURST = [
+    0,
+    0,
+    0,
+    12_983,
+    29_783,
+    39_198,
+    57_891,
+    64_986,
+    92_226,
+    114_000,
+    113_000,
+    112_000,
+    112_000,
+    110_000,
+    108_000,
+    105_000,
+    105_000,
+    102_000,
+    100_000,
+    98_000,
+    94_000,
+    91_000,
+    86_000,
+    85_000,
+    75_000,
+    68_000,
+    55_000,
+    44_000,
+    34_000,
+    24_000,
+    15_000,
+    3_443,
+] + [0] * 60
 
 
 def test_a_recorded_burst_scales_up_then_back_down_once_drained() -> None:
     counts = replay(RECORDED_BURST, tick_s=2.0)
     # Ticks of 2 s: up 2 at a time, each step after the 10 s cool-down (seen at the next tick);
     # down only from tick 47 (t 94 s), 30 s after the lag reached 0 at tick 32, one at a time.
-    assert changes(counts, 1) == [(3, 1, 2), (9, 2, 4), (15, 4, 6),
-                                  (47, 6, 5), (63, 5, 4), (79, 4, 3)]
+    assert changes(counts, 1) == [
+        (3, 1, 2),
+        (9, 2, 4),
+        (15, 4, 6),
+        (47, 6, 5),
+        (63, 5, 4),
+        (79, 4, 3),
+    ]
     # With the scenario's max_replicas of 3.
     assert changes(replay(RECORDED_BURST, tick_s=2.0, max_replicas=3), 1) == [
-        (3, 1, 2), (9, 2, 3), (47, 3, 2), (63, 2, 1)]
+        (3, 1, 2),
+        (9, 2, 3),
+        (47, 3, 2),
+        (63, 2, 1),
+    ]
 
 
 def test_a_burst_that_shrinks_stops_the_scale_up_where_the_lag_is_met() -> None:
@@ -182,14 +227,17 @@ def test_cooldowns_count_from_actual_changes() -> None:
     assert decide(lag, 3, 1, 6, T0 + 18, state, CONFIG).replicas == 5
 
 
-@pytest.mark.parametrize("bad", [
-    {"target_lag_per_replica": 0},
-    {"low_water_lag": 20_000},
-    {"partitions": 0},
-    {"max_step_up": 1.5},
-    {"drained_hold_s": -1},
-    {"max_sample_age_s": 0},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"target_lag_per_replica": 0},
+        {"low_water_lag": 20_000},
+        {"partitions": 0},
+        {"max_step_up": 1.5},
+        {"drained_hold_s": -1},
+        {"max_sample_age_s": 0},
+    ],
+)
 def test_invalid_settings_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="invalid lag policy settings"):
         LagPolicyConfig(**bad)
@@ -213,23 +261,40 @@ def _pool_autoscaling_config() -> Any:
     return AutoscalingConfig(**pool.autoscaling_config)
 
 
-def _context(config: Any, lag_by_replica: dict[str, float], target: int, now: float,
-             state: dict[str, Any]) -> Any:
+def _context(
+    config: Any, lag_by_replica: dict[str, float], target: int, now: float, state: dict[str, Any]
+) -> Any:
     from ray.serve._private.common import DeploymentID, ReplicaID, TimeStampedValue
     from ray.serve.config import AutoscalingContext
 
     deployment = DeploymentID(name="VotePersister", app_name="votes")
-    replicas = {name: ReplicaID(unique_id=name, deployment_id=deployment) for name in lag_by_replica}
-    raw = {"lag": {replicas[name]: [TimeStampedValue(now - 2, lag), TimeStampedValue(now, lag)]
-                   for name, lag in lag_by_replica.items()}}
+    replicas = {
+        name: ReplicaID(unique_id=name, deployment_id=deployment) for name in lag_by_replica
+    }
+    raw = {
+        "lag": {
+            replicas[name]: [TimeStampedValue(now - 2, lag), TimeStampedValue(now, lag)]
+            for name, lag in lag_by_replica.items()
+        }
+    }
     return AutoscalingContext(
-        deployment_id=deployment, deployment_name="VotePersister", app_name="votes",
-        current_num_replicas=len(replicas), target_num_replicas=target,
-        running_replicas=list(replicas.values()), total_num_requests=0.0,
-        total_queued_requests=0.0, aggregated_metrics=dict, raw_metrics=lambda: raw,
+        deployment_id=deployment,
+        deployment_name="VotePersister",
+        app_name="votes",
+        current_num_replicas=len(replicas),
+        target_num_replicas=target,
+        running_replicas=list(replicas.values()),
+        total_num_requests=0.0,
+        total_queued_requests=0.0,
+        aggregated_metrics=dict,
+        raw_metrics=lambda: raw,
         capacity_adjusted_min_replicas=config.min_replicas,
-        capacity_adjusted_max_replicas=config.max_replicas, policy_state=state,
-        last_scale_up_time=None, last_scale_down_time=None, current_time=now, config=config,
+        capacity_adjusted_max_replicas=config.max_replicas,
+        policy_state=state,
+        last_scale_up_time=None,
+        last_scale_down_time=None,
+        current_time=now,
+        config=config,
     )
 
 

@@ -56,7 +56,9 @@ class FakeRecord:
 
 def vote_record(vote_id: str, partition: int, offset: int, band: str = "Alux Nahual") -> FakeRecord:
     vote = Vote(name=band, album="Alux Nahual", year=1983, rank=1, vote_id=vote_id)
-    return FakeRecord(encode_record(accept(vote, "http")).value, partition, offset, vote_id.encode())
+    return FakeRecord(
+        encode_record(accept(vote, "http")).value, partition, offset, vote_id.encode()
+    )
 
 
 @dataclass
@@ -99,8 +101,15 @@ class Pool:
         return self.stop_after_waits is not None and len(self.waits) >= self.stop_after_waits
 
     def processor(self) -> BatchProcessor:
-        return BatchProcessor(TOPIC, self.vote_log, self.counters, self.dead_letters,
-                              retryable=(ConnectionError,), wait=self.wait, stats=PersisterStats())
+        return BatchProcessor(
+            TOPIC,
+            self.vote_log,
+            self.counters,
+            self.dead_letters,
+            retryable=(ConnectionError,),
+            wait=self.wait,
+            stats=PersisterStats(),
+        )
 
 
 def test_a_clean_batch_is_stored_counted_and_its_next_offsets_returned() -> None:
@@ -109,15 +118,24 @@ def test_a_clean_batch_is_stored_counted_and_its_next_offsets_returned() -> None
     batch = [vote_record("a", 0, 10), vote_record("b", 0, 11), vote_record("c", 2, 5)]
     assert processor.process(batch) == {(TOPIC, 0): 12, (TOPIC, 2): 6}
     assert pool.counters.total == 3 and set(pool.vote_log.held) == {"a", "b", "c"}
-    assert (processor.stats.batches, processor.stats.persisted, processor.stats.counted) == (1, 3, 3)
+    assert (processor.stats.batches, processor.stats.persisted, processor.stats.counted) == (
+        1,
+        3,
+        3,
+    )
     assert pool.dead_letters.sent == [] and pool.waits == []
 
 
 def test_poison_records_are_dead_lettered_with_the_reason_and_committed_past() -> None:
     pool = Pool()
     processor = pool.processor()
-    batch = [vote_record("a", 1, 0), FakeRecord(b"not json at all", 1, 1),
-             FakeRecord(b'{"vote_id": "x"}', 1, 2), FakeRecord(None, 1, 3), vote_record("b", 1, 4)]
+    batch = [
+        vote_record("a", 1, 0),
+        FakeRecord(b"not json at all", 1, 1),
+        FakeRecord(b'{"vote_id": "x"}', 1, 2),
+        FakeRecord(None, 1, 3),
+        vote_record("b", 1, 4),
+    ]
     assert processor.process(batch) == {(TOPIC, 1): 5}
     assert [p.record.offset() for p in pool.dead_letters.sent] == [1, 2, 3]
     assert pool.dead_letters.sent[0].reason.startswith("not JSON")
@@ -131,10 +149,14 @@ def test_a_clients_duplicate_at_a_new_offset_is_stored_once_and_not_counted() ->
     processor = pool.processor()
     assert processor.process([vote_record("same", 0, 5)]) == {(TOPIC, 0): 6}
     # The client's retry: the same vote_id, a new record at a later offset (here another batch).
-    assert processor.process([vote_record("same", 0, 9), vote_record("other", 0, 10)]) == {(TOPIC, 0): 11}
+    assert processor.process([vote_record("same", 0, 9), vote_record("other", 0, 10)]) == {
+        (TOPIC, 0): 11
+    }
     assert pool.vote_log.held["same"] == (0, 5)
     assert pool.counters.total == 2 and processor.stats.counted == 2
-    assert processor.stats.persisted == 3  # the duplicate was stored ("already stored"), not counted
+    assert (
+        processor.stats.persisted == 3
+    )  # the duplicate was stored ("already stored"), not counted
 
 
 def test_a_redelivered_batch_changes_nothing_and_is_committed_again() -> None:
@@ -235,24 +257,40 @@ class RecordingCounters(CountingModel):
         return super().apply(topic, updates)
 
 
-def loop_over(consumer: ScriptedConsumer, pool: Pool, stores_in_flight: int,
-              batch_max_records: int = consume_loop.BATCH_MAX_RECORDS,
-              clock: Callable[[], float] = time.monotonic) -> ConsumeLoop:
+def loop_over(
+    consumer: ScriptedConsumer,
+    pool: Pool,
+    stores_in_flight: int,
+    batch_max_records: int = consume_loop.BATCH_MAX_RECORDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> ConsumeLoop:
     supervisor = SimpleNamespace(consumer=consumer, replace_if_stuck=lambda _now: None)
-    return ConsumeLoop(supervisor, pool.processor(), dead_letters=None,  # type: ignore[arg-type]
-                       stop=threading.Event(), stores_in_flight=stores_in_flight,
-                       batch_max_records=batch_max_records, clock=clock)
+    return ConsumeLoop(
+        supervisor,
+        pool.processor(),
+        dead_letters=None,  # type: ignore[arg-type]
+        stop=threading.Event(),
+        stores_in_flight=stores_in_flight,
+        batch_max_records=batch_max_records,
+        clock=clock,
+    )
 
 
-def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None = None,
-                  vote_log_failures: int = 0, clock: Callable[[], float] = time.monotonic,
-                  ) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
+def scripted_loop(
+    batches: list[list[FakeRecord]],
+    stop_after_waits: int | None = None,
+    vote_log_failures: int = 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
     """A loop over `batches` with one store in flight (the order of events is then deterministic)."""
     events: list[str] = []
     consumer = ScriptedConsumer(batches, events)
     vote_log = RecordingVoteLog(events=events, failures=vote_log_failures)
-    pool = Pool(vote_log=vote_log, counters=RecordingCounters(events=events),
-                stop_after_waits=stop_after_waits)
+    pool = Pool(
+        vote_log=vote_log,
+        counters=RecordingCounters(events=events),
+        stop_after_waits=stop_after_waits,
+    )
     original = consumer.consume
 
     def consume(count: int, timeout: float) -> list[FakeRecord]:
@@ -265,7 +303,9 @@ def scripted_loop(batches: list[list[FakeRecord]], stop_after_waits: int | None 
     return loop_over(consumer, pool, stores_in_flight=1, clock=clock), consumer, events
 
 
-def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_follows_its_count() -> None:
+def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_follows_its_count() -> (
+    None
+):
     first = [vote_record("a", 0, 0), vote_record("b", 0, 1)]
     second = [vote_record("c", 0, 2), FakeRecord(b"poison", 0, 3)]
     loop, consumer, events = scripted_loop([first, second])
@@ -274,7 +314,14 @@ def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_foll
     loop._poll_once()  # nothing new: counts the second
     # The loop's own steps, in order (the store thread's lines interleave with them) ...
     assert [e for e in events if e.startswith(("poll", "count", "commit"))] == [
-        "poll", "poll", "count 0", "commit 0:2", "poll", "count 2", "commit 0:4"]
+        "poll",
+        "poll",
+        "count 0",
+        "commit 0:2",
+        "poll",
+        "count 2",
+        "commit 0:4",
+    ]
     # ... and where the stores fall: the first one ends after the second poll, each store ends
     # before its count, and the second begins once the first has ended (it may overlap count 0).
     at = events.index
@@ -282,17 +329,20 @@ def test_the_next_batch_is_polled_while_the_vote_log_stores_and_each_commit_foll
     assert at("store 0 ends") < at("store 2 begins") < at("store 2 ends") < at("count 2")
     assert loop.stats.counted == 3 and loop.stats.dead_lettered == 1
     # Polls are brief while a batch is being stored: its count waits for the poll.
-    assert consumer.timeouts == [consume_loop.BATCH_MAX_WAIT_S,
-                                 consume_loop.BATCH_WAIT_WHILE_STORING_S,
-                                 consume_loop.BATCH_WAIT_WHILE_STORING_S]
+    assert consumer.timeouts == [
+        consume_loop.BATCH_MAX_WAIT_S,
+        consume_loop.BATCH_WAIT_WHILE_STORING_S,
+        consume_loop.BATCH_WAIT_WHILE_STORING_S,
+    ]
 
 
 def test_positions_are_committed_only_with_no_batch_in_hand() -> None:
     # The consumer's position is past a batch that is polled but not yet counted: committing it
     # then would lose that batch's counts in a crash (decision 0002's positions commit).
     clock = [1000.0]
-    loop, _consumer, events = scripted_loop([[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]],
-                                            clock=lambda: clock[0])
+    loop, _consumer, events = scripted_loop(
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]], clock=lambda: clock[0]
+    )
     loop._positions_committed_at = clock[0] - consume_loop.POSITIONS_COMMIT_S
     loop._poll_once()
     loop._poll_once()
@@ -302,8 +352,9 @@ def test_positions_are_committed_only_with_no_batch_in_hand() -> None:
 
 
 def test_stopped_while_the_vote_log_is_down_nothing_is_counted_or_committed() -> None:
-    loop, _consumer, events = scripted_loop([[vote_record("a", 0, 1)]], stop_after_waits=2,
-                                            vote_log_failures=10)
+    loop, _consumer, events = scripted_loop(
+        [[vote_record("a", 0, 1)]], stop_after_waits=2, vote_log_failures=10
+    )
     loop._poll_once()
     loop._poll_once()
     assert not any(e.startswith(("count", "commit")) for e in events)
@@ -335,14 +386,21 @@ class GatedVoteLog(FakeVoteLog):
         return held
 
 
-def gated_loop(batches: list[list[FakeRecord]], stores_in_flight: int, batch_max_records: int = 1,
-               ) -> tuple[ConsumeLoop, GatedVoteLog, RecordingCounters, list[str]]:
+def gated_loop(
+    batches: list[list[FakeRecord]],
+    stores_in_flight: int,
+    batch_max_records: int = 1,
+) -> tuple[ConsumeLoop, GatedVoteLog, RecordingCounters, list[str]]:
     """A second store runs only beside full batches: by default a batch of one is full."""
     events: list[str] = []
     vote_log = GatedVoteLog(events=events)
     counters = RecordingCounters(events=events)
-    loop = loop_over(ScriptedConsumer(batches, events), Pool(vote_log=vote_log, counters=counters),
-                     stores_in_flight, batch_max_records)
+    loop = loop_over(
+        ScriptedConsumer(batches, events),
+        Pool(vote_log=vote_log, counters=counters),
+        stores_in_flight,
+        batch_max_records,
+    )
     return loop, vote_log, counters, events
 
 
@@ -370,7 +428,13 @@ def test_two_stores_run_at_once_and_the_counts_keep_the_batch_order() -> None:
     loop._poll_once()  # nothing new: batch 1
     loop._poll_once()  # and batch 2
     assert [e for e in events if e.startswith(("count", "commit"))] == [
-        "count 0", "commit 0:1", "count 1", "commit 0:2", "count 2", "commit 0:3"]
+        "count 0",
+        "commit 0:1",
+        "count 1",
+        "commit 0:2",
+        "count 2",
+        "commit 0:3",
+    ]
     assert loop.stats.counted == 3
 
 
@@ -394,7 +458,8 @@ def test_a_clients_duplicate_in_two_stores_at_once_counts_once_whichever_store_w
     # The same vote_id at offsets 0 and 1, in two batches stored at once; the later one ends first
     # and so is the copy the vote log holds. Only that copy counts.
     loop, vote_log, counters, events = gated_loop(
-        [[vote_record("same", 0, 0)], [vote_record("same", 0, 1)]], stores_in_flight=2)
+        [[vote_record("same", 0, 0)], [vote_record("same", 0, 1)]], stores_in_flight=2
+    )
     loop._poll_once()
     loop._poll_once()
     vote_log.gate(1).set()
@@ -411,8 +476,10 @@ def test_a_batch_that_is_not_full_waits_for_the_store_before_it() -> None:
     # Live traffic, no backlog: the loop waits for the store in flight, so the next batch grows
     # while it waits instead of going to the vote log as many small inserts.
     loop, vote_log, _counters, events = gated_loop(
-        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]], stores_in_flight=2,
-        batch_max_records=consume_loop.BATCH_MAX_RECORDS)
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)]],
+        stores_in_flight=2,
+        batch_max_records=consume_loop.BATCH_MAX_RECORDS,
+    )
     loop._poll_once()
     threading.Timer(0.2, vote_log.gate(0).set).start()
     loop._poll_once()  # batch 1 is not full: it waits for store 0 and is stored after it

@@ -49,7 +49,9 @@ class RebalancingConsumer:
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
         kind = "async" if asynchronous else "sync"
-        self.events.append(f"commit {kind} " + ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets))
+        self.events.append(
+            f"commit {kind} " + ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets)
+        )
         return offsets
 
     def assignment(self) -> list[TopicPartition]:
@@ -94,24 +96,40 @@ class RecordingCounters(CountingModel):
         return super().apply(topic, updates)
 
 
-def rebalancing_loop(batches: list[list[FakeRecord]], vote_log: FakeVoteLog | None = None,
-                     stop_after_waits: int | None = None,
-                     ) -> tuple[ConsumeLoop, RebalancingConsumer, list[str], Pool]:
+def rebalancing_loop(
+    batches: list[list[FakeRecord]],
+    vote_log: FakeVoteLog | None = None,
+    stop_after_waits: int | None = None,
+) -> tuple[ConsumeLoop, RebalancingConsumer, list[str], Pool]:
     events: list[str] = []
     consumer = RebalancingConsumer(batches, events)
-    pool = Pool(vote_log=vote_log or FakeVoteLog(), counters=RecordingCounters(events=events),
-                dead_letters=FakeDeadLetters(), stop_after_waits=stop_after_waits)
-    supervisor = ConsumerSupervisor(TOPIC, lambda _on_statistics: consumer,  # type: ignore[arg-type,return-value]
-                                    PersisterStats())
-    loop = ConsumeLoop(supervisor, pool.processor(), dead_letters=ClosingDeadLetters(),  # type: ignore[arg-type]
-                       stop=threading.Event(), batch_max_records=1, start_store=StoredWhenAwaited)
+    pool = Pool(
+        vote_log=vote_log or FakeVoteLog(),
+        counters=RecordingCounters(events=events),
+        dead_letters=FakeDeadLetters(),
+        stop_after_waits=stop_after_waits,
+    )
+    supervisor = ConsumerSupervisor(
+        TOPIC,
+        lambda _on_statistics: consumer,  # type: ignore[arg-type,return-value]
+        PersisterStats(),
+    )
+    loop = ConsumeLoop(
+        supervisor,
+        pool.processor(),
+        dead_letters=ClosingDeadLetters(),  # type: ignore[arg-type]
+        stop=threading.Event(),
+        batch_max_records=1,
+        start_store=StoredWhenAwaited,
+    )
     supervisor.subscribe()
     return loop, consumer, events, pool
 
 
 def test_a_revoke_finishes_the_batches_in_hand_and_commits_them_before_it_returns() -> None:
     loop, consumer, events, pool = rebalancing_loop(
-        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 3, 7)]])
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 3, 7)]]
+    )
     loop._poll_once()
     loop._poll_once()
     loop._poll_once()  # three full batches: the oldest counted, two in the vote log's hands
@@ -119,8 +137,13 @@ def test_a_revoke_finishes_the_batches_in_hand_and_commits_them_before_it_return
     consumer.revoke_next_poll = [0]
     loop._poll_once()
     # Both batches in hand are counted, in order, and committed before the revoke returns.
-    assert events[2:] == ["revoke begins", "count 1", "count 7", "commit async 0:2,3:8",
-                          "revoke ends"]
+    assert events[2:] == [
+        "revoke begins",
+        "count 1",
+        "count 7",
+        "commit async 0:2,3:8",
+        "revoke ends",
+    ]
     assert pool.counters.total == 3 and not loop._storing
 
 
@@ -131,13 +154,19 @@ def test_a_revoke_with_nothing_in_hand_commits_what_was_counted_of_the_partition
     loop._poll_once()  # nothing new: the batch is counted and committed asynchronously
     consumer.revoke_next_poll = [0, 1]
     loop._poll_once()
-    assert events == ["count 0", "commit async 0:1", "revoke begins", "commit async 0:1",
-                      "revoke ends"]
+    assert events == [
+        "count 0",
+        "commit async 0:1",
+        "revoke begins",
+        "commit async 0:1",
+        "revoke ends",
+    ]
 
 
 def test_a_graceful_close_finishes_the_batches_in_hand_and_commits_before_leaving() -> None:
     loop, _consumer, events, _pool = rebalancing_loop(
-        [[vote_record("a", 0, 0)], [vote_record("b", 1, 4)]])
+        [[vote_record("a", 0, 0)], [vote_record("b", 1, 4)]]
+    )
     loop._poll_once()
     loop._poll_once()  # two full batches in the vote log's hands
     loop.stop()
@@ -148,7 +177,8 @@ def test_a_graceful_close_finishes_the_batches_in_hand_and_commits_before_leavin
 def test_stopped_during_a_revoke_nothing_more_is_counted_or_committed() -> None:
     # The vote log is down and the replica is stopped while the revoke waits for the store.
     loop, consumer, events, _pool = rebalancing_loop(
-        [[vote_record("a", 0, 0)]], vote_log=FakeVoteLog(failures=10), stop_after_waits=1)
+        [[vote_record("a", 0, 0)]], vote_log=FakeVoteLog(failures=10), stop_after_waits=1
+    )
     loop._poll_once()
     consumer.revoke_next_poll = [0]
     loop._poll_once()
@@ -172,7 +202,9 @@ def test_votes_at_or_below_the_applied_mark_are_not_stored_again_and_still_commi
     pool = Pool(vote_log=vote_log, counters=counters)
     processor = pool.processor()
     batch = [vote_record(f"v{o}", 0, o) for o in (10, 11, 12)] + [
-        FakeRecord(b"poison", 0, 13), vote_record("w5", 1, 5)]
+        FakeRecord(b"poison", 0, 13),
+        vote_record("w5", 1, 5),
+    ]
     assert processor.process(batch) == {(TOPIC, 0): 14, (TOPIC, 1): 6}
     assert stored == [[12, 5]]
     assert processor.stats.already_applied == 2 and len(pool.dead_letters.sent) == 1
@@ -214,7 +246,8 @@ def test_a_loop_that_fails_part_way_counts_no_later_batch_when_it_closes() -> No
     # A later batch counted first would move the applied mark past the failed one's votes, and
     # the counter script would then skip them when they are redelivered.
     loop, _consumer, events, pool = rebalancing_loop(
-        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]])
+        [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]]
+    )
     apply = pool.counters.apply
     attempts: list[int] = []
 
@@ -238,7 +271,9 @@ def test_stopped_in_an_outage_a_close_counts_no_batch_after_the_one_left_undone(
     vote_log = FakeVoteLog(failures=1 if down == "vote log" else 0)
     loop, _consumer, events, pool = rebalancing_loop(
         [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]],
-        vote_log=vote_log, stop_after_waits=1)
+        vote_log=vote_log,
+        stop_after_waits=1,
+    )
     if down == "counters":
         pool.counters.failures = 1  # type: ignore[attr-defined]
     loop._poll_once()
@@ -254,7 +289,8 @@ def test_stopped_in_a_revoke_the_batch_polled_after_it_is_not_counted_either() -
     # outage); the same poll then hands back a newer batch, which close() must not count.
     loop, consumer, events, pool = rebalancing_loop(
         [[vote_record("a", 0, 0)], [vote_record("b", 0, 1)], [vote_record("c", 0, 2)]],
-        stop_after_waits=1)
+        stop_after_waits=1,
+    )
     loop._poll_once()
     loop._poll_once()  # two full batches in the vote log's hands
     pool.counters.failures = 1  # type: ignore[attr-defined]

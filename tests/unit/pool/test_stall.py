@@ -77,8 +77,12 @@ class Harness:
             FakeVoteLog(failures=failures.get("vote log", 0)),
             RefusingCounters(failures=failures.get("counters", 0)),
             RefusingDeadLetters(failures=failures.get("dead-letter", 0)),
-            retryable=(ConnectionError,), wait=self.wait, stats=PersisterStats(),
-            metrics=metrics, stall_limit_s=LIMIT_S, clock=lambda: self.now,
+            retryable=(ConnectionError,),
+            wait=self.wait,
+            stats=PersisterStats(),
+            metrics=metrics,
+            stall_limit_s=LIMIT_S,
+            clock=lambda: self.now,
         )
 
     def wait(self, seconds: float) -> bool:
@@ -100,8 +104,10 @@ def test_a_step_failing_past_the_limit_fails_the_health_check_with_an_error_line
     before = [stalled for elapsed, stalled in harness.seen if elapsed < LIMIT_S]
     after = [stalled for elapsed, stalled in harness.seen if elapsed >= LIMIT_S]
     assert before and set(before) == {None}
-    assert after and all(s is not None and s.startswith("failing for ") and f"last: {step}: "
-                         f"ConnectionError" in s for s in after)
+    assert after and all(
+        s is not None and s.startswith("failing for ") and f"last: {step}: ConnectionError" in s
+        for s in after
+    )
     assert harness.stalls.incs == [(1.0, {"step": step})]  # once, not once per attempt
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith(f"{step} has failed for ")

@@ -11,9 +11,19 @@ from serve_app.settings import Settings
 
 def stats(state: str, join_state: str) -> str:
     # The fields of librdkafka's statistics JSON that matter here, plus some that do not.
-    return json.dumps({"name": "votes-persister#consumer-1", "type": "consumer",
-                       "cgrp": {"state": state, "stateage": 1200, "join_state": join_state,
-                                "rebalance_cnt": 3, "assignment_size": 2}})
+    return json.dumps(
+        {
+            "name": "votes-persister#consumer-1",
+            "type": "consumer",
+            "cgrp": {
+                "state": state,
+                "stateage": 1200,
+                "join_state": join_state,
+                "rebalance_cnt": 3,
+                "assignment_size": 2,
+            },
+        }
+    )
 
 
 def test_a_steady_member_is_never_stuck_even_without_partitions() -> None:

@@ -33,17 +33,23 @@ def test_the_pool_writes_the_vote_log_journaled_and_majority_by_default() -> Non
 
 @pytest.mark.parametrize(
     ("choice", "document"),
-    [("majority", {"w": "majority", "j": True}), ("journaled", {"w": 1, "j": True}),
-     ("acknowledged", {"w": 1})],
+    [
+        ("majority", {"w": "majority", "j": True}),
+        ("journaled", {"w": 1, "j": True}),
+        ("acknowledged", {"w": 1}),
+    ],
 )
-def test_each_write_concern_setting_reaches_the_client(choice: str, document: dict[str, Any]) -> None:
+def test_each_write_concern_setting_reaches_the_client(
+    choice: str, document: dict[str, Any]
+) -> None:
     assert settings_module.MONGO_WRITE_CONCERNS[choice] == document
     assert client_concern(mongo_write_concern=choice) == document
 
 
 def test_the_environment_overrides_the_write_concern() -> None:
-    settings = load_settings({"mongo_write_concern": "majority"},
-                             environ={"VOTES_MONGO_WRITE_CONCERN": "journaled"})
+    settings = load_settings(
+        {"mongo_write_concern": "majority"}, environ={"VOTES_MONGO_WRITE_CONCERN": "journaled"}
+    )
     assert settings.mongo_write_concern == "journaled"
 
 
@@ -51,7 +57,10 @@ def test_a_bad_write_concern_names_the_setting_and_the_choices() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings({}, environ={"VOTES_MONGO_WRITE_CONCERN": "w0"})
     message = str(info.value)
-    assert "setting 'mongo_write_concern' (from environment variable VOTES_MONGO_WRITE_CONCERN)" in message
+    assert (
+        "setting 'mongo_write_concern' (from environment variable VOTES_MONGO_WRITE_CONCERN)"
+        in message
+    )
     for choice in ("majority", "journaled", "acknowledged"):
         assert choice in message
 
@@ -60,17 +69,31 @@ class ConcernFailing:
     """A collection whose insert lands on the primary but misses its write concern."""
 
     def insert_many(self, documents: list[dict[str, Any]], ordered: bool) -> None:
-        raise BulkWriteError({"writeErrors": [], "writeConcernErrors": [
-            {"code": 64, "errmsg": "waiting for replication timed out"}], "nInserted": len(documents)})
+        raise BulkWriteError(
+            {
+                "writeErrors": [],
+                "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication timed out"}],
+                "nInserted": len(documents),
+            }
+        )
 
     def find_one(self, *_args: Any) -> None:
-        raise AssertionError("a batch that missed its write concern is not looked up: it is retried")
+        raise AssertionError(
+            "a batch that missed its write concern is not looked up: it is retried"
+        )
 
 
 def test_a_write_concern_error_is_raised_so_the_batch_is_retried() -> None:
     from datetime import UTC, datetime
 
-    record = VoteRecord(vote_id="v1", name="Band", album="A", year=2000, rank=1,
-                        received_at=datetime.now(UTC), source="http")
+    record = VoteRecord(
+        vote_id="v1",
+        name="Band",
+        album="A",
+        year=2000,
+        rank=1,
+        received_at=datetime.now(UTC),
+        source="http",
+    )
     with pytest.raises(BulkWriteError):
         MongoVoteLog(ConcernFailing()).store([Delivered(record, "votes", 0, 7)])  # type: ignore[arg-type]

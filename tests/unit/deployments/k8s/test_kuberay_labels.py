@@ -226,15 +226,18 @@ def prometheus_label(key: str) -> str:
 def test_prometheus_keeps_every_ray_pod() -> None:
     docs = kv.render_layout(K8S).docs
     config_map = next(
-        d for d in docs
+        d
+        for d in docs
         if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "votes-prometheus-config"
     )
     (job,) = [
-        j for j in yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]
+        j
+        for j in yaml.safe_load(config_map["data"]["prometheus.yml"])["scrape_configs"]
         if j["job_name"] == "ray"
     ]
     keep_on_pod_labels = [
-        rule for rule in job["relabel_configs"]
+        rule
+        for rule in job["relabel_configs"]
         if rule.get("action") == "keep"
         and all(s.startswith("__meta_kubernetes_pod_label_") for s in rule["source_labels"])
     ]

@@ -96,8 +96,10 @@ def ray_pod_models() -> dict[str, Pod]:
     templates = {"head": cluster["headGroupSpec"]["template"]} | {
         group["groupName"]: group["template"] for group in cluster["workerGroupSpecs"]
     }
-    return {role: Pod(f"ray-{role}", labels[role], ports=_container_ports(templates[role]))
-            for role in labels}
+    return {
+        role: Pod(f"ray-{role}", labels[role], ports=_container_ports(templates[role]))
+        for role in labels
+    }
 
 
 def kafka_listener_ports() -> dict[str, int]:
@@ -111,15 +113,26 @@ def strimzi_pods() -> dict[str, Pod]:
     cluster = kafka()["metadata"]["name"]
     pool = kv.one(docs(), "KafkaNodePool")["metadata"]["name"]
     return {
-        "kafka": Pod("kafka", {
-            "strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka",
-            "strimzi.io/name": f"{cluster}-kafka", "strimzi.io/pool-name": pool,
-            "strimzi.io/broker-role": "true", "strimzi.io/controller-role": "true",
-        }, ports=kafka_listener_ports()),
-        "entity-operator": Pod("entity-operator", {
-            "strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka",
-            "strimzi.io/name": f"{cluster}-entity-operator",
-        }),
+        "kafka": Pod(
+            "kafka",
+            {
+                "strimzi.io/cluster": cluster,
+                "strimzi.io/kind": "Kafka",
+                "strimzi.io/name": f"{cluster}-kafka",
+                "strimzi.io/pool-name": pool,
+                "strimzi.io/broker-role": "true",
+                "strimzi.io/controller-role": "true",
+            },
+            ports=kafka_listener_ports(),
+        ),
+        "entity-operator": Pod(
+            "entity-operator",
+            {
+                "strimzi.io/cluster": cluster,
+                "strimzi.io/kind": "Kafka",
+                "strimzi.io/name": f"{cluster}-entity-operator",
+            },
+        ),
     }
 
 
@@ -140,22 +153,35 @@ def workload_pods() -> dict[str, Pod]:
 def outside_pods() -> dict[str, Pod]:
     return {
         # Envoy Gateway's data plane for the Gateway `votes` (its own labels).
-        "gateway": Pod("envoy-votes", {
-            "app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy",
-            "app.kubernetes.io/managed-by": "envoy-gateway",
-            "gateway.envoyproxy.io/owning-gateway-name": "votes",
-            "gateway.envoyproxy.io/owning-gateway-namespace": NAMESPACE,
-        }, namespace="envoy-gateway-system"),
-        "kuberay-operator": Pod("kuberay-operator", {
-            "app.kubernetes.io/name": "kuberay-operator"}, namespace="kuberay-system"),
-        "strimzi-operator": Pod("strimzi-cluster-operator", {
-            "name": "strimzi-cluster-operator", "strimzi.io/kind": "cluster-operator"},
-            namespace="strimzi"),
+        "gateway": Pod(
+            "envoy-votes",
+            {
+                "app.kubernetes.io/name": "envoy",
+                "app.kubernetes.io/component": "proxy",
+                "app.kubernetes.io/managed-by": "envoy-gateway",
+                "gateway.envoyproxy.io/owning-gateway-name": "votes",
+                "gateway.envoyproxy.io/owning-gateway-namespace": NAMESPACE,
+            },
+            namespace="envoy-gateway-system",
+        ),
+        "kuberay-operator": Pod(
+            "kuberay-operator",
+            {"app.kubernetes.io/name": "kuberay-operator"},
+            namespace="kuberay-system",
+        ),
+        "strimzi-operator": Pod(
+            "strimzi-cluster-operator",
+            {"name": "strimzi-cluster-operator", "strimzi.io/kind": "cluster-operator"},
+            namespace="strimzi",
+        ),
         # Whatever else runs in the cluster, in our namespace or not.
         "intruder": Pod("intruder", {"app": "intruder"}),
         "intruder-elsewhere": Pod("intruder", {"app": "intruder"}, namespace="elsewhere"),
-        "gateway-elsewhere": Pod("envoy-other", {
-            "gateway.envoyproxy.io/owning-gateway-name": "other"}, namespace="envoy-gateway-system"),
+        "gateway-elsewhere": Pod(
+            "envoy-other",
+            {"gateway.envoyproxy.io/owning-gateway-name": "other"},
+            namespace="envoy-gateway-system",
+        ),
     }
 
 
@@ -200,7 +226,8 @@ def allowed(
     destination:port."""
     assert destination.namespace == NAMESPACE
     selecting = [
-        p for p in (policies() if in_force is None else in_force)
+        p
+        for p in (policies() if in_force is None else in_force)
         if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
         and _matches(p["spec"]["podSelector"], destination.labels)
     ]
@@ -241,16 +268,21 @@ def service_backends(host: str, port: int) -> list[tuple[Pod, int]]:
         workers = [pod for role, pod in ray.items() if role != "head"]
         serving = workers if spec.get("excludeHeadPodFromServeSvc") else [ray["head"], *workers]
         named = {manifests.SERVE_PORT_NAME, manifests.SERVE_GRPC_PORT_NAME}
-        return [(pod, port) for pod in serving if port in
-                {pod.ports[n] for n in named if n in pod.ports}]
+        return [
+            (pod, port)
+            for pod in serving
+            if port in {pod.ports[n] for n in named if n in pod.ports}
+        ]
     for service in of_kind("Service"):
         if service["metadata"]["name"] != host:
             continue
         (service_port,) = [p for p in service["spec"]["ports"] if p["port"] == port]
         found = []
         for pod in pods.values():
-            if pod.namespace == NAMESPACE and service["spec"]["selector"].items() <= \
-                    pod.labels.items():
+            if (
+                pod.namespace == NAMESPACE
+                and service["spec"]["selector"].items() <= pod.labels.items()
+            ):
                 target = service_port.get("targetPort", port)
                 found.append((pod, pod.ports[target] if isinstance(target, str) else target))
         assert found, f"Service {host} selects no pod"
@@ -268,21 +300,38 @@ def prometheus_flows() -> list[tuple[str, str, Pod, int]]:
         kv.one(docs(), "ConfigMap", "votes-prometheus-config")["data"]["prometheus.yml"]
     )
     (ray_job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "ray"]
-    (port_rule,) = [r for r in ray_job["relabel_configs"]
-                    if r["source_labels"] == ["__meta_kubernetes_pod_container_port_name"]]
-    return [("Prometheus -> Ray metrics", "prometheus", pod, number)
-            for pod in ray_pod_models().values() for name, number in pod.ports.items()
-            if re.fullmatch(port_rule["regex"], name)]
+    (port_rule,) = [
+        r
+        for r in ray_job["relabel_configs"]
+        if r["source_labels"] == ["__meta_kubernetes_pod_container_port_name"]
+    ]
+    return [
+        ("Prometheus -> Ray metrics", "prometheus", pod, number)
+        for pod in ray_pod_models().values()
+        for name, number in pod.ports.items()
+        if re.fullmatch(port_rule["regex"], name)
+    ]
 
 
 def ray_internal_flows() -> list[tuple[str, str, Pod, int]]:
     """Ray among themselves: GCS, the dashboard and its agent, and the ingress replicas' direct
     ports (HAProxy on any Ray pod forwards to a replica on any other)."""
     ray = ray_pod_models()
-    return [("Ray <-> Ray", source, destination, port)
-            for source in ray for destination in ray.values()
-            for port in sorted({*destination.ports.values(), DIRECT_HTTP[0], DIRECT_HTTP[-1],
-                                DIRECT_GRPC[0], DIRECT_GRPC[-1], DASHBOARD_AGENT_PORT})]
+    return [
+        ("Ray <-> Ray", source, destination, port)
+        for source in ray
+        for destination in ray.values()
+        for port in sorted(
+            {
+                *destination.ports.values(),
+                DIRECT_HTTP[0],
+                DIRECT_HTTP[-1],
+                DIRECT_GRPC[0],
+                DIRECT_GRPC[-1],
+                DASHBOARD_AGENT_PORT,
+            }
+        )
+    ]
 
 
 def needed_flows() -> list[tuple[str, str, Pod, int]]:
@@ -298,8 +347,12 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
     config = kv.one(docs(), "ConfigMap", "votes-config")["data"]
     secrets = manifests.parse_env_file(kv.REPO.k8s / "secrets.env.example")
     head = kv.head_container(rayservice())
-    app_env = config | {k: v for c in [head, *kv.worker_containers(rayservice())]
-                        for k, v in _env(c).items() if k.startswith("VOTES_")}
+    app_env = config | {
+        k: v
+        for c in [head, *kv.worker_containers(rayservice())]
+        for k, v in _env(c).items()
+        if k.startswith("VOTES_")
+    }
     for server in app_env["VOTES_KAFKA_BOOTSTRAP_SERVERS"].split(","):
         to("app -> Kafka", list(ray), server)
     to("app -> Redis", list(ray), secrets["VOTES_REDIS_URL"])
@@ -320,18 +373,29 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
     for route in of_kind("HTTPRoute") + of_kind("GRPCRoute"):
         for rule in route["spec"]["rules"]:
             for backend in rule["backendRefs"]:
-                to(f"Gateway -> {backend['name']}", ["gateway"],
-                   f"{backend['name']}:{backend['port']}")
+                to(
+                    f"Gateway -> {backend['name']}",
+                    ["gateway"],
+                    f"{backend['name']}:{backend['port']}",
+                )
     locust = kv.one(kv.rendered("deployments/k8s/optional"), "Job")
-    (host,) = [a.split("=", 1)[1] for a in
-               locust["spec"]["template"]["spec"]["containers"][0]["args"]
-               if a.startswith("--host=")]
+    (host,) = [
+        a.split("=", 1)[1]
+        for a in locust["spec"]["template"]["spec"]["containers"][0]["args"]
+        if a.startswith("--host=")
+    ]
     to("load generator -> Serve", ["locust"], host)
 
     flows += prometheus_flows() + ray_internal_flows()
     # KubeRay's operator: serveConfigV2 and Serve's status on the head's dashboard.
-    flows.append(("KubeRay -> head dashboard", "kuberay-operator", ray["head"],
-                  ray["head"].ports["dashboard"]))
+    flows.append(
+        (
+            "KubeRay -> head dashboard",
+            "kuberay-operator",
+            ray["head"],
+            ray["head"].ports["dashboard"],
+        )
+    )
     # Strimzi: the brokers among themselves and the entity operator on the internal listeners.
     kafka_ports = kafka_listener_ports()
     for source in ("kafka", "entity-operator", "strimzi-operator"):
@@ -346,9 +410,13 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
 
 
 def test_the_namespace_denies_ingress_by_default() -> None:
-    deny = [p for p in policies()
-            if p["spec"]["podSelector"] == {} and p["spec"].get("policyTypes") == ["Ingress"]
-            and not p["spec"].get("ingress")]
+    deny = [
+        p
+        for p in policies()
+        if p["spec"]["podSelector"] == {}
+        and p["spec"].get("policyTypes") == ["Ingress"]
+        and not p["spec"].get("ingress")
+    ]
     assert deny, "no default-deny ingress NetworkPolicy (podSelector {}, no ingress rules)"
     intruder = outside_pods()["intruder"]
     for pod in all_pods().values():
@@ -370,12 +438,21 @@ def test_every_flow_the_design_needs_is_allowed() -> None:
     pods = all_pods()
     flows = needed_flows()
     kinds = {what for what, *_ in flows}
-    assert {"app -> Kafka", "app -> Redis", "app -> MongoDB", "Grafana -> Redis",
-            "Grafana -> Prometheus", "Prometheus -> Ray metrics", "Ray <-> Ray",
-            "Gateway -> votes-serve-svc"} <= kinds, kinds
-    refused = [f"{what}: {source} -> {destination.name}:{port}"
-               for what, source, destination, port in flows
-               if not allowed(pods[source], destination, port)]
+    assert {
+        "app -> Kafka",
+        "app -> Redis",
+        "app -> MongoDB",
+        "Grafana -> Redis",
+        "Grafana -> Prometheus",
+        "Prometheus -> Ray metrics",
+        "Ray <-> Ray",
+        "Gateway -> votes-serve-svc",
+    } <= kinds, kinds
+    refused = [
+        f"{what}: {source} -> {destination.name}:{port}"
+        for what, source, destination, port in flows
+        if not allowed(pods[source], destination, port)
+    ]
     assert not refused, "\n".join(refused)
 
 
@@ -470,7 +547,9 @@ def test_the_app_logs_into_kafka_as_its_kafka_user() -> None:
         assert values["VOTES_KAFKA_BOOTSTRAP_SERVERS"] == config["VOTES_KAFKA_BOOTSTRAP_SERVERS"]
         # Strimzi writes the user's password into a Secret of the user's name, key `password`.
         assert env["VOTES_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-            "name": user["metadata"]["name"], "key": "password"}
+            "name": user["metadata"]["name"],
+            "key": "password",
+        }
 
 
 def _acl_rights(user: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -514,13 +593,27 @@ def test_the_app_logs_into_the_stores_as_least_privilege_users() -> None:
     assert redis_url.username == "votes-app"
     assert redis_url.password == secrets["REDIS_APP_PASSWORD"]
     mongo_url = urlsplit(secrets["VOTES_MONGO_URL"])
-    assert mongo_url.username == "votes-app" and mongo_url.username != secrets[
-        "MONGO_ROOT_USERNAME"]
+    assert (
+        mongo_url.username == "votes-app" and mongo_url.username != secrets["MONGO_ROOT_USERNAME"]
+    )
     assert mongo_url.password == secrets["MONGO_APP_PASSWORD"]
     assert "authSource=votes" in mongo_url.query
-    assert len({secrets[k] for k in ("REDIS_APP_PASSWORD", "REDIS_PASSWORD",
-                                     "REDIS_ADMIN_PASSWORD", "REDIS_GCS_PASSWORD",
-                                     "MONGO_ROOT_PASSWORD", "MONGO_APP_PASSWORD")}) == 6
+    assert (
+        len(
+            {
+                secrets[k]
+                for k in (
+                    "REDIS_APP_PASSWORD",
+                    "REDIS_PASSWORD",
+                    "REDIS_ADMIN_PASSWORD",
+                    "REDIS_GCS_PASSWORD",
+                    "MONGO_ROOT_PASSWORD",
+                    "MONGO_APP_PASSWORD",
+                )
+            }
+        )
+        == 6
+    )
 
 
 def test_store_admin_passwords_reach_only_their_servers() -> None:
@@ -538,8 +631,7 @@ def test_store_admin_passwords_reach_only_their_servers() -> None:
     for doc in docs():
         text = yaml.safe_dump(doc)
         for key in server_only:
-            if doc["kind"] not in ("Secret", "ConfigMap") and re.search(
-                    rf"key: {key}\b", text):
+            if doc["kind"] not in ("Secret", "ConfigMap") and re.search(rf"key: {key}\b", text):
                 readers.setdefault(key, set()).add(doc["metadata"]["name"])
     for key, expected in server_only.items():
         assert readers.get(key, set()) <= expected, (key, readers.get(key))

@@ -89,7 +89,8 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     # server to a private port and folder.
     process = subprocess.Popen(
         [server, *args, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 10
@@ -110,16 +111,25 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def app_client(port: int) -> redis.Redis:
     """The app's client, from secrets.env.example's URL shape with the test's password."""
     example = manifests.parse_env_file(kv.REPO.k8s / "secrets.env.example")
-    url = example["VOTES_REDIS_URL"].replace(
-        example["REDIS_APP_PASSWORD"], PASSWORDS["REDIS_APP_PASSWORD"]
-    ).replace("votes-redis:6379", f"127.0.0.1:{port}")
+    url = (
+        example["VOTES_REDIS_URL"]
+        .replace(example["REDIS_APP_PASSWORD"], PASSWORDS["REDIS_APP_PASSWORD"])
+        .replace("votes-redis:6379", f"127.0.0.1:{port}")
+    )
     return redis.Redis.from_url(url)
 
 
 def _update(offset: int) -> CounterUpdate:
     return CounterUpdate(
-        partition=0, offset=offset, counts=True, band="Alux Nahual", album="Alux Nahual",
-        year=1983, rank=1, second=int(time.time()), vote_id=f"v{offset}",
+        partition=0,
+        offset=offset,
+        counts=True,
+        band="Alux Nahual",
+        album="Alux Nahual",
+        year=1983,
+        rank=1,
+        second=int(time.time()),
+        vote_id=f"v{offset}",
         received_at="2026-01-01T00:00:00.000Z",
     )
 
@@ -161,8 +171,14 @@ def test_the_default_user_reads_the_counters_for_grafana_and_nothing_more(
     assert grafana.ping()
     # The Contest dashboard's commands (deployments/dashboards.py): get, hgetall, hlen.
     grafana.get(TOTAL), grafana.hgetall(BY_BAND), grafana.hlen(PER_SECOND)
-    for command in [("HSET", BY_BAND, "x", "1"), ("DEL", TOTAL), ("FLUSHALL",), ("GET", "RAYx"),
-                    ("CONFIG", "GET", "*"), ("EVAL", "return 1", "0")]:
+    for command in [
+        ("HSET", BY_BAND, "x", "1"),
+        ("DEL", TOTAL),
+        ("FLUSHALL",),
+        ("GET", "RAYx"),
+        ("CONFIG", "GET", "*"),
+        ("EVAL", "return 1", "0"),
+    ]:
         with pytest.raises(redis.exceptions.NoPermissionError):
             grafana.execute_command(*command)
 
@@ -173,8 +189,14 @@ def test_the_gcs_user_keeps_to_rays_keys(redis_port: int) -> None:
     assert gcs.hget("RAYsome-cluster-uid@NODE", "k") == b"v"
     assert gcs.info()
     gcs.delete("RAYsome-cluster-uid@NODE")
-    for command in [("GET", TOTAL), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"),
-                    ("SET", "DUMMY", "x"), ("GET", "DUMMY")]:  # DUMMY: Ray's probe may DEL only
+    for command in [
+        ("GET", TOTAL),
+        ("FLUSHALL",),
+        ("CONFIG", "GET", "*"),
+        ("KEYS", "*"),
+        ("SET", "DUMMY", "x"),
+        ("GET", "DUMMY"),
+    ]:  # DUMMY: Ray's probe may DEL only
         with pytest.raises(redis.exceptions.NoPermissionError):
             gcs.execute_command(*command)
 
@@ -199,7 +221,10 @@ def test_rays_own_redis_client_connects_and_cleans_up_as_the_gcs_user(redis_port
     gcs.hset(f"RAY{namespace}@NODE", "node-1", "state")
     proc = subprocess.run(
         [sys.executable, "-c", RAY_CLEANUP, str(redis_port), password, namespace],
-        capture_output=True, text=True, timeout=180, check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     failed = [line for line in proc.stderr.splitlines() if "Check failed" in line]
     assert proc.returncode == 0, f"Ray's Redis client failed as ray-gcs: {failed or proc.stderr}"
@@ -253,8 +278,11 @@ def test_mongo_probes_start_no_shell() -> None:
 
 def test_mongo_creates_the_apps_least_privilege_user_at_init() -> None:
     mongo = kv.one(docs(), "StatefulSet", "votes-mongo")["spec"]["template"]["spec"]
-    (mount,) = [m for m in mongo["containers"][0]["volumeMounts"]
-                if m["mountPath"] == "/docker-entrypoint-initdb.d"]
+    (mount,) = [
+        m
+        for m in mongo["containers"][0]["volumeMounts"]
+        if m["mountPath"] == "/docker-entrypoint-initdb.d"
+    ]
     (volume,) = [v for v in mongo["volumes"] if v["name"] == mount["name"]]
     script_map = kv.one(docs(), "ConfigMap", volume["configMap"]["name"])
     (script,) = script_map["data"].values()
@@ -281,8 +309,9 @@ def test_disruption_budgets_cover_ray_workers_redis_and_mongo() -> None:
     budgets = {d["metadata"]["name"]: d["spec"] for d in of_kind("PodDisruptionBudget")}
     ray = ray_pod_models()
     workers = [pod for role, pod in ray.items() if role != "head"]
-    (worker_budget,) = [b for b in budgets.values()
-                        if all(_selects(b["selector"], pod.labels) for pod in workers)]
+    (worker_budget,) = [
+        b for b in budgets.values() if all(_selects(b["selector"], pod.labels) for pod in workers)
+    ]
     assert not _selects(worker_budget["selector"], ray["head"].labels)
     # An integer minAvailable: maxUnavailable or a percentage needs the owner's scale subresource,
     # which a RayCluster lacks (the budget then refuses every eviction; seen in make k8s-lab).
@@ -316,8 +345,9 @@ def test_acks_all_survives_the_loss_of_one_node() -> None:
     config = kafka()["spec"]["kafka"]["config"]
     for topic in of_kind("KafkaTopic"):
         replicas = topic["spec"]["replicas"]
-        min_isr = int(topic["spec"]["config"].get("min.insync.replicas",
-                                                  config["min.insync.replicas"]))
+        min_isr = int(
+            topic["spec"]["config"].get("min.insync.replicas", config["min.insync.replicas"])
+        )
         assert replicas <= pool["replicas"]
         assert replicas - 1 >= min_isr >= 2, topic["metadata"]["name"]
     assert config["offsets.topic.replication.factor"] - 1 >= config["min.insync.replicas"]

@@ -46,7 +46,9 @@ def test_votes_in_doubt_make_it_not_exact_even_when_the_counts_agree() -> None:
 
 def test_the_counts_are_the_last_printed_line() -> None:
     stdout = 'a warning\n{"kafka": 2, "redis": 2, "mongo": 2, "results": 2, "kafka_records": 3}\n\n'
-    assert node_load.parse_counts(stdout) == Counts(kafka=2, redis=2, mongo=2, results=2, kafka_records=3)
+    assert node_load.parse_counts(stdout) == Counts(
+        kafka=2, redis=2, mongo=2, results=2, kafka_records=3
+    )
 
 
 def test_a_count_missing_from_the_line_is_an_error() -> None:
@@ -68,7 +70,10 @@ def test_env_value_is_the_text_after_the_first_equals_sign() -> None:
 
 def test_a_store_url_gets_the_cluster_ip_in_place_of_the_service_name() -> None:
     url = "redis://votes-app:dummy@votes-redis:6379/0"
-    assert node_load.with_host(url, "votes-redis", "10.96.0.5") == "redis://votes-app:dummy@10.96.0.5:6379/0"
+    assert (
+        node_load.with_host(url, "votes-redis", "10.96.0.5")
+        == "redis://votes-app:dummy@10.96.0.5:6379/0"
+    )
     with pytest.raises(lab.LabError, match="votes-mongo is not the host"):
         node_load.with_host(url, "votes-mongo", "10.96.0.6")
 
@@ -81,7 +86,11 @@ def pod(name: str, node_type: str, uid: str, restarts: list[int]) -> dict[str, o
 
 
 def test_pod_ids_are_uid_and_restarts_of_one_node_type() -> None:
-    pods = [pod("h", "head", "u0", [0]), pod("w1", "worker", "u1", [0, 1]), pod("w2", "worker", "u2", [2])]
+    pods = [
+        pod("h", "head", "u0", [0]),
+        pod("w1", "worker", "u1", [0, 1]),
+        pod("w2", "worker", "u2", [2]),
+    ]
     assert node_load.pod_ids(pods, "worker") == {"w1": ("u1", 1), "w2": ("u2", 2)}
     assert node_load.pod_ids(pods, "head") == {"h": ("u0", 0)}
     restarted = [pod("w1", "worker", "u1", [1, 1]), pod("w2", "worker", "u2", [2])]

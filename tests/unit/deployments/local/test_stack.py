@@ -286,8 +286,15 @@ def test_postgresql_command_line_is_private_durable_and_local(
     service = PostgreSQL(postgres_config(tmp_path / "stack", VOTES_POSTGRES_PORT="25433"), quiet)
     command = service.command()
     cluster = tmp_path.resolve() / "stack" / "data" / "postgresql" / "cluster"
-    assert command[:7] == [str(tmp_path / "usr" / "15" / "bin" / "postgres"), "-D", str(cluster),
-                           "-p", "25433", "-k", str(cluster.parent / "socket")]
+    assert command[:7] == [
+        str(tmp_path / "usr" / "15" / "bin" / "postgres"),
+        "-D",
+        str(cluster),
+        "-p",
+        "25433",
+        "-k",
+        str(cluster.parent / "socket"),
+    ]
     settings = {command[i + 1] for i, arg in enumerate(command) if arg == "-c"}
     assert {"listen_addresses=127.0.0.1", "fsync=on", "synchronous_commit=on"} <= settings
     assert service.is_ours(123, command)
