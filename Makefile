@@ -122,8 +122,9 @@ K8S_NODE_ARGS ?= --app --load --pod-loss
 k8s-node: $(STAMP) ## control plane + a real node in a netns, the app on it, load, pod loss (root)
 	deployments/k8s-lab/host-packages.sh runc containernetworking-plugins iptables conntrack \
 		busybox-static debootstrap buildah
-	@# Binaries and images side by side: the images mostly download while Go compiles.
-	$(MAKE) --no-print-directory -j2 --output-sync=line k8s-node-binaries k8s-images
+	@# Binaries and images side by side (lines interleave; each says whose it is): the
+	@# images mostly download while Go compiles.
+	$(MAKE) --no-print-directory -j2 k8s-node-binaries k8s-images
 	$(PY) deployments/k8s-lab/node_lab.py $(K8S_NODE_ARGS)
 
 k8s-node-binaries: $(STAMP)
