@@ -7,16 +7,9 @@ URLs pointed at ClusterIPs, and the Ray pods' identities compared across a pod l
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import pytest
-
-REPO = Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / "deployments" / "k8s-lab"))
-
 import lab
 import node_load
+import pytest
 from node_load import Counts
 
 
