@@ -6,14 +6,14 @@ with `nsenter`). In it, tmpfs covers /run, /var/log and /var/lib: containerd's s
 pods' network namespaces, kubelet's /var/log/containers links and CNI's cache land there; every
 mount the node makes (container root filesystems, volumes) exists only there, so it is gone once
 the last process of that namespace is. Pod cgroups go below /k8s-lab in each cgroup v1
-hierarchy, which teardown empties and removes. See docs/kubernetes.md, "The real node".
+hierarchy, which teardown (node_teardown.py) empties and removes. See docs/kubernetes.md,
+"The real node".
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -291,92 +291,6 @@ def start_node(the_lab: lab.Lab, archives: dict[str, Path]) -> None:
         every_s=2,
     )
     lab.log(f"node {nc.NODE_NAME} Ready in {time.monotonic() - phase:.0f}s")
-
-
-# ---- teardown ----------------------------------------------------------------------------------
-def pids_in_cgroups() -> set[int]:
-    pids: set[int] = set()
-    for hierarchy in cgroup_hierarchies():
-        root = hierarchy / nc.CGROUP_ROOT.strip("/")
-        for procs in root.rglob("cgroup.procs") if root.exists() else []:
-            try:
-                pids.update(int(p) for p in procs.read_text().split())
-            except OSError:
-                continue  # removed meanwhile
-    return pids
-
-
-def ours_in_mount_namespace(namespace: str) -> set[int]:
-    """The node's processes: in its mount namespace and running our binaries or the holder."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                same = os.readlink(entry / "ns" / "mnt") == namespace
-                exe = os.readlink(entry / "exe")
-            except OSError:
-                continue  # gone meanwhile, or a kernel thread
-            if same and (exe.startswith(str(lab.BIN) + "/") or Path(exe).name == "sleep"):
-                pids.add(int(entry.name))
-    return pids
-
-
-def kill_until_gone(what: str, find: Callable[[], set[int]], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while pids := find():
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            lab.log(f"WARNING: {what} still has processes {sorted(pids)}")
-            return
-        time.sleep(0.2)
-
-
-def remove_cgroups() -> None:
-    for hierarchy in cgroup_hierarchies():
-        root = hierarchy / nc.CGROUP_ROOT.strip("/")
-        if not root.exists():
-            continue
-        below = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for directory in [*below, root]:
-            try:
-                directory.rmdir()
-            except OSError as exc:
-                lab.log(f"WARNING: cgroup {directory} stays: {exc}")
-
-
-def stop_node(the_lab: lab.Lab) -> None:
-    """Every node process by PID: the node's own, the pods', the shims; then mounts and cgroups."""
-    for name in ("coredns", "kube-proxy", "kubelet", "containerd"):
-        proc = the_lab.procs.pop(name, None)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            lab.log(f"stopped {name} (pid {proc.pid})")
-    kill_until_gone("the pods' cgroups", pids_in_cgroups)
-    clean_node_leftovers()
-    the_lab.procs.pop("node-holder", None)
-
-
-def clean_node_leftovers() -> None:
-    """Also after a SIGKILLed run: the mount namespace's processes (shims, holder), the cgroups."""
-    if HOLDER_FILE.exists():
-        pid_text, namespace = HOLDER_FILE.read_text().split()
-        kill_until_gone("the node's mount namespace", lambda: ours_in_mount_namespace(namespace))
-        lab.log(
-            f"node mount namespace {namespace} emptied (holder pid {pid_text}): its mounts are gone"
-        )
-        HOLDER_FILE.unlink()
-    kill_until_gone("the pods' cgroups", pids_in_cgroups)
-    remove_cgroups()
-    restore_kernel_tunables()
 
 
 def check_node_built() -> dict[str, Path]:

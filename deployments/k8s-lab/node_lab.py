@@ -32,6 +32,7 @@ import node
 import node_app
 import node_config as nc
 import node_load
+import node_teardown
 from node_images import BUSYBOX_IMAGE
 
 TEST_NAMESPACE = "lab-node-test"
@@ -194,7 +195,7 @@ def main() -> int:
     archives = node.check_node_built()
     timings.append(("node images (pause, busybox)", time.monotonic() - mark))
     paths = json.loads((lab.LAB / "paths.json").read_text())
-    node.clean_node_leftovers()
+    node_teardown.clean_node_leftovers()
     lab.clean_leftovers()
     for sub in ("logs", "home"):
         (lab.RUN / sub).mkdir(parents=True, exist_ok=True)
@@ -272,7 +273,7 @@ def torn_down_on_exit(the_lab: lab.Lab) -> Iterator[None]:
         yield
     finally:
         lab.section("teardown: node")
-        node.stop_node(the_lab)
+        node_teardown.stop_node(the_lab)
         lab.teardown(the_lab)
 
 
