@@ -86,6 +86,16 @@ __all__ = [
     "teardown",
 ]
 
+LAB_BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+    "kuberay-operator",
+)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(
@@ -106,19 +116,7 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("k8s-lab: needs root (ip netns)")
-    missing = [
-        b
-        for b in (
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kubectl",
-            "kwok",
-            "kuberay-operator",
-        )
-        if not (BIN / b).exists()
-    ]
+    missing = [b for b in LAB_BINARIES if not (BIN / b).exists()]
     if missing or not (LAB / "paths.json").exists():
         raise SystemExit(
             f"k8s-lab: not built yet ({', '.join(missing) or 'paths.json'}): "
