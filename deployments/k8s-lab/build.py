@@ -29,6 +29,9 @@ LOGS = LAB / "logs"
 
 KUBERNETES_VERSION = "v1.36.3"
 STAGING_VERSION = "v0.36.3"  # the staging modules' tag for kubernetes v1.36.3
+GO_MOD_HEAD = (
+    f"module k8slab.local/tools\n\ngo 1.26\n\nrequire k8s.io/kubernetes {KUBERNETES_VERSION}\n"
+)
 KWOK = "sigs.k8s.io/kwok/cmd/kwok@v0.8.0"
 # KubeRay v1.7.0 is not served by the Go module proxy (403 for v1.7.0, its rc and its commit);
 # v1.6.2 is the newest served and runs against our vendored v1.7.0 CRDs.
@@ -167,19 +170,15 @@ def write_module() -> None:
     if stamp.exists() and stamp.read_text() == wanted_stamp:
         return
     MODULE_DIR.mkdir(parents=True, exist_ok=True)
-    (MODULE_DIR / "go.mod").write_text(
-        f"module k8slab.local/tools\n\ngo 1.26\n\nrequire k8s.io/kubernetes {KUBERNETES_VERSION}\n"
-    )
+    (MODULE_DIR / "go.mod").write_text(GO_MOD_HEAD)
     log(f"reading k8s.io/kubernetes {KUBERNETES_VERSION}'s go.mod (downloads the module once)")
     modules = staging_modules()
     replaces = "".join(f"\t{m} => {m} {STAGING_VERSION}\n" for m in modules)
-    (MODULE_DIR / "go.mod").write_text(
-        f"module k8slab.local/tools\n\ngo 1.26\n\nrequire k8s.io/kubernetes {KUBERNETES_VERSION}\n\n"
-        f"replace (\n{replaces})\n"
-    )
+    (MODULE_DIR / "go.mod").write_text(f"{GO_MOD_HEAD}\nreplace (\n{replaces})\n")
     imports = "".join(f'\t_ "{b.package}"\n' for b in KUBE_BINARIES)
     (MODULE_DIR / "tools.go").write_text(
-        "//go:build tools\n\n// Keeps the commands (and etcd) in the module graph for go mod tidy.\n"
+        "//go:build tools\n\n"
+        "// Keeps the commands (and etcd) in the module graph for go mod tidy.\n"
         f"package tools\n\nimport (\n{imports})\n"
     )
     log(f"go mod tidy ({len(modules)} staging replaces; downloads the dependencies, ~1 min warm)")
@@ -280,8 +279,11 @@ def build_pause() -> None:
     (source / "go.mod").write_text("module k8slab.local/pause\n\ngo 1.26\n")
     (source / "main.go").write_text(PAUSE_SOURCE)
     tmp = out.with_suffix(".tmp")
-    run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."], cwd=source,
-        log_name="pause")  # fmt: skip
+    run(
+        ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."],
+        cwd=source,
+        log_name="pause",
+    )
     tmp.rename(out)
     log("pause: built")
 
@@ -331,9 +333,8 @@ def main() -> int:
         build_pause()
     if not (LAB / "paths.json").exists():
         write_paths()
-    log(
-        f"done in {time.monotonic() - start:.0f}s: {', '.join(sorted(p.name for p in BIN.iterdir()))}"
-    )
+    built = ", ".join(sorted(p.name for p in BIN.iterdir()))
+    log(f"done in {time.monotonic() - start:.0f}s: {built}")
     return 0
 
 

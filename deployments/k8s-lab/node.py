@@ -3,17 +3,17 @@
 All node processes share one mount namespace of their own (a `holder` process made with
 `unshare --mount --propagation slave` inside the lab's network namespace; the others join it
 with `nsenter`). In it, tmpfs covers /run, /var/log and /var/lib: containerd's shim sockets, the
-pods' network namespaces, kubelet's /var/log/containers links and CNI's cache land there; every mount the node
-makes (container root filesystems, volumes) exists only there, so it is gone once the last process
-of that namespace is. Pod cgroups go below /k8s-lab in each cgroup v1 hierarchy, which teardown
-empties and removes. See docs/kubernetes.md, "The real node".
+pods' network namespaces, kubelet's /var/log/containers links and CNI's cache land there; every
+mount the node makes (container root filesystems, volumes) exists only there, so it is gone once
+the last process of that namespace is. Pod cgroups go below /k8s-lab in each cgroup v1
+hierarchy, which teardown (node_teardown.py) empties and removes. See docs/kubernetes.md,
+"The real node".
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,12 +29,25 @@ HOLDER_FILE = lab.RUN / "node-holder"  # "<pid> <mount namespace>": cleans up af
 IMAGES_DIR = lab.LAB / "images"  # the images helper's archives (images.py build)
 NODE_IMAGES_DIR = lab.LAB / "node-images"
 CGROUP_MOUNTS = Path("/sys/fs/cgroup")
-NODE_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "kubelet", "kube-proxy",
-                 "coredns", "pause")  # fmt: skip
+NODE_BINARIES = (
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+    "pause",
+)
 # kubelet sets these machine-wide sysctls on start (there is no option to leave them alone):
 # saved before, written back at teardown.
-KERNEL_TUNABLES = ("vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic",
-                   "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes")  # fmt: skip
+KERNEL_TUNABLES = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
 SAVED_TUNABLES = lab.RUN / "node-kernel-tunables.json"
 HOST_TOOLS = ("runc", "iptables", "conntrack", "nsenter", "unshare")
 
@@ -61,10 +74,21 @@ def start_holder(the_lab: lab.Lab) -> int:
     )
     log_path = lab.RUN / "logs" / "node-holder.log"
     proc = subprocess.Popen(
-        ["nsenter", f"--net=/run/netns/{lab.NETNS}", "unshare", "--mount",
-         "--propagation", "slave", "sh", "-c", script],
-        stdout=subprocess.PIPE, stderr=log_path.open("ab"), start_new_session=True,
-    )  # fmt: skip
+        [
+            "nsenter",
+            f"--net=/run/netns/{lab.NETNS}",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "slave",
+            "sh",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log_path.open("ab"),
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != b"ready":
         raise lab.LabError(f"the node's mount namespace failed; see {log_path}")
@@ -87,9 +111,12 @@ def start_in_node(the_lab: lab.Lab, holder: int, name: str, args: list[str]) -> 
     log_path = lab.RUN / "logs" / f"{name}.log"
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
-            in_node(holder, args), stdout=out, stderr=subprocess.STDOUT, env=node_env(),
+            in_node(holder, args),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=node_env(),
             start_new_session=True,
-        )  # fmt: skip
+        )
     the_lab.procs[name] = proc
     with (lab.RUN / "pids").open("a") as pids:
         pids.write(f"{proc.pid} {name}\n")
@@ -120,8 +147,10 @@ def prepare_network() -> None:
     lab.sh(*lab.in_netns(["sysctl", "-qw", "net.ipv4.ip_forward=1"]))
     bridged = subprocess.run(
         lab.in_netns(["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"]),
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     note = "on" if bridged.returncode == 0 else f"not set ({bridged.stderr.strip()})"
     lab.log(
         f"node {nc.NODE_IP}, cluster DNS {nc.CLUSTER_DNS_IP} on lo; bridge-nf-call-iptables {note}"
@@ -159,7 +188,7 @@ def write_configs() -> None:
         PATHS.pod_logs,
         PATHS.volume_plugins,
     ):
-        directory.mkdir(parents=True, exist_ok=True)  # fmt: skip
+        directory.mkdir(parents=True, exist_ok=True)
     PATHS.containerd_config.write_text(nc.containerd_config(PATHS))
     default_spec = subprocess.run(
         [str(lab.BIN / "ctr"), "oci", "spec"], capture_output=True, text=True, check=True
@@ -195,8 +224,9 @@ def restore_kernel_tunables() -> None:
 
 
 def node_ready(the_lab: lab.Lab) -> bool:
-    node = json.loads(the_lab.kubectl("get", "node", nc.NODE_NAME, "-o", "json", check=False,
-                                      quiet=True) or "{}")  # fmt: skip
+    node = json.loads(
+        the_lab.kubectl("get", "node", nc.NODE_NAME, "-o", "json", check=False, quiet=True) or "{}"
+    )
     conditions = node.get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
@@ -208,8 +238,12 @@ def start_node(the_lab: lab.Lab, archives: dict[str, Path]) -> None:
     make_cgroup_root()
     write_configs()
     holder = start_holder(the_lab)
-    start_in_node(the_lab, holder, "containerd",
-                  [str(lab.BIN / "containerd"), f"--config={PATHS.containerd_config}"])  # fmt: skip
+    start_in_node(
+        the_lab,
+        holder,
+        "containerd",
+        [str(lab.BIN / "containerd"), f"--config={PATHS.containerd_config}"],
+    )
     ctr = ctr_runner(holder)
 
     def answers() -> bool:
@@ -226,105 +260,37 @@ def start_node(the_lab: lab.Lab, archives: dict[str, Path]) -> None:
         f"imported {len(archives)} images in {time.monotonic() - started:.0f}s: {', '.join(listed)}"
     )
     save_kernel_tunables()  # before kubelet changes them
-    start_in_node(the_lab, holder, "kubelet", [
-        str(lab.BIN / "kubelet"), f"--config={PATHS.kubelet_config}",
-        f"--kubeconfig={lab.KUBECONFIG}", f"--root-dir={PATHS.kubelet_dir}",
-        f"--cert-dir={PATHS.kubelet_dir / 'pki'}", f"--hostname-override={nc.NODE_NAME}",
-        f"--node-ip={nc.NODE_IP}", "--v=1",
-    ])  # fmt: skip
-    start_in_node(the_lab, holder, "kube-proxy",
-                  [str(lab.BIN / "kube-proxy"), f"--config={PATHS.kube_proxy_config}"])  # fmt: skip
-    start_in_node(the_lab, holder, "coredns",
-                  [str(lab.BIN / "coredns"), "-conf", str(PATHS.corefile)])  # fmt: skip
-    the_lab.wait_for(f"Node {nc.NODE_NAME} to be Ready (kubelet)", lambda: node_ready(the_lab),
-                     timeout_s=180, every_s=2)  # fmt: skip
+    start_in_node(
+        the_lab,
+        holder,
+        "kubelet",
+        [
+            str(lab.BIN / "kubelet"),
+            f"--config={PATHS.kubelet_config}",
+            f"--kubeconfig={lab.KUBECONFIG}",
+            f"--root-dir={PATHS.kubelet_dir}",
+            f"--cert-dir={PATHS.kubelet_dir / 'pki'}",
+            f"--hostname-override={nc.NODE_NAME}",
+            f"--node-ip={nc.NODE_IP}",
+            "--v=1",
+        ],
+    )
+    start_in_node(
+        the_lab,
+        holder,
+        "kube-proxy",
+        [str(lab.BIN / "kube-proxy"), f"--config={PATHS.kube_proxy_config}"],
+    )
+    start_in_node(
+        the_lab, holder, "coredns", [str(lab.BIN / "coredns"), "-conf", str(PATHS.corefile)]
+    )
+    the_lab.wait_for(
+        f"Node {nc.NODE_NAME} to be Ready (kubelet)",
+        lambda: node_ready(the_lab),
+        timeout_s=180,
+        every_s=2,
+    )
     lab.log(f"node {nc.NODE_NAME} Ready in {time.monotonic() - phase:.0f}s")
-
-
-# ---- teardown ----------------------------------------------------------------------------------
-def pids_in_cgroups() -> set[int]:
-    pids: set[int] = set()
-    for hierarchy in cgroup_hierarchies():
-        root = hierarchy / nc.CGROUP_ROOT.strip("/")
-        for procs in root.rglob("cgroup.procs") if root.exists() else []:
-            try:
-                pids.update(int(p) for p in procs.read_text().split())
-            except OSError:
-                continue  # removed meanwhile
-    return pids
-
-
-def ours_in_mount_namespace(namespace: str) -> set[int]:
-    """The node's processes: in its mount namespace and running our binaries or the holder."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                same = os.readlink(entry / "ns" / "mnt") == namespace
-                exe = os.readlink(entry / "exe")
-            except OSError:
-                continue  # gone meanwhile, or a kernel thread
-            if same and (exe.startswith(str(lab.BIN) + "/") or Path(exe).name == "sleep"):
-                pids.add(int(entry.name))
-    return pids
-
-
-def kill_until_gone(what: str, find: Callable[[], set[int]], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while pids := find():
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            lab.log(f"WARNING: {what} still has processes {sorted(pids)}")
-            return
-        time.sleep(0.2)
-
-
-def remove_cgroups() -> None:
-    for hierarchy in cgroup_hierarchies():
-        root = hierarchy / nc.CGROUP_ROOT.strip("/")
-        if not root.exists():
-            continue
-        below = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
-        for directory in [*below, root]:
-            try:
-                directory.rmdir()
-            except OSError as exc:
-                lab.log(f"WARNING: cgroup {directory} stays: {exc}")
-
-
-def stop_node(the_lab: lab.Lab) -> None:
-    """Every node process by PID: the node's own, the pods', the shims; then mounts and cgroups."""
-    for name in ("coredns", "kube-proxy", "kubelet", "containerd"):
-        proc = the_lab.procs.pop(name, None)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            lab.log(f"stopped {name} (pid {proc.pid})")
-    kill_until_gone("the pods' cgroups", pids_in_cgroups)
-    clean_node_leftovers()
-    the_lab.procs.pop("node-holder", None)
-
-
-def clean_node_leftovers() -> None:
-    """Also after a SIGKILLed run: the mount namespace's processes (shims, holder), the cgroups."""
-    if HOLDER_FILE.exists():
-        pid_text, namespace = HOLDER_FILE.read_text().split()
-        kill_until_gone("the node's mount namespace", lambda: ours_in_mount_namespace(namespace))
-        lab.log(
-            f"node mount namespace {namespace} emptied (holder pid {pid_text}): its mounts are gone"
-        )
-        HOLDER_FILE.unlink()
-    kill_until_gone("the pods' cgroups", pids_in_cgroups)
-    remove_cgroups()
-    restore_kernel_tunables()
 
 
 def check_node_built() -> dict[str, Path]:

@@ -66,10 +66,23 @@ def use_cluster_dns() -> None:
 
 def deploy(overlay: Path) -> None:
     cmd = lab.in_netns(
-        [str(lab.PYTHON), "-m", "deployments.deploy", "apply", "--namespace", lab.NAMESPACE,
-         "--kubeconfig", str(lab.KUBECONFIG), "--repo", str(overlay.parents[2]),
-         "--kustomization", str(overlay), "--timeout", "5"]
-    )  # fmt: skip
+        [
+            str(lab.PYTHON),
+            "-m",
+            "deployments.deploy",
+            "apply",
+            "--namespace",
+            lab.NAMESPACE,
+            "--kubeconfig",
+            str(lab.KUBECONFIG),
+            "--repo",
+            str(overlay.parents[2]),
+            "--kustomization",
+            str(overlay),
+            "--timeout",
+            "5",
+        ]
+    )
     lab.log("python -m deployments.deploy apply --kustomization deployments/k8s-lab/overlay")
     proc = subprocess.run(
         cmd, cwd=lab.REPO, capture_output=True, text=True, env=lab.lab_env(), check=False
@@ -118,11 +131,22 @@ def show_failing_containers(the_lab: lab.Lab) -> None:
             state = json.dumps(status.get("state"))[:300]
             print(f"--- {name}/{status['name']}: restarts {status.get('restartCount')}, {state}")
             for previous in (["--previous"] if status.get("restartCount") else []) + [[]]:
-                logs = the_lab.kubectl("logs", name, "-c", status["name"], "-n", lab.NAMESPACE,
-                                       "--tail=25", *previous, check=False, quiet=True)  # fmt: skip
+                logs = the_lab.kubectl(
+                    "logs",
+                    name,
+                    "-c",
+                    status["name"],
+                    "-n",
+                    lab.NAMESPACE,
+                    "--tail=25",
+                    *previous,
+                    check=False,
+                    quiet=True,
+                )
                 print("  | " + "\n  | ".join(logs.splitlines() or ["(no log)"]))
-    events = the_lab.kubectl("get", "events", "-n", lab.NAMESPACE, "--sort-by=.lastTimestamp",
-                             check=False, quiet=True)  # fmt: skip
+    events = the_lab.kubectl(
+        "get", "events", "-n", lab.NAMESPACE, "--sort-by=.lastTimestamp", check=False, quiet=True
+    )
     print("last events:\n  " + "\n  ".join(events.splitlines()[-20:]))
 
 
@@ -143,8 +167,12 @@ def vote_once(the_lab: lab.Lab) -> list[str]:
     """POST one vote to the serve Service's ClusterIP from the namespace; /results counts it."""
     route_services_from_namespace()
     # A produce before the Job made the ACLs is refused, and the ingress' producer stays failed.
-    the_lab.wait_for("the Job votes-kafka-setup (topics, ACLs)",
-                     lambda: kafka_setup_done(the_lab), VOTE_TIMEOUT_S, every_s=3)  # fmt: skip
+    the_lab.wait_for(
+        "the Job votes-kafka-setup (topics, ACLs)",
+        lambda: kafka_setup_done(the_lab),
+        VOTE_TIMEOUT_S,
+        every_s=3,
+    )
     service = the_lab.get_json("service", SERVE_SERVICE, "-n", lab.NAMESPACE)
     base = f"http://{service['spec']['clusterIP']}:8000"
     token = next(
@@ -155,16 +183,30 @@ def vote_once(the_lab: lab.Lab) -> list[str]:
     vote = {**VOTE, "vote_id": str(uuid.uuid4())}
 
     def curl(*args: str) -> str:
-        proc = subprocess.run(lab.in_netns(["curl", "-sS", "-m", "30", *args]),
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        proc = subprocess.run(
+            lab.in_netns(["curl", "-sS", "-m", "30", *args]),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return proc.stdout + proc.stderr
 
     # kube-proxy and the Kafka setup Job may still be catching up: retry until a deadline.
     deadline, printed = time.monotonic() + VOTE_TIMEOUT_S, ""
     while True:
-        answer = curl("-X", "POST", f"{base}/votes", "-H", f"Authorization: Bearer {token}",
-                      "-H", "Content-Type: application/json", "-d", json.dumps(vote),
-                      "-w", " %{http_code}").strip()  # fmt: skip
+        answer = curl(
+            "-X",
+            "POST",
+            f"{base}/votes",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps(vote),
+            "-w",
+            " %{http_code}",
+        ).strip()
         if answer != printed:  # each new answer once: the retries repeat themselves
             print(f"POST {base}/votes -> {answer[:300]}")
             printed = answer
@@ -201,16 +243,22 @@ def run_app(the_lab: lab.Lab) -> list[str]:
         if time.monotonic() - last_note > 60:
             last_note = time.monotonic()
             pods = the_lab.kubectl("get", "pods", "-n", lab.NAMESPACE, "--no-headers", quiet=True)
-            lab.log(f"waiting for the RayService ({last_note - started:.0f}s):\n  "
-                    + "\n  ".join(pods.splitlines()))  # fmt: skip
+            lab.log(
+                f"waiting for the RayService ({last_note - started:.0f}s):\n  "
+                + "\n  ".join(pods.splitlines())
+            )
         pods = the_lab.get_json("pods", "-n", lab.NAMESPACE, "-l", "ray.io/node-type")["items"]
         ray_ready = len(pods) == 1 + RAY_WORKERS and all(lab.pod_ready(p) for p in pods)
         return ray_ready and bool(services) and all(rayservice_ready(s) for s in services)
 
     failures: list[str] = []
     try:
-        the_lab.wait_for("the RayService Ready and its head and 2 workers Ready", ready,
-                         READY_TIMEOUT_S, every_s=5)  # fmt: skip
+        the_lab.wait_for(
+            "the RayService Ready and its head and 2 workers Ready",
+            ready,
+            READY_TIMEOUT_S,
+            every_s=5,
+        )
         lab.log(f"RayService Ready, head and workers Ready in {time.monotonic() - started:.0f}s")
     except lab.LabError as exc:
         failures.append(str(exc))
@@ -221,11 +269,23 @@ def run_app(the_lab: lab.Lab) -> list[str]:
         print(f"{service}: ready endpoints {addresses}")
         if not addresses:
             failures.append(f"{service} has no ready endpoint")
-    head = the_lab.kubectl("get", "pods", "-n", lab.NAMESPACE, "-l", "ray.io/node-type=head",
-                           "-o", "name").split()  # fmt: skip
+    head = the_lab.kubectl(
+        "get", "pods", "-n", lab.NAMESPACE, "-l", "ray.io/node-type=head", "-o", "name"
+    ).split()
     for pod in head[:1]:
-        limit = the_lab.kubectl("exec", "-n", lab.NAMESPACE, pod, "-c", "ray-head", "--",
-                                "sh", "-c", "ulimit -Sn; ulimit -Hn", check=False)  # fmt: skip
+        limit = the_lab.kubectl(
+            "exec",
+            "-n",
+            lab.NAMESPACE,
+            pod,
+            "-c",
+            "ray-head",
+            "--",
+            "sh",
+            "-c",
+            "ulimit -Sn; ulimit -Hn",
+            check=False,
+        )
         print(f"open files in {pod} (soft, hard): {limit.split()}")
     if not failures:
         try:

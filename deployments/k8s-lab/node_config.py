@@ -2,7 +2,8 @@
 
 containerd (config version 3), the bridge CNI network, kubelet's KubeletConfiguration,
 kube-proxy's KubeProxyConfiguration and CoreDNS's Corefile. node.py writes them into
-.k8s-lab/run/node/ and starts the processes; tests/unit/deployments/k8s_lab/test_node_config.py checks them.
+.k8s-lab/run/node/ and starts the processes; tests/unit/deployments/k8s_lab/test_node_config.py
+checks them.
 """
 
 from __future__ import annotations
@@ -243,9 +244,13 @@ def kube_proxy_config(kubeconfig: Path) -> dict[str, Any]:
         "metricsBindAddress": "127.0.0.1:10249",
         "iptables": {"masqueradeAll": True, "syncPeriod": "10s", "minSyncPeriod": "1s"},
         # The conntrack table size is the machine's (not the namespace's) to set: leave it alone.
-        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
-                      "tcpCloseWaitTimeout": "0s"},
-    }  # fmt: skip
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+        },
+    }
 
 
 def corefile(kubeconfig: Path) -> str:

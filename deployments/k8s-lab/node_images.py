@@ -143,11 +143,17 @@ def build_node_images(bin_dir: Path, out_dir: Path) -> dict[str, Path]:
     if not BUSYBOX.exists():
         raise SystemExit("k8s-node: /bin/busybox is missing: apt-get install busybox-static")
     wanted = {
-        SANDBOX_IMAGE: (out_dir / "pause.tar", [Entry("pause", pause.read_bytes(), 0o755)],
-                        ["/pause"]),
-        BUSYBOX_IMAGE: (out_dir / "busybox.tar", busybox_entries(BUSYBOX.read_bytes()),
-                        ["/bin/sh"]),
-    }  # fmt: skip
+        SANDBOX_IMAGE: (
+            out_dir / "pause.tar",
+            [Entry("pause", pause.read_bytes(), 0o755)],
+            ["/pause"],
+        ),
+        BUSYBOX_IMAGE: (
+            out_dir / "busybox.tar",
+            busybox_entries(BUSYBOX.read_bytes()),
+            ["/bin/sh"],
+        ),
+    }
     archives: dict[str, Path] = {}
     for ref, (path, entries, entrypoint) in wanted.items():
         if not path.exists():

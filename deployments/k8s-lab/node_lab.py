@@ -32,6 +32,7 @@ import node
 import node_app
 import node_config as nc
 import node_load
+import node_teardown
 from node_images import BUSYBOX_IMAGE
 
 TEST_NAMESPACE = "lab-node-test"
@@ -155,14 +156,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--keep-seconds", type=float, default=0.0,
-                        help="keep the lab and its node running this long after the proof")  # fmt: skip
-    parser.add_argument("--app", action="store_true",
-                        help="then deploy the app from deployments/k8s-lab/overlay (node_app.py)")  # fmt: skip
-    parser.add_argument("--load", action="store_true",
-                        help="with --app: load the serve Service, reconcile exactly (node_load.py)")  # fmt: skip
-    parser.add_argument("--pod-loss", action="store_true",
-                        help="with --load: also a run losing a worker pod and one losing the head")  # fmt: skip
+    parser.add_argument(
+        "--keep-seconds",
+        type=float,
+        default=0.0,
+        help="keep the lab and its node running this long after the proof",
+    )
+    parser.add_argument(
+        "--app",
+        action="store_true",
+        help="then deploy the app from deployments/k8s-lab/overlay (node_app.py)",
+    )
+    parser.add_argument(
+        "--load",
+        action="store_true",
+        help="with --app: load the serve Service, reconcile exactly (node_load.py)",
+    )
+    parser.add_argument(
+        "--pod-loss",
+        action="store_true",
+        help="with --load: also a run losing a worker pod and one losing the head",
+    )
     # 20 s: about 25,000 votes; FerretDB's count of a much larger vote log restarted it.
     parser.add_argument("--load-seconds", type=float, default=20.0, help="locust's run time")
     parser.add_argument("--load-users", type=int, default=20, help="locust's users")
@@ -181,7 +195,7 @@ def main() -> int:
     archives = node.check_node_built()
     timings.append(("node images (pause, busybox)", time.monotonic() - mark))
     paths = json.loads((lab.LAB / "paths.json").read_text())
-    node.clean_node_leftovers()
+    node_teardown.clean_node_leftovers()
     lab.clean_leftovers()
     for sub in ("logs", "home"):
         (lab.RUN / sub).mkdir(parents=True, exist_ok=True)
@@ -215,8 +229,12 @@ def main() -> int:
             if args.load and not failures:
                 mark = time.monotonic()
                 failures = node_load.run_load(the_lab, args)
-                timings.append(("load, reconciliation" + (", pod loss" if args.pod_loss else ""),
-                                time.monotonic() - mark))  # fmt: skip
+                timings.append(
+                    (
+                        "load, reconciliation" + (", pod loss" if args.pod_loss else ""),
+                        time.monotonic() - mark,
+                    )
+                )
             if args.keep_seconds:
                 lab.log(f"keeping the lab {args.keep_seconds:.0f}s (Ctrl-C ends it)")
                 time.sleep(args.keep_seconds)
@@ -235,8 +253,10 @@ def main() -> int:
     app = ", the app's RayService Ready and one vote counted" if args.app else ""
     app += ", the load reconciled exactly" if args.load else ""
     app += " (also after losing a worker and the head)" if args.pod_loss else ""
-    print(f"k8s-node: OK: real pods, a Service and cluster DNS on {nc.NODE_NAME}{app} "
-          f"({time.monotonic() - started:.0f}s in all)")  # fmt: skip
+    print(
+        f"k8s-node: OK: real pods, a Service and cluster DNS on {nc.NODE_NAME}{app} "
+        f"({time.monotonic() - started:.0f}s in all)"
+    )
     return 0
 
 
@@ -253,7 +273,7 @@ def torn_down_on_exit(the_lab: lab.Lab) -> Iterator[None]:
         yield
     finally:
         lab.section("teardown: node")
-        node.stop_node(the_lab)
+        node_teardown.stop_node(the_lab)
         lab.teardown(the_lab)
 
 

@@ -2,66 +2,27 @@
 
 The project's locustfile (loadtest.run.locust_command) loads the serve Service's ClusterIP from
 the namespace; then accepted = distinct vote_ids in Kafka (read_committed) = Redis' total = the
-vote log in FerretDB = /results, read by `node_load.py count` inside the namespace with the lab's
+vote log in FerretDB = /results, read by `node_counts.py count` inside the namespace with the lab's
 throwaway credentials. --pod-loss force-deletes a worker pod, then the head pod, mid-load.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from dataclasses import astuple, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import lab
 import node_app
+from node_counts import counts, mismatches, wait_drained
 
-COUNTS_TIMEOUT_S = 300  # FerretDB counts the whole log; Kafka is read to its end
-DRAIN_TIMEOUT_S = 420  # the pool drains a backlog on 2 busy cores
 RECOVERY_TIMEOUT_S = 300  # to Ready again, and to the probe accepted
 PROBE = {"name": "k8s-lab-probe", "album": "pod loss", "year": 2026, "rank": 1}
-
-
-@dataclass(frozen=True)
-class Counts:
-    kafka: int  # distinct vote_ids (the records' keys) a read_committed reader gets from the topic
-    redis: int  # Redis' total counter
-    mongo: int  # documents in the vote log
-    results: int  # GET /results total
-    kafka_records: int  # records, retries that reached Kafka twice included (the pool skips them)
-
-    def minus(self, before: Counts) -> Counts:
-        return Counts(*(a - b for a, b in zip(astuple(self), astuple(before), strict=True)))
-
-
-RECONCILED = ("kafka", "redis", "mongo", "results")  # each must rise by the votes accepted
-
-
-def parse_counts(stdout: str) -> Counts:
-    """`node_load.py count` prints one JSON object as its last line."""
-    lines = [line for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        raise lab.LabError("node_load.py count printed nothing")
-    data = json.loads(lines[-1])
-    return Counts(*(int(data[field]) for field in (*RECONCILED, "kafka_records")))
-
-
-def mismatches(accepted: int, increase: Counts, in_doubt: int) -> list[str]:
-    """Every store's increase must equal the votes accepted, and no vote may be in doubt."""
-    problems = [
-        f"{store} increased by {value}, accepted {accepted} (difference {value - accepted:+d})"
-        for store in RECONCILED
-        if (value := getattr(increase, store)) != accepted
-    ]
-    if in_doubt:
-        problems.append(f"{in_doubt} votes in doubt (given up or cut off): not exact by design")
-    return problems
 
 
 def env_value(text: str, key: str) -> str:
@@ -119,53 +80,22 @@ def target(the_lab: lab.Lab) -> Target:
         ),
         "LAB_RESULTS_URL": f"http://{serve_ip}:8000/results",
     }
-    return Target(serve_ip, env_value(secrets_env, "VOTES_WRITE_TOKEN"),
-                  env_value((overlay / "ray-token.env").read_text(), "auth_token"), count_env)  # fmt: skip
-
-
-def count_in_netns(t: Target, what: str) -> str:
-    """The stdout of `node_load.py count|redis`, run in the namespace (it reaches the pods)."""
-    cmd = lab.in_netns([str(lab.PYTHON), str(Path(__file__).resolve()), what])
-    proc = subprocess.run(cmd, cwd=lab.REPO, capture_output=True, text=True,
-                          env={**lab.lab_env(), **t.count_env}, timeout=COUNTS_TIMEOUT_S,
-                          check=False)  # fmt: skip
-    if proc.returncode != 0:
-        raise lab.LabError(f"node_load.py {what} failed:\n{proc.stderr.strip()[-1500:]}")
-    return proc.stdout
-
-
-def counts(t: Target) -> Counts:
-    """The stores' counts; retried twice: FerretDB once closed the connection under a count."""
-    for _ in range(2):
-        try:
-            return parse_counts(count_in_netns(t, "count"))
-        except lab.LabError as exc:
-            lab.log(f"counting failed, again in 10s: {str(exc).splitlines()[-1]}")
-            time.sleep(10)
-    return parse_counts(count_in_netns(t, "count"))
-
-
-def wait_drained(t: Target, before: Counts, accepted: int) -> tuple[Counts, float]:
-    """Counts until Redis reached before + accepted (the pool stores in FerretDB first), bounded;
-    a stall of 90 s ends the wait too (the reconciliation then shows what is missing)."""
-    started = time.monotonic()
-    last, changed = -1, started
-    while True:
-        now = int(count_in_netns(t, "redis").strip().splitlines()[-1])
-        if now - before.redis >= accepted:
-            break
-        if now != last:
-            last, changed = now, time.monotonic()
-        if time.monotonic() - changed > 90 or time.monotonic() - started > DRAIN_TIMEOUT_S:
-            break
-        time.sleep(2)
-    return counts(t), time.monotonic() - started
+    return Target(
+        serve_ip,
+        env_value(secrets_env, "VOTES_WRITE_TOKEN"),
+        env_value((overlay / "ray-token.env").read_text(), "auth_token"),
+        count_env,
+    )
 
 
 def curl(*args: str) -> tuple[str, str]:
     """(body, HTTP status) of curl run in the namespace."""
-    proc = subprocess.run(lab.in_netns(["curl", "-sS", "-m", "10", "-w", "\n%{http_code}", *args]),
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        lab.in_netns(["curl", "-sS", "-m", "10", "-w", "\n%{http_code}", *args]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     body, _, status = (proc.stdout + proc.stderr).rpartition("\n")
     return body.strip(), status.strip()
 
@@ -182,9 +112,17 @@ class Probe(threading.Thread):
 
     def run(self) -> None:
         while time.monotonic() - self.started < RECOVERY_TIMEOUT_S:
-            _, status = curl("-X", "POST", f"http://{self.t.serve_ip}:8000/votes",
-                             "-H", f"Authorization: Bearer {self.t.write_token}",
-                             "-H", "Content-Type: application/json", "-d", self.vote)  # fmt: skip
+            _, status = curl(
+                "-X",
+                "POST",
+                f"http://{self.t.serve_ip}:8000/votes",
+                "-H",
+                f"Authorization: Bearer {self.t.write_token}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                self.vote,
+            )
             if status == "202":
                 self.accepted_after = time.monotonic() - self.started
                 return
@@ -214,8 +152,9 @@ def lose_pod(the_lab: lab.Lab, t: Target, node_type: str) -> tuple[float | None,
     pods = ray_pods(the_lab)
     victim = min(pod_ids(pods, node_type))
     lab.log(f"kubectl delete pod {victim} --grace-period=0 --force")
-    the_lab.kubectl("delete", "pod", victim, "-n", lab.NAMESPACE, "--grace-period=0", "--force",
-                    quiet=True)  # fmt: skip
+    the_lab.kubectl(
+        "delete", "pod", victim, "-n", lab.NAMESPACE, "--grace-period=0", "--force", quiet=True
+    )
     probe = Probe(t)
     probe.start()
     started = time.monotonic()
@@ -228,8 +167,12 @@ def lose_pod(the_lab: lab.Lab, t: Target, node_type: str) -> tuple[float | None,
         return ready and victim not in names and all(node_app.rayservice_ready(s) for s in services)
 
     try:
-        the_lab.wait_for(f"the Ray pods Ready again after losing {victim}", recovered,
-                         RECOVERY_TIMEOUT_S, every_s=1)  # fmt: skip
+        the_lab.wait_for(
+            f"the Ray pods Ready again after losing {victim}",
+            recovered,
+            RECOVERY_TIMEOUT_S,
+            every_s=1,
+        )
     except lab.LabError as exc:
         lab.log(str(exc))
         return None, probe
@@ -245,19 +188,38 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
     out = lab.RUN / f"loadtest-{name}"
     out.mkdir(parents=True, exist_ok=True)
     tally_file = out / "tally.json"
-    options = loadtest_run.parse_args([
-        "--host", f"http://{t.serve_ip}:8000", "--grpc-target", f"{t.serve_ip}:9000",
-        "--users", str(args.load_users), "--spawn-rate", str(args.load_users),
-        "--run-time", f"{args.load_seconds:.0f}s", "--think-time", "0", "--stop-timeout", "60",
-        "--out", str(out), "--seed", "7", "--locust-arg=--vote-deadline=180",
-    ])  # fmt: skip
-    before = counts(t)
+    options = loadtest_run.parse_args(
+        [
+            "--host",
+            f"http://{t.serve_ip}:8000",
+            "--grpc-target",
+            f"{t.serve_ip}:9000",
+            "--users",
+            str(args.load_users),
+            "--spawn-rate",
+            str(args.load_users),
+            "--run-time",
+            f"{args.load_seconds:.0f}s",
+            "--think-time",
+            "0",
+            "--stop-timeout",
+            "60",
+            "--out",
+            str(out),
+            "--seed",
+            "7",
+            "--locust-arg=--vote-deadline=180",
+        ]
+    )
+    before = counts(t.count_env)
     print(f"before: {before}")
     workers_before = pod_ids(ray_pods(the_lab), "worker")
     command = lab.in_netns(loadtest_run.locust_command(options, tally_file))
     env = {**lab.lab_env(), "PYTHONPATH": str(lab.REPO), "VOTES_WRITE_TOKEN": t.write_token}
-    lab.log(f"locust: {args.load_users} users, {args.load_seconds:.0f}s, HTTP and gRPC, "
-            f"against {t.serve_ip}:8000 and :9000")  # fmt: skip
+    lab.log(
+        f"locust: {args.load_users} users, {args.load_seconds:.0f}s, HTTP and gRPC, "
+        f"against {t.serve_ip}:8000 and :9000"
+    )
     started = time.monotonic()
     locust = subprocess.Popen(command, cwd=lab.REPO, env=env)
     probe, recovery_s = None, None
@@ -278,7 +240,7 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
         probe.join(timeout=RECOVERY_TIMEOUT_S)
     probes = 1 if probe is not None and probe.accepted_after is not None else 0
     accepted = int(tally["accepted"]) + probes
-    after, drain_s = wait_drained(t, before, accepted)
+    after, drain_s = wait_drained(t.count_env, before, accepted)
     increase = after.minus(before)
     print(f"after:  {after}")
     print(
@@ -293,15 +255,19 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
     for key, row in loadtest_run.read_locust_stats(out).items():
         print(f"  {key:40} {row}")
     failures = [f"{name}: {m}" for m in mismatches(accepted, increase, int(tally["in_doubt"]))]
-    print(f"  {'EXACT' if not failures else 'MISMATCH'}: accepted {accepted}, Kafka vote_ids "
-          f"{increase.kafka}, Redis {increase.redis}, FerretDB {increase.mongo}, "
-          f"/results {increase.results}")  # fmt: skip
+    print(
+        f"  {'EXACT' if not failures else 'MISMATCH'}: accepted {accepted}, Kafka vote_ids "
+        f"{increase.kafka}, Redis {increase.redis}, FerretDB {increase.mongo}, "
+        f"/results {increase.results}"
+    )
     if lose:
         workers_after = pod_ids(ray_pods(the_lab), "worker")
         ready = f"{recovery_s:.1f}s" if recovery_s is not None else "not within the timeout"
         first = f"{probe.accepted_after:.1f}s" if probe and probe.accepted_after else "never"
-        print(f"  after losing the {lose} pod: Ray pods Ready again in {ready}, "
-              f"first probe vote accepted after {first}")  # fmt: skip
+        print(
+            f"  after losing the {lose} pod: Ray pods Ready again in {ready}, "
+            f"first probe vote accepted after {first}"
+        )
         print(f"  workers before (name: UID, restarts): {workers_before}")
         print(f"  workers after:                        {workers_after}")
         if lose == "head":
@@ -318,7 +284,8 @@ def dashboard(the_lab: lab.Lab, t: Target) -> list[str]:
     lab.section("the Ray dashboard through votes-head-svc")
     slices = the_lab.get_json("endpointslices", "-n", lab.NAMESPACE)["items"]
     head = the_lab.get_json("service", node_app.HEAD_SERVICE, "-n", lab.NAMESPACE)
-    url = f"http://{address(head, node_app.ready_endpoints(slices, node_app.HEAD_SERVICE))}:8265/api/version"
+    head_ip = address(head, node_app.ready_endpoints(slices, node_app.HEAD_SERVICE))
+    url = f"http://{head_ip}:8265/api/version"
     body, status = curl(url)
     print(f"GET {url} (no token) -> {status} {body[:200]}")
     body, status = curl(url, "-H", f"Authorization: Bearer {t.ray_token}")
@@ -341,59 +308,3 @@ def run_load(the_lab: lab.Lab, args: Any) -> list[str]:
     if failures:
         node_app.show_failing_containers(the_lab)
     return failures
-
-
-def redis_total() -> int:
-    import redis
-
-    from serve_app.stores.redis_counts import TOTAL
-
-    return int(redis.Redis.from_url(os.environ["LAB_REDIS_URL"]).get(TOTAL) or 0)
-
-
-def count_main() -> None:
-    """Inside the namespace: the stores' counts as one JSON line (see counts())."""
-    import httpx
-    from confluent_kafka import Consumer, TopicPartition
-    from pymongo import MongoClient
-
-    from serve_app.stores.mongo_log import COLLECTION
-
-    consumer = Consumer({
-        "bootstrap.servers": os.environ["LAB_KAFKA"], "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "votes-app",
-        "sasl.password": os.environ["LAB_KAFKA_PASSWORD"], "group.id": "votes-persister",
-        "enable.auto.commit": False, "isolation.level": "read_committed",
-    })  # fmt: skip
-    try:  # assigned, never subscribed: the reader never joins the pool's group
-        topic = "votes"
-        partitions = consumer.list_topics(topic, timeout=20).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
-                for p in partitions}  # fmt: skip
-        remaining = {p: end for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topic, p, 0) for p in remaining])
-        records, vote_ids = 0, set[bytes | None]()
-        deadline = time.monotonic() + COUNTS_TIMEOUT_S - 30
-        while remaining and time.monotonic() < deadline:
-            batch = [m for m in consumer.consume(10_000, 0.5) if m.error() is None]
-            records += len(batch)
-            vote_ids.update(m.key() for m in batch)
-            for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
-                if tp.offset >= remaining[tp.partition]:  # markers take offsets too
-                    remaining.pop(tp.partition)
-        if remaining:
-            raise SystemExit(f"could not read {topic} to its end: {remaining}")
-    finally:
-        consumer.close()
-    total = redis_total()
-    mongo: Any = MongoClient(os.environ["LAB_MONGO_URL"], serverSelectionTimeoutMS=20_000)
-    documents = int(mongo.get_default_database()[COLLECTION].count_documents({}))
-    results = int(httpx.get(os.environ["LAB_RESULTS_URL"], timeout=20).json()["total"])
-    print(json.dumps({"kafka": len(vote_ids), "redis": total, "mongo": documents,
-                      "results": results, "kafka_records": records}))  # fmt: skip
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["count"]:
-    count_main()
-elif __name__ == "__main__" and sys.argv[1:] == ["redis"]:
-    print(redis_total())

@@ -205,11 +205,17 @@ def smoke_test_votes(ctx: BuildContext, ref: str) -> str:
     container = ctx.buildah.from_image(ref)
     try:
         return ctx.buildah.run(
-            "run", "--isolation", "chroot", container, "--",
-            "bash", "-c",
+            "run",
+            "--isolation",
+            "chroot",
+            container,
+            "--",
+            "bash",
+            "-c",
             "id; command -v python pip ray wget; python --version; "
-            "python -c 'import ray, serve_app.app; print(\"serve_app.app imported, ray\", ray.__version__)'",
+            "python -c 'import ray, serve_app.app; "
+            'print("serve_app.app imported, ray", ray.__version__)\'',
             step="smoke test",
-        )  # fmt: skip
+        )
     finally:
         ctx.buildah.remove_container(container)

@@ -69,10 +69,21 @@ class Buildah:
         """A shell script inside the container: chroot isolation, the host's network."""
         mounts = [arg for mount in self.download_mounts for arg in ("--volume", mount)]
         self.run(
-            "run", "--isolation", "chroot", "--network", "host", "--user", user,
-            *(mounts if downloads else []), container, "--", "/bin/sh", "-euc", script,
+            "run",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--user",
+            user,
+            *(mounts if downloads else []),
+            container,
+            "--",
+            "/bin/sh",
+            "-euc",
+            script,
             step=step,
-        )  # fmt: skip
+        )
 
     def config(self, container: str, settings: Mapping[str, object]) -> None:
         """Image config: user, workingdir, env (a mapping), entrypoint and cmd (JSON lists)."""
@@ -102,10 +113,22 @@ class Buildah:
         ]
         mounts = [arg for mount in self.download_mounts for arg in ("--volume", mount)]
         self.run(
-            "bud", "--isolation", "chroot", "--network", "host", "--pull-never", "--layers",
-            *mounts, *args, "-f", str(dockerfile), "-t", ref, str(context),
+            "bud",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--pull-never",
+            "--layers",
+            *mounts,
+            *args,
+            "-f",
+            str(dockerfile),
+            "-t",
+            ref,
+            str(context),
             step=f"bud {ref}",
-        )  # fmt: skip
+        )
 
     def export(self, ref: str, archive: Path) -> None:
         """An OCI archive whose index names the image by its full reference (for `ctr import`)."""

@@ -54,7 +54,9 @@ def wait_for_broker(admin: AdminClient) -> None:
             return
         except KafkaException as exc:
             if time.monotonic() > deadline:
-                raise SystemExit(f"kafka-setup: no broker within {BROKER_WAIT_S:.0f}s: {exc}")
+                raise SystemExit(
+                    f"kafka-setup: no broker within {BROKER_WAIT_S:.0f}s: {exc}"
+                ) from exc
             print(f"kafka-setup: waiting for the broker: {exc}", flush=True)
             time.sleep(2)
 
@@ -115,9 +117,14 @@ def wait_for_acls(admin: AdminClient, principal: str, count: int) -> None:
     """Done means usable: the broker's authorizer applies new ACLs a moment after they are made
     (a produce right after the setup was once refused), so wait until it lists them all."""
     every = AclBindingFilter(
-        ResourceType.ANY, None, ResourcePatternType.ANY, principal, None,
-        AclOperation.ANY, AclPermissionType.ANY,
-    )  # fmt: skip
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        principal,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
     deadline = time.monotonic() + ACLS_WAIT_S
     while len(admin.describe_acls(every).result()) < count:
         if time.monotonic() > deadline:

@@ -6,16 +6,10 @@ overlay generates gets a file, with throwaway values and never a template's chan
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[4]
-sys.path.insert(0, str(REPO / "deployments" / "k8s-lab"))
-
 import node_app
+import yaml
 
 
 def test_every_env_file_the_overlay_names_is_written_without_placeholders() -> None:

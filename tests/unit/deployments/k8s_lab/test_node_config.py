@@ -11,17 +11,13 @@ import hashlib
 import io
 import ipaddress
 import json
-import sys
 import tarfile
 import tomllib
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "deployments" / "k8s-lab"))
-
 import node_config as nc
 import node_images as ni
+import pytest
 
 PATHS = nc.NodePaths(Path("/lab/run/node"))
 

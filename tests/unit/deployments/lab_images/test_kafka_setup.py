@@ -36,21 +36,41 @@ def test_strimzi_spellings_map_to_confluent_kafka_enums() -> None:
     spec = {
         "user": "votes-app",
         "acls": [
-            {"name": "votes-ingest-", "operations": ["Describe", "Write"],
-             "pattern_type": "prefix", "resource_type": "transactionalId"},
-            {"name": "kafka-cluster", "operations": ["IdempotentWrite"],
-             "pattern_type": "literal", "resource_type": "cluster"},
+            {
+                "name": "votes-ingest-",
+                "operations": ["Describe", "Write"],
+                "pattern_type": "prefix",
+                "resource_type": "transactionalId",
+            },
+            {
+                "name": "kafka-cluster",
+                "operations": ["IdempotentWrite"],
+                "pattern_type": "literal",
+                "resource_type": "cluster",
+            },
         ],
-    }  # fmt: skip
+    }
     got = {
         (b.restype, b.name, b.resource_pattern_type, b.operation)
         for b in kafka_setup().acl_bindings(spec)
     }
     assert got == {
-        (ResourceType.TRANSACTIONAL_ID, "votes-ingest-", ResourcePatternType.PREFIXED,
-         AclOperation.DESCRIBE),
-        (ResourceType.TRANSACTIONAL_ID, "votes-ingest-", ResourcePatternType.PREFIXED,
-         AclOperation.WRITE),
-        (ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL,
-         AclOperation.IDEMPOTENT_WRITE),
-    }  # fmt: skip
+        (
+            ResourceType.TRANSACTIONAL_ID,
+            "votes-ingest-",
+            ResourcePatternType.PREFIXED,
+            AclOperation.DESCRIBE,
+        ),
+        (
+            ResourceType.TRANSACTIONAL_ID,
+            "votes-ingest-",
+            ResourcePatternType.PREFIXED,
+            AclOperation.WRITE,
+        ),
+        (
+            ResourceType.BROKER,
+            "kafka-cluster",
+            ResourcePatternType.LITERAL,
+            AclOperation.IDEMPOTENT_WRITE,
+        ),
+    }
