@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from deployments import dashboards
+from deployments.dashboards.cli import main, stale_files
+from deployments.dashboards.consistency import check_dashboard, panels_of, promql_metric_names
+from deployments.dashboards.data_sources import RAY_SERVE_METRICS
+from deployments.dashboards.provisioning import DASHBOARD_DIR, DASHBOARD_MOUNT, GRAFANA_DIR, render
 from serve_app.metrics import METRICS
 from serve_app.stores.redis_counts import ALL_KEYS
 
@@ -19,50 +22,50 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def committed(name: str) -> dict[str, Any]:
-    return json.loads((ROOT / dashboards.DASHBOARD_DIR / name).read_text())
+    return json.loads((ROOT / DASHBOARD_DIR / name).read_text())
 
 
 def test_committed_files_are_the_generators_output() -> None:
-    stale = dashboards.stale_files(ROOT)
+    stale = stale_files(ROOT)
     assert not stale, f"stale generated files {[str(p) for p in stale]}: run `make dashboards`"
 
 
 def test_check_mode_exits_zero_when_current(capsys: pytest.CaptureFixture[str]) -> None:
-    assert dashboards.main(["--check", "--repo", str(ROOT)]) == 0
+    assert main(["--check", "--repo", str(ROOT)]) == 0
 
 
 def test_cli_names_the_missing_config_yaml(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert dashboards.main(["--check", "--repo", str(tmp_path)]) == 2
+    assert main(["--check", "--repo", str(tmp_path)]) == 2
     assert "no config.yaml in" in capsys.readouterr().err
 
 
 def test_check_mode_names_a_stale_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    for path, content in dashboards.render().items():
+    for path, content in render().items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(content)
-    assert dashboards.stale_files(tmp_path) == []
-    (tmp_path / dashboards.DASHBOARD_DIR / "pipeline.json").write_text("{}\n")
-    assert dashboards.stale_files(tmp_path) == [dashboards.DASHBOARD_DIR / "pipeline.json"]
+    assert stale_files(tmp_path) == []
+    (tmp_path / DASHBOARD_DIR / "pipeline.json").write_text("{}\n")
+    assert stale_files(tmp_path) == [DASHBOARD_DIR / "pipeline.json"]
 
 
 @pytest.mark.parametrize("name", ["contest.json", "pipeline.json"])
 def test_every_query_is_consistent_with_the_code(name: str) -> None:
-    assert dashboards.check_dashboard(committed(name)) == []
+    assert check_dashboard(committed(name)) == []
 
 
 def test_pipeline_queries_use_only_exported_metrics() -> None:
-    allowed = set(dashboards.RAY_SERVE_METRICS)
+    allowed = set(RAY_SERVE_METRICS)
     for spec in METRICS:
         allowed.add(spec.exported)
         if spec.kind == "histogram":
             allowed |= {spec.exported + suffix for suffix in ("_bucket", "_sum", "_count")}
     used: set[str] = set()
-    for panel in dashboards.panels_of(committed("pipeline.json")):
+    for panel in panels_of(committed("pipeline.json")):
         for target in panel.get("targets", []):
             assert target["datasource"]["type"] == "prometheus"
-            used |= dashboards.promql_metric_names(target["expr"])
+            used |= promql_metric_names(target["expr"])
     assert used and used <= allowed, used - allowed
     # The dashboard covers ingestion by path, latency, lag, replicas, persistence and errors.
     for needed in (
@@ -80,9 +83,7 @@ def test_pipeline_queries_use_only_exported_metrics() -> None:
 
 
 def test_contest_queries_use_only_keys_the_consumer_writes() -> None:
-    targets = [
-        t for p in dashboards.panels_of(committed("contest.json")) for t in p.get("targets", [])
-    ]
+    targets = [t for p in panels_of(committed("contest.json")) for t in p.get("targets", [])]
     assert targets
     for target in targets:
         assert target["datasource"] == {"type": "redis-datasource", "uid": "redis"}
@@ -98,15 +99,15 @@ def test_contest_queries_use_only_keys_the_consumer_writes() -> None:
 
 def test_the_checker_flags_an_unknown_metric_and_key() -> None:
     pipeline = copy.deepcopy(committed("pipeline.json"))
-    panel = next(p for p in dashboards.panels_of(pipeline) if p.get("targets"))
+    panel = next(p for p in panels_of(pipeline) if p.get("targets"))
     panel["targets"][0]["expr"] = "sum(rate(ray_votes_acepted_total[5m]))"  # a typo
-    problems = dashboards.check_dashboard(pipeline)
+    problems = check_dashboard(pipeline)
     assert len(problems) == 1 and "ray_votes_acepted_total" in problems[0]
 
     contest = copy.deepcopy(committed("contest.json"))
-    panel = next(p for p in dashboards.panels_of(contest) if p.get("targets"))
+    panel = next(p for p in panels_of(contest) if p.get("targets"))
     panel["targets"][0]["keyName"] = "votes:by_genre"
-    problems = dashboards.check_dashboard(contest)
+    problems = check_dashboard(contest)
     assert len(problems) == 1 and "votes:by_genre" in problems[0]
 
 
@@ -118,7 +119,10 @@ def test_the_checker_flags_an_unknown_metric_and_key() -> None:
             {"ray_votes_accepted_total"},
         ),
         (
-            "histogram_quantile(0.99, sum by (le, path) (rate(a_bucket[5m]))) / on (path) group_left b",
+            (
+                "histogram_quantile(0.99, sum by (le, path) (rate(a_bucket[5m])))"
+                " / on (path) group_left b"
+            ),
             {"a_bucket", "b"},
         ),
         (
@@ -128,21 +132,21 @@ def test_the_checker_flags_an_unknown_metric_and_key() -> None:
     ],
 )
 def test_promql_metric_names(expr: str, names: set[str]) -> None:
-    assert dashboards.promql_metric_names(expr) == names
+    assert promql_metric_names(expr) == names
 
 
 def test_provisioning_matches_the_dashboards_data_sources() -> None:
-    sources = yaml.safe_load((ROOT / dashboards.GRAFANA_DIR / "datasources.yaml").read_text())
+    sources = yaml.safe_load((ROOT / GRAFANA_DIR / "datasources.yaml").read_text())
     by_uid = {s["uid"]: s for s in sources["datasources"]}
     for name in ("contest.json", "pipeline.json"):
-        for panel in dashboards.panels_of(committed(name)):
+        for panel in panels_of(committed(name)):
             for target in panel.get("targets", []):
                 source = by_uid[target["datasource"]["uid"]]
                 assert source["type"] == target["datasource"]["type"]
-    providers = yaml.safe_load((ROOT / dashboards.GRAFANA_DIR / "dashboards.yaml").read_text())
-    assert providers["providers"][0]["options"]["path"] == dashboards.DASHBOARD_MOUNT
-    grafana = (ROOT / dashboards.GRAFANA_DIR / "grafana.yaml").read_text()
-    assert f"mountPath: {dashboards.DASHBOARD_MOUNT}" in grafana
+    providers = yaml.safe_load((ROOT / GRAFANA_DIR / "dashboards.yaml").read_text())
+    assert providers["providers"][0]["options"]["path"] == DASHBOARD_MOUNT
+    grafana = (ROOT / GRAFANA_DIR / "grafana.yaml").read_text()
+    assert f"mountPath: {DASHBOARD_MOUNT}" in grafana
     kustomization = yaml.safe_load((ROOT / "deployments/k8s/kustomization.yaml").read_text())
     generated = {g["name"]: g["files"] for g in kustomization["configMapGenerator"]}
     assert sorted(generated["votes-grafana-dashboards"]) == [
@@ -155,7 +159,7 @@ def test_observability_doc_names_every_metric_and_key() -> None:
     doc = (ROOT / "docs/observability.md").read_text()
     missing = [m.exported for m in METRICS if f"`{m.exported}`" not in doc]
     missing += [k for k in ALL_KEYS if f"`{k}`" not in doc]
-    missing += [n for n in dashboards.RAY_SERVE_METRICS if f"`{n}`" not in doc]
+    missing += [n for n in RAY_SERVE_METRICS if f"`{n}`" not in doc]
     assert not missing, f"docs/observability.md does not document {missing}"
     for image in ("results-page.png", "dashboard-contest.png", "dashboard-pipeline.png"):
         assert f"(images/{image})" in doc and (ROOT / "docs/images" / image).is_file(), image

@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments import deploy
+from deployments.deploy.apply import apply
+from deployments.deploy.cluster import FIELD_MANAGER, Cluster
+from deployments.deploy.delete import delete
+from deployments.deploy.guards import refuse_placeholder_image, refuse_placeholders
+from deployments.deploy.objects import DeployError, ordered
+from deployments.deploy.status import print_status
 from devkit import k8s_validation as kv
 from devkit.k8s_validation import (
     PLACEHOLDER,
@@ -100,9 +105,9 @@ def test_apply_refuses_the_placeholder_image_and_says_how_to_set_one(tmp_path: P
     assert _run_deploy(tmp_path, "delete", "--dry-run").returncode == 0
     # kustomize's images: override counts as much as --image.
     docs = kv.render_layout(REPO.k8s, images={"ghcr.io/votes-contest/votes": "r.example/v:2"}).docs
-    deploy.refuse_placeholder_image(docs)
-    with pytest.raises(deploy.DeployError, match="placeholder"):
-        deploy.refuse_placeholder_image(main_docs())
+    refuse_placeholder_image(docs)
+    with pytest.raises(DeployError, match="placeholder"):
+        refuse_placeholder_image(main_docs())
 
 
 def test_gateway_class_is_a_parameter(tmp_path: Path) -> None:
@@ -138,8 +143,8 @@ def test_outside_a_checkout_the_cli_names_the_missing_config_yaml(tmp_path: Path
 
 
 def test_apply_refuses_placeholder_secrets() -> None:
-    with pytest.raises(deploy.DeployError, match="placeholder values"):
-        deploy.refuse_placeholders(main_docs())
+    with pytest.raises(DeployError, match="placeholder values"):
+        refuse_placeholders(main_docs())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,9 +240,7 @@ def test_apply_applies_in_order_and_waits_for_running() -> None:
     )
     lines: list[str] = []
     clock = FakeClock()
-    code = deploy.apply(
-        cluster, deploy.ordered(main_docs()), 600, lines.append, clock=clock, sleep=clock.sleep
-    )
+    code = apply(cluster, ordered(main_docs()), 600, lines.append, clock=clock, sleep=clock.sleep)
     assert code == 0, "\n".join(lines)
     kinds = [entry.split("/")[0] for entry in cluster.applied]
     assert kinds[0] == "Namespace" and kinds[-4:] == [
@@ -268,7 +271,7 @@ def test_apply_times_out_with_hints() -> None:
     cluster = FakeCluster(statuses=[_app_status("DEPLOYING", "UPDATING")])
     lines: list[str] = []
     clock = FakeClock()
-    code = deploy.apply(cluster, main_docs(), 60, lines.append, clock=clock, sleep=clock.sleep)
+    code = apply(cluster, main_docs(), 60, lines.append, clock=clock, sleep=clock.sleep)
     assert code == 1
     assert any(line.startswith("timed out after 60s") for line in lines)
     assert any("kubectl describe rayservice votes -n votes" in line for line in lines)
@@ -283,7 +286,7 @@ def test_apply_stops_on_deploy_failed() -> None:
     lines: list[str] = []
     clock = FakeClock()
     assert (
-        deploy.apply(
+        apply(
             FakeCluster(statuses=[failed]),
             main_docs(),
             600,
@@ -298,8 +301,8 @@ def test_apply_stops_on_deploy_failed() -> None:
 
 def test_apply_without_operators_says_what_to_install() -> None:
     cluster = FakeCluster(missing={"RayService", "Kafka", "KafkaNodePool", "KafkaTopic"})
-    with pytest.raises(deploy.DeployError) as info:
-        deploy.apply(cluster, main_docs(), 60, lambda line: None)
+    with pytest.raises(DeployError) as info:
+        apply(cluster, main_docs(), 60, lambda line: None)
     message = str(info.value)
     assert "RayService (ray.io/v1)" in message and "helm install kuberay-operator" in message
     assert "Kafka (kafka.strimzi.io/v1)" in message and "strimzi-kafka-operator" in message
@@ -313,8 +316,7 @@ def test_delete_goes_backwards_and_lets_topics_finish_first() -> None:
     lines: list[str] = []
     clock = FakeClock()
     assert (
-        deploy.delete(cluster, main_docs(), False, 60, lines.append, clock=clock, sleep=clock.sleep)
-        == 0
+        delete(cluster, main_docs(), False, 60, lines.append, clock=clock, sleep=clock.sleep) == 0
     )
     kinds = [entry.split("/")[0] for entry in cluster.deleted]
     assert kinds[:4] == ["GRPCRoute", "HTTPRoute", "Gateway", "RayService"]
@@ -322,7 +324,7 @@ def test_delete_goes_backwards_and_lets_topics_finish_first() -> None:
     assert kinds.index("KafkaTopic") < kinds.index("Kafka")
     assert cluster.topic_gets >= 2, "waited for the topics before deleting Kafka"
     kept = FakeCluster()
-    deploy.delete(kept, main_docs(), True, 60, lines.append, clock=clock, sleep=clock.sleep)
+    delete(kept, main_docs(), True, 60, lines.append, clock=clock, sleep=clock.sleep)
     assert "Namespace/votes" not in kept.deleted
 
 
@@ -331,7 +333,7 @@ def test_status_reports_every_part() -> None:
     for doc in main_docs():
         cluster.apply(doc)
     lines: list[str] = []
-    healthy = deploy.print_status(cluster, main_docs(), lines.append)
+    healthy = print_status(cluster, main_docs(), lines.append)
     text = "\n".join(lines)
     assert "application votes: RUNNING" in text and "deployment VoteIngress: HEALTHY" in text
     assert "Kafka/votes (votes): Ready" in text
@@ -349,7 +351,7 @@ def test_cluster_server_side_applies_through_the_dynamic_client() -> None:
 
     dynamic = mock.create_autospec(DynamicClient, instance=True)
     dynamic.resources = mock.Mock()
-    cluster = deploy.Cluster(dynamic)
+    cluster = Cluster(dynamic)
     doc = one(main_docs(), "RayService")
     cluster.apply(doc)
     dynamic.resources.get.assert_called_with(api_version="ray.io/v1", kind="RayService")
@@ -357,7 +359,7 @@ def test_cluster_server_side_applies_through_the_dynamic_client() -> None:
         dynamic.resources.get.return_value,
         body=doc,
         namespace="votes",
-        field_manager=deploy.FIELD_MANAGER,
+        field_manager=FIELD_MANAGER,
         force_conflicts=True,
     )
     refused = ApiException(status=422, reason="Unprocessable Entity")
@@ -366,7 +368,7 @@ def test_cluster_server_side_applies_through_the_dynamic_client() -> None:
         {"Content-Type": "application/json"},
     )
     dynamic.server_side_apply.side_effect = exceptions.UnprocessibleEntityError(refused)
-    with pytest.raises(deploy.DeployError, match=r"RayService/votes \(votes\) failed: spec.foo"):
+    with pytest.raises(DeployError, match=r"RayService/votes \(votes\) failed: spec.foo"):
         cluster.apply(doc)
     dynamic.resources.get.side_effect = exceptions.ResourceNotFoundError("no such kind")
     assert cluster.has_kind("ray.io/v1", "RayService") is False

@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from deployments import manifests
+from deployments.manifests.kustomize import (
+    KustomizeError,
+    find_kustomization,
+    parse_env_file,
+    render_kustomization,
+)
+from deployments.manifests.names import PROMETHEUS_URL, RAY_AUTH_TOKEN_KEY, SECRET_ENV_KEYS
+from deployments.manifests.sources import load_config
 from devkit import k8s_validation as kv
 from devkit.k8s_validation import (
     PLACEHOLDER,
@@ -71,7 +78,7 @@ def test_no_manifest_file_is_left_out_of_a_kustomization() -> None:
     """A resource file nobody lists would silently never be applied."""
     listed: set[Path] = set()
     for directory in [REPO.k8s, REPO.k8s / "optional", REPO.kuberay]:
-        spec = yaml.safe_load(manifests.find_kustomization(directory).read_text())
+        spec = yaml.safe_load(find_kustomization(directory).read_text())
         listed |= {(directory / entry).resolve() for entry in spec.get("resources") or []}
         for generator in (spec.get("configMapGenerator") or []) + (
             spec.get("secretGenerator") or []
@@ -109,7 +116,7 @@ def test_kafka_is_kraft_with_three_dual_role_nodes() -> None:
 
 def test_topics_match_the_settings_and_the_persister_pool() -> None:
     docs = main_docs()
-    config = manifests.load_config(REPO.config)
+    config = load_config(REPO.config)
     data = one(docs, "ConfigMap", "votes-config")["data"]
     topics = {d["metadata"]["name"]: d for d in docs if d["kind"] == "KafkaTopic"}
     assert set(topics) == {data["VOTES_KAFKA_TOPIC"], data["VOTES_KAFKA_DLQ_TOPIC"]}
@@ -167,7 +174,7 @@ def test_grafana_provisioning_is_mounted_and_valid() -> None:
     by_type = {d["type"]: d for d in datasources["datasources"]}
     assert set(by_type) == {"prometheus", "redis-datasource"}
     prometheus = by_type["prometheus"]
-    assert prometheus["url"] == manifests.PROMETHEUS_URL and prometheus["name"] == "Prometheus"
+    assert prometheus["url"] == PROMETHEUS_URL and prometheus["name"] == "Prometheus"
     env = {e["name"] for e in grafana["containers"][0]["env"]}
     assert "REDIS_PASSWORD" in env
     scrape = yaml.safe_load(config_maps["votes-prometheus-config"]["data"]["prometheus.yml"])
@@ -190,12 +197,12 @@ def _looks_placeholder(value: str) -> bool:
 
 
 def test_secret_template_has_only_placeholders() -> None:
-    values = manifests.parse_env_file(REPO.k8s / "secrets.env.example")
-    assert set(manifests.SECRET_ENV_KEYS) <= set(values)
+    values = parse_env_file(REPO.k8s / "secrets.env.example")
+    assert set(SECRET_ENV_KEYS) <= set(values)
     # The Ray token in a Secret of its own (votes-ray-token), never in votes-secrets.
-    assert manifests.RAY_AUTH_TOKEN_KEY not in values
-    token = manifests.parse_env_file(REPO.k8s / "ray-token" / "secrets.env.example")
-    assert set(token) == {manifests.RAY_AUTH_TOKEN_KEY}
+    assert RAY_AUTH_TOKEN_KEY not in values
+    token = parse_env_file(REPO.k8s / "ray-token" / "secrets.env.example")
+    assert set(token) == {RAY_AUTH_TOKEN_KEY}
     values |= token
     for key, value in values.items():
         if _SECRET_KEY.search(key):
@@ -291,11 +298,9 @@ def test_renderer_generators_and_images(tmp_path: Path) -> None:
             "conf.txt": "hello\n",
         },
     )
-    with pytest.raises(
-        manifests.KustomizeError, match=r"a.env: not found.*create it from a.env.example"
-    ):
-        manifests.render_kustomization(directory)
-    result = manifests.render_kustomization(directory, example_env_fallback=True)
+    with pytest.raises(KustomizeError, match=r"a.env: not found.*create it from a.env.example"):
+        render_kustomization(directory)
+    result = render_kustomization(directory, example_env_fallback=True)
     assert result.notes and "a.env.example" in result.notes[0]
     secret, config_map = one(result.docs, "Secret"), one(result.docs, "ConfigMap")
     assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
@@ -317,7 +322,10 @@ def test_renderer_generators_and_images(tmp_path: Path) -> None:
         ("configMapGenerator: [{name: c, literals: [A=1]}]\n", {}, "disableNameSuffixHash"),
         ("labels: [{pairs: {a: b}, includeSelectors: true}]\n", {}, "only `labels"),
         (
-            "generatorOptions: {disableNameSuffixHash: true}\nsecretGenerator: [{name: s, envs: [q.env]}]\n",
+            (
+                "generatorOptions: {disableNameSuffixHash: true}\n"
+                "secretGenerator: [{name: s, envs: [q.env]}]\n"
+            ),
             {"q.env": 'A="quoted"\n'},
             "remove the quotes",
         ),
@@ -329,5 +337,5 @@ def test_renderer_refuses_what_it_does_not_implement(
 ) -> None:
     (tmp_path / "outside.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: o}\n")
     directory = _layout(tmp_path / "root", kustomization, files)
-    with pytest.raises(manifests.KustomizeError, match=message):
-        manifests.render_kustomization(directory)
+    with pytest.raises(KustomizeError, match=message):
+        render_kustomization(directory)
