@@ -1,53 +1,18 @@
-"""The Grafana dashboards: committed files are the generator's output, and every query matches
-what the code really exports (metric names) and writes (Redis keys)."""
+"""deployments.dashboards.consistency: every query matches what the code really exports (metric
+names) and writes (Redis keys), and the checker catches one that does not.
+"""
 
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from deployments.dashboards.cli import main, stale_files
 from deployments.dashboards.consistency import check_dashboard, panels_of, promql_metric_names
 from deployments.dashboards.data_sources import RAY_SERVE_METRICS
-from deployments.dashboards.provisioning import DASHBOARD_DIR, DASHBOARD_MOUNT, GRAFANA_DIR, render
 from serve_app.metrics import METRICS
 from serve_app.stores.redis_counts import ALL_KEYS
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def committed(name: str) -> dict[str, Any]:
-    return json.loads((ROOT / DASHBOARD_DIR / name).read_text())
-
-
-def test_committed_files_are_the_generators_output() -> None:
-    stale = stale_files(ROOT)
-    assert not stale, f"stale generated files {[str(p) for p in stale]}: run `make dashboards`"
-
-
-def test_check_mode_exits_zero_when_current(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--check", "--repo", str(ROOT)]) == 0
-
-
-def test_cli_names_the_missing_config_yaml(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["--check", "--repo", str(tmp_path)]) == 2
-    assert "no config.yaml in" in capsys.readouterr().err
-
-
-def test_check_mode_names_a_stale_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    for path, content in render().items():
-        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / path).write_text(content)
-    assert stale_files(tmp_path) == []
-    (tmp_path / DASHBOARD_DIR / "pipeline.json").write_text("{}\n")
-    assert stale_files(tmp_path) == [DASHBOARD_DIR / "pipeline.json"]
+from tests.unit.deployments.dashboards.committed import ROOT, committed
 
 
 @pytest.mark.parametrize("name", ["contest.json", "pipeline.json"])
@@ -133,26 +98,6 @@ def test_the_checker_flags_an_unknown_metric_and_key() -> None:
 )
 def test_promql_metric_names(expr: str, names: set[str]) -> None:
     assert promql_metric_names(expr) == names
-
-
-def test_provisioning_matches_the_dashboards_data_sources() -> None:
-    sources = yaml.safe_load((ROOT / GRAFANA_DIR / "datasources.yaml").read_text())
-    by_uid = {s["uid"]: s for s in sources["datasources"]}
-    for name in ("contest.json", "pipeline.json"):
-        for panel in panels_of(committed(name)):
-            for target in panel.get("targets", []):
-                source = by_uid[target["datasource"]["uid"]]
-                assert source["type"] == target["datasource"]["type"]
-    providers = yaml.safe_load((ROOT / GRAFANA_DIR / "dashboards.yaml").read_text())
-    assert providers["providers"][0]["options"]["path"] == DASHBOARD_MOUNT
-    grafana = (ROOT / GRAFANA_DIR / "grafana.yaml").read_text()
-    assert f"mountPath: {DASHBOARD_MOUNT}" in grafana
-    kustomization = yaml.safe_load((ROOT / "deployments/k8s/kustomization.yaml").read_text())
-    generated = {g["name"]: g["files"] for g in kustomization["configMapGenerator"]}
-    assert sorted(generated["votes-grafana-dashboards"]) == [
-        "grafana/dashboards/contest.json",
-        "grafana/dashboards/pipeline.json",
-    ]
 
 
 def test_observability_doc_names_every_metric_and_key() -> None:
