@@ -52,7 +52,3 @@ PROMETHEUS_URL = "http://votes-prometheus:9090"
 GRAFANA_IFRAME_URL = "http://127.0.0.1:3000"
 
 WORKER_GROUP = "workers"
-# Two worker pods at least, on two nodes (topology spread below): each carries one VoteIngress
-# replica, so losing a node leaves one accepting votes (docs/kubernetes.md, "Availability").
-WORKER_MIN_REPLICAS = 2
-WORKER_MAX_REPLICAS = 4

@@ -23,6 +23,12 @@ from deployments.manifests.shutdown import RAY_STOP_GRACE_S, drain_budget_s
 from deployments.manifests.sources import serve_ports
 from serve_app.serve_env import SERVE_ENV
 
+# Two worker pods at least, on two nodes (topology spread in pod_template): each carries one
+# VoteIngress replica, so losing a node leaves one accepting votes (docs/kubernetes.md,
+# "Availability").
+WORKER_MIN_REPLICAS = 2
+WORKER_MAX_REPLICAS = 4
+
 # Pod sizes (requests = limits) and the Ray object store in each; /dev/shm is a memory-backed
 # emptyDir of the object store's size, and counts against the container's memory limit.
 HEAD_CPU, HEAD_MEMORY, HEAD_OBJECT_STORE = "1", "3Gi", "512Mi"

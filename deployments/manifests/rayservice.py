@@ -16,8 +16,6 @@ from deployments.manifests.names import (
     SERVE_GRPC_PORT_NAME,
     SERVE_PORT_NAME,
     WORKER_GROUP,
-    WORKER_MAX_REPLICAS,
-    WORKER_MIN_REPLICAS,
 )
 from deployments.manifests.overrides import (
     SERVE_START_ANNOTATION,
@@ -31,7 +29,9 @@ from deployments.manifests.pods import (
     HEAD_MEMORY,
     HEAD_OBJECT_STORE,
     WORKER_CPU,
+    WORKER_MAX_REPLICAS,
     WORKER_MEMORY,
+    WORKER_MIN_REPLICAS,
     WORKER_OBJECT_STORE,
     pod_template,
     quantity_bytes,
