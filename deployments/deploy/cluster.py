@@ -9,13 +9,15 @@ from deployments.deploy.objects import DeployError, describe
 
 FIELD_MANAGER = "votes-deploy"
 
-NO_CLUSTER = """no Kubernetes cluster configured ({reason}).
-  Point the deploy CLI at a cluster, one of:
-    - pass --kubeconfig PATH (and --context NAME to pick a context),
-    - set KUBECONFIG=PATH, or put the config in ~/.kube/config,
-    - for a local test cluster: `kind create cluster` or `minikube start` (both write \
-~/.kube/config).
-  Check it with `kubectl cluster-info`. --dry-run needs no cluster."""
+NO_CLUSTER = (
+    "no Kubernetes cluster configured ({reason}).\n"
+    "  Point the deploy CLI at a cluster, one of:\n"
+    "    - pass --kubeconfig PATH (and --context NAME to pick a context),\n"
+    "    - set KUBECONFIG=PATH, or put the config in ~/.kube/config,\n"
+    "    - for a local test cluster: `kind create cluster` or `minikube start`"
+    " (both write ~/.kube/config).\n"
+    "  Check it with `kubectl cluster-info`. --dry-run needs no cluster."
+)
 
 
 class ClusterAPI(Protocol):
