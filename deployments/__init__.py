@@ -1,1 +1,2 @@
-"""Operations tooling: the RayService generator, the deploy CLI, dashboards as code, the local stack."""
+"""Operations tooling: the RayService generator, the deploy CLI, dashboards as code, the local
+stack."""

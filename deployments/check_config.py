@@ -48,7 +48,8 @@ def problems(config: Any) -> list[str]:
 
 
 def policy_problems(where: str, deployment: Mapping[str, Any]) -> list[str]:
-    """Build the deployment's custom autoscaling policy, if it has one, as Serve's controller does."""
+    """Build the deployment's custom autoscaling policy, if it has one, as Serve's controller
+    does."""
     from ray.serve.config import AutoscalingPolicy
 
     autoscaling = deployment.get("autoscaling_config") or {}

@@ -58,3 +58,9 @@ def add_repo_option(parser: argparse.ArgumentParser) -> None:
         default=Path("."),
         help="the votes checkout to read and write (default: the current directory)",
     )
+
+
+def shown(path: Path) -> Path:
+    """A path as messages show it: relative to the current directory when it is inside it."""
+    cwd = Path.cwd()
+    return path.relative_to(cwd) if path.is_relative_to(cwd) else path

@@ -24,13 +24,15 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# Run as a script: the checkout's root is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devkit.autoscale.fake_cluster import CLIENT_ENV
 from devkit.autoscale.scenario import Scenario, stop_on_sigterm
 from devkit.autoscale.spec import Result, Row, ScenarioSpec
 from devkit.autoscale.timeline import COLUMNS, markdown_table, row_cells, text_table_line
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EVENTS = {
     "lag_rose": "lag above the target of one replica",

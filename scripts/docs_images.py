@@ -42,7 +42,7 @@ COLORS = {
 
 def sources(panel: dict) -> list[str]:
     """What a panel reads: metric names of its PromQL, or the Redis command and key."""
-    from deployments.dashboards import promql_metric_names
+    from deployments.dashboards.consistency import promql_metric_names
 
     lines = []
     for query in panel.get("targets", []):

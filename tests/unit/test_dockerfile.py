@@ -9,7 +9,7 @@ import ast
 import re
 import tomllib
 
-from deployments import manifests
+from deployments.manifests.sources import ray_version
 from devkit.k8s_validation import REPO
 
 # Import roots only the tooling (deployments/, the `ops` extra) may use.
@@ -28,7 +28,7 @@ def test_dockerfile_matches_the_ray_pin() -> None:
     assert first_instruction.group(0) == f"ARG RAY_BASE_IMAGE={default}", (
         "the ARG must precede FROM"
     )
-    assert default == f"rayproject/ray:{manifests.ray_version(REPO.pyproject)}-py311"
+    assert default == f"rayproject/ray:{ray_version(REPO.pyproject)}-py311"
     for needed in ("pyproject.toml", "requirements.lock", "serve_app/", "proto/"):
         assert re.search(rf"^COPY .*{re.escape(needed)}", text, re.MULTILINE), needed
     assert not re.search(

@@ -9,8 +9,9 @@ waits until every part answers a health check and creates the Kafka topics. See
 deployments/local/README.md for the layout and the environment variables.
 
 Modules: config (VOTES_* variables, folder layout), service (the interface of a part), kafka,
-redis, ferretdb, postgresql (the parts; PostgreSQL only with VOTES_STACK_FERRETDB_BACKEND=postgresql),
-processes (launch, pid files, signals, the lock), control (Stack).
+redis, ferretdb, postgresql (the parts; PostgreSQL only with
+VOTES_STACK_FERRETDB_BACKEND=postgresql), processes (launch, pid files, signals, the lock),
+control (Stack).
 From Python:
 
     from deployments.local.stack import Stack

@@ -11,8 +11,8 @@ from deployments.local.stack.errors import StackError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deployments.local.stack",
-        description="Local dev stack: Kafka (KRaft), Redis and FerretDB (on SQLite, or on PostgreSQL "
-        "with VOTES_STACK_FERRETDB_BACKEND=postgresql) under .stack/.",
+        description="Local dev stack: Kafka (KRaft), Redis and FerretDB (on SQLite, or on "
+        "PostgreSQL with VOTES_STACK_FERRETDB_BACKEND=postgresql) under .stack/.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(

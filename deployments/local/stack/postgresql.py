@@ -1,8 +1,8 @@
 """PostgreSQL for FerretDB's postgresql backend: a private cluster of Debian's `postgresql` package.
 
 Only part of the stack when VOTES_STACK_FERRETDB_BACKEND=postgresql
-(docs/decisions/0015-ferretdb-backend.md). The cluster lives under the stack's data folder, listens on
-127.0.0.1:VOTES_POSTGRES_PORT and its own socket folder, trusts local connections (nothing but
+(docs/decisions/0015-ferretdb-backend.md). The cluster lives under the stack's data folder, listens
+on 127.0.0.1:VOTES_POSTGRES_PORT and its own socket folder, trusts local connections (nothing but
 loopback reaches it) and never uses the package's system service or its `main` cluster. PostgreSQL
 refuses to run as root: as root, the stack runs it as the package's `postgres` user.
 """

@@ -1,4 +1,5 @@
-"""Redis: Debian's redis-server (installed with apt-get when missing), AOF fsynced on every write."""
+"""Redis: Debian's redis-server (installed with apt-get when missing), AOF fsynced on every
+write."""
 
 import os
 import shutil
@@ -35,6 +36,9 @@ class Redis(Service):
             part="redis",
             env=env,
         )
+
+    def prepare(self) -> None:
+        """Nothing to write: every setting is on its command line."""
 
     def command(self) -> list[str]:
         return [

@@ -36,6 +36,7 @@ class Service(ABC):
     def install(self) -> None:
         """Install it if missing (the only step that needs the network); quick when installed."""
 
+    @abstractmethod
     def prepare(self) -> None:
         """Write what it needs on disk before it starts (config files, formatted storage)."""
 

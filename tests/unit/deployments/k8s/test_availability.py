@@ -19,7 +19,17 @@ from typing import Any
 
 import yaml
 
-from deployments import manifests
+from deployments.manifests.kustomize import parse_env_file
+from deployments.manifests.names import RAY_AUTH_TOKEN_KEY, SECRET
+from deployments.manifests.overrides import KUBERNETES_OVERRIDES, SERVE_START_ANNOTATION
+from deployments.manifests.pods import quantity_bytes
+from deployments.manifests.rayservice import rayservice
+from deployments.manifests.shutdown import (
+    SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S,
+    SERVE_DIRECT_INGRESS_DRAIN_S,
+    SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S,
+)
+from deployments.manifests.sources import load_config, ray_version
 from devkit import k8s_validation as kv
 from devkit.k8s_validation import REPO, head_container, main_docs, one, worker_containers
 from tests.unit.deployments.k8s.test_kuberay_labels import kuberay_pod_labels, ray_pods, selected
@@ -59,8 +69,8 @@ def test_gcs_fault_tolerance_uses_votes_redis_as_ray_gcs() -> None:
     assert int(port) in {p["port"] for p in service["spec"]["ports"]}
     assert options["redisUsername"] == {"value": "ray-gcs"}
     ref = options["redisPassword"]["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": manifests.SECRET, "key": "REDIS_GCS_PASSWORD"}
-    template = manifests.parse_env_file(REPO.k8s / "secrets.env.example")
+    assert ref == {"name": SECRET, "key": "REDIS_GCS_PASSWORD"}
+    template = parse_env_file(REPO.k8s / "secrets.env.example")
     assert ref["key"] in template, "secrets.env.example must define the ray-gcs password"
     # KubeRay's default (the RayCluster's UID) keeps an upgrade's new cluster off the old state.
     assert "externalStorageNamespace" not in options
@@ -77,7 +87,7 @@ def test_the_head_takes_no_traffic() -> None:
 
 
 def test_two_ingress_replicas_on_two_nodes_on_kubernetes_one_locally() -> None:
-    local = manifests.load_config(REPO.config)
+    local = load_config(REPO.config)
     local_ingress = _deployment(local, "VoteIngress")
     assert local_ingress["autoscaling_config"]["min_replicas"] == 1, "make run keeps 1 replica"
     assert "max_replicas_per_node" not in local_ingress
@@ -93,7 +103,7 @@ def test_two_ingress_replicas_on_two_nodes_on_kubernetes_one_locally() -> None:
     assert group["minReplicas"] >= autoscaling["min_replicas"]
     assert group["maxReplicas"] >= autoscaling["max_replicas"]
     # Every difference from config.yaml comes from KUBERNETES_OVERRIDES (one place).
-    assert manifests.KUBERNETES_OVERRIDES["VoteIngress"]["min_replicas"] >= 2
+    assert KUBERNETES_OVERRIDES["VoteIngress"]["min_replicas"] >= 2
 
 
 def test_a_worker_pod_fits_an_ingress_and_a_persister_replica() -> None:
@@ -107,21 +117,21 @@ def test_a_worker_pod_fits_an_ingress_and_a_persister_replica() -> None:
 
 
 def test_worker_pods_spread_over_nodes_and_the_head_is_not_counted() -> None:
-    rayservice = _rayservice()
-    (group,) = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    rayservice_doc = _rayservice()
+    (group,) = rayservice_doc["spec"]["rayClusterConfig"]["workerGroupSpecs"]
     (spread,) = group["template"]["spec"]["topologySpreadConstraints"]
     assert spread["topologyKey"] == "kubernetes.io/hostname"
     assert spread["maxSkew"] == 1 and spread["whenUnsatisfiable"] == "DoNotSchedule"
     assert spread["matchLabelKeys"] == ["ray.io/cluster"]
-    pods = ray_pods(rayservice)
+    pods = ray_pods(rayservice_doc)
     assert selected(spread["labelSelector"]["matchLabels"], pods) == [group["groupName"]]
 
 
 def test_the_workers_disruption_budget_selects_the_worker_pods() -> None:
     """deployments/k8s/disruption-budgets.yaml (the other half of this change) keeps one worker
     pod up during voluntary disruptions; it must select worker pods, never the head."""
-    rayservice = _rayservice()
-    pods = ray_pods(rayservice)
+    rayservice_doc = _rayservice()
+    pods = ray_pods(rayservice_doc)
     budgets = [d for d in main_docs() if d["kind"] == "PodDisruptionBudget"]
     ray_budgets = [
         b
@@ -138,7 +148,7 @@ def test_the_workers_disruption_budget_selects_the_worker_pods() -> None:
         chosen = selected(budget["spec"]["selector"]["matchLabels"], pods)
         assert chosen and "head" not in chosen, f"{kv.name_of(budget)} selects {chosen}"
         if "minAvailable" in budget["spec"]:
-            (group,) = rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+            (group,) = rayservice_doc["spec"]["rayClusterConfig"]["workerGroupSpecs"]
             assert budget["spec"]["minAvailable"] < group["minReplicas"], "would block drains"
 
 
@@ -152,8 +162,8 @@ def test_the_ray_token_has_a_secret_of_its_own() -> None:
     auth = _cluster()["authOptions"]
     assert auth == {"mode": "token", "secretName": "votes-ray-token"}
     token = one(docs, "Secret", "votes-ray-token")
-    assert set(token["data"]) == {manifests.RAY_AUTH_TOKEN_KEY}
-    assert manifests.RAY_AUTH_TOKEN_KEY not in one(docs, "Secret", manifests.SECRET)["data"]
+    assert set(token["data"]) == {RAY_AUTH_TOKEN_KEY}
+    assert RAY_AUTH_TOKEN_KEY not in one(docs, "Secret", SECRET)["data"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,29 +174,22 @@ def test_the_ray_token_has_a_secret_of_its_own() -> None:
 def test_serve_defaults_the_manifests_rely_on_are_rays() -> None:
     from ray.serve._private import constants
 
-    assert (
-        constants.RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S
-        == manifests.SERVE_DIRECT_INGRESS_DRAIN_S
-    )
+    assert constants.RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S == SERVE_DIRECT_INGRESS_DRAIN_S
     assert (
         constants.RAY_SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
-        == manifests.SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
+        == SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
     )
-    assert (
-        constants.DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S == manifests.SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S
-    )
+    assert constants.DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT_S == SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S
 
 
 def test_termination_grace_outlasts_the_drain_and_graceful_shutdown() -> None:
     config = _serve_config()
     graceful = max(
-        d.get("graceful_shutdown_timeout_s", manifests.SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S)
+        d.get("graceful_shutdown_timeout_s", SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S)
         for d in config["applications"][0]["deployments"]
     )
-    ingress_floor = (
-        manifests.SERVE_DIRECT_INGRESS_DRAIN_S + manifests.SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
-    )
-    drain_and_shutdown = manifests.SERVE_DIRECT_INGRESS_DRAIN_S + max(graceful, ingress_floor)
+    ingress_floor = SERVE_DIRECT_INGRESS_DRAIN_S + SERVE_DIRECT_INGRESS_SHUTDOWN_BUFFER_S
+    drain_and_shutdown = SERVE_DIRECT_INGRESS_DRAIN_S + max(graceful, ingress_floor)
     cluster = _cluster()
     templates = [cluster["headGroupSpec"]["template"]]
     templates += [g["template"] for g in cluster["workerGroupSpecs"]]
@@ -215,9 +218,9 @@ def test_dev_shm_is_memory_of_the_object_store_size() -> None:
         (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
         assert volume["emptyDir"]["medium"] == "Memory"
         store = int(group["rayStartParams"]["object-store-memory"])
-        assert manifests.quantity_bytes(volume["emptyDir"]["sizeLimit"]) == store
+        assert quantity_bytes(volume["emptyDir"]["sizeLimit"]) == store
         # tmpfs pages count against the container's memory limit: leave room for the processes.
-        limit = manifests.quantity_bytes(container["resources"]["limits"]["memory"])
+        limit = quantity_bytes(container["resources"]["limits"]["memory"])
         assert store <= limit // 3
 
 
@@ -257,7 +260,7 @@ def _cpu(quantity: str | float) -> float:
 
 
 def _gib(quantity: str) -> float:
-    return manifests.quantity_bytes(str(quantity)) / 2**30
+    return quantity_bytes(str(quantity)) / 2**30
 
 
 def _pod_requests(spec: dict[str, Any]) -> tuple[float, float]:
@@ -349,14 +352,14 @@ def test_start_only_serve_options_roll_out_a_new_ray_cluster() -> None:
     """serveConfigV2 changes reach the running Serve app in place, except the keys Serve reads only
     at start: for those the head template's annotation changes, and KubeRay builds a new cluster
     (it hashes rayClusterConfig)."""
-    config = manifests.load_config(REPO.config)
-    image, ray = "r.example/v:1", manifests.ray_version(REPO.pyproject)
-    base = manifests.rayservice(config, image=image, ray_version=ray)
+    config = load_config(REPO.config)
+    image, ray = "r.example/v:1", ray_version(REPO.pyproject)
+    base = rayservice(config, image=image, ray_version=ray)
 
     def changed(change: Any) -> dict[str, Any]:
         other = copy.deepcopy(config)
         change(other)
-        return manifests.rayservice(other, image=image, ray_version=ray)
+        return rayservice(other, image=image, ray_version=ray)
 
     in_place = changed(
         lambda c: c["applications"][0]["deployments"][0]["autoscaling_config"].update(
@@ -373,4 +376,4 @@ def test_start_only_serve_options_roll_out_a_new_ray_cluster() -> None:
         new = changed(change)
         assert new["spec"]["rayClusterConfig"] != base["spec"]["rayClusterConfig"]
         template = new["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]
-        assert manifests.SERVE_START_ANNOTATION in template["metadata"]["annotations"]
+        assert SERVE_START_ANNOTATION in template["metadata"]["annotations"]

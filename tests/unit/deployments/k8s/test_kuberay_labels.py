@@ -28,13 +28,14 @@ from typing import Any
 
 import yaml
 
-from deployments import manifests
+from deployments.manifests.names import RAYSERVICE_NAME
+from deployments.manifests.rayservice import rayservice_of
 from devkit import k8s_validation as kv
 
 KUBERAY_VERSION = "v1.6.2"
 K8S = kv.REPO.k8s
 # KubeRay names the RayCluster of a RayService <RayService name>-<5 random characters>.
-CLUSTER = f"{manifests.RAYSERVICE_NAME}-x7k2q"
+CLUSTER = f"{RAYSERVICE_NAME}-x7k2q"
 # labelPod: the keys a pod template cannot override (KubeRay drops the template's value).
 NOT_OVERRIDABLE = frozenset({"ray.io/cluster", "ray.io/node-type", "ray.io/group"})
 # The labels KubeRay sets on Ray pods and what selects on each; none may come from a template.
@@ -117,7 +118,7 @@ def selected(selector: dict[str, str], pods: dict[str, dict[str, str]]) -> list[
 
 
 def generated_rayservice() -> dict[str, Any]:
-    return manifests.rayservice_of(kv.REPO)
+    return rayservice_of(kv.REPO)
 
 
 def expected_endpoints(rayservice: dict[str, Any]) -> dict[str, list[str]]:
@@ -162,7 +163,7 @@ def test_the_check_sees_the_override_found_on_a_real_cluster() -> None:
     head["metadata"]["labels"]["app.kubernetes.io/name"] = "votes"
     pods = ray_pods(rayservice)
     services = kuberay_services(rayservice)
-    assert selected(services[f"{manifests.RAYSERVICE_NAME}-head-svc"], pods) == []
+    assert selected(services[f"{RAYSERVICE_NAME}-head-svc"], pods) == []
     assert selected(services[f"{CLUSTER}-head-svc"], pods) == ["head"]
 
 
@@ -172,8 +173,8 @@ def test_a_head_pod_whose_serve_proxy_is_unhealthy_leaves_the_serve_service() ->
     pods = ray_pods(rayservice)
     pods["head"] = kuberay_pod_labels(head, "head", "headgroup", serve="false")
     services = kuberay_services(rayservice)
-    assert "head" not in selected(services[f"{manifests.RAYSERVICE_NAME}-serve-svc"], pods)
-    assert selected(services[f"{manifests.RAYSERVICE_NAME}-head-svc"], pods) == ["head"]
+    assert "head" not in selected(services[f"{RAYSERVICE_NAME}-serve-svc"], pods)
+    assert selected(services[f"{RAYSERVICE_NAME}-head-svc"], pods) == ["head"]
 
 
 # ---------------------------------------------------------------------------------------------

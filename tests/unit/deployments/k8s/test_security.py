@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from deployments import manifests
+from deployments.manifests.kustomize import parse_env_file
+from deployments.manifests.names import KAFKA_USER, SERVE_GRPC_PORT_NAME, SERVE_PORT_NAME
 from devkit import k8s_validation as kv
 from serve_app.ingress.batch_producer import TRANSACTIONAL_ID_PREFIX
 from tests.unit.deployments.k8s.test_kuberay_labels import ray_pods
@@ -267,7 +268,7 @@ def service_backends(host: str, port: int) -> list[tuple[Pod, int]]:
     if host == (spec.get("serveService") or {}).get("metadata", {}).get("name", "votes-serve-svc"):
         workers = [pod for role, pod in ray.items() if role != "head"]
         serving = workers if spec.get("excludeHeadPodFromServeSvc") else [ray["head"], *workers]
-        named = {manifests.SERVE_PORT_NAME, manifests.SERVE_GRPC_PORT_NAME}
+        named = {SERVE_PORT_NAME, SERVE_GRPC_PORT_NAME}
         return [
             (pod, port)
             for pod in serving
@@ -345,7 +346,7 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
             flows.extend((what, source, destination, port) for source in sources)
 
     config = kv.one(docs(), "ConfigMap", "votes-config")["data"]
-    secrets = manifests.parse_env_file(kv.REPO.k8s / "secrets.env.example")
+    secrets = parse_env_file(kv.REPO.k8s / "secrets.env.example")
     head = kv.head_container(rayservice())
     app_env = config | {
         k: v
@@ -478,7 +479,7 @@ def test_the_direct_ingress_ports_are_open_to_ray_pods_only() -> None:
 def test_serve_ports_are_open_to_the_gateway_not_to_other_workloads() -> None:
     pods = all_pods()
     for worker in [p for role, p in ray_pod_models().items() if role != "head"]:
-        for name in (manifests.SERVE_PORT_NAME, manifests.SERVE_GRPC_PORT_NAME):
+        for name in (SERVE_PORT_NAME, SERVE_GRPC_PORT_NAME):
             port = worker.ports[name]
             assert allowed(pods["gateway"], worker, port)
             for role in ("intruder", "intruder-elsewhere", "gateway-elsewhere", "grafana", "redis"):
@@ -516,8 +517,8 @@ def test_the_evaluator_can_fail() -> None:
 def test_kafka_has_no_unauthenticated_listener_and_uses_acls() -> None:
     spec = kafka()["spec"]
     listeners = spec["kafka"]["listeners"]
-    assert all((l.get("authentication") or {}).get("type") for l in listeners), listeners
-    (scram,) = [l for l in listeners if l["name"] == "scram"]
+    assert all((ln.get("authentication") or {}).get("type") for ln in listeners), listeners
+    (scram,) = [ln for ln in listeners if ln["name"] == "scram"]
     assert scram == scram | {"port": 9094, "type": "internal", "tls": False}
     assert scram["authentication"] == {"type": "scram-sha-512"}
     assert spec["kafka"]["authorization"]["type"] == "simple"
@@ -532,7 +533,7 @@ def test_kafka_has_no_unauthenticated_listener_and_uses_acls() -> None:
 
 def test_the_app_logs_into_kafka_as_its_kafka_user() -> None:
     user = kv.one(docs(), "KafkaUser")
-    assert user["metadata"]["name"] == manifests.KAFKA_USER
+    assert user["metadata"]["name"] == KAFKA_USER
     assert user["metadata"]["labels"]["strimzi.io/cluster"] == kafka()["metadata"]["name"]
     assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
     config = kv.one(docs(), "ConfigMap", "votes-config")["data"]
@@ -588,7 +589,7 @@ def test_the_kafka_user_may_do_only_what_the_app_does() -> None:
 
 
 def test_the_app_logs_into_the_stores_as_least_privilege_users() -> None:
-    secrets = manifests.parse_env_file(kv.REPO.k8s / "secrets.env.example")
+    secrets = parse_env_file(kv.REPO.k8s / "secrets.env.example")
     redis_url = urlsplit(secrets["VOTES_REDIS_URL"])
     assert redis_url.username == "votes-app"
     assert redis_url.password == secrets["REDIS_APP_PASSWORD"]

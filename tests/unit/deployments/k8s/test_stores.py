@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from deployments import manifests
+from deployments.manifests.kustomize import parse_env_file
 from devkit import k8s_validation as kv
 from devkit.net import free_port
 from serve_app.domain.counting import CounterUpdate
@@ -110,7 +110,7 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 def app_client(port: int) -> redis.Redis:
     """The app's client, from secrets.env.example's URL shape with the test's password."""
-    example = manifests.parse_env_file(kv.REPO.k8s / "secrets.env.example")
+    example = parse_env_file(kv.REPO.k8s / "secrets.env.example")
     url = (
         example["VOTES_REDIS_URL"]
         .replace(example["REDIS_APP_PASSWORD"], PASSWORDS["REDIS_APP_PASSWORD"])

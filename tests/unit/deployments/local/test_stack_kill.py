@@ -40,6 +40,9 @@ class StandIn(Service):
     def install(self) -> None:
         pass
 
+    def prepare(self) -> None:
+        pass
+
     def command(self) -> list[str]:
         return [sys.executable, "-c", STAND_IN]
 

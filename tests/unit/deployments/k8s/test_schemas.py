@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from deployments import deploy, manifests
+from deployments.deploy.status import rayservice_state
+from deployments.manifests.sources import load_config
 from devkit import k8s_validation as kv
 from devkit.k8s_validation import (
     LAYOUTS,
@@ -216,13 +217,13 @@ def test_schema_adjustments_accept_what_the_api_server_accepts() -> None:
 
 
 def test_serve_config_validator_rejects_unknown_keys() -> None:
-    config = manifests.load_config(REPO.config)
+    config = load_config(REPO.config)
     config["applications"][0]["deployments"][0]["num_replica"] = 3
     config["htp_options"] = {}
     problems = kv.serve_config_problems(config)
     assert any("num_replica: unknown field of DeploymentSchema" in p for p in problems), problems
     assert any("htp_options: unknown field" in p for p in problems), problems
-    config = manifests.load_config(REPO.config)
+    config = load_config(REPO.config)
     config["applications"][0]["deployments"][0]["num_replicas"] = -1
     assert kv.serve_config_problems(config)
 
@@ -260,7 +261,7 @@ def test_rayservice_status_paths_exist_in_the_crd() -> None:
     }
     doc = _mutate(_rayservice(), lambda d: d.update(status=status))
     assert kv.validate_custom(doc) == []
-    state = deploy.rayservice_state(doc | {"metadata": {**doc["metadata"], "generation": 1}})
+    state = rayservice_state(doc | {"metadata": {**doc["metadata"], "generation": 1}})
     assert state.running(["votes"]) and state.deployments["votes"] == {"VoteIngress": "HEALTHY"}
     wrong = _mutate(doc, lambda d: d["status"]["activeServiceStatus"].update(applicationStatus={}))
     assert any("'applicationStatus' was unexpected" in p for p in kv.validate_custom(wrong))

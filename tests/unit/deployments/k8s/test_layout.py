@@ -1,6 +1,5 @@
 """The kustomize layouts (deployments/k8s, its optional/ and kuberay/): every part present and wired
-together, no credentials committed, and the small kustomize of deployments.manifests that renders
-them.
+together, and no credentials committed.
 
 Offline and fast: no cluster, no kubectl (shared helpers: devkit/k8s_validation/).
 """
@@ -13,22 +12,13 @@ import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import yaml
 
-from deployments import manifests
+from deployments.manifests.kustomize import find_kustomization, parse_env_file
+from deployments.manifests.names import PROMETHEUS_URL, RAY_AUTH_TOKEN_KEY, SECRET_ENV_KEYS
+from deployments.manifests.sources import load_config
 from devkit import k8s_validation as kv
-from devkit.k8s_validation import (
-    PLACEHOLDER,
-    REPO,
-    main_docs,
-    one,
-    rendered,
-)
-
-# ---------------------------------------------------------------------------------------------
-# The layout
-# ---------------------------------------------------------------------------------------------
+from devkit.k8s_validation import PLACEHOLDER, REPO, main_docs, one, rendered
 
 
 def test_layout_has_every_part() -> None:
@@ -71,7 +61,7 @@ def test_no_manifest_file_is_left_out_of_a_kustomization() -> None:
     """A resource file nobody lists would silently never be applied."""
     listed: set[Path] = set()
     for directory in [REPO.k8s, REPO.k8s / "optional", REPO.kuberay]:
-        spec = yaml.safe_load(manifests.find_kustomization(directory).read_text())
+        spec = yaml.safe_load(find_kustomization(directory).read_text())
         listed |= {(directory / entry).resolve() for entry in spec.get("resources") or []}
         for generator in (spec.get("configMapGenerator") or []) + (
             spec.get("secretGenerator") or []
@@ -109,7 +99,7 @@ def test_kafka_is_kraft_with_three_dual_role_nodes() -> None:
 
 def test_topics_match_the_settings_and_the_persister_pool() -> None:
     docs = main_docs()
-    config = manifests.load_config(REPO.config)
+    config = load_config(REPO.config)
     data = one(docs, "ConfigMap", "votes-config")["data"]
     topics = {d["metadata"]["name"]: d for d in docs if d["kind"] == "KafkaTopic"}
     assert set(topics) == {data["VOTES_KAFKA_TOPIC"], data["VOTES_KAFKA_DLQ_TOPIC"]}
@@ -167,7 +157,7 @@ def test_grafana_provisioning_is_mounted_and_valid() -> None:
     by_type = {d["type"]: d for d in datasources["datasources"]}
     assert set(by_type) == {"prometheus", "redis-datasource"}
     prometheus = by_type["prometheus"]
-    assert prometheus["url"] == manifests.PROMETHEUS_URL and prometheus["name"] == "Prometheus"
+    assert prometheus["url"] == PROMETHEUS_URL and prometheus["name"] == "Prometheus"
     env = {e["name"] for e in grafana["containers"][0]["env"]}
     assert "REDIS_PASSWORD" in env
     scrape = yaml.safe_load(config_maps["votes-prometheus-config"]["data"]["prometheus.yml"])
@@ -175,11 +165,6 @@ def test_grafana_provisioning_is_mounted_and_valid() -> None:
         "own_namespace": True
     }
     assert (REPO.k8s / "grafana" / "dashboards").is_dir()
-
-
-# ---------------------------------------------------------------------------------------------
-# (f) no real credentials anywhere
-# ---------------------------------------------------------------------------------------------
 
 
 _SECRET_KEY = re.compile(r"password|token|secret|_url$|auth", re.IGNORECASE)
@@ -190,12 +175,12 @@ def _looks_placeholder(value: str) -> bool:
 
 
 def test_secret_template_has_only_placeholders() -> None:
-    values = manifests.parse_env_file(REPO.k8s / "secrets.env.example")
-    assert set(manifests.SECRET_ENV_KEYS) <= set(values)
+    values = parse_env_file(REPO.k8s / "secrets.env.example")
+    assert set(SECRET_ENV_KEYS) <= set(values)
     # The Ray token in a Secret of its own (votes-ray-token), never in votes-secrets.
-    assert manifests.RAY_AUTH_TOKEN_KEY not in values
-    token = manifests.parse_env_file(REPO.k8s / "ray-token" / "secrets.env.example")
-    assert set(token) == {manifests.RAY_AUTH_TOKEN_KEY}
+    assert RAY_AUTH_TOKEN_KEY not in values
+    token = parse_env_file(REPO.k8s / "ray-token" / "secrets.env.example")
+    assert set(token) == {RAY_AUTH_TOKEN_KEY}
     values |= token
     for key, value in values.items():
         if _SECRET_KEY.search(key):
@@ -251,83 +236,3 @@ def test_real_secrets_stay_out_of_git_and_the_image() -> None:
     ]
     assert rules[0] == "*", ".dockerignore must be an allow-list (everything excluded first)"
     assert not any(rule.startswith(("!deployments", "!.", "!tests")) for rule in rules)
-
-
-# ---------------------------------------------------------------------------------------------
-# The kustomize renderer
-# ---------------------------------------------------------------------------------------------
-
-
-def _layout(tmp_path: Path, kustomization: str, files: dict[str, str]) -> Path:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "kustomization.yaml").write_text(kustomization)
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    return tmp_path
-
-
-def test_renderer_moves_everything_to_another_namespace() -> None:
-    docs = kv.render_layout(REPO.k8s, namespace="staging").docs
-    assert one(docs, "Namespace")["metadata"]["name"] == "staging"
-    assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"staging"}
-    binding = one(docs, "RoleBinding")
-    assert "namespace" not in binding["subjects"][0], (
-        "a namespace here would not follow --namespace"
-    )
-
-
-def test_renderer_generators_and_images(tmp_path: Path) -> None:
-    directory = _layout(
-        tmp_path,
-        "namespace: n\nresources: [pod.yaml]\ngeneratorOptions: {disableNameSuffixHash: true}\n"
-        "secretGenerator: [{name: s, envs: [a.env], literals: [X=1]}]\n"
-        "configMapGenerator: [{name: c, files: [conf.txt, renamed=conf.txt]}]\n"
-        "images: [{name: busybox, newName: registry/busybox}]\n",
-        {
-            "pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
-            "  containers: [{name: a, image: 'busybox:1.36'}, {name: b, image: other}]\n",
-            "a.env.example": "# comment\n\nA=example=value\n",
-            "conf.txt": "hello\n",
-        },
-    )
-    with pytest.raises(
-        manifests.KustomizeError, match=r"a.env: not found.*create it from a.env.example"
-    ):
-        manifests.render_kustomization(directory)
-    result = manifests.render_kustomization(directory, example_env_fallback=True)
-    assert result.notes and "a.env.example" in result.notes[0]
-    secret, config_map = one(result.docs, "Secret"), one(result.docs, "ConfigMap")
-    assert {k: base64.b64decode(v).decode() for k, v in secret["data"].items()} == {
-        "A": "example=value",
-        "X": "1",
-    }
-    assert config_map["data"] == {"conf.txt": "hello\n", "renamed": "hello\n"}
-    pod = one(result.docs, "Pod")
-    assert [c["image"] for c in pod["spec"]["containers"]] == ["registry/busybox:1.36", "other"]
-    assert {d["metadata"]["namespace"] for d in result.docs} == {"n"}
-
-
-@pytest.mark.parametrize(
-    ("kustomization", "files", "message"),
-    [
-        ("patches: [{path: p.yaml}]\n", {}, "unsupported kustomization fields"),
-        ("resources: [../outside.yaml]\n", {}, "outside"),
-        ("resources: [https://example.com/x.yaml]\n", {}, "remote resource"),
-        ("configMapGenerator: [{name: c, literals: [A=1]}]\n", {}, "disableNameSuffixHash"),
-        ("labels: [{pairs: {a: b}, includeSelectors: true}]\n", {}, "only `labels"),
-        (
-            "generatorOptions: {disableNameSuffixHash: true}\nsecretGenerator: [{name: s, envs: [q.env]}]\n",
-            {"q.env": 'A="quoted"\n'},
-            "remove the quotes",
-        ),
-    ],
-    ids=["patches", "file-outside-root", "remote", "name-hash", "selector-labels", "quoted-env"],
-)
-def test_renderer_refuses_what_it_does_not_implement(
-    tmp_path: Path, kustomization: str, files: dict[str, str], message: str
-) -> None:
-    (tmp_path / "outside.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: o}\n")
-    directory = _layout(tmp_path / "root", kustomization, files)
-    with pytest.raises(manifests.KustomizeError, match=message):
-        manifests.render_kustomization(directory)

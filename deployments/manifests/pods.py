@@ -1,0 +1,168 @@
+"""The Ray head and worker pod templates of the RayService: containers, env, sizes, shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from deployments.manifests.names import (
+    CONFIG_MAP,
+    GRAFANA_IFRAME_URL,
+    GRAFANA_URL,
+    KAFKA_ENV,
+    KAFKA_USER_PASSWORD_KEY,
+    KAFKA_USER_SECRET,
+    PROMETHEUS_URL,
+    RAY_POD_LABELS,
+    SECRET,
+    SECRET_ENV_KEYS,
+    SERVE_GRPC_PORT_NAME,
+    SERVE_PORT_NAME,
+)
+from deployments.manifests.shutdown import RAY_STOP_GRACE_S, drain_budget_s
+from deployments.manifests.sources import serve_ports
+from serve_app.serve_env import SERVE_ENV
+
+# Two worker pods at least, on two nodes (topology spread in pod_template): each carries one
+# VoteIngress replica, so losing a node leaves one accepting votes (docs/kubernetes.md,
+# "Availability").
+WORKER_MIN_REPLICAS = 2
+WORKER_MAX_REPLICAS = 4
+
+# Pod sizes (requests = limits) and the Ray object store in each; /dev/shm is a memory-backed
+# emptyDir of the object store's size, and counts against the container's memory limit.
+HEAD_CPU, HEAD_MEMORY, HEAD_OBJECT_STORE = "1", "3Gi", "512Mi"
+WORKER_CPU, WORKER_MEMORY, WORKER_OBJECT_STORE = "2", "4Gi", "1Gi"
+AUTOSCALER_CPU, AUTOSCALER_MEMORY = "500m", "512Mi"
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity with a binary suffix (or none) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return int(quantity[: -len(suffix)]) * factor
+    return int(quantity)
+
+
+def ray_container(
+    name: str,
+    image: str,
+    config: Mapping[str, Any],
+    *,
+    head: bool,
+    cpu: str,
+    memory: str,
+) -> dict[str, Any]:
+    http_port, grpc_port = serve_ports(config)
+    ports = []
+    if head:
+        ports += [
+            {"name": "gcs-server", "containerPort": 6379},
+            {"name": "dashboard", "containerPort": 8265},
+            {"name": "client", "containerPort": 10001},
+        ]
+    ports += [
+        {"name": SERVE_PORT_NAME, "containerPort": http_port},
+        {"name": SERVE_GRPC_PORT_NAME, "containerPort": grpc_port},
+        {"name": "metrics", "containerPort": 8080},
+    ]
+    if head:
+        # Autoscaler and dashboard metrics (Ray's defaults), declared so Prometheus finds them.
+        ports += [
+            {"name": "as-metrics", "containerPort": 44217},
+            {"name": "dash-metrics", "containerPort": 44227},
+        ]
+    env: list[dict[str, Any]] = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key}}}
+        for key in SECRET_ENV_KEYS
+    ]
+    # Kafka as the KafkaUser votes-app over SCRAM-SHA-512 (env wins over the ConfigMap's envFrom).
+    env += [{"name": key, "value": value} for key, value in KAFKA_ENV.items()]
+    env.append(
+        {
+            "name": "VOTES_KAFKA_SASL_PASSWORD",
+            "valueFrom": {
+                "secretKeyRef": {"name": KAFKA_USER_SECRET, "key": KAFKA_USER_PASSWORD_KEY}
+            },
+        }
+    )
+    # Serve reads these from its processes' environment, not from serveConfigV2 (HAProxy direct
+    # ingress, the gRPC message size limit): the same list as `make run` and the tests.
+    env += [{"name": name, "value": value} for name, value in SERVE_ENV.items()]
+    # Serve's logs on stderr, where `kubectl logs` and the node's log collector find them
+    # (RAY_SERVE_THROUGHPUT_OPTIMIZED turns this off by default).
+    env.append({"name": "RAY_SERVE_LOG_TO_STDERR", "value": "1"})
+    if head:
+        env += [
+            {"name": "RAY_GRAFANA_HOST", "value": GRAFANA_URL},
+            {"name": "RAY_PROMETHEUS_HOST", "value": PROMETHEUS_URL},
+            {"name": "RAY_GRAFANA_IFRAME_HOST", "value": GRAFANA_IFRAME_URL},
+        ]
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": ports,
+        "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}],
+        "env": env,
+        # Requests equal limits, as Ray recommends: Ray sizes itself from the limits.
+        "resources": {
+            "requests": {"cpu": cpu, "memory": memory},
+            "limits": {"cpu": cpu, "memory": memory},
+        },
+        # The object store's shared memory (KubeRay would mount one as large as the memory limit).
+        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+    }
+    if not head:
+        # Leave the cluster cleanly when the pod is deleted (node drain, eviction, scale-in):
+        # tell Ray the node is going, so Serve starts its replicas elsewhere and lets these drain
+        # (HAProxy and the Gateway stop sending to them); wait for that, then stop Ray.
+        budget = drain_budget_s(config)
+        script = (
+            "ray drain-node --reason DRAIN_NODE_REASON_PREEMPTION"
+            " --reason-message 'pod terminating'"
+            f" --deadline-remaining-seconds {budget} || true;"
+            f" sleep {budget}; ray stop --grace-period {RAY_STOP_GRACE_S}"
+        )
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["/bin/sh", "-c", script]}}}
+    return container
+
+
+SHM_VOLUME = "shared-mem"
+
+
+def pod_template(
+    component: str, container: dict[str, Any], *, object_store: str, grace_s: int
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        # Autoscaler v2 wants Ray pods that are replaced, not restarted in place.
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": grace_s,
+        "containers": [container],
+        "volumes": [
+            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": object_store}}
+        ],
+    }
+    if component == "ray-worker":
+        # Worker pods of one Ray cluster on different nodes (as many nodes as there are): with
+        # max_replicas_per_node 1 the two ingress replicas then never share a node.
+        # matchLabelKeys: per RayCluster, so the new cluster of an upgrade spreads on its own.
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": dict(WORKER_POD_SELECTOR)},
+                "matchLabelKeys": ["ray.io/cluster"],
+            }
+        ]
+    return {
+        "metadata": {"labels": {**RAY_POD_LABELS, "app.kubernetes.io/component": component}},
+        "spec": spec,
+    }
+
+
+# Labels every worker pod has (KubeRay's ray.io/node-type, ours): what the spread counts and the
+# workers' PodDisruptionBudget (deployments/k8s/disruption-budgets.yaml) selects.
+WORKER_POD_SELECTOR = {"ray.io/node-type": "worker", "app.kubernetes.io/component": "ray-worker"}
