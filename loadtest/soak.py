@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -57,13 +56,10 @@ from loadtest.prometheus import (
 from loadtest.soak_load import calibrate, run_load
 from loadtest.soak_log import log
 from loadtest.soak_report import (
-    REPORT_JSON,
-    REPORT_MD,
     Outcome,
     print_summary,
-    report_json,
-    report_markdown,
     verdict,
+    write_reports,
 )
 from loadtest.soak_stores import Stores, reconcile, wait_drained
 from loadtest.soak_target import OwnInstance, Target, find_sd_file, host_target
@@ -352,9 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"soak aborted: {exc}")
         return 2
     failures = verdict(outcome)
-    md, js = args.out / REPORT_MD.name, args.out / REPORT_JSON.name
-    js.write_text(json.dumps(report_json(args, outcome, failures), indent=2, default=str) + "\n")
-    md.write_text(report_markdown(args, outcome, failures))
+    md, js = write_reports(args, outcome, failures)
     print_summary(outcome, failures, args.rss_limit)
     log(f"report: {md} and {js}")
     return 0 if not failures else 1

@@ -4,9 +4,11 @@ and the summary printed at the end."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loadtest import panels, rss
@@ -188,6 +190,16 @@ def report_markdown(args: argparse.Namespace, outcome: Outcome, failures: list[s
         for p in outcome.progress
     ]
     return "\n".join(lines) + "\n"
+
+
+def write_reports(
+    args: argparse.Namespace, outcome: Outcome, failures: list[str]
+) -> tuple[Path, Path]:
+    """soak-report.md and soak-report.json in --out; returns their paths."""
+    md, js = args.out / REPORT_MD, args.out / REPORT_JSON
+    js.write_text(json.dumps(report_json(args, outcome, failures), indent=2, default=str) + "\n")
+    md.write_text(report_markdown(args, outcome, failures))
+    return md, js
 
 
 def print_summary(outcome: Outcome, failures: list[str], rss_limit: float) -> None:

@@ -3,6 +3,11 @@ report naming each failure. No services."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+
 from loadtest import panels, soak, soak_report, soak_stores
 
 
@@ -46,3 +51,15 @@ def test_report_says_passed_or_failed_with_its_reasons() -> None:
     failed = soak_report.report_markdown(args, soak_report.Outcome(), ["panels not checked"])
     assert "**FAILED**: panels not checked" in failed
     assert soak_report.report_json(args, passing_outcome(), [])["passed"] is True
+
+
+def test_main_writes_both_reports_and_exits_by_the_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(soak, "soak", lambda args: passing_outcome())
+    assert soak.main(["--duration", "60", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / soak_report.REPORT_JSON).read_text())
+    assert report["passed"] is True and report["reconciliation"]["exact"] is True
+    assert "**PASSED**" in (tmp_path / soak_report.REPORT_MD).read_text()
+    monkeypatch.setattr(soak, "soak", lambda args: soak_report.Outcome())
+    assert soak.main(["--duration", "60", "--out", str(tmp_path)]) == 1
