@@ -16,7 +16,10 @@ an environment variable or a Redis key, is left alone):
 - a call (`decide()`, `describe_errors(max_chars=...)`) or a private name (`_commit`): it must be
   defined in our Python code and, when its paragraph (or table row, or list item) names `.py`
   files outside tests/, in one of them. NOT_OURS lists the few such words that are other
-  libraries' names or not Python at all, each with what it is.
+  libraries' names or not Python at all, each with what it is;
+- an UPPER_CASE name (`RSS_EXPLAINED`) that our code defines, in a paragraph that names `.py`
+  files: it must be defined (or imported) in one of them. One our code does not define is an
+  environment variable or another library's, and is left alone.
 
 Inside code blocks only `serve_app/**.py` paths are checked (the README's diagram of a vote's path).
 """
@@ -59,6 +62,7 @@ PATH_WORD = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/?$")
 NAME = re.compile(r"^(?P<name>[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)(?P<call>\(.*\))?$")
 # Inside code blocks (diagrams, examples) only the runtime's own files are checked.
 RUNTIME_PATH = re.compile(r"(?<![\w/.-])serve_app/[\w/]+\.py\b")
+CONSTANT = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 PACKAGE_PATH = re.compile(r"^[a-z_]\w*(\.[A-Za-z_]\w*)+(:[A-Za-z_]\w*)?(\(.*\))?$")
 
 
@@ -138,9 +142,17 @@ def defined_names(path: Path) -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.cache
+def classes_in(path: Path) -> frozenset[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return frozenset(node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef))
+
+
 def bound_names(node: ast.AST) -> Iterator[str]:
     if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         yield node.name
+    if isinstance(node, ast.Import | ast.ImportFrom):  # a file that imports a name uses it there
+        yield from (alias.asname or alias.name.split(".")[0] for alias in node.names)
     targets: list[ast.expr] = []
     if isinstance(node, ast.Assign):
         targets = node.targets
@@ -219,6 +231,8 @@ def kind_of(text: str) -> str | None:
         return "member" if parts[0][:1].isupper() else None
     if name["call"] is not None or parts[0].startswith("_"):
         return "name"
+    if CONSTANT.match(text):
+        return "constant"
     return None
 
 
@@ -264,7 +278,7 @@ def check_package_path(text: str) -> str | None:
 def check_member(text: str) -> str | None:
     """`Class.member`: checked when the class is one of ours (outside tests/)."""
     owner, _, member = text.split("(", 1)[0].partition(".")
-    classes = [path for path in defined_anywhere(owner) if not is_test(path)]
+    classes = [path for path in python_files() if owner in classes_in(path) and not is_test(path)]
     if not classes or any(f"{owner}.{member}" in defined_names(path) for path in classes):
         return None
     return f"class {owner} ({classes[0].relative_to(ROOT)}) has no `{member}`"
@@ -290,6 +304,19 @@ def check_name(ref: Reference) -> str | None:
     return f"defined in {found[0].relative_to(ROOT)}, not in {named} (its paragraph's files)"
 
 
+def check_constant(ref: Reference) -> str | None:
+    """An UPPER_CASE name in a paragraph that names `.py` files, and that our code defines: it must
+    be defined in one of those files. Defined nowhere, it is an environment variable or another
+    library's, and is not checked."""
+    found = defined_anywhere(ref.text)
+    if not found or not ref.paragraph_files:
+        return None
+    if any(ref.text in defined_names(path) for path in ref.paragraph_files):
+        return None
+    named = ", ".join(str(p.relative_to(ROOT)) for p in ref.paragraph_files)
+    return f"defined in {found[0].relative_to(ROOT)}, not in {named} (its paragraph's files)"
+
+
 def problem(ref: Reference) -> str | None:
     kind = kind_of(ref.text)
     if kind == "path":
@@ -300,6 +327,8 @@ def problem(ref: Reference) -> str | None:
         return check_member(ref.text)
     if kind == "name":
         return check_name(ref)
+    if kind == "constant":
+        return check_constant(ref)
     return None
 
 
@@ -329,7 +358,8 @@ def test_every_code_reference_in_the_docs_resolves() -> None:
         ("describe_errors(max_chars=...)", "name"),
         ("make run", None),
         ("/results", None),
-        ("VOTES_WRITE_TOKEN", None),
+        ("VOTES_WRITE_TOKEN", "constant"),
+        ("RAY_USE_UVLOOP=0", None),
         ("votes:total", None),
         ("vote_id", None),
         ("422", None),
@@ -376,3 +406,16 @@ def test_runtime_paths_in_code_blocks_are_checked(tmp_path: Path) -> None:
     [kept, gone] = references(doc)
     assert problem(kept) is None
     assert problem(gone) == "no such file in the repository" and gone.line == 3
+
+
+def test_a_constant_is_checked_only_where_its_paragraph_names_files(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "`STALL_LIMIT_S` in `serve_app/pool/stall.py`.\n\n"
+        "`STALL_LIMIT_S` in `serve_app/domain/votes.py`.\n\n"
+        "`VOTES_WRITE_TOKEN` in `serve_app/domain/votes.py`; `STALL_LIMIT_S` alone.\n"
+    )
+    found = {(ref.line, ref.text): problem(ref) for ref in references(doc)}
+    assert found[(1, "STALL_LIMIT_S")] is None
+    assert "not in serve_app/domain/votes.py" in (found[(3, "STALL_LIMIT_S")] or "")
+    assert found[(5, "VOTES_WRITE_TOKEN")] is None  # our code defines no such name: not ours
