@@ -5,6 +5,7 @@ votes/s of the single-vote scenarios that ran what `make run` ships (HAProxy in 
 ingress): `serve_http_single[haproxy]`, `serve_grpc_single[haproxy]`, or an end-to-end
 `system_single...` scenario. Results with errors or without an exact reconciliation do not
 count. With no such figure the soak calibrates (a short closed-loop burst on both paths).
+The plan (LoadPlan) splits that rate between HTTP and gRPC into locust users of a fixed rate each.
 """
 
 from __future__ import annotations
@@ -91,3 +92,44 @@ def users_for(rate: float, max_per_user: float) -> tuple[int, float]:
         return 0, 0.0
     users = math.ceil(rate / max_per_user - 1e-9)
     return users, rate / users
+
+
+@dataclass
+class LoadPlan:
+    rate: float
+    http_rate: float
+    grpc_rate: float
+    http_users: int
+    http_user_rate: float
+    grpc_users: int
+    grpc_user_rate: float
+    capacity: Capacity | None
+    share: float
+
+    def as_dict(self) -> dict[str, Any]:
+        plan = self.__dict__.copy()
+        plan["capacity"] = None if self.capacity is None else self.capacity.__dict__
+        return plan
+
+
+def plan_load(
+    rate: float,
+    grpc_share: float,
+    max_user_rate: float,
+    capacity: Capacity | None,
+    share: float,
+) -> LoadPlan:
+    http_rate, grpc_rate = split_rate(rate, grpc_share)
+    http_users, http_user_rate = users_for(http_rate, max_user_rate)
+    grpc_users, grpc_user_rate = users_for(grpc_rate, max_user_rate)
+    return LoadPlan(
+        rate=rate,
+        http_rate=http_rate,
+        grpc_rate=grpc_rate,
+        http_users=http_users,
+        http_user_rate=http_user_rate,
+        grpc_users=grpc_users,
+        grpc_user_rate=grpc_user_rate,
+        capacity=capacity,
+        share=share,
+    )

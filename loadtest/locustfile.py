@@ -1,21 +1,22 @@
 """Locust load test of votes: an HTTP voter and a gRPC voter, with an exact tally of accepted votes.
 
-    .venv/bin/locust -f loadtest/locustfile.py --host http://127.0.0.1:8000          # web UI, both paths
+    .venv/bin/locust -f loadtest/locustfile.py --host http://127.0.0.1:8000   # web UI, both paths
     .venv/bin/locust -f loadtest/locustfile.py --headless -u 20 -r 5 -t 60s \\
-        --host http://127.0.0.1:8000 --grpc-target 127.0.0.1:9000 --tags grpc         # gRPC only
-    .venv/bin/python -m loadtest.run                                                  # headless + reconciliation
+        --host http://127.0.0.1:8000 --grpc-target 127.0.0.1:9000 --tags grpc  # gRPC only
+    .venv/bin/python -m loadtest.run                            # headless + reconciliation
 
-Choose the path with tags (`--tags http`, `--tags grpc`; also `single`, `batch`, `read`) or by naming
-user classes (`HttpVoter`, `GrpcVoter`). Traffic: Guatemalan bands with Zipf-like popularity
-(`loadtest.traffic`); single votes on `POST /insert` and its aliases `/rust/insert` and
+Choose the path with tags (`--tags http`, `--tags grpc`; also `single`, `batch`, `read`) or by
+naming user classes (`HttpVoter`, `GrpcVoter`). Traffic: Guatemalan bands with Zipf-like
+popularity (`loadtest.traffic`); single votes on `POST /insert` and its aliases `/rust/insert` and
 `/grpc/insert` in the original all-strings format and on `POST /votes`, batches of 10-100 on
 `POST /votes/batch`; gRPC `Cast` and `CastBatch`.
 
 Every vote carries a client `vote_id` (uuid4). A request that fails in a way that may or may not
 have reached Kafka (503, 502/504 from a proxy, a connection error, a timeout; gRPC UNAVAILABLE,
 RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED) is retried with the same vote_ids, with backoff, until it is
-accepted or its deadline passes. Each attempt shows in locust's statistics; the tally counts each
-vote once. At the end the tally is written as JSON to `--tally-file` for `loadtest/run.py`:
+accepted or its deadline passes (loadtest/tally.py). Each attempt shows in locust's statistics;
+the tally counts each vote once. At the end the tally is written as JSON to `--tally-file` for
+`loadtest/run.py`:
 
     accepted   distinct votes the server acknowledged (must equal the increase of /results total)
     rejected   votes refused for good (4xx): they changed nothing
@@ -26,27 +27,23 @@ vote once. At the end the tally is written as JSON to `--tally-file` for `loadte
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
-# grpcio blocks the whole process under gevent unless told to cooperate; before any channel.
 import grpc
 from grpc.experimental import gevent as grpc_gevent
 from locust import FastHttpUser, User, events, tag, task
 
-grpc_gevent.init_gevent()
-
+from loadtest import tally
 from loadtest.traffic import Traffic
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 
-log = logging.getLogger("votes.loadtest")
+# grpcio blocks the whole process under gevent unless told to cooperate; before any channel.
+grpc_gevent.init_gevent()
 
 RETRY_HTTP = {429, 502, 503, 504}
 RETRY_GRPC = {
@@ -54,37 +51,8 @@ RETRY_GRPC = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.DEADLINE_EXCEEDED,
 }
-BACKOFF_FIRST_S = 0.1
-BACKOFF_MAX_S = 2.0
 # The original route and its aliases, the original contest's Ingress paths; each has its own stats.
 INSERT_PATHS = ("/insert", "/rust/insert", "/grpc/insert")
-
-
-# ---- the tally -------------------------------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    accepted: int = 0  # distinct votes acknowledged
-    rejected: int = 0  # votes refused for good
-    in_doubt: int = 0  # votes that may or may not have been counted
-    in_flight: int = 0  # votes being sent right now (become in_doubt if the test ends first)
-    requests: int = 0  # write attempts
-    retries: int = 0  # write attempts that repeated an earlier one
-
-    def add(self, other: dict[str, int]) -> None:
-        for key, value in other.items():
-            if key in self.__dataclass_fields__:
-                setattr(self, key, getattr(self, key) + int(value))
-
-
-TALLY = Tally()
-_TALLY_LOCK = threading.Lock()
-
-
-def _count(**deltas: int) -> None:
-    with _TALLY_LOCK:
-        TALLY.add(deltas)
 
 
 @events.init_command_line_parser.add_listener
@@ -129,112 +97,14 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the traffic")
 
 
-# Set when the test is stopping: no new vote starts, votes in flight finish (with their retries).
-# Locust stops a user that looks idle by killing it, and one that has just woken up may already
-# have sent a request: without this flag such a vote would end up in doubt.
-_STOPPING = threading.Event()
-
-
-@events.test_stopping.add_listener
-def _stopping(**_: Any) -> None:
-    _STOPPING.set()
-
-
 @events.test_start.add_listener
 def _prune_idle_users(environment: Any, **_: Any) -> None:
     """`--tags http` leaves GrpcVoter without tasks (and vice versa): drop such classes."""
-    _STOPPING.clear()
     kept = [cls for cls in environment.user_classes if cls.tasks]
     if kept and len(kept) != len(environment.user_classes):
         environment.user_classes[:] = kept
         if environment.runner is not None and hasattr(environment.runner, "user_classes"):
             environment.runner.user_classes[:] = kept
-
-
-_WORKERS_IN_FLIGHT: dict[str, int] = {}
-
-
-@events.report_to_master.add_listener
-def _report(client_id: str, data: dict[str, Any]) -> None:
-    """Distributed runs (best effort): a worker sends its counts since the last report."""
-    with _TALLY_LOCK:
-        snapshot = asdict(TALLY)
-        in_flight = TALLY.in_flight  # a level, not a count: it stays with the worker
-        TALLY.__init__()  # type: ignore[misc]
-        TALLY.in_flight = in_flight
-    snapshot["in_flight"] = 0
-    data["votes_tally"] = snapshot
-    data["votes_in_flight"] = in_flight
-
-
-@events.worker_report.add_listener
-def _collect(client_id: str, data: dict[str, Any]) -> None:
-    if "votes_tally" in data:
-        _count(**data["votes_tally"])
-        _WORKERS_IN_FLIGHT[client_id] = int(data.get("votes_in_flight", 0))
-
-
-@events.quitting.add_listener
-def _write_tally(environment: Any, **_: Any) -> None:
-    from locust.runners import WorkerRunner
-
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    with _TALLY_LOCK:
-        # Votes still in flight when the users were stopped may or may not have been counted.
-        in_flight = TALLY.in_flight + sum(_WORKERS_IN_FLIGHT.values())
-        tally = asdict(TALLY) | {"in_doubt": TALLY.in_doubt + in_flight, "in_flight": 0}
-    path = environment.parsed_options.tally_file if environment.parsed_options else ""
-    log.info("votes tally: %s", tally)
-    if path:
-        with open(path, "w") as file:
-            json.dump(tally, file)
-
-
-# ---- retrying one vote (or one batch) until it is accepted ------------------------------------
-
-
-class Outcome:
-    ACCEPTED = "accepted"
-    RETRY = "retry"  # ambiguous: may or may not be in Kafka; retry with the same vote_ids
-    REJECTED = "rejected"  # refused for good; nothing was stored
-
-
-def send_with_retries(
-    votes: int, attempt: Callable[[], tuple[str, float | None]], deadline_s: float
-) -> str:
-    """Run `attempt` until it accepts or is rejected, or the deadline passes. Tallies `votes`."""
-    if _STOPPING.is_set():
-        return Outcome.REJECTED  # not sent at all: the test is ending
-    _count(in_flight=votes)
-    outcome, ambiguous, finished = Outcome.RETRY, False, False
-    try:
-        started = time.monotonic()
-        delay = BACKOFF_FIRST_S
-        tries = 0
-        while True:
-            tries += 1
-            _count(requests=1, retries=1 if tries > 1 else 0)
-            outcome, retry_after = attempt()
-            if outcome != Outcome.RETRY:
-                break
-            ambiguous = True
-            pause = min(max(delay, retry_after or 0), BACKOFF_MAX_S) * random.uniform(0.5, 1.0)
-            if time.monotonic() + pause - started > deadline_s:
-                break
-            time.sleep(pause)
-            delay = min(delay * 2, BACKOFF_MAX_S)
-        finished = True
-    finally:
-        # Not finished: locust stopped the user mid-vote (GreenletExit). The vote stays in
-        # flight and is reported in doubt at the end.
-        if outcome == Outcome.ACCEPTED:
-            _count(in_flight=-votes, accepted=votes)
-        elif outcome == Outcome.REJECTED and not ambiguous:
-            _count(in_flight=-votes, rejected=votes)
-        elif finished:  # given up after an ambiguous failure
-            _count(in_flight=-votes, in_doubt=votes)
-    return outcome
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -290,20 +160,20 @@ class HttpVoter(FastHttpUser):
                         accepted = int(response.json().get("accepted", -1))
                     if accepted != votes:
                         response.failure(f"accepted {accepted} of {votes}")
-                        return Outcome.RETRY, None
+                        return tally.Outcome.RETRY, None
                     response.success()
-                    return Outcome.ACCEPTED, None
+                    return tally.Outcome.ACCEPTED, None
                 retry_after = _retry_after(
                     response.headers.get("Retry-After") if response.headers else None
                 )
                 # status 0: connection error or timeout (FastHttpUser), ambiguous.
                 if status == 0 or status in RETRY_HTTP:
                     response.failure(f"HTTP {status or 'connection error'}: retrying")
-                    return Outcome.RETRY, retry_after
+                    return tally.Outcome.RETRY, retry_after
                 response.failure(f"HTTP {status}: {(response.text or '')[:200]}")
-                return Outcome.REJECTED, None
+                return tally.Outcome.REJECTED, None
 
-        return send_with_retries(votes, attempt, self.deadline_s)
+        return tally.send_with_retries(votes, attempt, self.deadline_s)
 
     @tag("http", "single")
     @task(6)
@@ -390,12 +260,16 @@ class GrpcVoter(User):
             reply, error = self._call(name, call, lambda r: r.ByteSize())
             if error is None:
                 accepted = votes if name == "Cast" else reply.accepted
-                return (Outcome.ACCEPTED, None) if accepted == votes else (Outcome.RETRY, None)
+                return (
+                    (tally.Outcome.ACCEPTED, None)
+                    if accepted == votes
+                    else (tally.Outcome.RETRY, None)
+                )
             if error.code() in RETRY_GRPC:
-                return Outcome.RETRY, None
-            return Outcome.REJECTED, None
+                return tally.Outcome.RETRY, None
+            return tally.Outcome.REJECTED, None
 
-        return send_with_retries(votes, attempt, self.deadline_s)
+        return tally.send_with_retries(votes, attempt, self.deadline_s)
 
     @tag("grpc", "single")
     @task(8)

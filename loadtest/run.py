@@ -2,8 +2,9 @@
 
     .venv/bin/python -m loadtest.run                                  # against `make run`, 60 s
     .venv/bin/python -m loadtest.run --path grpc --users 50 --run-time 2m
-    .venv/bin/python -m loadtest.run --host https://votes.example.com --grpc-target votes-grpc.example.com:443 \\
-        --grpc-tls --write-token "$TOKEN"                             # a RayService behind an Ingress
+    .venv/bin/python -m loadtest.run --host https://votes.example.com \\
+        --grpc-target votes-grpc.example.com:443 --grpc-tls \\
+        --write-token "$TOKEN"                                  # a RayService behind an Ingress
 
 1. reads GET /results `total` once it is stable (the pool has drained what came before);
 2. runs locust (`loadtest/locustfile.py`) headless with the given users, spawn rate and run time;

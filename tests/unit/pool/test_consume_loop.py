@@ -1,6 +1,6 @@
-"""A rebalance leaves no work for the partition's next owner: the batches in hand are finished and
-committed on revoke (and on a graceful close), and a redelivered vote the counters applied already
-is not stored again."""
+"""The consume loop on a rebalance: no work is left for the partition's next owner. The batches in
+hand are finished and committed on revoke (and on a graceful close), and a redelivered vote the
+counters applied already is not stored again."""
 
 from __future__ import annotations
 
