@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import coredns_module
+
 REPO = Path(__file__).resolve().parents[2]
 LAB = Path(os.environ.get("K8S_LAB_DIR", REPO / ".k8s-lab")).resolve()
 BIN = LAB / "bin"
@@ -73,12 +75,11 @@ class GoInstall:
 CONTAINERD = "github.com/containerd/containerd/v2"
 CONTAINERD_VERSION = "v2.4.2"  # Kubernetes 1.36 needs containerd 2.x; Debian 12 has 1.6 only
 _CONTAINERD_LDFLAGS = f"-s -w -X {CONTAINERD}/version.Version={CONTAINERD_VERSION}"
-COREDNS_VERSION = "v1.15.0"
 
 GO_INSTALLS: tuple[GoInstall, ...] = (
     GoInstall("kwok", KWOK, "kwok"),
     GoInstall("kuberay-operator", f"{KUBERAY_MODULE}@{KUBERAY_VERSION}", "ray-operator"),
-    # The real node's runtime and cluster DNS.
+    # The real node's runtime (its cluster DNS: build_coredns).
     GoInstall(
         "containerd",
         f"{CONTAINERD}/cmd/containerd@{CONTAINERD_VERSION}",
@@ -92,11 +93,10 @@ GO_INSTALLS: tuple[GoInstall, ...] = (
         _CONTAINERD_LDFLAGS,
     ),
     GoInstall("ctr", f"{CONTAINERD}/cmd/ctr@{CONTAINERD_VERSION}", "ctr", _CONTAINERD_LDFLAGS),
-    GoInstall("coredns", f"github.com/coredns/coredns@{COREDNS_VERSION}", "coredns"),
 )
 
 
-ALL_NAMES = (*(b.name for b in KUBE_BINARIES), *(t.name for t in GO_INSTALLS), "pause")
+ALL_NAMES = (*(b.name for b in KUBE_BINARIES), "coredns", *(t.name for t in GO_INSTALLS), "pause")
 LAB_ONLY = ("kwok",)  # the fake kubelet of `make k8s-lab`; the real node needs none
 
 
@@ -219,6 +219,31 @@ def build_kube(binary: KubeBinary) -> None:
     log(f"{binary.name}: built in {time.monotonic() - start:.0f}s")
 
 
+def build_coredns() -> None:
+    out = BIN / "coredns"
+    if out.exists():
+        log("coredns: cached")
+        return
+    plugins = ", ".join(coredns_module.PLUGINS)
+    log(f"coredns: building {coredns_module.COREDNS_VERSION} with only {plugins}")
+    start = time.monotonic()
+    kube_modules = run(
+        ["go", "list", "-m", "all"], cwd=MODULE_DIR, log_name="coredns", capture=True
+    )
+    source = LAB / "coredns-module"
+    source.mkdir(parents=True, exist_ok=True)
+    (source / "go.mod").write_text(
+        coredns_module.go_mod(coredns_module.shared_versions(kube_modules))
+    )
+    (source / "main.go").write_text(coredns_module.main_go())
+    run(["go", "mod", "tidy"], cwd=source, log_name="coredns")
+    tmp = out.with_suffix(".tmp")
+    run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."], cwd=source,
+        log_name="coredns")  # fmt: skip
+    tmp.rename(out)
+    log(f"coredns: built in {time.monotonic() - start:.0f}s")
+
+
 def go_install(tool: GoInstall) -> None:
     out = BIN / tool.name
     if out.exists():
@@ -322,10 +347,15 @@ def main() -> int:
     start = time.monotonic()
     log(f"into {LAB} (go caches there too; logs in {LOGS})")
     kube = [b for b in KUBE_BINARIES if wanted is None or b.name in wanted]
-    if any(not (BIN / b.name).exists() for b in kube):
+    coredns = wanted is None or "coredns" in wanted
+    if any(not (BIN / b.name).exists() for b in kube) or (
+        coredns and not (BIN / "coredns").exists()
+    ):
         write_module()
     for binary in kube:
         build_kube(binary)
+    if coredns:
+        build_coredns()  # right after the kube binaries: their packages are in the build cache
     for tool in GO_INSTALLS:
         if wanted is None or tool.name in wanted:
             go_install(tool)
