@@ -90,7 +90,7 @@ bench-peers: $(STAMP) ## build the seed's Rust HTTP and Go gRPC peers once (make
 bench-scale: stack-up ## ingest with 1/2/4/8 ingress replicas and persist with 1-6 consumers; writes bench/results/scale.*
 	$(PY) -m bench.scale $(SCALE_ARGS)
 
-soak: stack-up ## 10 min of locust at ~70% of capacity, both paths, with Prometheus and every dashboard panel checked
+soak: stack-up ## 10 min of locust at ~70% of capacity (SOAK_ARGS=--quick: 2 min), every panel checked
 	$(PY) -m loadtest.soak $(SOAK_ARGS)
 
 test-autoscaling: stack-up ## the multi-node autoscaling scenario alone (its own Ray cluster, ~3 min)

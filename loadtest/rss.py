@@ -146,13 +146,24 @@ class GrowthRow:
 
 
 def growth(
-    first: Sample, last: Sample, limit_pct: float = 10.0, explained: Mapping[str, str] | None = None
+    first: Sample,
+    last: Sample,
+    limit_pct: float = 10.0,
+    explained: Mapping[str, str] | None = None,
+    min_window_s: float = 0.0,
 ) -> list[GrowthRow]:
     """One row per process class: RSS of the same PIDs at both samples and its growth.
 
     A class whose growth is over limit_pct is flagged, unless `explained` gives the reason
-    (then the reason is shown and the row is not a failure).
+    (then the reason is shown and the row is not a failure), or the samples are less than
+    min_window_s apart: caches and pools still fill then, and a leak needs a longer run to show.
     """
+    window_s = last.at - first.at
+    too_short = (
+        f"not judged: samples {window_s:.0f}s apart, under {min_window_s:.0f}s"
+        if window_s < min_window_s
+        else ""
+    )
     classes = sorted(
         {kind for kind, _ in first.processes.values()}
         | {kind for kind, _ in last.processes.values()}
@@ -176,7 +187,7 @@ def growth(
             pids=both,
         )
         if pct is not None and pct > limit_pct:
-            reason = (explained or {}).get(kind, "")
+            reason = too_short or (explained or {}).get(kind, "")
             row.flagged = not reason
             row.explanation = reason
         rows.append(row)

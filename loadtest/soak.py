@@ -2,7 +2,7 @@
 a private Prometheus scraping Ray, and every dashboard panel checked against live data.
 
     make soak                                          # = python -m loadtest.soak (600 s)
-    make soak SOAK_ARGS="--duration 60"                # a short check
+    make soak SOAK_ARGS=--quick                        # a smoke: 120 s, RSS shown not judged
     .venv/bin/python -m loadtest.soak --rate 100       # a fixed rate instead of 70% of capacity
     .venv/bin/python -m loadtest.soak --host http://127.0.0.1:8000 --grpc-target 127.0.0.1:9000
                                                        # soak `make run` (nobody else voting)
@@ -66,6 +66,8 @@ from loadtest.soak_target import OwnInstance, Target, find_sd_file, host_target
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+QUICK_DURATION_S = 120.0  # --quick: every step and check once; too short to judge RSS growth
+DEFAULT_SAMPLE_EVERY_S = 30.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +77,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     load = parser.add_argument_group("load")
-    load.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
+    load.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a smoke: {QUICK_DURATION_S:.0f} s of load, RSS shown but not judged",
+    )
+    load.add_argument("--duration", type=float, default=None, help="seconds of load (default 600)")
     load.add_argument(
         "--rate",
         type=float,
@@ -118,7 +125,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="seconds before the first RSS sample (default min(60, duration/4))",
     )
-    load.add_argument("--sample-every", type=float, default=30, help="progress and RSS period (s)")
+    load.add_argument(
+        "--sample-every",
+        type=float,
+        default=DEFAULT_SAMPLE_EVERY_S,
+        help="progress and RSS period (s)",
+    )
     load.add_argument(
         "--drain-timeout",
         type=float,
@@ -199,6 +211,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder of soak-report.{md,json} and soak/ (locust, logs)",
     )
     args = parser.parse_args(argv)
+    if args.duration is None:
+        args.duration = QUICK_DURATION_S if args.quick else 600.0
+    if args.quick and args.sample_every == DEFAULT_SAMPLE_EVERY_S:
+        args.sample_every = QUICK_DURATION_S / 8
     if args.duration <= 0:
         parser.error("--duration must be positive")
     if not 0 < args.share <= 1:

@@ -28,6 +28,8 @@ LOCUSTFILE = ROOT / "loadtest" / "soak_locustfile.py"
 # Process classes whose RSS may grow past the limit, and why. Empty until a soak shows one whose
 # growth is understood and bounded; every entry needs its reason.
 RSS_EXPLAINED: dict[str, str] = {}
+# Below this many seconds between the RSS samples growth is shown, not judged (--quick's runs).
+RSS_MIN_WINDOW_S = 240.0
 
 
 def calibrate(target: Target, seconds: float) -> cap.Capacity:
@@ -223,7 +225,9 @@ def run_load(
         )
     outcome.tally = json.loads(tally_file.read_text())
     if len(samples) >= 2:
-        outcome.rss_rows = rss.growth(samples[0], samples[-1], args.rss_limit, RSS_EXPLAINED)
+        outcome.rss_rows = rss.growth(
+            samples[0], samples[-1], args.rss_limit, RSS_EXPLAINED, RSS_MIN_WINDOW_S
+        )
         outcome.rss_processes = rss.per_process(samples[0], samples[-1])
     else:
         outcome.problems.append("fewer than two RSS samples after the warm-up: no growth figure")

@@ -37,6 +37,15 @@ def test_growth_with_an_explanation_is_shown_not_flagged() -> None:
     assert "explained" in rss.markdown_table([row], 10)
 
 
+def test_growth_over_a_short_window_is_shown_not_judged() -> None:
+    first = sample({1: ("ferretdb", 100)})
+    for apart_s, flagged in ((42.0, False), (300.0, True)):
+        last = rss.Sample(apart_s, {1: ("ferretdb", int(112 * MB))})
+        [row] = rss.growth(first, last, 10, min_window_s=240)
+        assert (row.growth_pct, row.flagged) == (12.0, flagged)
+        assert ("not judged" in row.explanation) is not flagged
+
+
 def test_growth_of_a_class_with_no_common_process() -> None:
     first = sample({1: ("serve_ingress_replica", 100)})
     last = sample({2: ("serve_ingress_replica", 120)})  # replaced
