@@ -143,7 +143,6 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"serve_env: cannot run {argv[0]!r}: {exc.strerror}", file=sys.stderr)
         return 127
-    return 0  # not reached: execve replaced this process
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def without_errors(messages: Sequence[Message]) -> list[ConsumedRecord]:
     for message in messages:
         error = message.error()
         if error is None:
-            records.append(message)  # type: ignore[arg-type]
+            records.append(message)  # type: ignore[arg-type]  # stub: topic() etc. Optional even with no error
         elif error.code() != KafkaError._PARTITION_EOF:
             log.warning("consumer error: %s", error.str())
     return records

@@ -166,9 +166,10 @@ class BatchProcessor:
         counted = 0
         if delivered:
             updates = counter_updates(delivered, stored)
-            counted = self._retry("counters", lambda: self._counters.apply(self._topic, updates))
-            if counted is None:
+            applied = self._retry("counters", lambda: self._counters.apply(self._topic, updates))
+            if applied is None:
                 return None
+            counted = applied
         self._record(delivered, counted, prepared.dead, time.monotonic() - prepared.started)
         return next_offsets(prepared.records)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import orjson
 import redis
@@ -162,7 +162,17 @@ def recent_from_reply(entries: Sequence[object], limit: int) -> list[dict[str, A
     return votes[:limit]
 
 
-def read_results_pipeline(client: redis.Redis | redis.asyncio.Redis) -> object:
+@overload
+def read_results_pipeline(client: redis.Redis) -> redis.client.Pipeline: ...
+
+
+@overload
+def read_results_pipeline(client: redis.asyncio.Redis) -> redis.asyncio.client.Pipeline: ...
+
+
+def read_results_pipeline(
+    client: redis.Redis | redis.asyncio.Redis,
+) -> redis.client.Pipeline | redis.asyncio.client.Pipeline:
     """A pipeline that reads every counter in one round trip (sync or asyncio client)."""
     pipe = client.pipeline(transaction=False)
     pipe.get(TOTAL)
@@ -179,13 +189,19 @@ def results_from_replies(replies: Sequence[object], as_of: datetime) -> Results:
         return {_text(k): int(v) for k, v in mapping.items()}
 
     return Results(
-        total=int(total or 0),  # type: ignore[call-overload]
+        total=_count(total),
         by_band=counts(by_band),
         by_album=counts(by_album),
         by_year=counts(by_year),
         by_rank=counts(by_rank),
         as_of=as_of,
     )
+
+
+def _count(reply: object) -> int:
+    """votes:total's reply: its digits, or None before the first vote was counted."""
+    assert reply is None or isinstance(reply, (bytes, str, int))
+    return int(reply or 0)
 
 
 def _text(value: object) -> str:
