@@ -170,7 +170,8 @@ class Settings(BaseModel):
         return self
 
     def kafka_security_config(self) -> dict[str, str]:
-        """The librdkafka settings of authentication: {} locally (PLAINTEXT, librdkafka's default)."""
+        """The librdkafka settings of authentication: {} locally (PLAINTEXT, librdkafka's
+        default)."""
         if self.kafka_security_protocol == "PLAINTEXT":
             return {}
         config: dict[str, str] = {"security.protocol": self.kafka_security_protocol}

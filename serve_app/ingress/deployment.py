@@ -87,7 +87,8 @@ class VoteIngress:
         self._persister = persister
         self._metrics = IngestMetrics()
         self._producer = VoteProducer(settings)
-        # Batches all or nothing, one Kafka transaction each: docs/decisions/0023-transactional-batches.md.
+        # Batches all or nothing, one Kafka transaction each:
+        # docs/decisions/0023-transactional-batches.md.
         self._batches = (
             TransactionalBatches(settings, settings.kafka_batch_producers)
             if settings.kafka_batch_transactions

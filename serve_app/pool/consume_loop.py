@@ -80,7 +80,8 @@ class ConsumeLoop:
         clock: Callable[[], float] = time.monotonic,
         start_store: StoreStarter = StoreAhead,
     ) -> None:
-        """`stop` is also the event the processor's retries wait on; `start_store` begins a store."""
+        """`stop` is also the event the processor's retries wait on; `start_store` begins a
+        store."""
         if stores_in_flight < 1:
             raise ValueError(f"stores_in_flight must be at least 1, got {stores_in_flight}")
         if batch_max_records < 1:
@@ -251,7 +252,8 @@ def without_errors(messages: Sequence[Message]) -> list[ConsumedRecord]:
 
 
 def partition_lag(consumer: Consumer) -> dict[int, int] | None:
-    """Records behind per owned partition, from cached watermarks (no broker call); None: unknown."""
+    """Records behind per owned partition, from cached watermarks (no broker call); None:
+    unknown."""
     try:
         assignment = consumer.assignment()
         positions = consumer.position(assignment) if assignment else []

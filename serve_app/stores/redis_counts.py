@@ -2,17 +2,17 @@
 
 Key layout (Grafana's Redis data source reads these; keep in step with the README):
 
-| key                          | type   | content                                                 |
-| ---------------------------- | ------ | ------------------------------------------------------- |
-| votes:total                  | string | number of counted votes                                 |
-| votes:by_band                | hash   | band -> count                                           |
-| votes:by_album               | hash   | album -> count                                          |
-| votes:by_year                | hash   | year -> count                                           |
-| votes:by_rank                | hash   | rank -> count                                           |
-| votes:per_second             | hash   | epoch second of received_at -> count (last hour kept)   |
-| votes:per_second:index       | zset   | the seconds present in votes:per_second, for pruning    |
-| votes:applied_offsets        | hash   | "topic:partition" -> last Kafka offset applied          |
-| votes:recent                 | list   | the 100 latest counted votes as JSON, newest pushed first |
+| key                    | type   | content                                                   |
+| ---------------------- | ------ | --------------------------------------------------------- |
+| votes:total            | string | number of counted votes                                   |
+| votes:by_band          | hash   | band -> count                                             |
+| votes:by_album         | hash   | album -> count                                            |
+| votes:by_year          | hash   | year -> count                                             |
+| votes:by_rank          | hash   | rank -> count                                             |
+| votes:per_second       | hash   | epoch second of received_at -> count (last hour kept)     |
+| votes:per_second:index | zset   | the seconds present in votes:per_second, for pruning      |
+| votes:applied_offsets  | hash   | "topic:partition" -> last Kafka offset applied            |
+| votes:recent           | list   | the 100 latest counted votes as JSON, newest pushed first |
 
 One Lua script applies a whole batch: Redis runs it atomically, so the counters and the applied
 offsets never disagree, and a replayed batch (offsets at or below the applied ones) changes nothing.
@@ -39,7 +39,8 @@ BY_RANK = KEY_PREFIX + "by_rank"
 PER_SECOND = KEY_PREFIX + "per_second"
 PER_SECOND_INDEX = KEY_PREFIX + "per_second:index"
 APPLIED_OFFSETS = KEY_PREFIX + "applied_offsets"
-# Latest votes, kept here, not sorted from the vote log: docs/decisions/0009-recent-votes-in-redis.md
+# Latest votes, kept here, not sorted from the vote log:
+# docs/decisions/0009-recent-votes-in-redis.md
 RECENT = KEY_PREFIX + "recent"
 RECENT_KEEP = 100
 ALL_KEYS = (
