@@ -33,8 +33,10 @@ install: $(STAMP) ## download and build everything `make test` needs (the only s
 	$(STACK) install
 	@scripts/install-chromium.sh
 
-lint: $(STAMP) ## ruff: the rules in pyproject.toml, a complexity bound included
+lint: $(STAMP) ## ruff format and rules (pyproject.toml), then mypy strict on serve_app
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 lock: ## re-resolve requirements.lock from pyproject.toml (runtime, dev and ops)
 	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev --extra ops --python-version 3.11 -o requirements.lock

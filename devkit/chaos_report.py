@@ -1,4 +1,5 @@
-"""Turn test-artifacts/chaos-report.jsonl into a Markdown table (`make chaos` prints and saves it)."""
+"""Turn test-artifacts/chaos-report.jsonl into a Markdown table (`make chaos` prints and saves
+it)."""
 
 from __future__ import annotations
 

@@ -62,7 +62,8 @@ def read_all(topic: str, timeout_s: float = 30, bootstrap: str = KAFKA) -> list[
             "bootstrap.servers": bootstrap,
             "group.id": f"test-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
-            # As the pool reads: committed transactions only (docs/decisions/0023-transactional-batches.md).
+            # As the pool reads: committed transactions only
+            # (docs/decisions/0023-transactional-batches.md).
             "isolation.level": "read_committed",
         }
     )

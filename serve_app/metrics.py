@@ -12,8 +12,22 @@ from functools import cached_property
 
 from ray.util.metrics import Counter, Gauge, Histogram
 
-LATENCY_BOUNDARIES_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-BATCH_BOUNDARIES = [1, 5, 10, 25, 50, 100, 250, 500, 1000]
+LATENCY_BOUNDARIES_S: list[float] = [
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+]
+BATCH_BOUNDARIES: list[float] = [1, 5, 10, 25, 50, 100, 250, 500, 1000]
 
 
 @dataclass(frozen=True)
@@ -94,17 +108,16 @@ METRICS: tuple[MetricSpec, ...] = (
 )
 
 
-def _make(spec: MetricSpec, boundaries: list[float] | None = None) -> Counter | Gauge | Histogram:
-    if spec.kind == "counter":
-        return Counter(spec.name, spec.description, tag_keys=spec.tags)
-    if spec.kind == "gauge":
-        return Gauge(spec.name, spec.description, tag_keys=spec.tags)
-    return Histogram(
-        spec.name,
-        spec.description,
-        boundaries=boundaries or LATENCY_BOUNDARIES_S,
-        tag_keys=spec.tags,
-    )
+def _counter(spec: MetricSpec) -> Counter:
+    return Counter(spec.name, spec.description, tag_keys=spec.tags)
+
+
+def _gauge(spec: MetricSpec) -> Gauge:
+    return Gauge(spec.name, spec.description, tag_keys=spec.tags)
+
+
+def _histogram(spec: MetricSpec, boundaries: list[float] = LATENCY_BOUNDARIES_S) -> Histogram:
+    return Histogram(spec.name, spec.description, boundaries=boundaries, tag_keys=spec.tags)
 
 
 class IngestMetrics:
@@ -112,15 +125,15 @@ class IngestMetrics:
 
     @cached_property
     def accepted(self) -> Counter:
-        return _make(ACCEPTED)  # type: ignore[return-value]
+        return _counter(ACCEPTED)
 
     @cached_property
     def rejected(self) -> Counter:
-        return _make(REJECTED)  # type: ignore[return-value]
+        return _counter(REJECTED)
 
     @cached_property
     def produce_latency(self) -> Histogram:
-        return _make(PRODUCE_LATENCY)  # type: ignore[return-value]
+        return _histogram(PRODUCE_LATENCY)
 
 
 class PersistMetrics:
@@ -128,36 +141,36 @@ class PersistMetrics:
 
     @cached_property
     def persisted(self) -> Counter:
-        return _make(PERSISTED)  # type: ignore[return-value]
+        return _counter(PERSISTED)
 
     @cached_property
     def counted(self) -> Counter:
-        return _make(COUNTED)  # type: ignore[return-value]
+        return _counter(COUNTED)
 
     @cached_property
     def dead_lettered(self) -> Counter:
-        return _make(DEAD_LETTERED)  # type: ignore[return-value]
+        return _counter(DEAD_LETTERED)
 
     @cached_property
     def store_failures(self) -> Counter:
-        return _make(STORE_FAILURES)  # type: ignore[return-value]
+        return _counter(STORE_FAILURES)
 
     @cached_property
     def persist_stalls(self) -> Counter:
-        return _make(PERSIST_STALLS)  # type: ignore[return-value]
+        return _counter(PERSIST_STALLS)
 
     @cached_property
     def batch_size(self) -> Histogram:
-        return _make(BATCH_SIZE, BATCH_BOUNDARIES)  # type: ignore[return-value]
+        return _histogram(BATCH_SIZE, BATCH_BOUNDARIES)
 
     @cached_property
     def persist_latency(self) -> Histogram:
-        return _make(PERSIST_LATENCY)  # type: ignore[return-value]
+        return _histogram(PERSIST_LATENCY)
 
     @cached_property
     def end_to_end(self) -> Histogram:
-        return _make(END_TO_END)  # type: ignore[return-value]
+        return _histogram(END_TO_END)
 
     @cached_property
     def consumer_lag(self) -> Gauge:
-        return _make(CONSUMER_LAG)  # type: ignore[return-value]
+        return _gauge(CONSUMER_LAG)

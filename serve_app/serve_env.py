@@ -5,7 +5,8 @@ from config.yaml, so they must be set where Ray starts: `make run` (through `mai
 session (tests/conftest.py) and the RayService's head and worker containers (deployments.manifests).
 
     # what `make run` does:
-    .venv/bin/python -m serve_app.serve_env --ray-token-file .stack/ray/auth_token serve run config.yaml
+    .venv/bin/python -m serve_app.serve_env --ray-token-file .stack/ray/auth_token \\
+        serve run config.yaml
 
 A variable already set in the caller's environment wins, so `RAY_SERVE_ENABLE_HA_PROXY=0 make run`
 goes back to Serve's Python proxy. Why these: docs/decisions/0006-serve-environment.md.
@@ -143,7 +144,6 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"serve_env: cannot run {argv[0]!r}: {exc.strerror}", file=sys.stderr)
         return 127
-    return 0  # not reached: execve replaced this process
 
 
 if __name__ == "__main__":

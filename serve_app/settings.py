@@ -170,10 +170,11 @@ class Settings(BaseModel):
         return self
 
     def kafka_security_config(self) -> dict[str, str]:
-        """The librdkafka settings of authentication: {} locally (PLAINTEXT, librdkafka's default)."""
+        """The librdkafka settings of authentication: {} locally (PLAINTEXT, librdkafka's
+        default)."""
         if self.kafka_security_protocol == "PLAINTEXT":
             return {}
-        config = {"security.protocol": self.kafka_security_protocol}
+        config: dict[str, str] = {"security.protocol": self.kafka_security_protocol}
         if self.kafka_sasl_mechanism is not None:
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
         if self.kafka_sasl_username is not None:

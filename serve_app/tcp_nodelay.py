@@ -12,7 +12,7 @@ import asyncio.base_events
 import socket
 from typing import Any
 
-_original_set_nodelay = asyncio.base_events._set_nodelay  # type: ignore[attr-defined]
+_original_set_nodelay = asyncio.base_events._set_nodelay  # type: ignore[attr-defined]  # private: not in typeshed
 
 
 def _set_nodelay_on_any_tcp_socket(sock: Any) -> None:
@@ -24,4 +24,4 @@ def _set_nodelay_on_any_tcp_socket(sock: Any) -> None:
 
 def enable() -> None:
     """Make asyncio set TCP_NODELAY on every TCP stream socket it wraps (idempotent)."""
-    asyncio.base_events._set_nodelay = _set_nodelay_on_any_tcp_socket  # type: ignore[attr-defined]
+    asyncio.base_events._set_nodelay = _set_nodelay_on_any_tcp_socket  # type: ignore[attr-defined]  # private: not in typeshed

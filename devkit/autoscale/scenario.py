@@ -1,4 +1,5 @@
-"""The autoscaling scenario: a burst of votes on a fake multi-node cluster, watched from Ray's state.
+"""The autoscaling scenario: a burst of votes on a fake multi-node cluster, watched from Ray's
+state.
 
 Shared by tests/autoscaling/test_node_autoscaling.py (which runs it in a process of its own:
 `python -m devkit.autoscale --json FILE`, so no Ray state leaks into pytest)

@@ -81,7 +81,8 @@ def kuberay_operator_problems(doc: dict[str, Any]) -> list[str]:
     if "RAY_enable_autoscaler_v2" in head_env:
         if autoscaling and "version" in options:
             problems.append(
-                "RayService: both autoscalerOptions.version and head env RAY_enable_autoscaler_v2 are set"
+                "RayService: both autoscalerOptions.version and head env "
+                "RAY_enable_autoscaler_v2 are set"
             )
         if not autoscaling and head_env["RAY_enable_autoscaler_v2"].get("value") in ("1", "true"):
             problems.append("RayService: RAY_enable_autoscaler_v2 without enableInTreeAutoscaling")

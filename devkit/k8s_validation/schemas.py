@@ -189,7 +189,10 @@ def _builtin_problems(doc: dict[str, Any], label: str | None = None) -> list[str
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     except SchemaNotFoundError:
         return [
-            f"{label}: no Kubernetes {KUBERNETES_VERSION} schema for {doc['apiVersion']} {doc['kind']}"
+            (
+                f"{label}: no Kubernetes {KUBERNETES_VERSION} schema for "
+                f"{doc['apiVersion']} {doc['kind']}"
+            )
         ]
     except kubernetes_validate.ValidationError as error:
         return [f"{label}: {_path(error.absolute_path)}: {error.message}"]

@@ -93,16 +93,21 @@ def accept(vote: Vote, source: Source, now: datetime | None = None) -> VoteRecor
     )
 
 
+# A Kafka record's headers, (name, value) pairs. Typed as a producer takes them (a list's item type
+# must match exactly): ours are bytes, a header may also be text or have no value.
+KafkaHeaders = list[tuple[str, str | bytes | None]]
+
+
 @dataclass(frozen=True)
 class KafkaMessage:
     """The bytes of one Kafka record, independent of any client library."""
 
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: KafkaHeaders
 
 
-_HEADERS: dict[str, list[tuple[str, bytes]]] = {
+_HEADERS: dict[str, KafkaHeaders] = {
     source: [
         ("content-type", b"application/json"),
         ("schema", RECORD_SCHEMA.encode()),

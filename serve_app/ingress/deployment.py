@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from fastapi import FastAPI
@@ -61,9 +61,12 @@ def _vote_fields(message: pb.Vote) -> dict[str, Any]:
     }
 
 
+Reply = TypeVar("Reply")
+
+
 def _grpc_error(
-    grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str, reply: Any
-) -> Any:
+    grpc_context: RayServegRPCContext, code: grpc.StatusCode, details: str, reply: Reply
+) -> Reply:
     grpc_context.set_code(code)
     grpc_context.set_details(details)
     return reply
@@ -72,7 +75,8 @@ def _grpc_error(
 @serve.deployment(name="VoteIngress")
 @serve.ingress()  # the app comes from __serve_build_asgi_app__, on the replica
 class VoteIngress:
-    def __init__(self, settings: Settings, persister: DeploymentHandle) -> None:
+    # The persister's handle is never called (the ingress may not import the pool): Any.
+    def __init__(self, settings: Settings, persister: DeploymentHandle[Any]) -> None:
         # Write work this replica takes on at once, HTTP and gRPC together.
         self._budget = WriteBudget(
             settings.write_bytes_in_flight_max,
@@ -83,7 +87,8 @@ class VoteIngress:
         self._persister = persister
         self._metrics = IngestMetrics()
         self._producer = VoteProducer(settings)
-        # Batches all or nothing, one Kafka transaction each: docs/decisions/0023-transactional-batches.md.
+        # Batches all or nothing, one Kafka transaction each:
+        # docs/decisions/0023-transactional-batches.md.
         self._batches = (
             TransactionalBatches(settings, settings.kafka_batch_producers)
             if settings.kafka_batch_transactions

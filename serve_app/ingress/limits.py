@@ -27,7 +27,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # The gRPC counterpart, set where Ray starts: docs/decisions/0006-serve-environment.md.
 GRPC_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# A rejected body is read up to this much before the answer: docs/decisions/0008-drain-rejected-body.md.
+# A rejected body is read up to this much before the answer:
+# docs/decisions/0008-drain-rejected-body.md.
 DRAIN_MAX_BYTES = 4 * MAX_BODY_BYTES
 
 

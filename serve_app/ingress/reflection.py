@@ -13,7 +13,7 @@ registers there: both versions answer the same, list the same services, and are 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -68,14 +68,22 @@ class _Lookup(grpc.HandlerCallDetails):
         self.invocation_metadata = ()
 
 
-def _v1alpha_handler(server: gRPCGenericServer) -> grpc.RpcMethodHandler | None:
-    """Serve's v1alpha reflection handler on `server`, or None when reflection is off."""
+# A stream-stream method of the asyncio server Serve runs: async iterators in and out.
+ReflectionStream = Callable[
+    [AsyncIterator[v1alpha_pb2.ServerReflectionRequest], grpc.aio.ServicerContext[Any, Any]],
+    AsyncIterator[v1alpha_pb2.ServerReflectionResponse],
+]
+
+
+def _v1alpha_stream(server: gRPCGenericServer) -> ReflectionStream | None:
+    """Serve's v1alpha reflection method on `server`, or None when reflection is off."""
     lookup = _Lookup(V1ALPHA_METHOD)
     for handlers in server.generic_rpc_handlers:
         for handler in handlers:
             found = handler.service(lookup)
             if found is not None:
-                return found
+                stream: ReflectionStream = found.stream_stream  # type: ignore[assignment]  # grpc's stub types the sync server's handlers
+                return stream
     return None
 
 
@@ -90,13 +98,13 @@ def add_reflection_v1_to_server(_servicer: Any, server: gRPCGenericServer) -> No
         requests: AsyncIterator[v1alpha_pb2.ServerReflectionRequest],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[v1alpha_pb2.ServerReflectionResponse]:
-        v1alpha = _v1alpha_handler(server)
+        v1alpha = _v1alpha_stream(server)
         if v1alpha is None:
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,
                 "server reflection is off (grpc_options.enable_reflection)",
             )
-        async for response in v1alpha.stream_stream(requests, context):
+        async for response in v1alpha(requests, context):
             yield response
 
     handlers = {

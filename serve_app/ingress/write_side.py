@@ -37,7 +37,7 @@ async def accept_all(votes: Sequence[Vote], source: Source) -> list[VoteRecord]:
 
 
 def token_ok(expected: SecretStr | None, presented: str | None) -> bool:
-    """Whether an Authorization value carries the bearer token; no token set means writes are open."""
+    """Whether an Authorization value carries the bearer token; no token set: writes are open."""
     if expected is None:
         return True
     scheme, _, token = (presented or "").partition(" ")

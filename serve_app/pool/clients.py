@@ -47,7 +47,8 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         # Offsets are committed by hand, only after both stores have the batch.
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        # Only committed batches, never a part of an aborted one (docs/decisions/0023-transactional-batches.md).
+        # Only committed batches, never a part of an aborted one
+        # (docs/decisions/0023-transactional-batches.md).
         "isolation.level": "read_committed",
         "partition.assignment.strategy": "cooperative-sticky",
         # A killed replica's partitions move to the others within seconds, not the default 45 s.

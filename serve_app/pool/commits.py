@@ -40,9 +40,9 @@ def commit_positions(consumer: Consumer) -> None:
 
 def log_commit_outcome(error: KafkaError | None, partitions: list[TopicPartition]) -> None:
     """The consumer's `on_commit`: an asynchronous commit's outcome, logged only when it failed."""
-    failed = [p for p in partitions if p.error is not None]
-    if error is not None or failed:
-        reason = error.str() if error is not None else failed[0].error.str()
+    failures = [p.error for p in partitions if p.error is not None]
+    if error is not None or failures:
+        reason = error.str() if error is not None else failures[0].str()
         log.warning("offset commit failed (records will be redelivered): %s", reason)
 
 

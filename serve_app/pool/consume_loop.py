@@ -80,7 +80,8 @@ class ConsumeLoop:
         clock: Callable[[], float] = time.monotonic,
         start_store: StoreStarter = StoreAhead,
     ) -> None:
-        """`stop` is also the event the processor's retries wait on; `start_store` begins a store."""
+        """`stop` is also the event the processor's retries wait on; `start_store` begins a
+        store."""
         if stores_in_flight < 1:
             raise ValueError(f"stores_in_flight must be at least 1, got {stores_in_flight}")
         if batch_max_records < 1:
@@ -244,14 +245,15 @@ def without_errors(messages: Sequence[Message]) -> list[ConsumedRecord]:
     for message in messages:
         error = message.error()
         if error is None:
-            records.append(message)  # type: ignore[arg-type]
+            records.append(message)  # type: ignore[arg-type]  # stub: topic() etc. Optional even with no error
         elif error.code() != KafkaError._PARTITION_EOF:
             log.warning("consumer error: %s", error.str())
     return records
 
 
 def partition_lag(consumer: Consumer) -> dict[int, int] | None:
-    """Records behind per owned partition, from cached watermarks (no broker call); None: unknown."""
+    """Records behind per owned partition, from cached watermarks (no broker call); None:
+    unknown."""
     try:
         assignment = consumer.assignment()
         positions = consumer.position(assignment) if assignment else []

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from serve_app.domain.votes import KafkaHeaders
 from serve_app.kafka_errors import ReplaceableProducer
 from serve_app.pool.ports import ConsumedRecord, Poison
 
@@ -34,11 +35,12 @@ def dead_letter_key(record: ConsumedRecord) -> bytes:
     return f"{record.topic()}/{record.partition()}/{record.offset()}".encode()
 
 
-def dead_letter(poison: Poison) -> tuple[bytes, list[tuple[str, bytes]]]:
+def dead_letter(poison: Poison) -> tuple[bytes, KafkaHeaders]:
     """The value and headers a poison record is produced to the DLQ with."""
     record = poison.record
     value = record.value() or b""
-    headers = list(record.headers() or []) + [
+    headers: KafkaHeaders = [
+        *(record.headers() or []),
         ("dlq.reason", poison.reason.encode()),
         ("dlq.topic", record.topic().encode()),
         ("dlq.partition", str(record.partition()).encode()),

@@ -22,8 +22,9 @@ class VotePersister:
     """A Serve replica that runs a ConsumeLoop on a background thread.
 
     Serve starts, health-checks and restarts the replicas; a dead consume thread, or a step of
-    the batch processor failing for too long, fails the health check, so Serve replaces the replica. Requests are not part of the work: the pool pulls from
-    Kafka. `stats()` answers what this replica has done.
+    the batch processor failing for too long, fails the health check, so Serve replaces the
+    replica. Requests are not part of the work: the pool pulls from Kafka. `stats()` answers
+    what this replica has done.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -46,7 +47,8 @@ class VotePersister:
         return vars(stats) | {"running": self._thread.is_alive(), "total_lag": stats.total_lag}
 
     def record_autoscaling_stats(self) -> dict[str, float]:
-        """Custom autoscaling metrics for `serve_app.pool.lag_policy` (Serve calls this periodically)."""
+        """Custom autoscaling metrics for `serve_app.pool.lag_policy` (Serve calls this
+        periodically)."""
         stats = self._loop.stats
         return {"lag": float(stats.total_lag), "partitions": float(len(stats.assigned))}
 

@@ -52,7 +52,8 @@ class VoteLog(Protocol):
 
 class Counters(Protocol):
     def apply(self, topic: str, updates: Sequence[CounterUpdate]) -> int:
-        """Apply the updates atomically, skipping offsets already applied; return how many counted."""
+        """Apply the updates atomically, skipping offsets already applied; return how many
+        counted."""
         ...
 
     def applied_marks(self, topic: str, partitions: Sequence[int]) -> Mapping[int, int]:

@@ -1,7 +1,8 @@
 """One consumed batch -> dead-letter sink, vote log, counters; returns the offsets to commit.
 
     prepare: decode each record; votes at or below their partition's applied mark are dropped
-      (a redelivery: counted, so stored); undecodable ones go to the dead-letter sink with the reason
+      (a redelivery: counted, so stored); undecodable ones go to the dead-letter sink with the
+      reason
       -> store: the vote log stores the votes by vote_id (it says which record of each it holds)
       -> count: the counters apply the counts and the partitions' offsets atomically
       -> the next offset per partition, for the consume loop to commit
@@ -111,7 +112,8 @@ class BatchProcessor:
         self._applied: dict[int, int] = {}
 
     def process(self, records: Sequence[ConsumedRecord]) -> Offsets | None:
-        """Persist one batch; the offsets to commit, or None when stopped before it was persisted."""
+        """Persist one batch; the offsets to commit, or None when stopped before it was
+        persisted."""
         prepared = self.prepare(records)
         stored = None if prepared is None else self.store(prepared)
         return None if prepared is None or stored is None else self.count(prepared, stored)
@@ -166,9 +168,10 @@ class BatchProcessor:
         counted = 0
         if delivered:
             updates = counter_updates(delivered, stored)
-            counted = self._retry("counters", lambda: self._counters.apply(self._topic, updates))
-            if counted is None:
+            applied = self._retry("counters", lambda: self._counters.apply(self._topic, updates))
+            if applied is None:
                 return None
+            counted = applied
         self._record(delivered, counted, prepared.dead, time.monotonic() - prepared.started)
         return next_offsets(prepared.records)
 

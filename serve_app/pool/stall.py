@@ -55,7 +55,8 @@ class StallWatch:
         self._failing: set[Failing] = set()
 
     def failed(self, failing: Failing | None, step: str, error: str) -> Failing:
-        """Note a failure of `step` (`failing`: this retry's earlier ones); past the limit, say so."""
+        """Note a failure of `step` (`failing`: this retry's earlier ones); past the limit, say
+        so."""
         now = self._clock()
         with self._lock:
             if failing is None:

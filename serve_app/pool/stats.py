@@ -1,4 +1,5 @@
-"""What one consumer of the pool did so far: read by `VotePersister.stats()`, health and autoscaling."""
+"""What one consumer of the pool did so far: read by `VotePersister.stats()`, health and
+autoscaling."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class PersisterStats:
-    """Written by the consume loop's parts (processor, supervisor, lag refresh), on its one thread."""
+    """Written by the consume loop's parts (processor, supervisor, lag refresh), on its one
+    thread."""
 
     batches: int = 0
     persisted: int = 0  # records stored (including clients' duplicates, excluding DLQ)

@@ -87,7 +87,7 @@ def connect_read_side(settings: Settings, kafka: KafkaHealth) -> ReadSide:
 async def read_results(redis: Redis) -> Results | None:
     """The counters in one round trip, or None when Redis does not answer."""
     try:
-        replies = await read_results_pipeline(redis).execute()  # type: ignore[attr-defined]
+        replies = await read_results_pipeline(redis).execute()
     except (RedisError, OSError):
         return None
     return results_from_replies(replies, datetime.now(UTC))
@@ -100,7 +100,7 @@ def results_to_proto(results: Results) -> pb.Results:
 
 async def read_recent(redis: Redis, limit: int) -> list[dict[str, Any]]:
     """The latest counted votes, newest first. Raises RedisError/OSError."""
-    entries = await redis.lrange(RECENT, 0, RECENT_KEEP - 1)  # type: ignore[misc]
+    entries = await redis.lrange(RECENT, 0, RECENT_KEEP - 1)
     return recent_from_reply(entries, limit)
 
 
@@ -137,7 +137,7 @@ async def live_snapshot(redis: Redis) -> dict[str, Any]:
     now = time.time()
     second = int(now)
     first = second - LIVE_RATE_S + 1
-    pipe: Any = read_results_pipeline(redis)
+    pipe = read_results_pipeline(redis)
     pipe.hmget(PER_SECOND, [str(s) for s in range(first, second + 1)])
     pipe.lrange(RECENT, 0, RECENT_KEEP - 1)
     try:

@@ -2,7 +2,7 @@
 
 The keys are `ALL_KEYS` below; their types and contents are listed once, in
 docs/observability.md ("Redis keys"), which Grafana's Contest dashboard reads
-(tests/unit/deployments/test_dashboards.py checks that it names every key).
+(tests/unit/deployments/dashboards/test_consistency.py checks that it names every key).
 
 One Lua script applies a whole batch: Redis runs it atomically, so the counters and the applied
 offsets never disagree, and a replayed batch (offsets at or below the applied ones) changes nothing.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import orjson
 import redis
@@ -153,7 +153,17 @@ def recent_from_reply(entries: Sequence[object], limit: int) -> list[dict[str, A
     return votes[:limit]
 
 
-def read_results_pipeline(client: redis.Redis | redis.asyncio.Redis) -> object:
+@overload
+def read_results_pipeline(client: redis.Redis) -> redis.client.Pipeline: ...
+
+
+@overload
+def read_results_pipeline(client: redis.asyncio.Redis) -> redis.asyncio.client.Pipeline: ...
+
+
+def read_results_pipeline(
+    client: redis.Redis | redis.asyncio.Redis,
+) -> redis.client.Pipeline | redis.asyncio.client.Pipeline:
     """A pipeline that reads every counter in one round trip (sync or asyncio client)."""
     pipe = client.pipeline(transaction=False)
     pipe.get(TOTAL)
@@ -170,13 +180,19 @@ def results_from_replies(replies: Sequence[object], as_of: datetime) -> Results:
         return {_text(k): int(v) for k, v in mapping.items()}
 
     return Results(
-        total=int(total or 0),  # type: ignore[call-overload]
+        total=_count(total),
         by_band=counts(by_band),
         by_album=counts(by_album),
         by_year=counts(by_year),
         by_rank=counts(by_rank),
         as_of=as_of,
     )
+
+
+def _count(reply: object) -> int:
+    """votes:total's reply: its digits, or None before the first vote was counted."""
+    assert reply is None or isinstance(reply, (bytes, str, int))
+    return int(reply or 0)
 
 
 def _text(value: object) -> str:

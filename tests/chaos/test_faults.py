@@ -1,4 +1,5 @@
-"""The fault matrix: a careful client streams votes while something breaks; nothing is lost or doubled.
+"""The fault matrix: a careful client streams votes while something breaks; nothing is lost or
+doubled.
 
 `make test` runs each scenario short; `make chaos` (VOTES_CHAOS_FULL=1) runs them longer and
 repeatedly, and writes test-artifacts/chaos-report.md from the per-scenario results.

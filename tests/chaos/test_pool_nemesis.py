@@ -4,7 +4,8 @@ Hypothesis draws a schedule of steps: votes, clients' retries (same vote_id, a n
 poison records produced; loops polling; stores ending in any order; asynchronous commits
 delivered out of order or dropped; store, counter and DLQ failures; replicas SIGKILLed (no close)
 or stopped; cooperative rebalances; a consumer stuck outside its group and replaced; and, in its
-own test, a vote log that forgets its last acknowledged write (tests/chaos/nemesis.py has the fakes).
+own test, a vote log that forgets its last acknowledged write (tests/chaos/nemesis.py has the
+fakes).
 
 After every step, per partition: the counters' applied mark is below the first record that is not
 settled yet (a vote stored, and counted if it is the stored copy; a poison record in the DLQ),
@@ -292,7 +293,7 @@ class World:
         loop = self.loop_class(
             supervisor,
             processor,
-            self.dead_letters,  # type: ignore[arg-type]
+            self.dead_letters,  # type: ignore[arg-type]  # the nemesis's fake DLQ sink
             stop,
             self.metrics,
             batch_max_records=self.batch_max,
@@ -304,9 +305,9 @@ class World:
         def before_revoke(consumer: object, partitions: list[object]) -> None:
             if loop._storing:
                 self.tally["a revoke finished batches in hand"] += 1
-            revoke(consumer, partitions)  # type: ignore[arg-type]
+            revoke(consumer, partitions)  # type: ignore[arg-type]  # the fakes stand in for Consumer and TopicPartition
 
-        supervisor.before_revoke = before_revoke  # type: ignore[assignment]
+        supervisor.before_revoke = before_revoke  # type: ignore[assignment]  # a wrapper over the fakes
         replica = Replica(loop, processor, stop)
         self.replicas.append(replica)
         supervisor.subscribe()
@@ -386,7 +387,7 @@ class World:
             self._expire_all_but_live()
         else:
             raise AssertionError(f"the replicas did not consume everything: {self.progress()}")
-        for replica in list(self.replicas):
+        for _ in range(len(self.replicas)):
             self._stop(0)
         while self.cluster.on_the_wire:
             self.cluster.deliver(0)

@@ -3,7 +3,8 @@
 The page is opened once; votes are then cast over HTTP and gRPC, and the bars, the totals and the
 latest-votes table must change in that same document (no reload), from the /events stream, with
 hostile band names shown verbatim and no console error. The latest-votes table is checked against
-GET /votes/recent, not for a vote of our choosing (docs/decisions/0025-latest-votes-in-page-test.md).
+GET /votes/recent, not for a vote of our choosing
+(docs/decisions/0025-latest-votes-in-page-test.md).
 The polling fallback gets the same check.
 Needs Debian's chromium: scripts/install-chromium.sh (`make test` runs it).
 """
@@ -152,7 +153,8 @@ def test_live_page_updates_without_reload(browser: Browser, pipeline: Pipeline, 
         ):
             return None
         # All counted: the table must be the read side's latest votes. Which of a request's votes
-        # those are is up to the pool's counting order: docs/decisions/0025-latest-votes-in-page-test.md
+        # those are is up to the pool's counting order:
+        # docs/decisions/0025-latest-votes-in-page-test.md
         latest = [v["vote_id"] for v in pipeline.http.get("/votes/recent").json()["votes"]]
         return now if [r["id"] for r in now["recent"]] == latest else None
 

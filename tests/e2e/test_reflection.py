@@ -1,4 +1,5 @@
-"""gRPC server reflection on the deployed app: v1 and v1alpha list and describe votes.v1.VoteService.
+"""gRPC server reflection on the deployed app: v1 and v1alpha list and describe
+votes.v1.VoteService.
 
 grpcio-reflection has client stubs for v1alpha only; v1's call is made with messages built from
 v1's descriptor (serve_app/ingress/reflection.py). The same server setup without Ray:

@@ -48,7 +48,7 @@ def redis_state(client: redis.Redis) -> tuple[dict[str, object], dict[str, int]]
     the applied offsets in Redis."""
     results = redis_counts.results_from_replies(
         redis_counts.read_results_pipeline(client).execute(), NOW
-    )  # type: ignore[attr-defined]
+    )
     counters = {
         "total": results.total,
         "by_band": results.by_band,

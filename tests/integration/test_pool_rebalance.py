@@ -24,8 +24,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_revoked_partition_is_committed_inside_the_revoke_and_the_next_owner_starts_after_it(
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811 - the fixture
+    settings: Settings,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Only the revoke's commit may land: the commits after each batch and of the positions are
     # switched off, so the newcomer's committed offsets can come from nowhere else.

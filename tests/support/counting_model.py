@@ -72,6 +72,7 @@ class CountingModel:
         return counted
 
     def applied_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        """Partition -> the last offset applied (RedisCounts.applied_marks); never applied: absent."""
+        """Partition -> the last offset applied (RedisCounts.applied_marks); never applied:
+        absent."""
         marks = {p: self.applied_offsets.get(offset_field(topic, p)) for p in partitions}
         return {p: mark for p, mark in marks.items() if mark is not None}

@@ -75,7 +75,7 @@ def test_the_grpc_reply_has_the_same_fields_and_values() -> None:
 def test_the_route_answers_and_documents_the_model() -> None:
     api = FastAPI()
     api.include_router(read_routes)
-    api.state.read_side = ReadSide(FakeRedis(), None, None, None)  # type: ignore[arg-type]
+    api.state.read_side = ReadSide(FakeRedis(), None, None, None)  # type: ignore[arg-type]  # a fake Redis; no Kafka, no Mongo
 
     async def get(path: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=api)

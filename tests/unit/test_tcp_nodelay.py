@@ -15,9 +15,9 @@ from serve_app import tcp_nodelay
 
 @pytest.fixture
 def restore_asyncio() -> Iterator[None]:
-    original = asyncio.base_events._set_nodelay  # type: ignore[attr-defined]
+    original = asyncio.base_events._set_nodelay  # type: ignore[attr-defined]  # private: not in typeshed
     yield
-    asyncio.base_events._set_nodelay = original  # type: ignore[attr-defined]
+    asyncio.base_events._set_nodelay = original  # type: ignore[attr-defined]  # private: not in typeshed
 
 
 async def _nodelay_of_accepted_connection() -> int:
@@ -43,7 +43,7 @@ async def _nodelay_of_accepted_connection() -> int:
 
 def test_without_it_asyncio_leaves_nagle_on_for_a_proto_0_listener(restore_asyncio: None) -> None:
     # The premise: if Python starts setting it itself, this fails and the module can go.
-    asyncio.base_events._set_nodelay = tcp_nodelay._original_set_nodelay  # type: ignore[attr-defined]
+    asyncio.base_events._set_nodelay = tcp_nodelay._original_set_nodelay  # type: ignore[attr-defined]  # private: not in typeshed
     assert asyncio.run(_nodelay_of_accepted_connection()) == 0
 
 

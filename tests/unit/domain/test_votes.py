@@ -297,7 +297,7 @@ def test_encode_record_writes_the_bytes_json_dumps_wrote(
         rank=rank,
         received_at=moment,
         source=source,
-    )  # type: ignore[arg-type]
+    )
     payload = {
         "vote_id": vote_id,
         "name": name,

@@ -100,7 +100,7 @@ def send(batches: TransactionalBatches, batch: list[VoteRecord]) -> None:
 
 def test_a_batch_is_flushed_then_committed_in_one_transaction() -> None:
     factory = Factory()
-    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]
+    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]  # a fake producer factory
     send(batches, records(3))
     send(batches, records(2))
     (producer,) = factory.made
@@ -109,7 +109,7 @@ def test_a_batch_is_flushed_then_committed_in_one_transaction() -> None:
 
 def test_a_refused_record_aborts_the_batch_and_nothing_is_committed() -> None:
     factory = Factory()
-    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]
+    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]  # a fake producer factory
     send(batches, records(1))
     factory.made[0].failed_deliveries = 1
     with pytest.raises(KafkaUnavailable, match="nothing of it was committed"):
@@ -119,7 +119,7 @@ def test_a_refused_record_aborts_the_batch_and_nothing_is_committed() -> None:
 
 def test_an_abort_kafka_does_not_confirm_replaces_the_producer_with_the_same_id() -> None:
     factory = Factory()
-    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]
+    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]  # a fake producer factory
     send(batches, records(1))
     first = factory.made[0]
     first.failed_deliveries, first.abort_error = 1, TIMED_OUT
@@ -134,7 +134,7 @@ def test_an_abort_kafka_does_not_confirm_replaces_the_producer_with_the_same_id(
 
 def test_an_abortable_commit_error_aborts_and_answers_unavailable() -> None:
     factory = Factory()
-    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]
+    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]  # a fake producer factory
     send(batches, records(1))
     factory.made[0].commit_error = ABORTABLE
     with pytest.raises(KafkaUnavailable):
@@ -145,7 +145,7 @@ def test_an_abortable_commit_error_aborts_and_answers_unavailable() -> None:
 def test_a_commit_without_an_answer_is_unknown_never_unavailable() -> None:
     # The commit request may have reached the coordinator: a 503 ("nothing of it") could lie.
     factory = Factory()
-    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]
+    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]  # a fake producer factory
     send(batches, records(1))
     factory.made[0].commit_error = TIMED_OUT
     with pytest.raises(KafkaOutcomeUnknown):
@@ -157,7 +157,7 @@ def test_a_commit_without_an_answer_is_unknown_never_unavailable() -> None:
 
 def test_a_batch_that_waited_past_the_delivery_timeout_for_a_producer_is_shed() -> None:
     factory = Factory()
-    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]
+    batches = TransactionalBatches(SETTINGS, 1, factory)  # type: ignore[arg-type]  # a fake producer factory
     with pytest.raises(KafkaOverloaded, match="busy"):
         batches._run(records(1), queued_at=-1e9)
     assert factory.made == []  # nothing produced
@@ -166,7 +166,7 @@ def test_a_batch_that_waited_past_the_delivery_timeout_for_a_producer_is_shed() 
 def test_every_producer_has_an_id_of_its_own_under_the_acl_prefix() -> None:
     ids = []
     for _replica in range(2):
-        batches = TransactionalBatches(SETTINGS, 3, Factory())  # type: ignore[arg-type]
+        batches = TransactionalBatches(SETTINGS, 3, Factory())  # type: ignore[arg-type]  # a fake producer factory
         ids += [batches._idle.get_nowait()._config["transactional.id"] for _ in range(3)]
     assert len(ids) == len(set(ids)) == 6
     assert all(i.startswith(TRANSACTIONAL_ID_PREFIX) for i in ids)
@@ -195,8 +195,8 @@ class Sender:
 
 
 def http_client(producer: Sender, batches: Sender) -> TestClient:
-    writes = WriteSide(producer, Metrics(), None, 1, batches)  # type: ignore[arg-type]
-    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None, metrics=Metrics())  # type: ignore[arg-type]
+    writes = WriteSide(producer, Metrics(), None, 1, batches)  # type: ignore[arg-type]  # fake senders and metrics
+    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None, metrics=Metrics())  # type: ignore[arg-type]  # no read side
     return TestClient(api, raise_server_exceptions=False)
 
 
@@ -236,7 +236,7 @@ def test_a_grpc_batch_of_unknown_outcome_is_deadline_exceeded() -> None:
         Sender(),
         Metrics(),
         None,
-        1,  # type: ignore[arg-type]
+        1,
         Sender(KafkaOutcomeUnknown("Kafka did not answer the commit")),
     )
     vote = pb.Vote(name="Sin Rumbo", album="x", year=2000, rank=1)

@@ -750,7 +750,8 @@ def test_exactly_1_mib_passes_and_one_byte_more_is_413(declared: bool) -> None:
 
 def test_the_grpc_message_limit_is_set_where_ray_starts() -> None:
     """Serve's gRPC servers read their limit from the environment (no grpc_options field in 2.60):
-    serve_env carries it to `make run`, the tests and the RayService (tests/unit/test_serve_env.py)."""
+    serve_env carries it to `make run`, the tests and the RayService
+    (tests/unit/test_serve_env.py)."""
     assert GRPC_MAX_MESSAGE_BYTES == 4 * 1024 * 1024
     assert SERVE_ENV["RAY_SERVE_GRPC_MAX_MESSAGE_SIZE"] == str(GRPC_MAX_MESSAGE_BYTES)
 
@@ -931,7 +932,7 @@ def test_the_ingress_logs_its_settings_redacted(monkeypatch: pytest.MonkeyPatch)
     ours = next(c for c in wrapper.__mro__[1:] if c.__name__ == "VoteIngress")
     lines: list[str] = []
     handler = logging.Handler(logging.DEBUG)
-    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]  # collects the lines
     # On the logger itself: Serve's loggers may not propagate to the root (caplog's) handler.
     monkeypatch.setattr(ingest.log, "level", logging.DEBUG)
     ingest.log.addHandler(handler)

@@ -104,7 +104,7 @@ def _report_outcome(reports: list[KafkaError | None], expected: int) -> str:
 
         def poll() -> None:  # what one poll() does: reports, then one hand-over
             for error in reports:
-                callback(error, None)  # type: ignore[arg-type]
+                callback(error, None)  # type: ignore[arg-type]  # no Message: the report reads none
             settlements.hand_over()
 
         await asyncio.to_thread(poll)
@@ -211,12 +211,12 @@ def test_the_requests_one_poll_settles_wake_their_loop_once() -> None:
                 wakeups.append(args)
             return original(callback, *args)
 
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]  # wrapped to count wake-ups
         failed = KafkaError(KafkaError._MSG_TIMED_OUT, "Message timed out")
 
         def poll() -> None:
             for index, report in enumerate(reports):
-                report(failed if index == 2 else None, None)  # type: ignore[arg-type]
+                report(failed if index == 2 else None, None)  # type: ignore[arg-type]  # no Message: the report reads none
             settlements.hand_over()
             settlements.hand_over()  # nothing left: no second wake-up
 

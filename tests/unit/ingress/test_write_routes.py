@@ -51,8 +51,8 @@ class Producer:
 
 def client_for(token: str | None = None) -> tuple[TestClient, Producer, Metrics]:
     producer, metrics = Producer(), Metrics()
-    writes = WriteSide(producer, metrics, Settings(write_token=token).write_token, 1)  # type: ignore[arg-type]
-    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None, metrics=metrics)  # type: ignore[arg-type]
+    writes = WriteSide(producer, metrics, Settings(write_token=token).write_token, 1)  # type: ignore[arg-type]  # fake producer and metrics
+    api = build_http_api(budget=WriteBudget(), write_side=writes, read_side=None, metrics=metrics)  # type: ignore[arg-type]  # no read side
     return TestClient(api, raise_server_exceptions=False), producer, metrics
 
 

@@ -52,7 +52,7 @@ def test_the_outcome_of_a_commit_is_logged_only_when_it_failed(
     assert not caplog.records
     # A TopicPartition's error is read-only: a stand-in carries one.
     failed = FakePartition(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
-    log_commit_outcome(None, [TopicPartition("votes", 0, 42), failed])  # type: ignore[list-item]
+    log_commit_outcome(None, [TopicPartition("votes", 0, 42), failed])  # type: ignore[list-item]  # a stand-in with an error
     assert [r.getMessage() for r in caplog.records] == [
         f"offset commit failed (records will be redelivered): {failed.error.str()}"
     ]
@@ -84,7 +84,7 @@ class FakeConsumer:
 def test_the_positions_are_committed_without_waiting_and_only_where_known() -> None:
     # -1001 is librdkafka's "no position yet": a partition just assigned, nothing fetched.
     consumer = FakeConsumer([TopicPartition("votes", 0, 42), TopicPartition("votes", 1, -1001)])
-    commit_positions(consumer)  # type: ignore[arg-type]
+    commit_positions(consumer)  # type: ignore[arg-type]  # a fake consumer
     assert consumer.commits == [([("votes", 0, 42)], True)]
 
 
@@ -97,9 +97,9 @@ def test_the_loop_commits_its_positions_again_so_a_lost_commit_is_repaired() -> 
     clock = [1000.0]
     loop = ConsumeLoop(
         supervisor,
-        processor,  # type: ignore[arg-type]
+        processor,  # type: ignore[arg-type]  # only its stats are read
         dead_letters=None,
-        stop=threading.Event(),  # type: ignore[arg-type]
+        stop=threading.Event(),
         clock=lambda: clock[0],
     )
     loop._poll_once()

@@ -5,12 +5,13 @@ counters applied already is not stored again."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from confluent_kafka import TopicPartition
 
+from serve_app.domain.counting import CounterUpdate, Delivered
 from serve_app.pool.consume_loop import ConsumeLoop
 from serve_app.pool.processor import BatchProcessor, Prepared, Stored
 from serve_app.pool.stats import PersisterStats
@@ -87,13 +88,13 @@ class RecordingCounters(CountingModel):
     events: list[str] = field(default_factory=list)
     failures: int = 0
 
-    def apply(self, topic: str, updates: object) -> int:
+    def apply(self, topic: str, updates: Iterable[CounterUpdate]) -> int:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("counters unreachable")
-        updates = list(updates)  # type: ignore[call-overload]
-        self.events.append(f"count {updates[0].offset}")
-        return super().apply(topic, updates)
+        batch = list(updates)
+        self.events.append(f"count {batch[0].offset}")
+        return super().apply(topic, batch)
 
 
 def rebalancing_loop(
@@ -111,13 +112,13 @@ def rebalancing_loop(
     )
     supervisor = ConsumerSupervisor(
         TOPIC,
-        lambda _on_statistics: consumer,  # type: ignore[arg-type,return-value]
+        lambda _on_statistics: consumer,  # type: ignore[arg-type,return-value]  # a fake consumer
         PersisterStats(),
     )
     loop = ConsumeLoop(
         supervisor,
         pool.processor(),
-        dead_letters=ClosingDeadLetters(),  # type: ignore[arg-type]
+        dead_letters=ClosingDeadLetters(),  # type: ignore[arg-type]  # a fake DLQ sink
         stop=threading.Event(),
         batch_max_records=1,
         start_store=StoredWhenAwaited,
@@ -194,11 +195,11 @@ def test_votes_at_or_below_the_applied_mark_are_not_stored_again_and_still_commi
     stored: list[list[int]] = []
     original = vote_log.store
 
-    def store(batch: list) -> object:  # type: ignore[type-arg]
+    def store(batch: list[Delivered]) -> object:
         stored.append([item.offset for item in batch])
         return original(batch)
 
-    vote_log.store = store  # type: ignore[method-assign,assignment]
+    vote_log.store = store  # type: ignore[method-assign,assignment]  # wrapped to record the batches
     pool = Pool(vote_log=vote_log, counters=counters)
     processor = pool.processor()
     batch = [vote_record(f"v{o}", 0, o) for o in (10, 11, 12)] + [
@@ -216,7 +217,7 @@ def test_the_applied_marks_are_read_once_per_assignment() -> None:
 
     @dataclass
     class CountingReads(CountingModel):
-        def applied_marks(self, topic: str, partitions: list[int]) -> dict[int, int]:  # type: ignore[override]
+        def applied_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
             reads.append(list(partitions))
             return super().applied_marks(topic, partitions)
 
@@ -233,7 +234,7 @@ def test_the_applied_marks_are_read_once_per_assignment() -> None:
 def test_a_mark_that_cannot_be_read_is_retried_and_stopped_commits_nothing() -> None:
     @dataclass
     class Unreachable(CountingModel):
-        def applied_marks(self, topic: str, partitions: list[int]) -> dict[int, int]:  # type: ignore[override]
+        def applied_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
             raise ConnectionError("counters unreachable")
 
     pool = Pool(counters=Unreachable(), stop_after_waits=3)
@@ -251,13 +252,13 @@ def test_a_loop_that_fails_part_way_counts_no_later_batch_when_it_closes() -> No
     apply = pool.counters.apply
     attempts: list[int] = []
 
-    def fails_once(topic: str, updates: list) -> int:  # type: ignore[type-arg]
+    def fails_once(topic: str, updates: list[CounterUpdate]) -> int:
         attempts.append(updates[0].offset)
         if len(attempts) == 1:
             raise TypeError("a bug in the counters' adapter")
         return apply(topic, updates)
 
-    pool.counters.apply = fails_once  # type: ignore[method-assign,assignment]
+    pool.counters.apply = fails_once  # type: ignore[method-assign,assignment]  # a counters adapter with a bug
     with pytest.raises(TypeError):
         loop.run()
     assert attempts == [0] and pool.counters.total == 0
@@ -275,7 +276,7 @@ def test_stopped_in_an_outage_a_close_counts_no_batch_after_the_one_left_undone(
         stop_after_waits=1,
     )
     if down == "counters":
-        pool.counters.failures = 1  # type: ignore[attr-defined]
+        pool.counters.failures = 1  # type: ignore[attr-defined]  # RecordingCounters has it; Pool types Counters
     loop._poll_once()
     loop._poll_once()  # two full batches in the vote log's hands
     loop.stop()
@@ -293,7 +294,7 @@ def test_stopped_in_a_revoke_the_batch_polled_after_it_is_not_counted_either() -
     )
     loop._poll_once()
     loop._poll_once()  # two full batches in the vote log's hands
-    pool.counters.failures = 1  # type: ignore[attr-defined]
+    pool.counters.failures = 1  # type: ignore[attr-defined]  # RecordingCounters has it; Pool types Counters
     consumer.revoke_next_poll = [1]
     loop.stop()
     loop._poll_once()  # the revoke meets the outage and stops; batch c comes back from the poll

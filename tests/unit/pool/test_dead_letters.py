@@ -129,9 +129,7 @@ def poison(*offsets: int) -> list[Poison]:
     return [Poison(FakeRecord(b"not json", 0, offset), "not JSON") for offset in offsets]
 
 
-def test_a_retry_after_a_flush_timed_out_waits_for_the_queued_copies_instead_of_producing_again() -> (
-    None
-):
+def test_a_retry_after_a_flush_timed_out_waits_for_the_queued_copies_not_producing_again() -> None:
     broker = FakeBroker(up=False)
     sink = sink_over(broker)
     with pytest.raises(KafkaException, match=r"not acknowledged 2 of 2 records \(2 still waiting"):

@@ -268,7 +268,7 @@ def loop_over(
     return ConsumeLoop(
         supervisor,
         pool.processor(),
-        dead_letters=None,  # type: ignore[arg-type]
+        dead_letters=None,  # type: ignore[arg-type]  # this loop dead-letters nothing
         stop=threading.Event(),
         stores_in_flight=stores_in_flight,
         batch_max_records=batch_max_records,
@@ -282,7 +282,8 @@ def scripted_loop(
     vote_log_failures: int = 0,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[ConsumeLoop, ScriptedConsumer, list[str]]:
-    """A loop over `batches` with one store in flight (the order of events is then deterministic)."""
+    """A loop over `batches` with one store in flight (the order of events is then
+    deterministic)."""
     events: list[str] = []
     consumer = ScriptedConsumer(batches, events)
     vote_log = RecordingVoteLog(events=events, failures=vote_log_failures)
@@ -299,7 +300,7 @@ def scripted_loop(
             vote_log.polled_again.set()
         return batch
 
-    consumer.consume = consume  # type: ignore[method-assign]
+    consumer.consume = consume  # type: ignore[method-assign,assignment]  # wrapped to see the next poll
     return loop_over(consumer, pool, stores_in_flight=1, clock=clock), consumer, events
 
 

@@ -70,7 +70,7 @@ class Harness:
     def __post_init__(self) -> None:
         self.started = self.now
         metrics = PersistMetrics()
-        metrics.persist_stalls = self.stalls  # type: ignore[assignment]
+        metrics.persist_stalls = self.stalls  # type: ignore[assignment]  # a counter that records
         failures = {self.failing_step: self.failures}
         self.processor = BatchProcessor(
             TOPIC,

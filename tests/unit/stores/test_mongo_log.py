@@ -1,7 +1,8 @@
 """The vote log's write concern: durable by default, chosen by a setting, visible on the client.
 
 An insert acknowledged before the journal is synced can vanish in an unclean stop (an OOM kill),
-after its offset was committed: stored != counted for good. docs/decisions/0022-vote-log-write-concern.md
+after its offset was committed: stored != counted for good.
+docs/decisions/0022-vote-log-write-concern.md
 """
 
 from __future__ import annotations
@@ -96,4 +97,4 @@ def test_a_write_concern_error_is_raised_so_the_batch_is_retried() -> None:
         source="http",
     )
     with pytest.raises(BulkWriteError):
-        MongoVoteLog(ConcernFailing()).store([Delivered(record, "votes", 0, 7)])  # type: ignore[arg-type]
+        MongoVoteLog(ConcernFailing()).store([Delivered(record, "votes", 0, 7)])  # type: ignore[arg-type]  # a fake collection
