@@ -24,6 +24,7 @@ from pymongo import MongoClient
 from deployments.local.stack import PARTS, Stack
 from devkit.kafka import create_topics, delete_topics
 from devkit.names import RunNames
+from devkit.ray_start import init_local_ray
 from devkit.serve import deploy_config
 from devkit.waiting import wait_until
 
@@ -161,7 +162,7 @@ def pipeline(
     haproxy_dir = Path(tempfile.mkdtemp(prefix="votes-test-", dir="/tmp"))
     private = serve_env.private_instance(haproxy_dir, TEST_SERVE_PORTS)
     serve_env.apply(os.environ, serve_env.SERVE_ENV | private)
-    ray.init(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
+    init_local_ray(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
     deploy_config(config)
 
     def app_running() -> bool:
