@@ -12,11 +12,11 @@ popularity (`loadtest.traffic`); single votes on `POST /insert` and its aliases 
 `POST /votes/batch`; gRPC `Cast` and `CastBatch`.
 
 Every vote carries a client `vote_id` (uuid4). A request that fails in a way that may or may not
-have reached Kafka (503, 502/504 from a proxy, a connection error, a timeout; gRPC UNAVAILABLE,
-RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED) is retried with the same vote_ids, with backoff, until it is
-accepted or its deadline passes (loadtest/tally.py). Each attempt shows in locust's statistics;
-the tally counts each vote once. At the end the tally is written as JSON to `--tally-file` for
-`loadtest/run.py`:
+have reached Kafka (500, 503, 502/504 from a proxy, a connection error, a timeout; gRPC UNAVAILABLE,
+RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN) is retried with the same vote_ids, with
+backoff, until it is accepted or its deadline passes (loadtest/tally.py). Each attempt shows in
+locust's statistics; the tally counts each vote once. At the end the tally is written as JSON to
+`--tally-file` for `loadtest/run.py`:
 
     accepted   distinct votes the server acknowledged (must equal the increase of /results total)
     rejected   votes refused for good (4xx): they changed nothing
@@ -37,7 +37,7 @@ import grpc
 from grpc.experimental import gevent as grpc_gevent
 from locust import FastHttpUser, User, events, tag, task
 
-from loadtest import tally
+from loadtest import outcomes, tally
 from loadtest.traffic import Traffic
 from serve_app.grpc_stubs import votes_pb2 as pb
 from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
@@ -45,12 +45,6 @@ from serve_app.grpc_stubs import votes_pb2_grpc as pb_grpc
 # grpcio blocks the whole process under gevent unless told to cooperate; before any channel.
 grpc_gevent.init_gevent()
 
-RETRY_HTTP = {429, 502, 503, 504}
-RETRY_GRPC = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-}
 # The original route and its aliases, the original contest's Ingress paths; each has its own stats.
 INSERT_PATHS = ("/insert", "/rust/insert", "/grpc/insert")
 
@@ -167,7 +161,7 @@ class HttpVoter(FastHttpUser):
                     response.headers.get("Retry-After") if response.headers else None
                 )
                 # status 0: connection error or timeout (FastHttpUser), ambiguous.
-                if status == 0 or status in RETRY_HTTP:
+                if outcomes.failed_outcome(status) == tally.Outcome.RETRY:
                     response.failure(f"HTTP {status or 'connection error'}: retrying")
                     return tally.Outcome.RETRY, retry_after
                 response.failure(f"HTTP {status}: {(response.text or '')[:200]}")
@@ -265,9 +259,7 @@ class GrpcVoter(User):
                     if accepted == votes
                     else (tally.Outcome.RETRY, None)
                 )
-            if error.code() in RETRY_GRPC:
-                return tally.Outcome.RETRY, None
-            return tally.Outcome.REJECTED, None
+            return outcomes.failed_outcome(error.code().name), None
 
         return tally.send_with_retries(votes, attempt, self.deadline_s)
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from locust import events
 
+from loadtest.outcomes import Outcome
+
 log = logging.getLogger("votes.loadtest")
 
 BACKOFF_FIRST_S = 0.1
@@ -109,12 +111,6 @@ def _write_tally(environment: Any, **_: Any) -> None:
 
 
 # ---- retrying one vote (or one batch) until it is accepted ------------------------------------
-
-
-class Outcome:
-    ACCEPTED = "accepted"
-    RETRY = "retry"  # ambiguous: may or may not be in Kafka; retry with the same vote_ids
-    REJECTED = "rejected"  # refused for good; nothing was stored
 
 
 def send_with_retries(
