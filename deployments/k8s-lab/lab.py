@@ -47,6 +47,7 @@ from lab_core import (
     log,
     section,
     sh,
+    shown,
 )
 from lab_deploy import deploy, lab_checkout
 from lab_kuberay import apply_crds, start_operator
@@ -80,6 +81,7 @@ __all__ = [
     "pv_doc",
     "section",
     "sh",
+    "shown",
     "start_control_plane",
     "start_controllers",
     "start_operator",

@@ -18,6 +18,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = Path(os.environ.get("K8S_LAB_DIR", REPO / ".k8s-lab")).resolve()
+
 BIN = LAB / "bin"
 RUN = LAB / "run"  # this run's state, laid anew each time
 KUBECONFIG = LAB / "kubeconfig"
@@ -26,6 +27,11 @@ NETNS_ETC = Path("/etc/netns") / NETNS
 NAMESPACE = "votes"
 PYTHON = REPO / ".venv" / "bin" / "python"
 RAY_TMP = Path("/tmp/k8s-lab-ray")  # short: Ray's socket paths must stay under 108 bytes
+
+
+def shown(path: Path) -> Path:
+    """A path for the log: relative to the checkout when inside it (K8S_LAB_DIR may be outside)."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 class LabError(RuntimeError):
@@ -76,7 +82,7 @@ class Lab:
         self.procs[name] = proc
         with (RUN / "pids").open("a") as pids:
             pids.write(f"{proc.pid} {name}\n")
-        log(f"started {name} (pid {proc.pid}; log {log_path.relative_to(REPO)})")
+        log(f"started {name} (pid {proc.pid}; log {shown(log_path)})")
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():

@@ -120,7 +120,7 @@ def start_in_node(the_lab: lab.Lab, holder: int, name: str, args: list[str]) -> 
     the_lab.procs[name] = proc
     with (lab.RUN / "pids").open("a") as pids:
         pids.write(f"{proc.pid} {name}\n")
-    lab.log(f"started {name} (pid {proc.pid}; log {log_path.relative_to(lab.REPO)})")
+    lab.log(f"started {name} (pid {proc.pid}; log {lab.shown(log_path)})")
 
 
 def ctr_runner(holder: int) -> Callable[..., str]:

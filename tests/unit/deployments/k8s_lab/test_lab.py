@@ -64,3 +64,11 @@ def test_the_node_modules_use_lab_and_lab_lists_what_they_use() -> None:
 def test_every_module_of_the_lab_imports() -> None:
     for module in MODULES:
         importlib.import_module(module)
+
+
+def test_log_paths_outside_the_checkout_are_shown_whole() -> None:
+    # K8S_LAB_DIR may put the lab's logs anywhere; the log line must not raise for them.
+    import lab_core
+
+    assert lab_core.shown(lab_core.REPO / ".k8s-lab" / "x.log") == Path(".k8s-lab/x.log")
+    assert lab_core.shown(Path("/tmp/elsewhere/x.log")) == Path("/tmp/elsewhere/x.log")
