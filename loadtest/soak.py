@@ -8,9 +8,9 @@ a private Prometheus scraping Ray, and every dashboard panel checked against liv
                                                        # soak `make run` (nobody else voting)
 
 What it does, in order:
-1. starts its own `serve run` (bench.serve_instance.ServeInstance with the environment `make run`
-   ships: HAProxy in front of direct ingress) with its own Kafka topics, consumer group, MongoDB
-   database and Redis database (9), on HTTP :20030 and gRPC :20031; or uses --host;
+1. starts its own `serve run` (bench.harness.serve_instance.ServeInstance with the environment
+   `make run` ships: HAProxy in front of direct ingress) with its own Kafka topics, consumer
+   group, MongoDB database and Redis database (9), on HTTP :20030 and gRPC :20031; or uses --host;
 2. starts a private Prometheus (loadtest/prometheus.py; Debian's package, installed if missing)
    whose targets are Ray's service-discovery file of that Ray, and waits for its targets;
 3. picks the rate: --rate, or --share (0.7) of the best single-vote rate in
@@ -250,7 +250,7 @@ class OwnInstance:
     """Our own `serve run` with what `make run` ships, and its topics; removed at the end."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from bench import serve_instance
+        from bench.harness import serve_instance
         from devkit.names import RunNames
         from serve_app.serve_env import SERVE_ENV
 
@@ -310,7 +310,7 @@ class OwnInstance:
         )
 
     def stop(self, keep_data: bool = False) -> None:
-        from bench.common import drop_mongo_database
+        from bench.harness.stores import drop_mongo_database
         from devkit.kafka import delete_topics
 
         self.serve.stop()
@@ -396,12 +396,12 @@ class Stores:
         return int(self.redis.get(TOTAL) or 0)
 
     def dlq_records(self) -> int:
-        from bench.common import topic_records
+        from devkit.kafka import topic_records
 
         return topic_records(self.target.dlq_topic)
 
     def counts(self) -> Counts:
-        from bench.common import topic_records
+        from devkit.kafka import topic_records
         from serve_app.stores.mongo_log import COLLECTION
 
         results = None
@@ -617,10 +617,12 @@ def plan_load(
 
 
 def calibrate(target: Target, seconds: float) -> cap.Capacity:
-    """Closed-loop single votes on each path (bench.loadgen, 32 in flight); the best rate."""
+    """Closed-loop single votes on each path (bench.harness.loadgen, 32 in flight); the best
+    rate."""
     from urllib.parse import urlparse
 
-    from bench.loadgen import Bodies, GrpcMessages, run_grpc, run_http
+    from bench.harness.loadgen import run_grpc, run_http
+    from bench.harness.payloads import Bodies, GrpcMessages
 
     url = urlparse(target.http_url)
     log(f"calibrating: {seconds:.0f}s of single votes on each path (32 in flight)")
@@ -884,7 +886,7 @@ def check_panels(
 
 
 def soak(args: argparse.Namespace) -> Outcome:
-    from bench.common import stack_pids
+    from bench.harness.cpu import stack_pids
     from loadtest.run import Results
 
     outcome = Outcome()
