@@ -79,7 +79,8 @@ class Window:
 class Pacer:
     """Open loop: hands out send times `1 / rate` apart (None rate: closed loop, no waiting).
 
-    `set_rate` changes the rate while a run goes on (bench.system's lag-bounded load). With
+    `set_rate` changes the rate while a run goes on (bench.scenarios.system's lag-bounded load).
+    With
     `max_backlog_s`, slots missed while the server was slower than the rate are dropped past that
     much time behind, so a lower rate set later is not followed by a burst of late slots.
     """

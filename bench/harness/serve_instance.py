@@ -48,7 +48,7 @@ MODES: dict[str, dict[str, str]] = {
 }
 
 
-# Outside bench.common.PORT_RANGE, so that no free_port() of the bench lands in the block.
+# Outside bench.harness.env.PORT_RANGE, so that no free_port() of the bench lands in the block.
 # VOTES_BENCH_PORT_BLOCK moves it, so that two benchmark tools can run side by side.
 SERVE_PORT_BLOCK = int(os.environ.get("VOTES_BENCH_PORT_BLOCK", "39100"))
 
@@ -208,7 +208,7 @@ class ServeInstance:
         self.stop()
 
 
-if __name__ == "__main__":  # manual use: python -m bench.serve_instance [mode]
+if __name__ == "__main__":  # manual use: python -m bench.harness.serve_instance [mode]
     import sys
     import time
 

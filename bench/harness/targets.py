@@ -72,7 +72,7 @@ def _ratio_text(interval: stats.Interval) -> str:
 class Targets:
     def __init__(self, scenarios: list[Scenario]) -> None:
         self.all = scenarios
-        # A variant (bench.run's Variants: another value of an app setting, e.g.
+        # A variant (bench.harness.variants: another value of an app setting, e.g.
         # serve_http_batch_ingest_no_txn)
         # is reported beside its baseline, not judged; its errors and reconciliation still count
         # (clean).

@@ -16,7 +16,8 @@ from serve_app.settings import MONGO_WRITE_CONCERNS, Settings
 class Variants:
     """A scenario measured under several values of an app setting in one run: the first value is
     the baseline and keeps the scenario's name; each other value's repeats are interleaved with the
-    baseline's (`interleaved`), and the report gives their ratio (bench/report.py variant_lines)."""
+    baseline's (`interleaved`), and the report gives their ratio (variant_lines in
+    bench/harness/report/comparisons.py)."""
 
     flag: str  # the bench.run option that chooses the values
     setting: str  # the app setting (serve_app.settings.Settings)

@@ -198,7 +198,7 @@ def ferretdb_raw(
     """insert_many of vote documents (the vote log's exact shape), `batch` per call, unordered.
 
     `mongo_url`, `extra_cpu`: another FerretDB than the stack's, and its CPU so far
-    (bench.ferretdb_backends); the database is dropped there.
+    (bench.tools.ferretdb_backends); the database is dropped there.
     """
     from pymongo import MongoClient
 

@@ -12,7 +12,8 @@ daemons, ...). CPU per vote is the measure to compare on a shared machine, not v
 `--profile` then samples the replica with py-spy for another window of the same load and prints
 the functions with the most own time, the functions in chosen files (`--inclusive`: ours, Ray's
 metrics, FastAPI, Starlette) with the most inclusive time, and the share by layer
-(bench/profile.py). Each window also gives the replica's CPU by thread name (/proc): "main" is
+(bench/harness/profile.py). Each window also gives the replica's CPU by thread name (/proc): "main"
+is
 Ray's core worker thread, "ray::IDLE" the Python threads (the event loop, thread pools),
 "kafka-poller" the producer's delivery-report thread, "rdk:*" librdkafka's.
 

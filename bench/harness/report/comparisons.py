@@ -161,7 +161,7 @@ def http_or_grpc(scenarios: list[Scenario], found: list[dict[str, Any]]) -> list
 
 
 def variant_ratios(scenarios: list[Scenario]) -> list[dict[str, Any]]:
-    """Each variant (bench.run's Variants: --persist-write-concerns, --batch-transactions) against
+    """Each variant (bench.harness.variants: --persist-write-concerns, --batch-transactions) against
     its baseline: the ratio of medians over the baseline's interleaved repeats and the variant's."""
     found = []
     for variant in scenarios:
@@ -226,7 +226,8 @@ def seed_section(scenarios: list[Scenario], found: list[dict[str, Any]]) -> list
         return []
     lines = [
         (
-            "The seed's own servers, built from its files by `bench/seed_peers.py` and run in "
+            "The seed's own servers, built from its files by `bench/peers/seed_build.py` and run "
+            "in "
             "this same run: "
             "each against the Python peers and against votes on Ray Serve (ingest only, like for "
             "like). "

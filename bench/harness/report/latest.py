@@ -102,7 +102,8 @@ def markdown(data: dict[str, Any]) -> str:
             "## The whole system, sustained",
             "",
             (
-                "A lag-bounded load (bench/system.py) offers the most the pool keeps up with: "
+                "A lag-bounded load (bench/scenarios/system.py) offers the most the pool keeps up "
+                "with: "
                 "votes/s accepted "
                 "and persisted (counted in Redis) in the window, the lag when the load stops, and "
                 "how long the "

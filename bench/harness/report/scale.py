@@ -31,7 +31,7 @@ SERIES_LABELS = {
     "persist": "persist: the pool's consumers draining a preloaded topic",
 }
 
-# Process classes (bench.common.classify and the scale driver's own) in words.
+# Process classes (bench.harness.cpu.classify and the scale driver's own) in words.
 PART_LABELS = {
     "serve_ingress_replica": "ingress replicas",
     "haproxy": "HAProxy",

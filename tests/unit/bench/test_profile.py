@@ -1,4 +1,5 @@
-"""bench.profile folds py-spy's raw stacks into own time and layers (no py-spy needed here)."""
+"""bench.harness.profile folds py-spy's raw stacks into own time and layers (no py-spy needed
+here)."""
 
 from __future__ import annotations
 

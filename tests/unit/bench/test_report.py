@@ -1,4 +1,5 @@
-"""bench.report renders a run (fake data) into latest.md, latest.json and the chart."""
+"""bench.harness.report.latest renders a run (fake data) into latest.md, latest.json and the
+chart."""
 
 from __future__ import annotations
 
