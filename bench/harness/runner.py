@@ -35,6 +35,9 @@ from devkit.names import RunNames
 
 
 class Bench:
+    """One run of `make bench`: its plan, what it made (topics: removed at the end), the
+    processes the CPU meter counts, and the scenarios measured; bench/scenarios/* fill it."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.config = yaml.safe_load(args.serve_config.read_text())
