@@ -87,7 +87,7 @@ bench: stack-up ## side-by-side benchmark (~35 min on 2 cores; seed peers built 
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-peers: $(STAMP) ## build the seed's Rust HTTP and Go gRPC peers once (make bench does it too)
-	$(PY) -m bench.seed_peers build
+	$(PY) -m bench.peers.seed build
 
 bench-scale: stack-up ## ingest with 1/2/4/8 ingress replicas and persist with 1-6 consumers; writes bench/results/scale.*
 	$(PY) -m bench.scale $(SCALE_ARGS)

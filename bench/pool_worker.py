@@ -1,4 +1,5 @@
-"""One consumer of the pool, outside Ray: `serve_app.pool.consume_loop.ConsumeLoop.run()` in a process.
+"""One consumer of the pool, outside Ray: `serve_app.pool.consume_loop.ConsumeLoop.run()` in a
+process.
 
     VOTES_KAFKA_TOPIC=... VOTES_KAFKA_CONSUMER_GROUP=... .venv/bin/python -m bench.pool_worker
 

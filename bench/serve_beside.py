@@ -1,4 +1,5 @@
-"""`serve run` for a second local Ray beside a running one (bench.run's --batch-transactions variant).
+"""`serve run` for a second local Ray beside a running one (`make bench`'s --batch-transactions
+variant).
 
     python -m bench.serve_beside <dashboard agent port> run --address local <config>
 

@@ -92,6 +92,68 @@ def read_all(topic: str, timeout_s: float = 30, bootstrap: str = KAFKA) -> list[
         consumer.close()
 
 
+def topic_records(topic: str) -> int:
+    """Offsets ever taken in the topic: the sum of its partitions' high watermarks. Equal to its
+    records only for a topic written without transactions: a transaction's commit marker takes an
+    offset too (count those with readable_records)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-watermarks-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        total = 0
+        for partition in partitions:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10
+            )
+            total += high
+        return total
+    finally:
+        consumer.close()
+
+
+def readable_records(topic: str, timeout_s: float = 180.0) -> int:
+    """Records a read_committed reader gets from the topic, read to its end. Not the high
+    watermarks: a batch's Kafka transaction leaves a marker offset in each partition it wrote
+    to, and an aborted one records nobody reads (docs/decisions/0023-transactional-batches.md)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": KAFKA,
+            "group.id": f"bench-reader-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        remaining = {p: end for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topic, p, 0) for p in remaining])
+        total = 0
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"could not read {topic} to its end within {timeout_s:.0f}s")
+            total += sum(1 for m in consumer.consume(10_000, 0.5) if m.error() is None)
+            for tp in consumer.position([TopicPartition(topic, p) for p in remaining]):
+                if tp.offset >= remaining[tp.partition]:
+                    remaining.pop(tp.partition)
+        return total
+    finally:
+        consumer.close()
+
+
 class LagReader:
     """A consumer group's lag from Kafka itself: partition ends minus committed offsets.
 

@@ -6,7 +6,7 @@
     last = sampler.sample()
     rows = growth(first, last, limit_pct=10)
 
-A process class is what bench.common.classify calls it (ingress replicas, pool replicas, proxy,
+A process class is what bench.harness.cpu.classify calls it (ingress replicas, pool replicas, proxy,
 HAProxy, controller), with Ray's own processes told apart by name (raylet, gcs_server, the
 dashboard and its agents ...), plus the stack's parts (kafka, redis, ferretdb) from their pid
 files. Growth compares the processes present in both samples (the same PIDs): a replica the
@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import classify
+from bench.harness.cpu import classify
 
 MB = 1024 * 1024
 
@@ -48,7 +48,7 @@ RAY_PARTS = (
 
 
 def process_class(proc: psutil.Process) -> str | None:
-    """bench.common.classify, with its catch-all `ray_system` split into Ray's parts."""
+    """bench.harness.cpu.classify, with its catch-all `ray_system` split into Ray's parts."""
     kind = classify(proc)
     if kind != "ray_system":
         return kind

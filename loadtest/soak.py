@@ -8,9 +8,9 @@ a private Prometheus scraping Ray, and every dashboard panel checked against liv
                                                        # soak `make run` (nobody else voting)
 
 What it does, in order:
-1. starts its own `serve run` (bench.serve_instance.ServeInstance with the environment `make run`
-   ships: HAProxy in front of direct ingress) with its own Kafka topics, consumer group, MongoDB
-   database and Redis database (9), on HTTP :20030 and gRPC :20031; or uses --host
+1. starts its own `serve run` (bench.harness.serve_instance.ServeInstance with the environment
+   `make run` ships: HAProxy in front of direct ingress) with its own Kafka topics, consumer
+   group, MongoDB database and Redis database (9), on HTTP :20030 and gRPC :20031; or uses --host
    (loadtest/soak_target.py);
 2. starts a private Prometheus (loadtest/prometheus.py; Debian's package, installed if missing)
    whose targets are Ray's service-discovery file of that Ray, and waits for its targets;
@@ -264,7 +264,7 @@ def check_panels(
 
 
 def soak(args: argparse.Namespace) -> Outcome:
-    from bench.common import stack_pids
+    from bench.harness.cpu import stack_pids
     from loadtest.run import Results
 
     outcome = Outcome()

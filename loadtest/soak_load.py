@@ -33,10 +33,11 @@ RSS_MIN_WINDOW_S = 240.0
 
 
 def calibrate(target: Target, seconds: float) -> cap.Capacity:
-    """Closed-loop single votes on each path (bench.loadgen, 32 in flight); the best rate."""
+    """Closed-loop single votes on each path (bench.harness.loadgen, 32 in flight): the best."""
     from urllib.parse import urlparse
 
-    from bench.loadgen import Bodies, GrpcMessages, run_grpc, run_http
+    from bench.harness.loadgen import run_grpc, run_http
+    from bench.harness.payloads import Bodies, GrpcMessages
 
     url = urlparse(target.http_url)
     log(f"calibrating: {seconds:.0f}s of single votes on each path (32 in flight)")

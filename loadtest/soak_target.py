@@ -48,7 +48,7 @@ class OwnInstance:
     """Our own `serve run` with what `make run` ships, and its topics; removed at the end."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from bench import serve_instance
+        from bench.harness import serve_instance
         from devkit.names import RunNames
         from serve_app.serve_env import SERVE_ENV
 
@@ -108,7 +108,7 @@ class OwnInstance:
         )
 
     def stop(self, keep_data: bool = False) -> None:
-        from bench.common import drop_mongo_database
+        from bench.harness.stores import drop_mongo_database
         from devkit.kafka import delete_topics
 
         self.serve.stop()

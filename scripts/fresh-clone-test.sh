@@ -56,7 +56,7 @@ git clone --quiet --branch "$branch" --single-branch "$repo" "$clone"
 say "cloned $branch ($(git -C "$clone" log -1 --format='%h %s' | cut -c1-72)) into $clone"
 
 # Rust's toolchain is installed per user (rustup): keep pointing at it, as at Go's GOROOT, while
-# crates download into the clone's own cache (bench/seed_peers.py sets CARGO_HOME).
+# crates download into the clone's own cache (bench/peers/seed_toolchains.py sets CARGO_HOME).
 rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
 
 # Nothing from the real home folder or the caller's Ray/votes settings reaches the run.

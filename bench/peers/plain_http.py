@@ -1,4 +1,5 @@
-"""What a user would write without Ray: uvicorn + Starlette, validate with `Vote`, produce with acks.
+"""What a user would write without Ray: uvicorn + Starlette, validate with `Vote`, produce with
+acks.
 
     .venv/bin/python -m uvicorn bench.peers.plain_http:app --port 38001 --no-access-log
 

@@ -81,7 +81,7 @@ def accept(vote: Vote, source: Source, now: datetime | None = None) -> VoteRecor
     """Turn a validated vote into the record we produce: assign vote_id and received_at."""
     # model_construct skips re-validation: every field comes from a validated Vote, a fresh
     # uuid4, an aware datetime or the Source literal. Validating again cost ~40% of the ingress
-    # CPU per vote in a batch (bench.hotpath); tests check the result validates.
+    # CPU per vote in a batch (bench.tools.hotpath); tests check the result validates.
     return VoteRecord.model_construct(
         vote_id=vote.vote_id or new_vote_id(),
         name=vote.name,

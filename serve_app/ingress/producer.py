@@ -114,7 +114,8 @@ class VoteProducer:
             return
         loop = asyncio.get_running_loop()
         # One future per call, settled by the last acknowledgement or the first error, not one
-        # per record (bench.hotpath); the poller settles a poll's calls together (_Settlements).
+        # per record (bench.tools.hotpath); the poller settles a poll's calls together
+        # (_Settlements).
         all_delivered: asyncio.Future[None] = loop.create_future()
         on_delivery = _DeliveryReport(loop, all_delivered, len(records), self._settlements)
         for produced, record in enumerate(records):
@@ -170,7 +171,7 @@ class VoteProducer:
 
 def _name_os_thread(name: str) -> None:
     """Name the calling thread for the OS (Linux; Python 3.11 does not), so that per-thread CPU
-    (top -H, /proc, bench.ingress_cost) shows it apart from the event loop's thread."""
+    (top -H, /proc, bench.tools.ingress_cost) shows it apart from the event loop's thread."""
     try:
         ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # 15: PR_SET_NAME
     except (OSError, AttributeError):  # not Linux

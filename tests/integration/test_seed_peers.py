@@ -1,4 +1,4 @@
-"""The seed peers (bench/seed_peers.py) against the real broker: what they accept reaches Kafka.
+"""The seed peers (bench/peers/seed*.py) against the real broker: what they accept reaches Kafka.
 
 Compiles nothing: a peer that `make bench-peers` has not built from the current sources is
 skipped with the reason. Each test runs its peers on a Kafka topic of its own.
@@ -14,9 +14,9 @@ import grpc
 import httpx
 import pytest
 
-from bench import seed_peers
-from bench.common import Proc, topic_records
-from devkit.kafka import create_topics, delete_topics, read_all
+from bench.harness.processes import Proc
+from bench.peers import seed, seed_build
+from devkit.kafka import create_topics, delete_topics, read_all, topic_records
 from devkit.names import RunNames, new_run_id
 from devkit.net import free_port
 from serve_app.domain.votes import _HEADERS, decode_record, encode_record
@@ -29,7 +29,7 @@ CALL_TIMEOUT_S = 15.0
 
 
 def binary_or_skip(name: str) -> Path:
-    binary = seed_peers.built(name)
+    binary = seed_build.built(name)
     if isinstance(binary, str):
         pytest.skip(binary)
     return binary
@@ -54,7 +54,7 @@ def peers(tmp_path: Path) -> Iterator[list[Proc]]:
 
 def start(peers: list[Proc], tmp_path: Path, name: str, **kwargs: Any) -> tuple[Proc, int]:
     port = free_port()
-    proc = seed_peers.start(
+    proc = seed.start(
         name,
         port=port,
         binary=binary_or_skip(name),

@@ -1,9 +1,10 @@
-"""bench.profile folds py-spy's raw stacks into own time and layers (no py-spy needed here)."""
+"""bench.harness.profile folds py-spy's raw stacks into own time and layers (no py-spy needed
+here)."""
 
 from __future__ import annotations
 
-from bench.common import ROOT
-from bench.profile import fold, markdown
+from bench.harness.env import ROOT
+from bench.harness.profile import fold, markdown
 
 RAW = [
     # root first, leaf last, then the sample count (py-spy --format raw)
@@ -12,7 +13,10 @@ RAW = [
         "validate_python (/x/site-packages/pydantic/main.py:10) 6"
     ),
     f"_run (/usr/lib/python3.11/asyncio/events.py:80);send ({ROOT}/serve_app/producer.py:120) 3",
-    "_run (/usr/lib/python3.11/asyncio/events.py:80);select (/usr/lib/python3.11/selectors.py:468) 1",
+    (
+        "_run (/usr/lib/python3.11/asyncio/events.py:80);select "
+        "(/usr/lib/python3.11/selectors.py:468) 1"
+    ),
     "not a stack line",
 ]
 

@@ -1,4 +1,5 @@
-"""bench.report renders a run (fake data) into latest.md, latest.json and the chart."""
+"""bench.harness.report.latest renders a run (fake data) into latest.md, latest.json and the
+chart."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.report import comparisons, markdown, write_reports
-from bench.targets import evaluate_targets
+from bench.harness.report.comparisons import comparisons
+from bench.harness.report.latest import markdown, write_reports
+from bench.harness.targets import evaluate_targets
 
 
 def scenario(
@@ -139,7 +141,8 @@ def test_the_report_shows_the_new_sections_with_intervals() -> None:
         "no clear difference (95% CI" in text
     )
     assert (
-        "- single votes, plain Python servers without Ray: HTTP 1,500 vs gRPC 1,200 votes/s: HTTP is 1.25x "
+        "- single votes, plain Python servers without Ray: HTTP 1,500 vs gRPC 1,200 votes/s: HTTP "
+        "is 1.25x "
         "faster (95% CI" in text
     )
     assert "- seed_rust_http: skipped: cargo is not installed" in text

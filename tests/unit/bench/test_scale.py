@@ -1,4 +1,5 @@
-"""bench.scale's pure parts: efficiency, CPU shares, tables, load-generator sizing, arguments."""
+"""`make bench-scale`'s pure parts (bench/scenarios/scale, its report, the fleet): efficiency,
+CPU shares, tables, load-generator sizing, arguments."""
 
 from __future__ import annotations
 
@@ -6,15 +7,9 @@ from typing import Any
 
 import pytest
 
-from bench.loadgen import LoadResult
-from bench.scale import (
-    ingress_actor_options,
-    make_plan,
-    parse_args,
-    replicas_up_in_stat,
-)
-from bench.scale_load import concurrency_per_process, loadgen_processes, merge
-from bench.scale_report import (
+from bench.harness.fleet import concurrency_per_process, loadgen_processes, merge
+from bench.harness.loadgen import LoadResult
+from bench.harness.report.scale import (
     add_efficiency,
     caveats,
     cpu_shares,
@@ -25,6 +20,8 @@ from bench.scale_report import (
     point_cpu,
     saturation_reading,
 )
+from bench.scenarios.scale.options import make_plan, parse_args
+from bench.scenarios.scale.serving import ingress_actor_options, replicas_up_in_stat
 
 # ---- efficiency and CPU ------------------------------------------------------------------
 
@@ -310,7 +307,8 @@ def test_saturation_by_other_sessions_is_not_read_as_scale_out() -> None:
     assert saturation_reading([loaded], cores=2) == [
         (
             "- grpc_batch: at 1 replica the machine's 2 cores are 99% busy: this benchmark 20% "
-            "(ingress replicas 20%), other processes 79%: saturated by other processes' load, not by "
+            "(ingress replicas 20%), other processes 79%: saturated by other processes' load, not "
+            "by "
             "scale-out; re-run on a quiet machine to read this series."
         )
     ]

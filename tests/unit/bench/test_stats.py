@@ -1,10 +1,11 @@
-"""bench.stats: bootstrap intervals of ratios of medians, and the verdict the report prints."""
+"""bench.harness.stats: bootstrap intervals of ratios of medians, and the verdict the report
+prints."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.stats import bootstrap, ratio_ci, verdict
+from bench.harness.stats import bootstrap, ratio_ci, verdict
 
 
 def test_a_clear_difference_has_an_interval_above_one() -> None:

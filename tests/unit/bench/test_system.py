@@ -1,11 +1,12 @@
-"""bench.system: the lag-bounded load's decisions and the window interpolation (no services)."""
+"""bench.scenarios.system: the lag-bounded load's decisions and the window interpolation (no
+services)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.loadgen import Pacer
-from bench.system import LagBound, _at
+from bench.harness.loadgen import Pacer
+from bench.scenarios.system import LagBound, _at
 
 
 def bound() -> LagBound:

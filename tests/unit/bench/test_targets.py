@@ -1,10 +1,10 @@
-"""bench.targets: issue 16's targets from a run's scenarios (fake data, no services)."""
+"""bench.harness.targets: issue 16's targets from a run's scenarios (fake data, no services)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.targets import evaluate_targets, mode_suffixes
+from bench.harness.targets import evaluate_targets, mode_suffixes
 
 
 def scenario(

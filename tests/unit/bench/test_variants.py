@@ -1,5 +1,6 @@
-"""bench: a scenario under two values of an app setting (--batch-transactions, --persist-write-concerns),
-their repeats interleaved in one run, the ratio in the report, the targets judging the baseline only."""
+"""bench.harness.variants: a scenario under two values of an app setting (--batch-transactions,
+--persist-write-concerns), their repeats interleaved in one run, the ratio in the report, the
+targets judging the baseline only."""
 
 from __future__ import annotations
 
@@ -11,20 +12,15 @@ from typing import Any
 
 import pytest
 
-from bench.report import markdown, variant_lines
-from bench.run import (
-    BATCH_TRANSACTIONS,
-    Bench,
-    batch_transactions,
-    estimate_s,
-    group_of,
-    interleaved,
-    make_plan,
-    order_scenarios,
-    parse_args,
-    selected,
-)
-from bench.targets import evaluate_targets
+from bench.harness.cli import parse_args
+from bench.harness.plan import estimate_s, group_of, make_plan, order_scenarios, selected
+from bench.harness.report.comparisons import variant_lines
+from bench.harness.report.latest import markdown
+from bench.harness.results import merged
+from bench.harness.runner import Bench
+from bench.harness.targets import evaluate_targets
+from bench.harness.variants import BATCH_TRANSACTIONS, batch_transactions, interleaved
+from bench.scenarios.serve_ingest import serve_ingest_only
 from tests.unit.bench.test_report import fake_run
 
 CONFIG = {"applications": [{"deployments": []}]}
@@ -140,7 +136,7 @@ def test_the_batch_variant_runs_on_a_second_app_its_repeats_interleaved(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     bench, started, measured = fake_bench(["--repeats", "5", "--context-repeats", "3"])
-    bench.serve_ingest_only(["serve_http_batch_ingest"], "haproxy")
+    serve_ingest_only(bench, ["serve_http_batch_ingest"], "haproxy")
     numbered = [
         line.split("] ", 1)[1].split(":")[0]
         for line in capsys.readouterr().out.splitlines()
@@ -184,7 +180,7 @@ def test_the_batch_variant_runs_on_a_second_app_its_repeats_interleaved(
 
 def test_one_value_measures_the_baseline_alone_on_one_app() -> None:
     bench, started, measured = fake_bench(["--repeats", "3", "--batch-transactions", "off"])
-    bench.serve_ingest_only(["serve_http_batch_ingest"], "haproxy")
+    serve_ingest_only(bench, ["serve_http_batch_ingest"], "haproxy")
     assert started == [
         {"app": "ingest", "settings": {"kafka_batch_transactions": False}, "beside": False}
     ]
@@ -266,7 +262,7 @@ def test_the_targets_judge_the_baseline_and_still_see_a_variants_errors() -> Non
 
 def test_a_variant_app_that_does_not_start_leaves_the_baseline_measured() -> None:
     bench, _started, measured = fake_bench(["--repeats", "3"], fail_beside=True)
-    bench.serve_ingest_only(["serve_http_batch_ingest"], "haproxy")
+    serve_ingest_only(bench, ["serve_http_batch_ingest"], "haproxy")
     assert measured == [(BASE, 8001)] * 3
     failed, base = bench.scenarios
     assert failed["name"] == f"{VARIANT} (failed)" and "the process exited" in failed["failure"]
@@ -282,4 +278,4 @@ def test_merge_drops_a_variants_old_failure_once_its_group_ran_again(tmp_path: P
     (tmp_path / "latest.json").write_text(json.dumps(previous))
     bench = Bench(parse_args(["--merge", "--no-profile", "--out", str(tmp_path)]))
     bench.scenarios = [{"name": BASE, "votes_per_s": 20.0}, {"name": VARIANT, "votes_per_s": 25.0}]
-    assert [s["name"] for s in bench.merged({}, {})] == [BASE, VARIANT]
+    assert [s["name"] for s in merged(bench, {}, {})] == [BASE, VARIANT]

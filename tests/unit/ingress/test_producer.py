@@ -188,7 +188,8 @@ def test_accepting_a_large_batch_hands_the_event_loop_back() -> None:
 
 
 def test_the_poller_thread_is_named_for_per_thread_cpu() -> None:
-    """bench.ingress_cost and `top -H` tell the poller's CPU apart from the event loop's by name."""
+    """bench.tools.ingress_cost and `top -H` tell the poller's CPU apart from the event loop's by
+    name."""
     producer = VoteProducer(SETTINGS)
     try:
         comm = Path(f"/proc/self/task/{producer._poller.native_id}/comm")
