@@ -177,8 +177,16 @@ def main() -> int:
         action="store_true",
         help="with --load: also a run losing a worker pod and one losing the head",
     )
-    # 20 s: about 25,000 votes; FerretDB's count of a much larger vote log restarted it.
-    parser.add_argument("--load-seconds", type=float, default=20.0, help="locust's run time")
+    # 35 + 20 + 20 s: ~60,000 votes in all; FerretDB (512 MiB) restarted near 130,000.
+    parser.add_argument(
+        "--steady-seconds",
+        type=float,
+        default=35.0,
+        help=f"locust's run time, no pod lost (it must send {node_load.MIN_STEADY_VOTES:,} votes)",
+    )
+    parser.add_argument(
+        "--load-seconds", type=float, default=20.0, help="locust's run time losing a pod"
+    )
     parser.add_argument("--load-users", type=int, default=20, help="locust's users")
     args = parser.parse_args()
     if (args.load and not args.app) or (args.pod_loss and not args.load):

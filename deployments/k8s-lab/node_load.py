@@ -23,6 +23,8 @@ from node_counts import counts, mismatches, wait_drained
 
 RECOVERY_TIMEOUT_S = 300  # to Ready again, and to the probe accepted
 PROBE = {"name": "k8s-lab-probe", "album": "pod loss", "year": 2026, "rank": 1}
+# The issue's proof: the run without a pod loss sends at least this many votes.
+MIN_STEADY_VOTES = 20_000
 
 
 def env_value(text: str, key: str) -> str:
@@ -179,8 +181,10 @@ def lose_pod(the_lab: lab.Lab, t: Target, node_type: str) -> tuple[float | None,
     return time.monotonic() - started, probe
 
 
-def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None) -> list[str]:
-    """One bounded locust run (optionally losing a pod mid-load), reconciled against the stores."""
+def run_once(
+    the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None, seconds: float
+) -> list[str]:
+    """One locust run of `seconds` (optionally losing a pod mid-load), reconciled exactly."""
     sys.path.insert(0, str(lab.REPO))  # loadtest is a package of the repository
     from loadtest import run as loadtest_run
 
@@ -199,7 +203,7 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
             "--spawn-rate",
             str(args.load_users),
             "--run-time",
-            f"{args.load_seconds:.0f}s",
+            f"{seconds:.0f}s",
             "--think-time",
             "0",
             "--stop-timeout",
@@ -217,7 +221,7 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
     command = lab.in_netns(loadtest_run.locust_command(options, tally_file))
     env = {**lab.lab_env(), "PYTHONPATH": str(lab.REPO), "VOTES_WRITE_TOKEN": t.write_token}
     lab.log(
-        f"locust: {args.load_users} users, {args.load_seconds:.0f}s, HTTP and gRPC, "
+        f"locust: {args.load_users} users, {seconds:.0f}s, HTTP and gRPC, "
         f"against {t.serve_ip}:8000 and :9000"
     )
     started = time.monotonic()
@@ -225,9 +229,9 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
     probe, recovery_s = None, None
     try:
         if lose:
-            time.sleep(args.load_seconds / 3)  # mid-load: locust is at full speed by then
+            time.sleep(seconds / 3)  # mid-load: locust is at full speed by then
             recovery_s, probe = lose_pod(the_lab, t, lose)
-        code = locust.wait(timeout=args.load_seconds + 300)
+        code = locust.wait(timeout=seconds + 300)
     finally:
         if locust.poll() is None:
             locust.terminate()
@@ -255,6 +259,11 @@ def run_once(the_lab: lab.Lab, t: Target, name: str, args: Any, lose: str | None
     for key, row in loadtest_run.read_locust_stats(out).items():
         print(f"  {key:40} {row}")
     failures = [f"{name}: {m}" for m in mismatches(accepted, increase, int(tally["in_doubt"]))]
+    if lose is None and accepted < MIN_STEADY_VOTES:
+        failures.append(
+            f"{name}: {accepted} votes, fewer than the {MIN_STEADY_VOTES:,} the proof sends: "
+            "raise --steady-seconds"
+        )
     print(
         f"  {'EXACT' if not failures else 'MISMATCH'}: accepted {accepted}, Kafka vote_ids "
         f"{increase.kafka}, Redis {increase.redis}, FerretDB {increase.mongo}, "
@@ -297,10 +306,10 @@ def run_load(the_lab: lab.Lab, args: Any) -> list[str]:
     t = target(the_lab)
     failures = dashboard(the_lab, t)
     try:
-        failures += run_once(the_lab, t, "steady", args, None)
+        failures += run_once(the_lab, t, "steady", args, None, args.steady_seconds)
         if args.pod_loss and not failures:
-            failures += run_once(the_lab, t, "worker-loss", args, "worker")
-            failures += run_once(the_lab, t, "head-loss", args, "head")
+            failures += run_once(the_lab, t, "worker-loss", args, "worker", args.load_seconds)
+            failures += run_once(the_lab, t, "head-loss", args, "head", args.load_seconds)
             failures += dashboard(the_lab, t)
     except lab.LabError:
         node_app.show_failing_containers(the_lab)
