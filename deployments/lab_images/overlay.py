@@ -37,7 +37,9 @@ DROPPED_API_GROUPS = {"kafka.strimzi.io", "gateway.networking.k8s.io"}
 DROPPED_NAMES = {
     ("ConfigMap", "votes-mongo-init"),  # mongosh's init script; FerretDB makes its user itself
     ("NetworkPolicy", "votes-prometheus"),
+    ("NetworkPolicy", "votes-prometheus-egress"),
     ("NetworkPolicy", "votes-grafana"),
+    ("NetworkPolicy", "votes-grafana-egress"),
 }
 DROPPED_PREFIXES = ("votes-prometheus", "votes-grafana")
 

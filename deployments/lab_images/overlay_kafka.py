@@ -204,4 +204,24 @@ def kafka_docs(kafka_dir: Path, namespace: str) -> list[dict[str, Any]]:
                 ],
             },
         },
+        {
+            # The setup Job's way out (the namespace denies egress): the SCRAM listener.
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": f"{SETUP_CONFIGMAP}-egress",
+                "namespace": namespace,
+                "labels": setup_labels,
+            },
+            "spec": {
+                "podSelector": {"matchLabels": setup_labels},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"podSelector": {"matchLabels": labels}}],
+                        "ports": [{"port": port, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        },
     ]
