@@ -83,11 +83,11 @@ def set_image(container: dict[str, Any], ref: str) -> None:
     container["imagePullPolicy"] = "Never"
 
 
-def shm_volume(pod_spec: dict[str, Any], size_bytes: int) -> None:
-    """The object store's /dev/shm, as large as the object store (as in deployments/k8s)."""
+def shm_volume(pod_spec: dict[str, Any], object_store_bytes: int) -> None:
+    """The object store's /dev/shm, with the headroom over it deployments/k8s leaves."""
     for volume in pod_spec.get("volumes") or []:
         if volume["name"] == "shared-mem":
-            volume["emptyDir"]["sizeLimit"] = f"{size_bytes // (1024 * 1024)}Mi"
+            volume["emptyDir"]["sizeLimit"] = manifests.shm_size(object_store_bytes)
 
 
 def lab_rayservice(doc: dict[str, Any]) -> None:

@@ -41,6 +41,7 @@ from deployments.manifests.kustomize import (
     render_kustomization,
 )
 from deployments.manifests.names import IMAGE_REPOSITORY
+from deployments.manifests.pods import shm_size
 from deployments.manifests.sources import load_config, ray_version
 from deployments.manifests.yaml_text import dump_all_yaml, dump_yaml
 
@@ -59,4 +60,5 @@ __all__ = [
     "parse_env_file",
     "ray_version",
     "render_kustomization",
+    "shm_size",
 ]

@@ -30,7 +30,8 @@ WORKER_MIN_REPLICAS = 2
 WORKER_MAX_REPLICAS = 4
 
 # Pod sizes (requests = limits) and the Ray object store in each; /dev/shm is a memory-backed
-# emptyDir of the object store's size, and counts against the container's memory limit.
+# emptyDir a little larger than the object store (shm_size), and counts against the container's
+# memory limit.
 HEAD_CPU, HEAD_MEMORY, HEAD_OBJECT_STORE = "1", "3Gi", "512Mi"
 WORKER_CPU, WORKER_MEMORY, WORKER_OBJECT_STORE = "2", "4Gi", "1Gi"
 AUTOSCALER_CPU, AUTOSCALER_MEMORY = "500m", "512Mi"
@@ -43,6 +44,17 @@ def quantity_bytes(quantity: str) -> int:
         if quantity.endswith(suffix):
             return int(quantity[: -len(suffix)]) * factor
     return int(quantity)
+
+
+# /dev/shm over the object store: the store's file takes exactly its size, and anything else
+# writing to /dev/shm (Python's multiprocessing in a replica, a library's shared memory) must not
+# fill the tmpfs, where a write past the limit is a SIGBUS in whichever process touches it next.
+SHM_HEADROOM = 0.25
+
+
+def shm_size(object_store_bytes: int) -> str:
+    """The sizeLimit of /dev/shm for an object store of that many bytes (SHM_HEADROOM over it)."""
+    return f"{int(object_store_bytes * (1 + SHM_HEADROOM)) // 2**20}Mi"
 
 
 def ray_container(
@@ -141,7 +153,13 @@ def pod_template(
         "terminationGracePeriodSeconds": grace_s,
         "containers": [container],
         "volumes": [
-            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": object_store}}
+            {
+                "name": SHM_VOLUME,
+                "emptyDir": {
+                    "medium": "Memory",
+                    "sizeLimit": shm_size(quantity_bytes(object_store)),
+                },
+            }
         ],
     }
     if component == "ray-worker":

@@ -4,9 +4,10 @@
 - 2 VoteIngress replicas at least, one per Ray node, on 2 worker pods at least, spread over nodes;
   the head out of the Serve Service; the differences from `make run` made in one place;
 - the Ray token in a Secret of its own;
-- /dev/shm sized to the object store, Serve logs on stderr, a termination grace period longer than
-  Serve's drain, Grafana's plugin installed before Grafana starts;
-- the sizing table of docs/kubernetes.md adds up to the requests in the manifests.
+- /dev/shm with room over the object store, Serve logs on stderr, a termination grace period
+  longer than Serve's drain, Grafana's plugin installed before Grafana starts;
+- the sizing table of docs/kubernetes.md adds up to the requests in the manifests, upgrade surge
+  included.
 
 Offline (devkit/k8s_validation/); Ray Serve's own constants are read from the installed Ray.
 """
@@ -208,20 +209,39 @@ def test_termination_grace_outlasts_the_drain_and_graceful_shutdown() -> None:
         assert drain_and_shutdown + stop_grace < grace
 
 
-def test_dev_shm_is_memory_of_the_object_store_size() -> None:
-    cluster = _cluster()
-    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
-    for group in groups:
+# /dev/shm over the object store, at least (deployments/manifests/pods.py, SHM_HEADROOM): the store
+# fills its own size exactly, and a full tmpfs is a SIGBUS, not an error.
+SHM_MARGIN = 0.2
+
+
+def shm_and_store(docs: list[dict[str, Any]]) -> list[tuple[str, int, int, int]]:
+    """(group, /dev/shm sizeLimit, object-store-memory, memory limit) of each Ray pod template."""
+    cluster = one(docs, "RayService")["spec"]["rayClusterConfig"]
+    found = []
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         spec = group["template"]["spec"]
-        (container,) = spec["containers"]
+        container = spec["containers"][0]
         (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
         (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
         assert volume["emptyDir"]["medium"] == "Memory"
-        store = int(group["rayStartParams"]["object-store-memory"])
-        assert quantity_bytes(volume["emptyDir"]["sizeLimit"]) == store
+        found.append(
+            (
+                group.get("groupName", "head"),
+                quantity_bytes(volume["emptyDir"]["sizeLimit"]),
+                int(group["rayStartParams"]["object-store-memory"]),
+                quantity_bytes(container["resources"]["limits"]["memory"]),
+            )
+        )
+    return found
+
+
+def test_dev_shm_is_memory_with_room_over_the_object_store() -> None:
+    lab = kv.render_layout(REPO.root / "deployments" / "k8s-lab" / "overlay").docs
+    for group, shm, store, limit in shm_and_store(main_docs()) + shm_and_store(lab):
+        assert shm >= store * (1 + SHM_MARGIN), f"{group}: /dev/shm {shm} for a store of {store}"
         # tmpfs pages count against the container's memory limit: leave room for the processes.
-        limit = quantity_bytes(container["resources"]["limits"]["memory"])
-        assert store <= limit // 3
+        assert store <= limit // 3, group
+        assert shm <= limit // 2, group
 
 
 def test_serve_logs_to_stderr() -> None:
@@ -322,6 +342,13 @@ def docs_sizing() -> dict[str, tuple[int, float, float]]:
     )
     assert totals, "docs/kubernetes.md: the sizing table's **total** row"
     rows["total"] = (int(totals.group(1)), float(totals.group(2)), float(totals.group(3)))
+    surge = re.search(
+        r"\|\s*\*\*surge\*\*\s*\|\s*\*\*\+(\d+)\*\*\s*\|\s*\*\*\+([\d.]+)\*\*\s*\|"
+        r"\s*\*\*\+([\d.]+) GiB",
+        section[1],
+    )
+    assert surge, "docs/kubernetes.md: the sizing table's **surge** row (a second Ray cluster)"
+    rows["surge"] = (int(surge.group(1)), float(surge.group(2)), float(surge.group(3)))
     return rows
 
 
@@ -329,6 +356,7 @@ def test_the_sizing_in_the_docs_adds_up_to_the_manifests() -> None:
     wanted = manifest_sizing()
     written = docs_sizing()
     total = written.pop("total")
+    surge = written.pop("surge")
     assert set(written) == set(wanted), "every part with requests, and only those"
     for part, (pods, cpu, memory) in wanted.items():
         doc_pods, doc_cpu, doc_memory = written[part]
@@ -338,6 +366,12 @@ def test_the_sizing_in_the_docs_adds_up_to_the_manifests() -> None:
     assert total[0] == sum(p for p, _, _ in wanted.values())
     assert abs(total[1] - sum(p * c for p, c, _ in wanted.values())) < 0.01
     assert abs(total[2] - sum(p * m for p, _, m in wanted.values())) < 0.01
+    # A rayClusterConfig change runs a second Ray cluster (head and minReplicas workers) beside
+    # the first until KubeRay switches the Service over: the cluster needs room for both.
+    ray = [wanted["ray-head"], wanted["ray-worker"]]
+    assert surge[0] == sum(p for p, _, _ in ray), "surge: pods of a second Ray cluster"
+    assert abs(surge[1] - sum(p * c for p, c, _ in ray)) < 0.01, f"surge CPU {surge[1]}"
+    assert abs(surge[2] - sum(p * m for p, _, m in ray)) < 0.01, f"surge memory {surge[2]}"
 
 
 def test_kuberay_labels_helper_models_worker_pods() -> None:
