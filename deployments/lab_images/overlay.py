@@ -112,9 +112,10 @@ def lab_rayservice(doc: dict[str, Any]) -> None:
 
 
 def lab_redis(doc: dict[str, Any]) -> None:
-    container = only_container(doc)
-    set_image(container, services.REDIS.ref)
-    container["resources"] = copy.deepcopy(REDIS)
+    """The lab's Redis image for the server and for the init container writing its ACL file."""
+    for container in containers(doc["spec"]["template"]["spec"]):
+        set_image(container, services.REDIS.ref)
+    only_container(doc)["resources"] = copy.deepcopy(REDIS)
 
 
 def lab_mongo(doc: dict[str, Any]) -> None:
