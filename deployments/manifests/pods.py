@@ -115,6 +115,7 @@ def ray_container(
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
+        "securityContext": restricted_container(),
         "ports": ports,
         "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}],
         "env": env,
@@ -143,6 +144,27 @@ def ray_container(
 
 SHM_VOLUME = "shared-mem"
 
+# Pod Security Standards, `restricted` (the namespace enforces it: deployments/k8s/namespace.yaml).
+# The Ray image's user is `ray`, uid 1000, group `users` (100); a user name is not enough for
+# runAsNonRoot (the kubelet cannot check it), hence the numbers.
+RAY_UID, RAY_GID = 1000, 100
+
+
+def restricted_container() -> dict[str, Any]:
+    """A container securityContext of the `restricted` profile (with the pod's)."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def restricted_pod(uid: int, gid: int) -> dict[str, Any]:
+    """A pod securityContext of the `restricted` profile, running as uid:gid."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "fsGroup": gid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
 
 def pod_template(
     component: str, container: dict[str, Any], *, object_store: str, grace_s: int
@@ -150,6 +172,9 @@ def pod_template(
     spec: dict[str, Any] = {
         # Autoscaler v2 wants Ray pods that are replaced, not restarted in place.
         "restartPolicy": "Never",
+        # KubeRay copies the Ray container's securityContext to the init container it injects
+        # (and the GCS cleanup Job keeps the pod's): both pass the `restricted` profile too.
+        "securityContext": restricted_pod(RAY_UID, RAY_GID),
         "terminationGracePeriodSeconds": grace_s,
         "containers": [container],
         "volumes": [
