@@ -98,17 +98,20 @@ def lab_rayservice(doc: dict[str, Any]) -> None:
     del cluster["autoscalerOptions"]
     head = cluster["headGroupSpec"]
     head["rayStartParams"]["object-store-memory"] = str(RAY_OBJECT_STORE_BYTES)
-    (head_container,) = head["template"]["spec"]["containers"]
-    set_image(head_container, base.VOTES.ref)
-    head_container["resources"] = copy.deepcopy(RAY_HEAD)
-    shm_volume(head["template"]["spec"], RAY_OBJECT_STORE_BYTES)
+    lab_ray_pod(head["template"]["spec"], RAY_HEAD)
     for group in cluster["workerGroupSpecs"]:
         group["rayStartParams"]["object-store-memory"] = str(RAY_OBJECT_STORE_BYTES)
         group["rayStartParams"]["num-cpus"] = RAY_WORKER_CPUS
-        for container in containers(group["template"]["spec"]):
-            set_image(container, base.VOTES.ref)
-            container["resources"] = copy.deepcopy(RAY_WORKER)
-        shm_volume(group["template"]["spec"], RAY_OBJECT_STORE_BYTES)
+        lab_ray_pod(group["template"]["spec"], RAY_WORKER)
+
+
+def lab_ray_pod(pod_spec: dict[str, Any], ray_resources: dict[str, Any]) -> None:
+    """The lab's image on every container (Ray's and the log sidecar), the lab's size on Ray's:
+    the first container, as KubeRay counts them."""
+    for container in containers(pod_spec):
+        set_image(container, base.VOTES.ref)
+    pod_spec["containers"][0]["resources"] = copy.deepcopy(ray_resources)
+    shm_volume(pod_spec, RAY_OBJECT_STORE_BYTES)
 
 
 def lab_redis(doc: dict[str, Any]) -> None:

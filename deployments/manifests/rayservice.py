@@ -197,6 +197,8 @@ RAYSERVICE_NOTES = """\
 #   Services select on those, and a template value would override KubeRay's on the pod.
 # - Settings come from ConfigMap votes-config, Secret votes-secrets (only the keys named below) and
 #   Strimzi's Secret votes-app (Kafka password); the Ray token from Secret votes-ray-token.
+# - Logs: Serve writes its logs to files under /tmp/ray; the container `serve-logs` of each Ray pod
+#   follows them on its stdout (`kubectl logs POD -c serve-logs`).
 """
 
 

@@ -4,8 +4,8 @@
 - 2 VoteIngress replicas at least, one per Ray node, on 2 worker pods at least, spread over nodes;
   the head out of the Serve Service; the differences from `make run` made in one place;
 - the Ray token in a Secret of its own;
-- /dev/shm with room over the object store, Serve logs on stderr, a termination grace period
-  longer than Serve's drain, Grafana's plugin installed before Grafana starts;
+- /dev/shm with room over the object store, Serve logs on a sidecar's stdout, a termination
+  grace period longer than Serve's drain, Grafana's plugin installed before Grafana starts;
 - the sizing table of docs/kubernetes.md adds up to the requests in the manifests, upgrade surge
   included.
 
@@ -15,7 +15,14 @@ Offline (devkit/k8s_validation/); Ray Serve's own constants are read from the in
 from __future__ import annotations
 
 import copy
+import os
+import queue
 import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,7 +30,7 @@ import yaml
 from deployments.manifests.kustomize import parse_env_file
 from deployments.manifests.names import RAY_AUTH_TOKEN_KEY, SECRET
 from deployments.manifests.overrides import KUBERNETES_OVERRIDES, SERVE_START_ANNOTATION
-from deployments.manifests.pods import quantity_bytes
+from deployments.manifests.pods import LOG_SIDECAR, quantity_bytes
 from deployments.manifests.rayservice import rayservice
 from deployments.manifests.shutdown import (
     SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S,
@@ -244,12 +251,77 @@ def test_dev_shm_is_memory_with_room_over_the_object_store() -> None:
         assert shm <= limit // 2, group
 
 
-def test_serve_logs_to_stderr() -> None:
-    for container in [head_container(_rayservice()), *worker_containers(_rayservice())]:
-        env = _env(container)
-        assert env["RAY_SERVE_LOG_TO_STDERR"] == "1"
-        # RAY_SERVE_THROUGHPUT_OPTIMIZED turns it off by default: ours must be set explicitly.
-        assert env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1"
+def _ray_pod_specs() -> dict[str, dict[str, Any]]:
+    cluster = _cluster()
+    specs = {"head": cluster["headGroupSpec"]["template"]["spec"]}
+    for group in cluster["workerGroupSpecs"]:
+        specs[group["groupName"]] = group["template"]["spec"]
+    return specs
+
+
+def test_serve_logs_reach_kubectl_logs_through_a_sidecar() -> None:
+    """Serve writes its logs (controller, proxies, replicas, and with RAY_SERVE_LOG_TO_STDERR=0
+    a replica's prints) to files under /tmp/ray; stderr would be the Ray worker process's, another
+    file there. A sidecar of each Ray pod shares /tmp/ray and follows them on its stdout."""
+    for role, spec in _ray_pod_specs().items():
+        ray, *others = spec["containers"]
+        assert ray["name"].startswith("ray-"), f"{role}: KubeRay takes the first container"
+        env = _env(ray)
+        assert env["RAY_SERVE_LOG_TO_STDERR"] == "0", role
+        assert env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1", role
+        (sidecar,) = [c for c in others if c["name"] == LOG_SIDECAR]
+        assert sidecar["image"] == ray["image"], "an image we build already"
+        shared = {m["name"]: m["mountPath"] for m in ray["volumeMounts"]}
+        (mount,) = sidecar["volumeMounts"]
+        assert shared.get(mount["name"]) == mount["mountPath"] == "/tmp/ray", role
+        assert sidecar["command"][-1] == mount["mountPath"], "the script's folder argument"
+        assert "session_latest/logs/serve/*.log" in sidecar["command"][2], role
+
+
+def _sidecar_command() -> list[str]:
+    (sidecar,) = [c for c in _ray_pod_specs()["head"]["containers"] if c["name"] == LOG_SIDECAR]
+    return list(sidecar["command"])
+
+
+def test_the_sidecar_follows_replica_logs_that_appear_later_and_rotate(tmp_path: Path) -> None:
+    """The sidecar's own script, run by sh on a folder laid out as Ray's session: a replica's log
+    file made after it starts is followed from its first line, and through a rotation."""
+    command = _sidecar_command()
+    command[-1] = str(tmp_path)
+    serve = tmp_path / "session_2026-01-01_00-00-00_000000_1" / "logs" / "serve"
+    serve.mkdir(parents=True)
+    (tmp_path / "session_latest").symlink_to(serve.parents[1].name)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, start_new_session=True, bufsize=1
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True
+    ).start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if text in lines.get(timeout=0.5):
+                    return
+            except queue.Empty:
+                continue
+        raise AssertionError(f"the sidecar never printed {text!r}")
+
+    try:
+        replica = serve / "replica_votes_VoteIngress_abc123.log"
+        replica.write_text("INFO replica started\n")
+        wait_for("replica started")
+        with replica.open("a") as log:
+            log.write("INFO vote accepted\n")
+        wait_for("vote accepted")
+        replica.rename(replica.with_name(replica.name + ".1"))  # RotatingFileHandler's rollover
+        replica.write_text("INFO after rotation\n")
+        wait_for("after rotation")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
 
 
 def test_grafana_has_its_redis_plugin_before_it_starts() -> None:
