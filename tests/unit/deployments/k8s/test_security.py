@@ -199,6 +199,10 @@ def outside_pods() -> dict[str, Pod]:
             {"gateway.envoyproxy.io/owning-gateway-name": "other"},
             namespace="envoy-gateway-system",
         ),
+        # A Gateway data plane run next to the Gateway, labelled with Gateway API's own label.
+        "gateway-in-namespace": Pod(
+            "votes-gateway", {"gateway.networking.k8s.io/gateway-name": "votes"}
+        ),
         # A Gateway also named `votes`, of another namespace: its routes are not ours.
         "gateway-of-another-namespace": Pod(
             "envoy-votes-elsewhere",
@@ -438,7 +442,7 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
             for backend in rule["backendRefs"]:
                 to(
                     f"Gateway -> {backend['name']}",
-                    ["gateway"],
+                    ["gateway", "gateway-in-namespace"],
                     f"{backend['name']}:{backend['port']}",
                 )
     locust = kv.one(kv.rendered("deployments/k8s/optional"), "Job")
