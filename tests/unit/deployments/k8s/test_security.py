@@ -3,8 +3,10 @@ least-privilege logins of the app, checked over the rendered manifests (deployme
 generated kuberay/rayservice.yaml).
 
 The NetworkPolicies are evaluated here the way the API defines them (policies add up; a pod that
-some policy selects for Ingress takes only what one of their rules allows; a named port resolves
-against the receiving pod's container ports). The pods they apply to are modelled from the
+some policy selects for Ingress takes only what one of their rules allows, and one selected for
+Egress opens only what one of theirs allows; a named port resolves against the receiving pod's
+container ports; an ipBlock matches addresses outside the pod network: the API server, the
+metadata server, the world). The pods they apply to are modelled from the
 manifests: Ray pods with the labels KubeRay gives them
 (tests/unit/deployments/k8s/test_kuberay_labels.py) and the container ports of the generated
 RayService, Strimzi's pods with Strimzi's labels and the Kafka CR's listener ports, the other pods
