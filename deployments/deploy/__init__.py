@@ -9,7 +9,8 @@
                     --kustomization DIR (default: <repo>/deployments/k8s; the lab's real
                     node uses deployments/k8s-lab/overlay)
     platform options: --kuberay-namespace, --strimzi-namespace, --gateway-namespace,
-                    --allow-from CIDR, --api-server CIDR (platform.py; the NetworkPolicies)
+                    --allow-from CIDR, --api-server CIDR, --dns CIDR (platform.py; the
+                    NetworkPolicies)
 
 The objects are exactly those of `kubectl apply -k deployments/k8s` (rendered by
 deployments.manifests), moved to --namespace. `apply` server-side-applies them in dependency order

@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CIDR",
         help="the API server's addresses, instead of any address but 169.254.0.0/16 (repeatable)",
     )
+    platform.add_argument(
+        "--dns",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also allow DNS to this range: a node-local DNS cache (NodeLocal DNSCache: "
+        "169.254.20.10/32; repeatable)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the objects; touch no cluster")
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="with --dry-run: print the YAML too"
@@ -143,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             gateway_namespace=args.gateway_namespace,
             allow_from=args.allow_from,
             api_server=args.api_server,
+            dns=args.dns,
         )
         apply_platform(rendered.docs, platform, args.namespace)
         if args.command == "apply":

@@ -13,6 +13,8 @@ address) says so with these options instead of an edited copy of the file:
                              their health checks that come from outside the cluster (repeatable;
                              GKE: 35.191.0.0/16 and 130.211.0.0/22)
     --api-server CIDR        the API server's addresses, instead of any address (repeatable)
+    --dns CIDR               also allow DNS (53) to these addresses: a node-local DNS cache
+                             (NodeLocal DNSCache listens on 169.254.20.10; repeatable)
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ STRIMZI_NAMESPACE = "strimzi"
 GATEWAY_NAMESPACE = "envoy-gateway-system"
 # Envoy Gateway's label on its data plane's pods: the namespace of the Gateway they serve (ours).
 OWNING_GATEWAY_NAMESPACE = "gateway.envoyproxy.io/owning-gateway-namespace"
-# The policy that opens the Serve ports to the way in.
+# The policy that opens the Serve ports to the way in, and the one for DNS.
 SERVE_POLICY = "votes-serve-from-gateway"
+DNS_POLICY = "votes-dns"
 # API server rules are the egress rules to an ipBlock on exactly these ports.
 API_SERVER_PORTS = {443, 6443}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -46,6 +49,7 @@ class Platform:
     gateway_namespace: str = GATEWAY_NAMESPACE
     allow_from: list[str] = field(default_factory=list)
     api_server: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
 
 
 def _namespace(option: str, name: str) -> str:
@@ -96,6 +100,7 @@ def apply_platform(docs: Sequence[dict[str, Any]], platform: Platform, namespace
     }
     allow_from = [_cidr("--allow-from", c) for c in platform.allow_from]
     api_server = [_cidr("--api-server", c) for c in platform.api_server]
+    dns = [_cidr("--dns", c) for c in platform.dns]
     _rename_namespaces(docs, renames)
     for policy in _policies(docs):
         for peer in _peers(policy):
@@ -106,9 +111,14 @@ def apply_platform(docs: Sequence[dict[str, Any]], platform: Platform, namespace
             for rule in policy["spec"].get("egress") or []:
                 if _is_api_server_rule(rule):
                     rule["to"] = [{"ipBlock": {"cidr": cidr}} for cidr in api_server]
-    if allow_from:
-        serve = [p for p in _policies(docs) if p["metadata"]["name"] == SERVE_POLICY]
-        if not serve:
-            raise DeployError(f"--allow-from: no NetworkPolicy {SERVE_POLICY} to add it to")
-        for rule in serve[0]["spec"]["ingress"]:
-            rule["from"] += [{"ipBlock": {"cidr": cidr}} for cidr in allow_from]
+    for option, cidrs, name, rules_key, peers_key in (
+        ("--allow-from", allow_from, SERVE_POLICY, "ingress", "from"),
+        ("--dns", dns, DNS_POLICY, "egress", "to"),
+    ):
+        if not cidrs:
+            continue
+        found = [p for p in _policies(docs) if p["metadata"]["name"] == name]
+        if not found:
+            raise DeployError(f"{option}: no NetworkPolicy {name} to add it to")
+        for rule in found[0]["spec"][rules_key]:
+            rule[peers_key] += [{"ipBlock": {"cidr": cidr}} for cidr in cidrs]

@@ -114,6 +114,19 @@ def test_api_server_narrows_the_api_rules_and_leaves_the_others() -> None:
     assert allowed(worker(), strimzi_pods()["kafka"], kafka_listener_ports()["scram"])
 
 
+def test_dns_adds_a_node_local_cache_and_nothing_else() -> None:
+    """NodeLocal DNSCache answers on a link-local address: DNS there, nothing else there."""
+    policies = deployed(Platform(dns=["169.254.20.10/32"]))
+    cache = Pod("node-local-dns", {}, namespace=HOST, ip="169.254.20.10")
+    for source in (worker(), ray_pod_models()["head"], workload_pods()["redis"]):
+        for protocol in ("UDP", "TCP"):
+            assert allowed(source, cache, 53, in_force=policies, protocol=protocol), source.name
+        assert not allowed(source, cache, 80, in_force=policies), source.name
+        assert not allowed(source, outside_pods()["metadata-server"], 53, in_force=policies)
+    before = [d for d in kv.main_docs() if d["kind"] == "NetworkPolicy"]
+    assert not allowed(worker(), cache, 53, in_force=before, protocol="UDP")
+
+
 @pytest.mark.parametrize(
     ("platform", "option"),
     [
@@ -122,6 +135,7 @@ def test_api_server_narrows_the_api_rules_and_leaves_the_others() -> None:
         (Platform(api_server=["api.example.org"]), "--api-server"),
         (Platform(kuberay_namespace="Ray_System"), "--kuberay-namespace"),
         (Platform(gateway_namespace=""), "--gateway-namespace"),
+        (Platform(dns=["169.254.20.10/40"]), "--dns"),
     ],
 )
 def test_bad_values_are_refused_with_the_options_name(platform: Platform, option: str) -> None:
