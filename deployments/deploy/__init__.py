@@ -1,13 +1,16 @@
 """Deploy votes on Kubernetes: KubeRay RayService + Strimzi Kafka + Redis + MongoDB + Grafana.
 
     python -m deployments.deploy apply  --namespace votes --image REF [--gateway-class NAME]
-                                        [--timeout 900]
+                                        [--timeout 900] [platform options]
     python -m deployments.deploy status --namespace votes
     python -m deployments.deploy delete --namespace votes [--keep-data]
     common options: --kubeconfig PATH, --context NAME, --dry-run [--verbose],
                     --repo PATH (the votes checkout; default: the current directory),
                     --kustomization DIR (default: <repo>/deployments/k8s; the lab's real
                     node uses deployments/k8s-lab/overlay)
+    platform options: --kuberay-namespace, --strimzi-namespace, --gateway-namespace,
+                    --allow-from CIDR, --api-server CIDR, --dns CIDR (platform.py; the
+                    NetworkPolicies)
 
 The objects are exactly those of `kubectl apply -k deployments/k8s` (rendered by
 deployments.manifests), moved to --namespace. `apply` server-side-applies them in dependency order
@@ -24,6 +27,7 @@ Exit status: 0 done/healthy, 1 not ready in time or unhealthy, 2 usage or config
 The modules, each one responsibility:
 
     objects.py  the objects: apply order, how messages name them, --gateway-class
+    platform.py the platform options: operators' and gateway's namespaces, address ranges
     guards.py   what apply refuses (placeholder image and secrets), what a dry run hides
     cluster.py  the cluster behind a small interface (ClusterAPI), and connecting to one
     status.py   reading the RayService's and the other parts' state; `status`

@@ -20,6 +20,13 @@ from deployments.deploy.objects import (
     ordered,
     set_gateway_class,
 )
+from deployments.deploy.platform import (
+    GATEWAY_NAMESPACE,
+    KUBERAY_NAMESPACE,
+    STRIMZI_NAMESPACE,
+    Platform,
+    apply_platform,
+)
 from deployments.deploy.status import print_status
 from deployments.repo import Repo, RepoNotFound, add_repo_option
 
@@ -66,6 +73,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--gateway-class",
         help="GatewayClass of the Gateway (default: gateway.yaml's, `eg` for Envoy Gateway)",
     )
+    platform = parser.add_argument_group(
+        "platform", "where the platform's parts are, for the NetworkPolicies (docs/kubernetes.md)"
+    )
+    platform.add_argument(
+        "--kuberay-namespace",
+        default=KUBERAY_NAMESPACE,
+        help=f"the KubeRay operator's namespace (default: {KUBERAY_NAMESPACE})",
+    )
+    platform.add_argument(
+        "--strimzi-namespace",
+        default=STRIMZI_NAMESPACE,
+        help=f"the Strimzi cluster operator's namespace (default: {STRIMZI_NAMESPACE})",
+    )
+    platform.add_argument(
+        "--gateway-namespace",
+        default=GATEWAY_NAMESPACE,
+        help=f"where the Gateway's data plane runs (default: {GATEWAY_NAMESPACE})",
+    )
+    platform.add_argument(
+        "--allow-from",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also let this range reach the Serve ports: load balancers and health checks from "
+        "outside the cluster (repeatable; GKE: 35.191.0.0/16 and 130.211.0.0/22)",
+    )
+    platform.add_argument(
+        "--api-server",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="the API server's addresses, instead of any address but 169.254.0.0/16 (repeatable)",
+    )
+    platform.add_argument(
+        "--dns",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also allow DNS to this range: a node-local DNS cache (NodeLocal DNSCache: "
+        "169.254.20.10/32; repeatable)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the objects; touch no cluster")
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="with --dry-run: print the YAML too"
@@ -97,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.gateway_class:
             set_gateway_class(rendered.docs, args.gateway_class)
+        platform = Platform(
+            kuberay_namespace=args.kuberay_namespace,
+            strimzi_namespace=args.strimzi_namespace,
+            gateway_namespace=args.gateway_namespace,
+            allow_from=args.allow_from,
+            api_server=args.api_server,
+            dns=args.dns,
+        )
+        apply_platform(rendered.docs, platform, args.namespace)
         if args.command == "apply":
             refuse_placeholder_image(rendered.docs)
         if args.dry_run:

@@ -66,6 +66,9 @@ def node_doc(name: str) -> dict[str, Any]:
 def pv_doc(index: int) -> dict[str, Any]:
     path = RUN / "volumes" / f"pv-{index}"
     path.mkdir(parents=True, exist_ok=True)
+    # hostPath volumes take no fsGroup: writable by every uid, for the pods of the `restricted`
+    # namespace, which run as their images' non-root users (sticky, like /tmp).
+    path.chmod(0o1777)
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",

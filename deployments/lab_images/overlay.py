@@ -37,7 +37,9 @@ DROPPED_API_GROUPS = {"kafka.strimzi.io", "gateway.networking.k8s.io"}
 DROPPED_NAMES = {
     ("ConfigMap", "votes-mongo-init"),  # mongosh's init script; FerretDB makes its user itself
     ("NetworkPolicy", "votes-prometheus"),
+    ("NetworkPolicy", "votes-prometheus-egress"),
     ("NetworkPolicy", "votes-grafana"),
+    ("NetworkPolicy", "votes-grafana-egress"),
 }
 DROPPED_PREFIXES = ("votes-prometheus", "votes-grafana")
 
@@ -81,11 +83,11 @@ def set_image(container: dict[str, Any], ref: str) -> None:
     container["imagePullPolicy"] = "Never"
 
 
-def shm_volume(pod_spec: dict[str, Any], size_bytes: int) -> None:
-    """The object store's /dev/shm, as large as the object store (as in deployments/k8s)."""
+def shm_volume(pod_spec: dict[str, Any], object_store_bytes: int) -> None:
+    """The object store's /dev/shm, with the headroom over it deployments/k8s leaves."""
     for volume in pod_spec.get("volumes") or []:
         if volume["name"] == "shared-mem":
-            volume["emptyDir"]["sizeLimit"] = f"{size_bytes // (1024 * 1024)}Mi"
+            volume["emptyDir"]["sizeLimit"] = manifests.shm_size(object_store_bytes)
 
 
 def lab_rayservice(doc: dict[str, Any]) -> None:
@@ -96,23 +98,27 @@ def lab_rayservice(doc: dict[str, Any]) -> None:
     del cluster["autoscalerOptions"]
     head = cluster["headGroupSpec"]
     head["rayStartParams"]["object-store-memory"] = str(RAY_OBJECT_STORE_BYTES)
-    (head_container,) = head["template"]["spec"]["containers"]
-    set_image(head_container, base.VOTES.ref)
-    head_container["resources"] = copy.deepcopy(RAY_HEAD)
-    shm_volume(head["template"]["spec"], RAY_OBJECT_STORE_BYTES)
+    lab_ray_pod(head["template"]["spec"], RAY_HEAD)
     for group in cluster["workerGroupSpecs"]:
         group["rayStartParams"]["object-store-memory"] = str(RAY_OBJECT_STORE_BYTES)
         group["rayStartParams"]["num-cpus"] = RAY_WORKER_CPUS
-        for container in containers(group["template"]["spec"]):
-            set_image(container, base.VOTES.ref)
-            container["resources"] = copy.deepcopy(RAY_WORKER)
-        shm_volume(group["template"]["spec"], RAY_OBJECT_STORE_BYTES)
+        lab_ray_pod(group["template"]["spec"], RAY_WORKER)
+
+
+def lab_ray_pod(pod_spec: dict[str, Any], ray_resources: dict[str, Any]) -> None:
+    """The lab's image on every container (Ray's and the log sidecar), the lab's size on Ray's:
+    the first container, as KubeRay counts them."""
+    for container in containers(pod_spec):
+        set_image(container, base.VOTES.ref)
+    pod_spec["containers"][0]["resources"] = copy.deepcopy(ray_resources)
+    shm_volume(pod_spec, RAY_OBJECT_STORE_BYTES)
 
 
 def lab_redis(doc: dict[str, Any]) -> None:
-    container = only_container(doc)
-    set_image(container, services.REDIS.ref)
-    container["resources"] = copy.deepcopy(REDIS)
+    """The lab's Redis image for the server and for the init container writing its ACL file."""
+    for container in containers(doc["spec"]["template"]["spec"]):
+        set_image(container, services.REDIS.ref)
+    only_container(doc)["resources"] = copy.deepcopy(REDIS)
 
 
 def lab_mongo(doc: dict[str, Any]) -> None:

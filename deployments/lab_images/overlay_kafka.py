@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from deployments import manifests
 from deployments.lab_images import base, services
 
 SETUP_CONFIGMAP = "votes-kafka-setup"
@@ -85,6 +86,10 @@ def setup_json(kafka_dir: Path) -> str:
     return json.dumps(spec, indent=2, sort_keys=True) + "\n"
 
 
+# The uid the lab's Kafka runs as: Strimzi's image's (kafka.yaml's brokers run as it too).
+KAFKA_UID = 1001
+
+
 def _secret_env(name: str, secret: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}
 
@@ -109,6 +114,7 @@ def kafka_docs(kafka_dir: Path, namespace: str) -> list[dict[str, Any]]:
         "name": "kafka",
         "image": services.KAFKA.ref,
         "imagePullPolicy": "Never",
+        "securityContext": manifests.restricted_container(),
         "env": [
             {
                 "name": "KAFKA_ADVERTISED_HOST",
@@ -129,6 +135,7 @@ def kafka_docs(kafka_dir: Path, namespace: str) -> list[dict[str, Any]]:
         "name": "kafka-setup",
         "image": base.VOTES.ref,
         "imagePullPolicy": "Never",
+        "securityContext": manifests.restricted_container(),
         "command": ["python", "/setup/kafka-setup.py", "/setup/kafka-setup.json"],
         "env": [
             {"name": "KAFKA_BOOTSTRAP_SERVERS", "value": f"{bootstrap}:{port}"},
@@ -160,7 +167,13 @@ def kafka_docs(kafka_dir: Path, namespace: str) -> list[dict[str, Any]]:
                 "selector": {"matchLabels": labels},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {"terminationGracePeriodSeconds": 60, "containers": [container]},
+                    "spec": {
+                        # The namespace's `restricted` profile: Strimzi's uid, 1001 (the
+                        # image's entrypoint runs Kafka as whoever starts it, root aside).
+                        "securityContext": manifests.restricted_pod(KAFKA_UID, KAFKA_UID),
+                        "terminationGracePeriodSeconds": 60,
+                        "containers": [container],
+                    },
                 },
                 "volumeClaimTemplates": [
                     {
@@ -182,6 +195,9 @@ def kafka_docs(kafka_dir: Path, namespace: str) -> list[dict[str, Any]]:
                 "template": {
                     "metadata": {"labels": setup_labels},
                     "spec": {
+                        "securityContext": manifests.restricted_pod(
+                            manifests.RAY_UID, manifests.RAY_GID
+                        ),
                         "restartPolicy": "OnFailure",
                         "containers": [setup],
                         "volumes": [{"name": "setup", "configMap": {"name": SETUP_CONFIGMAP}}],
@@ -199,6 +215,26 @@ def kafka_docs(kafka_dir: Path, namespace: str) -> list[dict[str, Any]]:
                 "ingress": [
                     {
                         "from": [{"podSelector": {"matchLabels": setup_labels}}],
+                        "ports": [{"port": port, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        },
+        {
+            # The setup Job's way out (the namespace denies egress): the SCRAM listener.
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": f"{SETUP_CONFIGMAP}-egress",
+                "namespace": namespace,
+                "labels": setup_labels,
+            },
+            "spec": {
+                "podSelector": {"matchLabels": setup_labels},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{"podSelector": {"matchLabels": labels}}],
                         "ports": [{"port": port, "protocol": "TCP"}],
                     }
                 ],

@@ -41,11 +41,20 @@ from deployments.manifests.kustomize import (
     render_kustomization,
 )
 from deployments.manifests.names import IMAGE_REPOSITORY
+from deployments.manifests.pods import (
+    RAY_GID,
+    RAY_UID,
+    restricted_container,
+    restricted_pod,
+    shm_size,
+)
 from deployments.manifests.sources import load_config, ray_version
 from deployments.manifests.yaml_text import dump_all_yaml, dump_yaml
 
 __all__ = [
     "IMAGE_REPOSITORY",
+    "RAY_GID",
+    "RAY_UID",
     "KustomizeError",
     "Rendered",
     "check",
@@ -59,4 +68,7 @@ __all__ = [
     "parse_env_file",
     "ray_version",
     "render_kustomization",
+    "restricted_container",
+    "restricted_pod",
+    "shm_size",
 ]

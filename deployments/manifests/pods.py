@@ -30,7 +30,8 @@ WORKER_MIN_REPLICAS = 2
 WORKER_MAX_REPLICAS = 4
 
 # Pod sizes (requests = limits) and the Ray object store in each; /dev/shm is a memory-backed
-# emptyDir of the object store's size, and counts against the container's memory limit.
+# emptyDir a little larger than the object store (shm_size), and counts against the container's
+# memory limit.
 HEAD_CPU, HEAD_MEMORY, HEAD_OBJECT_STORE = "1", "3Gi", "512Mi"
 WORKER_CPU, WORKER_MEMORY, WORKER_OBJECT_STORE = "2", "4Gi", "1Gi"
 AUTOSCALER_CPU, AUTOSCALER_MEMORY = "500m", "512Mi"
@@ -43,6 +44,17 @@ def quantity_bytes(quantity: str) -> int:
         if quantity.endswith(suffix):
             return int(quantity[: -len(suffix)]) * factor
     return int(quantity)
+
+
+# /dev/shm over the object store: the store's file takes exactly its size, and anything else
+# writing to /dev/shm (Python's multiprocessing in a replica, a library's shared memory) must not
+# fill the tmpfs, where a write past the limit is a SIGBUS in whichever process touches it next.
+SHM_HEADROOM = 0.25
+
+
+def shm_size(object_store_bytes: int) -> str:
+    """The sizeLimit of /dev/shm for an object store of that many bytes (SHM_HEADROOM over it)."""
+    return f"{int(object_store_bytes * (1 + SHM_HEADROOM)) // 2**20}Mi"
 
 
 def ray_container(
@@ -90,9 +102,11 @@ def ray_container(
     # Serve reads these from its processes' environment, not from serveConfigV2 (HAProxy direct
     # ingress, the gRPC message size limit): the same list as `make run` and the tests.
     env += [{"name": name, "value": value} for name, value in SERVE_ENV.items()]
-    # Serve's logs on stderr, where `kubectl logs` and the node's log collector find them
-    # (RAY_SERVE_THROUGHPUT_OPTIMIZED turns this off by default).
-    env.append({"name": "RAY_SERVE_LOG_TO_STDERR", "value": "1"})
+    # Serve's logs in their files only (what RAY_SERVE_THROUGHPUT_OPTIMIZED makes the default):
+    # stderr would be the Ray worker process's, a file under /tmp/ray too, never `kubectl logs`.
+    # With it off a replica's print() and stderr go to its log file as well; the sidecar
+    # `serve-logs` (serve_logs_container) copies those files to its own stdout.
+    env.append({"name": "RAY_SERVE_LOG_TO_STDERR", "value": "0"})
     if head:
         env += [
             {"name": "RAY_GRAFANA_HOST", "value": GRAFANA_URL},
@@ -103,6 +117,7 @@ def ray_container(
         "name": name,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
+        "securityContext": restricted_container(),
         "ports": ports,
         "envFrom": [{"configMapRef": {"name": CONFIG_MAP}}],
         "env": env,
@@ -111,8 +126,12 @@ def ray_container(
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory},
         },
-        # The object store's shared memory (KubeRay would mount one as large as the memory limit).
-        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+        # The object store's shared memory (KubeRay would mount one as large as the memory limit),
+        # and Ray's session folder, shared with the log sidecar.
+        "volumeMounts": [
+            {"name": SHM_VOLUME, "mountPath": "/dev/shm"},
+            {"name": RAY_TMP_VOLUME, "mountPath": RAY_TMP},
+        ],
     }
     if not head:
         # Leave the cluster cleanly when the pod is deleted (node drain, eviction, scale-in):
@@ -130,6 +149,65 @@ def ray_container(
 
 
 SHM_VOLUME = "shared-mem"
+RAY_TMP_VOLUME, RAY_TMP = "ray-tmp", "/tmp/ray"
+LOG_SIDECAR = "serve-logs"
+LOG_SIDECAR_CPU, LOG_SIDECAR_MEMORY = "50m", "128Mi"
+
+# KubeRay's log pattern ("persist logs": a sidecar sharing /tmp/ray): follow every Serve log file
+# of the session (controller, proxies, replicas: one per process, more as replicas start) from its
+# first line, and by name, so rotation goes on. `kubectl logs POD -c serve-logs`. Argument $1: the
+# folder /tmp/ray (a test runs it on another).
+FOLLOW_SERVE_LOGS = """\
+cd "$1"
+followed=" "
+while true; do
+  for log in session_latest/logs/serve/*.log; do
+    [ -e "$log" ] || continue
+    case "$followed" in *" $log "*) continue ;; esac
+    followed="$followed$log "
+    tail -n +1 -F "$log" &
+  done
+  sleep 2
+done
+"""
+
+
+def serve_logs_container(image: str) -> dict[str, Any]:
+    """The log sidecar: the votes image itself (its shell and coreutils' tail)."""
+    return {
+        "name": LOG_SIDECAR,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["/bin/sh", "-c", FOLLOW_SERVE_LOGS, LOG_SIDECAR, RAY_TMP],
+        "securityContext": restricted_container(),
+        "resources": {
+            "requests": {"cpu": LOG_SIDECAR_CPU, "memory": LOG_SIDECAR_MEMORY},
+            "limits": {"cpu": LOG_SIDECAR_CPU, "memory": LOG_SIDECAR_MEMORY},
+        },
+        "volumeMounts": [{"name": RAY_TMP_VOLUME, "mountPath": RAY_TMP, "readOnly": True}],
+    }
+
+
+# Pod Security Standards, `restricted` (the namespace enforces it: deployments/k8s/namespace.yaml).
+# The Ray image's user is `ray`, uid 1000, group `users` (100); a user name is not enough for
+# runAsNonRoot (the kubelet cannot check it), hence the numbers.
+RAY_UID, RAY_GID = 1000, 100
+
+
+def restricted_container() -> dict[str, Any]:
+    """A container securityContext of the `restricted` profile (with the pod's)."""
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def restricted_pod(uid: int, gid: int) -> dict[str, Any]:
+    """A pod securityContext of the `restricted` profile, running as uid:gid."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": gid,
+        "fsGroup": gid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def pod_template(
@@ -138,10 +216,21 @@ def pod_template(
     spec: dict[str, Any] = {
         # Autoscaler v2 wants Ray pods that are replaced, not restarted in place.
         "restartPolicy": "Never",
+        # KubeRay copies the Ray container's securityContext to the init container it injects
+        # (and the GCS cleanup Job keeps the pod's): both pass the `restricted` profile too.
+        "securityContext": restricted_pod(RAY_UID, RAY_GID),
         "terminationGracePeriodSeconds": grace_s,
-        "containers": [container],
+        # The Ray container first: KubeRay takes the first container for Ray's.
+        "containers": [container, serve_logs_container(container["image"])],
         "volumes": [
-            {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": object_store}}
+            {
+                "name": SHM_VOLUME,
+                "emptyDir": {
+                    "medium": "Memory",
+                    "sizeLimit": shm_size(quantity_bytes(object_store)),
+                },
+            },
+            {"name": RAY_TMP_VOLUME, "emptyDir": {}},
         ],
     }
     if component == "ray-worker":

@@ -36,6 +36,7 @@ from deployments.manifests.pods import (
     pod_template,
     quantity_bytes,
     ray_container,
+    restricted_container,
 )
 from deployments.manifests.shutdown import termination_grace_s
 from deployments.manifests.sources import default_image, load_config, ray_version, serve_ports
@@ -125,6 +126,8 @@ def rayservice(config: Mapping[str, Any], *, image: str, ray_version: str) -> di
                         "requests": {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY},
                         "limits": {"cpu": AUTOSCALER_CPU, "memory": AUTOSCALER_MEMORY},
                     },
+                    # The sidecar KubeRay adds to the head pod (the pod's securityContext too).
+                    "securityContext": restricted_container(),
                 },
                 # Ray token auth for the dashboard, jobs API and GCS; KubeRay uses the token to
                 # deploy serveConfigV2 and in its probes: key auth_token of Secret votes-ray-token.
@@ -194,6 +197,8 @@ RAYSERVICE_NOTES = """\
 #   Services select on those, and a template value would override KubeRay's on the pod.
 # - Settings come from ConfigMap votes-config, Secret votes-secrets (only the keys named below) and
 #   Strimzi's Secret votes-app (Kafka password); the Ray token from Secret votes-ray-token.
+# - Logs: Serve writes its logs to files under /tmp/ray; the container `serve-logs` of each Ray pod
+#   follows them on its stdout (`kubectl logs POD -c serve-logs`).
 """
 
 

@@ -8,8 +8,8 @@ set -euo pipefail
 : "${KAFKA_ADVERTISED_HOST:?the pod IP (status.podIP)}"
 : "${KAFKA_ADMIN_PASSWORD:?}" "${KAFKA_USER_NAME:?}" "${KAFKA_USER_PASSWORD:?}"
 DATA=/var/lib/kafka/data
+mkdir -p "$DATA"
 if [ "$(id -u)" = 0 ]; then
-  mkdir -p "$DATA"
   chown -R kafka:kafka /var/lib/kafka
   exec setpriv --reuid=kafka --regid=kafka --init-groups "$0" "$@"
 fi

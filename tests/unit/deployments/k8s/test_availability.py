@@ -4,9 +4,10 @@
 - 2 VoteIngress replicas at least, one per Ray node, on 2 worker pods at least, spread over nodes;
   the head out of the Serve Service; the differences from `make run` made in one place;
 - the Ray token in a Secret of its own;
-- /dev/shm sized to the object store, Serve logs on stderr, a termination grace period longer than
-  Serve's drain, Grafana's plugin installed before Grafana starts;
-- the sizing table of docs/kubernetes.md adds up to the requests in the manifests.
+- /dev/shm with room over the object store, Serve logs on a sidecar's stdout, a termination
+  grace period longer than Serve's drain, Grafana's plugin installed before Grafana starts;
+- the sizing table of docs/kubernetes.md adds up to the requests in the manifests, upgrade surge
+  included.
 
 Offline (devkit/k8s_validation/); Ray Serve's own constants are read from the installed Ray.
 """
@@ -14,7 +15,14 @@ Offline (devkit/k8s_validation/); Ray Serve's own constants are read from the in
 from __future__ import annotations
 
 import copy
+import os
+import queue
 import re
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,7 +30,7 @@ import yaml
 from deployments.manifests.kustomize import parse_env_file
 from deployments.manifests.names import RAY_AUTH_TOKEN_KEY, SECRET
 from deployments.manifests.overrides import KUBERNETES_OVERRIDES, SERVE_START_ANNOTATION
-from deployments.manifests.pods import quantity_bytes
+from deployments.manifests.pods import LOG_SIDECAR, quantity_bytes
 from deployments.manifests.rayservice import rayservice
 from deployments.manifests.shutdown import (
     SERVE_DEFAULT_GRACEFUL_SHUTDOWN_S,
@@ -208,28 +216,112 @@ def test_termination_grace_outlasts_the_drain_and_graceful_shutdown() -> None:
         assert drain_and_shutdown + stop_grace < grace
 
 
-def test_dev_shm_is_memory_of_the_object_store_size() -> None:
-    cluster = _cluster()
-    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
-    for group in groups:
+# /dev/shm over the object store, at least (deployments/manifests/pods.py, SHM_HEADROOM): the store
+# fills its own size exactly, and a full tmpfs is a SIGBUS, not an error.
+SHM_MARGIN = 0.2
+
+
+def shm_and_store(docs: list[dict[str, Any]]) -> list[tuple[str, int, int, int]]:
+    """(group, /dev/shm sizeLimit, object-store-memory, memory limit) of each Ray pod template."""
+    cluster = one(docs, "RayService")["spec"]["rayClusterConfig"]
+    found = []
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
         spec = group["template"]["spec"]
-        (container,) = spec["containers"]
+        container = spec["containers"][0]
         (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/dev/shm"]
         (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
         assert volume["emptyDir"]["medium"] == "Memory"
-        store = int(group["rayStartParams"]["object-store-memory"])
-        assert quantity_bytes(volume["emptyDir"]["sizeLimit"]) == store
+        found.append(
+            (
+                group.get("groupName", "head"),
+                quantity_bytes(volume["emptyDir"]["sizeLimit"]),
+                int(group["rayStartParams"]["object-store-memory"]),
+                quantity_bytes(container["resources"]["limits"]["memory"]),
+            )
+        )
+    return found
+
+
+def test_dev_shm_is_memory_with_room_over_the_object_store() -> None:
+    lab = kv.render_layout(REPO.root / "deployments" / "k8s-lab" / "overlay").docs
+    for group, shm, store, limit in shm_and_store(main_docs()) + shm_and_store(lab):
+        assert shm >= store * (1 + SHM_MARGIN), f"{group}: /dev/shm {shm} for a store of {store}"
         # tmpfs pages count against the container's memory limit: leave room for the processes.
-        limit = quantity_bytes(container["resources"]["limits"]["memory"])
-        assert store <= limit // 3
+        assert store <= limit // 3, group
+        assert shm <= limit // 2, group
 
 
-def test_serve_logs_to_stderr() -> None:
-    for container in [head_container(_rayservice()), *worker_containers(_rayservice())]:
-        env = _env(container)
-        assert env["RAY_SERVE_LOG_TO_STDERR"] == "1"
-        # RAY_SERVE_THROUGHPUT_OPTIMIZED turns it off by default: ours must be set explicitly.
-        assert env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1"
+def _ray_pod_specs() -> dict[str, dict[str, Any]]:
+    cluster = _cluster()
+    specs = {"head": cluster["headGroupSpec"]["template"]["spec"]}
+    for group in cluster["workerGroupSpecs"]:
+        specs[group["groupName"]] = group["template"]["spec"]
+    return specs
+
+
+def test_serve_logs_reach_kubectl_logs_through_a_sidecar() -> None:
+    """Serve writes its logs (controller, proxies, replicas, and with RAY_SERVE_LOG_TO_STDERR=0
+    a replica's prints) to files under /tmp/ray; stderr would be the Ray worker process's, another
+    file there. A sidecar of each Ray pod shares /tmp/ray and follows them on its stdout."""
+    for role, spec in _ray_pod_specs().items():
+        ray, *others = spec["containers"]
+        assert ray["name"].startswith("ray-"), f"{role}: KubeRay takes the first container"
+        env = _env(ray)
+        assert env["RAY_SERVE_LOG_TO_STDERR"] == "0", role
+        assert env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1", role
+        (sidecar,) = [c for c in others if c["name"] == LOG_SIDECAR]
+        assert sidecar["image"] == ray["image"], "an image we build already"
+        shared = {m["name"]: m["mountPath"] for m in ray["volumeMounts"]}
+        (mount,) = sidecar["volumeMounts"]
+        assert shared.get(mount["name"]) == mount["mountPath"] == "/tmp/ray", role
+        assert sidecar["command"][-1] == mount["mountPath"], "the script's folder argument"
+        assert "session_latest/logs/serve/*.log" in sidecar["command"][2], role
+
+
+def _sidecar_command() -> list[str]:
+    (sidecar,) = [c for c in _ray_pod_specs()["head"]["containers"] if c["name"] == LOG_SIDECAR]
+    return list(sidecar["command"])
+
+
+def test_the_sidecar_follows_replica_logs_that_appear_later_and_rotate(tmp_path: Path) -> None:
+    """The sidecar's own script, run by sh on a folder laid out as Ray's session: a replica's log
+    file made after it starts is followed from its first line, and through a rotation."""
+    command = _sidecar_command()
+    command[-1] = str(tmp_path)
+    serve = tmp_path / "session_2026-01-01_00-00-00_000000_1" / "logs" / "serve"
+    serve.mkdir(parents=True)
+    (tmp_path / "session_latest").symlink_to(serve.parents[1].name)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, start_new_session=True, bufsize=1
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout or []], daemon=True
+    ).start()
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if text in lines.get(timeout=0.5):
+                    return
+            except queue.Empty:
+                continue
+        raise AssertionError(f"the sidecar never printed {text!r}")
+
+    try:
+        replica = serve / "replica_votes_VoteIngress_abc123.log"
+        replica.write_text("INFO replica started\n")
+        wait_for("replica started")
+        with replica.open("a") as log:
+            log.write("INFO vote accepted\n")
+        wait_for("vote accepted")
+        replica.rename(replica.with_name(replica.name + ".1"))  # RotatingFileHandler's rollover
+        replica.write_text("INFO after rotation\n")
+        wait_for("after rotation")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
 
 
 def test_grafana_has_its_redis_plugin_before_it_starts() -> None:
@@ -322,6 +414,13 @@ def docs_sizing() -> dict[str, tuple[int, float, float]]:
     )
     assert totals, "docs/kubernetes.md: the sizing table's **total** row"
     rows["total"] = (int(totals.group(1)), float(totals.group(2)), float(totals.group(3)))
+    surge = re.search(
+        r"\|\s*\*\*surge\*\*\s*\|\s*\*\*\+(\d+)\*\*\s*\|\s*\*\*\+([\d.]+)\*\*\s*\|"
+        r"\s*\*\*\+([\d.]+) GiB",
+        section[1],
+    )
+    assert surge, "docs/kubernetes.md: the sizing table's **surge** row (a second Ray cluster)"
+    rows["surge"] = (int(surge.group(1)), float(surge.group(2)), float(surge.group(3)))
     return rows
 
 
@@ -329,6 +428,7 @@ def test_the_sizing_in_the_docs_adds_up_to_the_manifests() -> None:
     wanted = manifest_sizing()
     written = docs_sizing()
     total = written.pop("total")
+    surge = written.pop("surge")
     assert set(written) == set(wanted), "every part with requests, and only those"
     for part, (pods, cpu, memory) in wanted.items():
         doc_pods, doc_cpu, doc_memory = written[part]
@@ -338,6 +438,12 @@ def test_the_sizing_in_the_docs_adds_up_to_the_manifests() -> None:
     assert total[0] == sum(p for p, _, _ in wanted.values())
     assert abs(total[1] - sum(p * c for p, c, _ in wanted.values())) < 0.01
     assert abs(total[2] - sum(p * m for p, _, m in wanted.values())) < 0.01
+    # A rayClusterConfig change runs a second Ray cluster (head and minReplicas workers) beside
+    # the first until KubeRay switches the Service over: the cluster needs room for both.
+    ray = [wanted["ray-head"], wanted["ray-worker"]]
+    assert surge[0] == sum(p for p, _, _ in ray), "surge: pods of a second Ray cluster"
+    assert abs(surge[1] - sum(p * c for p, c, _ in ray)) < 0.01, f"surge CPU {surge[1]}"
+    assert abs(surge[2] - sum(p * m for p, _, m in ray)) < 0.01, f"surge memory {surge[2]}"
 
 
 def test_kuberay_labels_helper_models_worker_pods() -> None:

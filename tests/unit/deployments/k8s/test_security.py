@@ -3,8 +3,10 @@ least-privilege logins of the app, checked over the rendered manifests (deployme
 generated kuberay/rayservice.yaml).
 
 The NetworkPolicies are evaluated here the way the API defines them (policies add up; a pod that
-some policy selects for Ingress takes only what one of their rules allows; a named port resolves
-against the receiving pod's container ports). The pods they apply to are modelled from the
+some policy selects for Ingress takes only what one of their rules allows, and one selected for
+Egress opens only what one of theirs allows; a named port resolves against the receiving pod's
+container ports; an ipBlock matches addresses outside the pod network: the API server, the
+metadata server, the world). The pods they apply to are modelled from the
 manifests: Ray pods with the labels KubeRay gives them
 (tests/unit/deployments/k8s/test_kuberay_labels.py) and the container ports of the generated
 RayService, Strimzi's pods with Strimzi's labels and the Kafka CR's listener ports, the other pods
@@ -16,6 +18,7 @@ Gateway's routes and Prometheus' scrape config.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +43,11 @@ NAMESPACES = {
     "kuberay-system": {"kubernetes.io/metadata.name": "kuberay-system"},
     "strimzi": {"kubernetes.io/metadata.name": "strimzi"},
     "envoy-gateway-system": {"kubernetes.io/metadata.name": "envoy-gateway-system"},
+    "kube-system": {"kubernetes.io/metadata.name": "kube-system"},
     "elsewhere": {"kubernetes.io/metadata.name": "elsewhere"},
 }
+# Endpoints outside the pod network (no namespace): what an ipBlock peer matches.
+HOST = ""
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Pod:
     labels: dict[str, str]
     namespace: str = NAMESPACE
     ports: dict[str, int] = field(default_factory=dict)  # container port name -> number
+    ip: str | None = None  # endpoints outside the pod network (namespace HOST) only
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +110,11 @@ def ray_pod_models() -> dict[str, Pod]:
     }
 
 
+# Strimzi's own ports on every Kafka pod (KafkaCluster.java, Strimzi 0.51): the control plane and
+# replication listeners, and the Kafka agent the cluster operator polls during rolls.
+KAFKA_AGENT_PORT = 8443
+
+
 def kafka_listener_ports() -> dict[str, int]:
     ports = {"controlplane": 9090, "replication": 9091}
     for listener in kafka()["spec"]["kafka"]["listeners"]:
@@ -124,7 +136,7 @@ def strimzi_pods() -> dict[str, Pod]:
                 "strimzi.io/broker-role": "true",
                 "strimzi.io/controller-role": "true",
             },
-            ports=kafka_listener_ports(),
+            ports=kafka_listener_ports() | {"kafkaagent": KAFKA_AGENT_PORT},
         ),
         "entity-operator": Pod(
             "entity-operator",
@@ -175,12 +187,31 @@ def outside_pods() -> dict[str, Pod]:
             {"name": "strimzi-cluster-operator", "strimzi.io/kind": "cluster-operator"},
             namespace="strimzi",
         ),
+        # The cluster's DNS, the API server (its address, after the Service's translation), the
+        # cloud's metadata server and the rest of the world.
+        "kube-dns": Pod("coredns", {"k8s-app": "kube-dns"}, namespace="kube-system"),
+        "api-server": Pod("api-server", {}, namespace=HOST, ip="10.0.0.2"),
+        "metadata-server": Pod("metadata", {}, namespace=HOST, ip="169.254.169.254"),
+        "internet": Pod("internet", {}, namespace=HOST, ip="203.0.113.7"),
         # Whatever else runs in the cluster, in our namespace or not.
         "intruder": Pod("intruder", {"app": "intruder"}),
         "intruder-elsewhere": Pod("intruder", {"app": "intruder"}, namespace="elsewhere"),
         "gateway-elsewhere": Pod(
             "envoy-other",
             {"gateway.envoyproxy.io/owning-gateway-name": "other"},
+            namespace="envoy-gateway-system",
+        ),
+        # A Gateway data plane run next to the Gateway, labelled with Gateway API's own label.
+        "gateway-in-namespace": Pod(
+            "votes-gateway", {"gateway.networking.k8s.io/gateway-name": "votes"}
+        ),
+        # A Gateway also named `votes`, of another namespace: its routes are not ours.
+        "gateway-of-another-namespace": Pod(
+            "envoy-votes-elsewhere",
+            {
+                "gateway.envoyproxy.io/owning-gateway-name": "votes",
+                "gateway.envoyproxy.io/owning-gateway-namespace": "elsewhere",
+            },
             namespace="envoy-gateway-system",
         ),
     }
@@ -200,18 +231,29 @@ def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return (selector.get("matchLabels") or {}).items() <= labels.items()
 
 
-def _peer_matches(peer: dict[str, Any], source: Pod) -> bool:
-    assert "ipBlock" not in peer, "ipBlock peers are not modelled"
+def _peer_matches(peer: dict[str, Any], other: Pod) -> bool:
+    """Whether a rule's peer (`from` of an ingress rule, `to` of an egress rule) is `other`."""
+    if "ipBlock" in peer:
+        if other.ip is None:
+            return False  # ipBlock is for addresses outside the pod network
+        address = ipaddress.ip_address(other.ip)
+        block = peer["ipBlock"]
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(excluded) for excluded in block.get("except") or []
+        )
     if "namespaceSelector" in peer:
-        if not _matches(peer["namespaceSelector"], NAMESPACES[source.namespace]):
+        if other.namespace not in NAMESPACES:
             return False
-    elif source.namespace != NAMESPACE:
+        if not _matches(peer["namespaceSelector"], NAMESPACES[other.namespace]):
+            return False
+    elif other.namespace != NAMESPACE:
         return False
-    return _matches(peer.get("podSelector") or {}, source.labels)
+    return _matches(peer.get("podSelector") or {}, other.labels)
 
 
-def _port_matches(rule_port: dict[str, Any], destination: Pod, port: int) -> bool:
-    assert rule_port.get("protocol", "TCP") == "TCP"
+def _port_matches(rule_port: dict[str, Any], destination: Pod, port: int, protocol: str) -> bool:
+    if rule_port.get("protocol", "TCP") != protocol:
+        return False
     wanted = rule_port.get("port")
     if wanted is None:
         return True
@@ -220,30 +262,56 @@ def _port_matches(rule_port: dict[str, Any], destination: Pod, port: int) -> boo
     return wanted <= port <= rule_port.get("endPort", wanted)
 
 
-def allowed(
-    source: Pod, destination: Pod, port: int, in_force: list[dict[str, Any]] | None = None
+def _lets_through(
+    in_force: list[dict[str, Any]],
+    direction: str,
+    pod: Pod,
+    peer: Pod,
+    destination: Pod,
+    port: int,
+    protocol: str,
 ) -> bool:
-    """Whether the namespace's policies (or `in_force`) let source open a TCP connection to
-    destination:port."""
-    assert destination.namespace == NAMESPACE
+    """Whether the policies selecting `pod` for `direction` (Ingress: pod is the destination,
+    Egress: the source) allow the connection with `peer`; a pod no policy selects allows all."""
     selecting = [
         p
-        for p in (policies() if in_force is None else in_force)
-        if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
-        and _matches(p["spec"]["podSelector"], destination.labels)
+        for p in in_force
+        if direction in p["spec"].get("policyTypes", ["Ingress"])
+        and _matches(p["spec"]["podSelector"], pod.labels)
     ]
     if not selecting:
         return True
+    rules_key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
     for policy in selecting:
-        for rule in policy["spec"].get("ingress") or []:
-            peers = rule.get("from")
-            if peers and not any(_peer_matches(peer, source) for peer in peers):
+        for rule in policy["spec"].get(rules_key) or []:
+            peers = rule.get(peers_key)
+            if peers and not any(_peer_matches(p, peer) for p in peers):
                 continue
             ports = rule.get("ports")
-            if ports and not any(_port_matches(p, destination, port) for p in ports):
+            if ports and not any(_port_matches(p, destination, port, protocol) for p in ports):
                 continue
             return True
     return False
+
+
+def allowed(
+    source: Pod,
+    destination: Pod,
+    port: int,
+    in_force: list[dict[str, Any]] | None = None,
+    protocol: str = "TCP",
+) -> bool:
+    """Whether the namespace's policies (or `in_force`) let source open a connection to
+    destination:port: the source's egress policies if it is in the namespace, the destination's
+    ingress policies if it is."""
+    in_force = policies() if in_force is None else in_force
+    if source.namespace == NAMESPACE and not _lets_through(
+        in_force, "Egress", source, destination, destination, port, protocol
+    ):
+        return False
+    if destination.namespace == NAMESPACE:
+        return _lets_through(in_force, "Ingress", destination, source, destination, port, protocol)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +444,7 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
             for backend in rule["backendRefs"]:
                 to(
                     f"Gateway -> {backend['name']}",
-                    ["gateway"],
+                    ["gateway", "gateway-in-namespace"],
                     f"{backend['name']}:{backend['port']}",
                 )
     locust = kv.one(kv.rendered("deployments/k8s/optional"), "Job")
@@ -402,6 +470,14 @@ def needed_flows() -> list[tuple[str, str, Pod, int]]:
     for source in ("kafka", "entity-operator", "strimzi-operator"):
         for name in ("controlplane", "replication"):
             flows.append((f"Strimzi {source} -> Kafka", source, pods["kafka"], kafka_ports[name]))
+    flows.append(("Strimzi operator -> Kafka agent", "strimzi-operator", pods["kafka"], 8443))
+    # The API server: KubeRay's autoscaler sidecar in the head (when the RayService enables it),
+    # Prometheus' pod discovery, Strimzi's entity operator (topics, users, their Secrets).
+    api_clients = ["prometheus", "entity-operator"]
+    if rayservice()["spec"]["rayClusterConfig"].get("enableInTreeAutoscaling"):
+        api_clients.append("head")
+    for source in api_clients:
+        flows.append((f"{source} -> API server", source, pods["api-server"], 443))
     return flows
 
 
@@ -415,7 +491,7 @@ def test_the_namespace_denies_ingress_by_default() -> None:
         p
         for p in policies()
         if p["spec"]["podSelector"] == {}
-        and p["spec"].get("policyTypes") == ["Ingress"]
+        and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
         and not p["spec"].get("ingress")
     ]
     assert deny, "no default-deny ingress NetworkPolicy (podSelector {}, no ingress rules)"
@@ -426,13 +502,73 @@ def test_the_namespace_denies_ingress_by_default() -> None:
                 assert not allowed(intruder, pod, port), f"{pod.name}:{port} open to any pod"
 
 
-def test_egress_is_not_restricted_so_dns_and_the_api_server_stay_reachable() -> None:
-    """Egress stays open (network-policies.yaml says why). A policy that restricts egress must
-    come with DNS (kube-dns, 53) and the Kubernetes API for KubeRay's autoscaler."""
-    for policy in policies():
-        assert "Egress" not in policy["spec"].get("policyTypes", ["Ingress"]), (
-            f"{kv.name_of(policy)} restricts egress: add DNS and API server rules, and test them"
-        )
+def in_namespace() -> dict[str, Pod]:
+    return {role: pod for role, pod in all_pods().items() if pod.namespace == NAMESPACE}
+
+
+def test_the_namespace_denies_egress_by_default() -> None:
+    """Ray pods run imported code: nothing in the namespace reaches the cloud's metadata server,
+    the world on plain ports, or pods of other namespaces; the intruder reaches nothing at all."""
+    deny = [
+        p
+        for p in policies()
+        if p["spec"]["podSelector"] == {}
+        and "Egress" in p["spec"].get("policyTypes", [])
+        and not p["spec"].get("egress")
+    ]
+    assert deny, "no default-deny egress NetworkPolicy (podSelector {}, no egress rules)"
+    pods = all_pods()
+    for role, pod in in_namespace().items():
+        for port in (80, 443, 6443, 8080):
+            assert not allowed(pod, pods["metadata-server"], port), f"{role} -> metadata:{port}"
+        for port in (22, 25, 80, 6379, 9092):
+            assert not allowed(pod, pods["internet"], port), f"{role} -> world:{port}"
+        assert not allowed(pod, pods["kuberay-operator"], 8080), role
+    intruder = pods["intruder"]
+    for role, pod in pods.items():
+        for port in (*pod.ports.values(), 443, 6379):
+            if role != "kube-dns":
+                assert not allowed(intruder, pod, port), f"intruder -> {role}:{port}"
+
+
+# Pods that may open HTTPS to the world: Grafana's init container installs its Redis plugin from
+# grafana.com (grafana/grafana.yaml).
+WORLD_HTTPS = {"grafana"}
+
+
+def test_every_pod_resolves_names_and_only_the_api_clients_reach_the_api_server() -> None:
+    pods = all_pods()
+    api_clients = {source for what, source, *_ in needed_flows() if what.endswith("API server")}
+    assert "head" in api_clients, "the head's autoscaler sidecar needs the API server"
+    for role, pod in in_namespace().items():
+        for protocol in ("UDP", "TCP"):
+            assert allowed(pod, pods["kube-dns"], 53, protocol=protocol), (role, protocol)
+        assert not allowed(pod, pods["kube-dns"], 8080), role
+        reaches = allowed(pod, pods["api-server"], 443)
+        assert reaches == (role in api_clients | WORLD_HTTPS), role
+
+
+def test_workers_reach_only_ray_pods_and_the_stores() -> None:
+    """A worker's egress, port by port: Ray pods, Kafka's SCRAM listener, Redis, MongoDB, DNS."""
+    pods = all_pods()
+    ray = ray_pod_models()
+    worker = next(pod for role, pod in ray.items() if role != "head")
+    reachable = {
+        (role, port)
+        for role, pod in pods.items()
+        for port in {*pod.ports.values(), 53, 443, 3000, 9090, 9094}
+        if allowed(worker, pod, port)
+    }
+    expected = {(role, port) for role, pod in ray.items() for port in pod.ports.values()} | {
+        (role, port) for role, port in reachable if role in ray
+    }
+    expected |= {
+        ("kafka", kafka_listener_ports()["scram"]),
+        ("redis", 6379),
+        ("mongo", 27017),
+        ("kube-dns", 53),
+    }
+    assert reachable == expected, reachable ^ expected
 
 
 def test_every_flow_the_design_needs_is_allowed() -> None:
@@ -482,8 +618,38 @@ def test_serve_ports_are_open_to_the_gateway_not_to_other_workloads() -> None:
         for name in (SERVE_PORT_NAME, SERVE_GRPC_PORT_NAME):
             port = worker.ports[name]
             assert allowed(pods["gateway"], worker, port)
-            for role in ("intruder", "intruder-elsewhere", "gateway-elsewhere", "grafana", "redis"):
+            for role in (
+                "intruder",
+                "intruder-elsewhere",
+                "gateway-elsewhere",
+                "gateway-of-another-namespace",
+                "grafana",
+                "redis",
+            ):
                 assert not allowed(pods[role], worker, port), f"{role} reaches {name}"
+
+
+def test_the_kuberay_operator_reaches_only_the_head_port_it_calls() -> None:
+    """KubeRay 1.6.2 calls the head's dashboard (serveConfigV2, Serve's status) and, only when
+    the head serves traffic, its Serve proxy (updateHeadPodServeLabel); with
+    excludeHeadPodFromServeSvc it never does. Ray's dashboard agent (52365) is only probed by the
+    kubelet, which policies do not see."""
+    operator = outside_pods()["kuberay-operator"]
+    head = ray_pod_models()["head"]
+    spec = rayservice()["spec"]
+    called = {head.ports["dashboard"]}
+    if not spec.get("excludeHeadPodFromServeSvc"):
+        called.add(head.ports[SERVE_PORT_NAME])
+    for port in sorted({*head.ports.values(), DASHBOARD_AGENT_PORT}):
+        assert allowed(operator, head, port) == (port in called), port
+
+
+def test_the_kafka_agent_port_is_open_to_the_cluster_operator_only() -> None:
+    pods = all_pods()
+    assert allowed(pods["strimzi-operator"], pods["kafka"], KAFKA_AGENT_PORT)
+    for role in ("entity-operator", "intruder", "kuberay-operator", "head"):
+        source = pods[role]
+        assert not allowed(source, pods["kafka"], KAFKA_AGENT_PORT), role
 
 
 def test_the_stores_take_only_their_clients() -> None:

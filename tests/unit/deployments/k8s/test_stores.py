@@ -1,7 +1,8 @@
 """The stores on Kubernetes: their logins, sizing, probes, disruption budgets and, for Kafka, the
 spread over nodes that lets acks=all survive the loss of one (rendered deployments/k8s).
 
-The Redis ACL users are tried on a real redis-server started with the StatefulSet's own arguments:
+The Redis ACL users are tried on a real redis-server started with the StatefulSet's own config
+file and the ACL file its init container writes:
 the app's reads and its Lua script work as `votes-app`, and everything else is refused.
 """
 
@@ -66,14 +67,46 @@ PASSWORDS = {
 }
 
 
-def redis_server_args() -> list[str]:
-    """The StatefulSet's redis-server arguments, with $(VAR) expanded as the kubelet does."""
+def redis_config() -> dict[str, str]:
+    return kv.one(docs(), "ConfigMap", "votes-redis-config")["data"]
+
+
+def write_acl_file(folder: Path) -> Path:
+    """users.acl as the init container writes it: its own script, run by sh on the Secret's keys
+    mounted as files (here the test's passwords)."""
+    secrets = folder / "secrets"
+    secrets.mkdir()
+    for key, password in PASSWORDS.items():
+        (secrets / key).write_text(password)
+    script = folder / "users-acl.sh"
+    script.write_text(redis_config()["users-acl.sh"])
+    acl = folder / "users.acl"
+    env = {"PATH": "/usr/bin:/bin", "REDIS_SECRETS": str(secrets), "REDIS_ACL_FILE": str(acl)}
+    subprocess.run(["sh", str(script)], env=env, check=True, timeout=30)
+    return acl
+
+
+def redis_server_command(server: str, folder: Path, port: int) -> list[str]:
+    """The StatefulSet's redis-server command, its config file from the ConfigMap; the overrides
+    only move the server to a private port, folder and ACL file path."""
     spec = container("votes-redis")
-    env = {e["name"] for e in spec["env"]}
-    assert set(PASSWORDS) <= env
+    mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
     args = list(spec["args"])
     assert args[0] == "redis-server"
-    return [re.sub(r"\$\((\w+)\)", lambda m: PASSWORDS[m.group(1)], a) for a in args[1:]]
+    assert args[1:] == [f"{mounts['config']}/redis.conf"]
+    acl = write_acl_file(folder)
+    # The pod's paths, which redis-server checks as it reads them, moved into the test's folder.
+    moved = {"dir": str(folder), "aclfile": str(acl)}
+    lines = [
+        f"{line.split()[0]} {moved[line.split()[0]]}"
+        if line.split()[:1] in [[k] for k in moved]
+        else line
+        for line in redis_config()["redis.conf"].splitlines()
+    ]
+    assert sum(line.split()[:1] in [[k] for k in moved] for line in lines) == len(moved)
+    config = folder / "redis.conf"
+    config.write_text("\n".join(lines) + "\n")
+    return [server, str(config), "--save", "", "--port", str(port), "--bind", "127.0.0.1"]
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +116,9 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.skip("redis-server is not installed (make install-stack installs it)")
     data: Path = tmp_path_factory.mktemp("redis-acl")
     port = free_port()
-    args = redis_server_args()
-    args[args.index("--dir") + 1] = str(data)  # the volume's mount point, /data, is not here
-    # Redis 7.0 (Debian's) and 7.4 (the image) both take these rules; the overrides only move the
-    # server to a private port and folder.
+    # Redis 7.0 (Debian's) and 7.4 (the image) both take these rules.
     process = subprocess.Popen(
-        [server, *args, "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+        redis_server_command(server, data, port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -99,13 +129,44 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                 redis.Redis(port=port, password=PASSWORDS["REDIS_PASSWORD"]).ping()
                 break
             except redis.ConnectionError:
-                assert process.poll() is None, "redis-server refused the StatefulSet's arguments"
+                assert process.poll() is None, "redis-server refused the StatefulSet's config"
                 assert time.monotonic() < deadline, "redis-server did not start"
                 time.sleep(0.05)
         yield port
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_no_redis_password_is_in_a_containers_arguments_or_environment() -> None:
+    """Arguments show in /proc/<pid>/cmdline and the runtime's inspect output, the environment in
+    the latter: the passwords reach Redis only as files of the Secret."""
+    pod = kv.one(docs(), "StatefulSet", "votes-redis")["spec"]["template"]["spec"]
+    for each in [*(pod.get("initContainers") or []), *pod["containers"]]:
+        words = [*(each.get("command") or []), *(each.get("args") or [])]
+        assert not [w for w in words if "$(" in w], f"{each['name']}: a variable in its arguments"
+        secret_env = [e["name"] for e in each.get("env") or [] if "valueFrom" in e]
+        assert not secret_env, f"{each['name']}: secrets in its environment: {secret_env}"
+    (passwords,) = [v for v in pod["volumes"] if "secret" in v]
+    assert {item["key"] for item in passwords["secret"]["items"]} == set(PASSWORDS)
+
+
+def test_the_acl_script_refuses_a_password_with_white_space(tmp_path: Path) -> None:
+    """A space would split the ACL rule: the init container fails and names the key."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for key, password in PASSWORDS.items():
+        (secrets / key).write_text(password if key != "REDIS_APP_PASSWORD" else "two words")
+    script = tmp_path / "users-acl.sh"
+    script.write_text(redis_config()["users-acl.sh"])
+    acl = tmp_path / "users.acl"
+    env = {"PATH": "/usr/bin:/bin", "REDIS_SECRETS": str(secrets), "REDIS_ACL_FILE": str(acl)}
+    proc = subprocess.run(
+        ["sh", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert proc.returncode != 0
+    assert "REDIS_APP_PASSWORD" in proc.stderr
+    assert not acl.exists()
 
 
 def app_client(port: int) -> redis.Redis:
@@ -214,7 +275,7 @@ print(cleanup_redis_storage("127.0.0.1", port, password, False, namespace, usern
 def test_rays_own_redis_client_connects_and_cleans_up_as_the_gcs_user(redis_port: int) -> None:
     """Every Ray connection to Redis runs `DEL DUMMY` first (redis_context.cc, Connect) and any
     error but MOVED aborts it: `ray start --head` and KubeRay's cleanup Job both need it.
-    The server runs redis.yaml's own `--user ray-gcs ...` rule (the redis_port fixture)."""
+    The server runs redis.yaml's own `user ray-gcs ...` ACL line (the redis_port fixture)."""
     password = PASSWORDS["REDIS_GCS_PASSWORD"]
     gcs = redis.Redis(port=redis_port, username="ray-gcs", password=password)
     namespace = "votes-test-cluster"
@@ -245,9 +306,14 @@ def test_only_the_admin_user_administers(redis_port: int) -> None:
 
 def test_redis_memory_is_bounded_below_its_limit() -> None:
     spec = container("votes-redis")
-    args = spec["args"]
-    maxmemory = args[args.index("--maxmemory") + 1]
-    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    config = dict(
+        line.split(None, 1)
+        for line in redis_config()["redis.conf"].splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    maxmemory = config["maxmemory"]
+    assert config["maxmemory-policy"] == "noeviction"
+    assert (config["appendonly"], config["appendfsync"]) == ("yes", "always")
     limit = _bytes(spec["resources"]["limits"]["memory"])
     assert int(maxmemory.removesuffix("mb")) * 1024**2 <= 0.7 * limit
     assert spec["resources"]["requests"]["memory"] == spec["resources"]["limits"]["memory"]

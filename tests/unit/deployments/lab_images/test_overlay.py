@@ -174,17 +174,23 @@ def test_redis_keeps_its_arguments_and_probes() -> None:
         (doc,) = [
             d for d in of if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "votes-redis"
         ]
-        return only(doc["spec"]["template"]["spec"]["containers"])
+        return dict(doc["spec"]["template"]["spec"])
 
     ours, upstream = (
         redis(lab()),
         redis(manifests.render_kustomization(REPO.k8s, example_env_fallback=True).docs),
     )
-    for key in ("args", "env", "readinessProbe", "livenessProbe"):
+    for key in ("securityContext", "volumes"):
         assert ours[key] == upstream[key], key
-    assert (
-        ours["args"][0] == "redis-server"
-    )  # what files/redis-entrypoint.sh runs as the redis user
+    for lab_container, container in zip(
+        ours["initContainers"] + ours["containers"],
+        upstream["initContainers"] + upstream["containers"],
+        strict=True,
+    ):
+        for key in ("command", "args", "env", "readinessProbe", "livenessProbe", "volumeMounts"):
+            assert lab_container.get(key) == container.get(key), key
+    # What files/redis-entrypoint.sh runs as is (the pod runs as the redis user already).
+    assert only(ours["containers"])["args"][0] == "redis-server"
 
 
 def test_every_overlay_object_validates() -> None:
