@@ -177,7 +177,7 @@ def main() -> int:
         action="store_true",
         help="with --load: also a run losing a worker pod and one losing the head",
     )
-    # 35 + 20 + 20 s: ~60,000 votes in all; FerretDB (512 MiB) restarted near 130,000.
+    # 35 + 20 + 20 s: 55,000-140,000 votes in all, busy node or quiet (the lab FerretDB: 2 GiB).
     parser.add_argument(
         "--steady-seconds",
         type=float,

@@ -52,7 +52,9 @@ RAY_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 # (0.5) and two persister replicas (0.25 each) per worker, as Serve's config asks.
 RAY_WORKER_CPUS = "1"
 REDIS = {"requests": {"cpu": "50m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
-FERRETDB = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}}
+# Limit 2 GiB: at 512 MiB FerretDB restarted in a loop once the vote log held 98,000-130,000
+# documents (the proof's three runs send up to ~140,000 on a quiet node).
+FERRETDB = {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
 SECRET_ENV_FILES = {
     "votes-secrets": "secrets.env",
     "votes-ray-token": "ray-token.env",
