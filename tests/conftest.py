@@ -138,6 +138,12 @@ class Pipeline:
         return response.json()
 
 
+# Serve's controller gives a starting proxy 5 s to answer its ready check, then kills it; on two
+# busy cores a proxy's worker process takes longer to start, and serve_start then fails the
+# session with the killed actor's ActorDiedError (seen in `make chaos` beside a fresh-clone run).
+BUSY_MACHINE_ENV = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60"}
+
+
 @pytest.fixture(scope="session")
 def pipeline(
     app_args: dict[str, Any],
@@ -161,7 +167,7 @@ def pipeline(
     # HAProxy files and direct-ingress ports apart from any `make run` on the same machine.
     haproxy_dir = Path(tempfile.mkdtemp(prefix="votes-test-", dir="/tmp"))
     private = serve_env.private_instance(haproxy_dir, TEST_SERVE_PORTS)
-    serve_env.apply(os.environ, serve_env.SERVE_ENV | private)
+    serve_env.apply(os.environ, serve_env.SERVE_ENV | private | BUSY_MACHINE_ENV)
     init_local_ray(num_cpus=2, include_dashboard=False, namespace="serve", log_to_driver=False)
     deploy_config(config)
 

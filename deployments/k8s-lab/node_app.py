@@ -30,6 +30,8 @@ READY_TIMEOUT_S = 1200  # images are large and Ray starts slowly on 2 busy cores
 RAY_WORKERS = 2  # the overlay's worker group, fixed: no autoscaler in the lab
 VOTE_TIMEOUT_S = 180
 VOTE = {"name": "k8s-lab", "album": "real node", "year": 2026, "rank": 1}
+SERVE_LOGS = "serve-logs"  # the Ray pods' log sidecar (deployments/manifests/pods.py)
+REPLICA_MARK = "VoteIngress"  # in every log line of an ingress replica
 
 
 def overlay_env_files(k8s_secrets: str, ray_token: str) -> dict[str, str]:
@@ -289,9 +291,36 @@ def run_app(the_lab: lab.Lab) -> list[str]:
         print(f"open files in {pod} (soft, hard): {limit.split()}")
     if not failures:
         try:
-            failures = vote_once(the_lab)
+            failures = vote_once(the_lab) or replica_logs_in_kubectl_logs(the_lab)
         except lab.LabError as exc:
             failures = [str(exc)]
     if failures:
         show_failing_containers(the_lab)
     return failures
+
+
+def replica_logs_in_kubectl_logs(the_lab: lab.Lab) -> list[str]:
+    """The workers' log sidecar shows their Serve replicas' lines in `kubectl logs`."""
+    labels = the_lab.get_json("namespace", lab.NAMESPACE)["metadata"].get("labels", {})
+    print(f"pod security: enforce={labels.get('pod-security.kubernetes.io/enforce')}")
+    workers = the_lab.kubectl(
+        "get", "pods", "-n", lab.NAMESPACE, "-l", "ray.io/node-type=worker", "-o", "name"
+    ).split()
+    found: list[str] = []
+
+    def replica_lines() -> bool:
+        found.clear()
+        for pod in workers:
+            text = the_lab.kubectl(
+                "logs", "-n", lab.NAMESPACE, pod, "-c", SERVE_LOGS, "--tail=2000", quiet=True
+            )
+            found.extend(line for line in text.splitlines() if REPLICA_MARK in line)
+        return bool(found)
+
+    try:
+        the_lab.wait_for(f"{REPLICA_MARK} lines in kubectl logs -c {SERVE_LOGS}", replica_lines, 60)
+    except lab.LabError as exc:
+        return [str(exc)]
+    print(f"kubectl logs -c {SERVE_LOGS} of the workers: {len(found)} {REPLICA_MARK} lines, e.g.")
+    print(f"  {found[-1][:160]}")
+    return []

@@ -188,6 +188,43 @@ def serve_logs_container(image: str) -> dict[str, Any]:
     }
 
 
+# The head's GCS keeps its state in Redis and exits at once when Redis does not answer at its
+# start (seen on the real node: exit 1 two seconds in, while Redis's pod was still starting; KubeRay
+# made a new head ~100 s later). So the head pod waits for the port first. Arguments: host:port,
+# seconds.
+WAIT_FOR_TCP = """\
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        break
+    except OSError as exc:
+        if time.monotonic() > deadline:
+            sys.exit(f"{sys.argv[1]} did not answer in {sys.argv[2]} s: {exc}")
+        time.sleep(1)
+print(f"{sys.argv[1]} answers")
+"""
+WAIT_FOR_REDIS = "wait-for-redis"
+WAIT_FOR_REDIS_S = 600
+
+
+def wait_for_tcp_container(name: str, image: str, address: str) -> dict[str, Any]:
+    """An init container (the Ray image's Python) that waits until address accepts a connection."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-c", WAIT_FOR_TCP, address, str(WAIT_FOR_REDIS_S)],
+        "securityContext": restricted_container(),
+        "resources": {
+            "requests": {"cpu": LOG_SIDECAR_CPU, "memory": LOG_SIDECAR_MEMORY},
+            "limits": {"cpu": LOG_SIDECAR_CPU, "memory": LOG_SIDECAR_MEMORY},
+        },
+    }
+
+
 # Pod Security Standards, `restricted` (the namespace enforces it: deployments/k8s/namespace.yaml).
 # The Ray image's user is `ray`, uid 1000, group `users` (100); a user name is not enough for
 # runAsNonRoot (the kubelet cannot check it), hence the numbers.

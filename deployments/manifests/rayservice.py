@@ -28,6 +28,7 @@ from deployments.manifests.pods import (
     HEAD_CPU,
     HEAD_MEMORY,
     HEAD_OBJECT_STORE,
+    WAIT_FOR_REDIS,
     WORKER_CPU,
     WORKER_MAX_REPLICAS,
     WORKER_MEMORY,
@@ -37,6 +38,7 @@ from deployments.manifests.pods import (
     quantity_bytes,
     ray_container,
     restricted_container,
+    wait_for_tcp_container,
 )
 from deployments.manifests.shutdown import termination_grace_s
 from deployments.manifests.sources import default_image, load_config, ray_version, serve_ports
@@ -97,6 +99,9 @@ def rayservice(config: Mapping[str, Any], *, image: str, ray_version: str) -> di
         object_store=HEAD_OBJECT_STORE,
         grace_s=grace_s,
     )
+    head_template["spec"]["initContainers"] = [
+        wait_for_tcp_container(WAIT_FOR_REDIS, image, GCS_REDIS_ADDRESS)
+    ]
     head_template["metadata"]["annotations"] = {
         SERVE_START_ANNOTATION: serve_start_hash(serve_config)
     }

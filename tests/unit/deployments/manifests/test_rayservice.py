@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import socket
+import subprocess
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,6 +18,7 @@ import yaml
 
 from deployments.manifests.names import (
     CONFIG_MAP,
+    GCS_REDIS_ADDRESS,
     IMAGE_REPOSITORY,
     KAFKA_SCRAM_BOOTSTRAP,
     RAY_AUTH_TOKEN_KEY,
@@ -22,6 +26,7 @@ from deployments.manifests.names import (
     SECRET_ENV_KEYS,
 )
 from deployments.manifests.overrides import KUBERNETES_OVERRIDES
+from deployments.manifests.pods import WAIT_FOR_TCP
 from deployments.manifests.sources import load_config, project_version, ray_version, serve_ports
 from devkit import k8s_validation as kv
 from devkit.k8s_validation import (
@@ -237,3 +242,34 @@ def test_serve_config_is_config_yaml_and_valid_for_ray() -> None:
     for key in ("proxy_location", "grpc_options", "logging_config"):
         assert key in serve_config
     assert kv.serve_config_problems(config) == [], "config.yaml itself"
+
+
+def test_the_head_waits_for_the_gcs_redis_before_ray_starts() -> None:
+    head = one(main_docs(), "RayService")["spec"]["rayClusterConfig"]["headGroupSpec"]
+    (wait,) = head["template"]["spec"]["initContainers"]
+    assert wait["name"] == "wait-for-redis"
+    assert wait["image"] == head_container(one(main_docs(), "RayService"))["image"]
+    assert wait["command"][3:] == [GCS_REDIS_ADDRESS, "600"]
+
+
+def run_wait_for_tcp(address: str, seconds: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", WAIT_FOR_TCP, address, seconds],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_wait_ends_when_the_port_answers_and_fails_after_its_deadline() -> None:
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        answered = run_wait_for_tcp(address, "30")
+    assert (answered.returncode, answered.stdout.strip()) == (0, f"{address} answers")
+    # The port is closed now: the container fails, naming the address, once its time is up.
+    refused = run_wait_for_tcp(address, "1")
+    assert refused.returncode == 1
+    assert f"{address} did not answer in 1 s" in refused.stderr
