@@ -11,6 +11,7 @@ have ready endpoints, and sends one vote through the serve Service's ClusterIP.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -31,7 +32,8 @@ RAY_WORKERS = 2  # the overlay's worker group, fixed: no autoscaler in the lab
 VOTE_TIMEOUT_S = 180
 VOTE = {"name": "k8s-lab", "album": "real node", "year": 2026, "rank": 1}
 SERVE_LOGS = "serve-logs"  # the Ray pods' log sidecar (deployments/manifests/pods.py)
-REPLICA_MARK = "VoteIngress"  # in every log line of an ingress replica
+# A line an ingress replica logged (Serve's format: level, time, component, replica id, --).
+REPLICA_LINE = re.compile(r"^[A-Z]+ \S+ \S+ votes_VoteIngress \S+ -- ")
 
 
 def overlay_env_files(k8s_secrets: str, ray_token: str) -> dict[str, str]:
@@ -299,6 +301,10 @@ def run_app(the_lab: lab.Lab) -> list[str]:
     return failures
 
 
+def is_replica_line(line: str) -> bool:
+    return REPLICA_LINE.match(line) is not None
+
+
 def replica_logs_in_kubectl_logs(the_lab: lab.Lab) -> list[str]:
     """The workers' log sidecar shows their Serve replicas' lines in `kubectl logs`."""
     labels = the_lab.get_json("namespace", lab.NAMESPACE)["metadata"].get("labels", {})
@@ -314,13 +320,13 @@ def replica_logs_in_kubectl_logs(the_lab: lab.Lab) -> list[str]:
             text = the_lab.kubectl(
                 "logs", "-n", lab.NAMESPACE, pod, "-c", SERVE_LOGS, "--tail=2000", quiet=True
             )
-            found.extend(line for line in text.splitlines() if REPLICA_MARK in line)
+            found.extend(line for line in text.splitlines() if is_replica_line(line))
         return bool(found)
 
     try:
-        the_lab.wait_for(f"{REPLICA_MARK} lines in kubectl logs -c {SERVE_LOGS}", replica_lines, 60)
+        the_lab.wait_for(f"replica lines in kubectl logs -c {SERVE_LOGS}", replica_lines, 60)
     except lab.LabError as exc:
         return [str(exc)]
-    print(f"kubectl logs -c {SERVE_LOGS} of the workers: {len(found)} {REPLICA_MARK} lines, e.g.")
+    print(f"kubectl logs -c {SERVE_LOGS} of the workers: {len(found)} ingress replica lines, e.g.")
     print(f"  {found[-1][:160]}")
     return []

@@ -55,3 +55,14 @@ def test_ready_endpoints_are_the_ready_addresses_of_that_service_only() -> None:
     assert node_app.ready_endpoints(slices, "votes-head-svc") == ["10.244.0.9"]
     assert node_app.ready_endpoints(slices, "empty") == []
     assert node_app.ready_endpoints(slices, "other") == []
+
+
+def test_a_replica_line_is_told_from_a_proxy_line_naming_the_deployment() -> None:
+    replica = "INFO 2026-12-08 03:44:52,898 votes_VoteIngress voh43d9b -- Finished initializing"
+    proxy = (
+        "INFO 2026-12-08 03:45:51,897 proxy 10.244.0.11 -- Got updated backend configs: "
+        "[BackendConfig(app_name='votes', name='VoteIngress')]"
+    )
+    assert node_app.is_replica_line(replica)
+    assert not node_app.is_replica_line(proxy)
+    assert not node_app.is_replica_line("INFO 2026-12-08 03:45:51,897 votes_VotePersister x -- y")
