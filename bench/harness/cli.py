@@ -12,8 +12,10 @@ what `make run` ships, the default of --serve-modes):
   ferretdb_raw       [raw]  insert_many of vote documents, 1000 per call
   redis_raw          [raw]  the pool's counter Lua script, 1000 votes per call
   plain_http_peer, plain_http_peer_batch [peer]  uvicorn + Starlette: validate with Vote,
-                     produce with acks (no Ray); plain_grpc_peer, plain_grpc_peer_batch: the
-                     same with grpc.aio
+                     produce with acks (no Ray), on asyncio like Serve's replica;
+                     plain_grpc_peer, plain_grpc_peer_batch: the same with grpc.aio (asyncio);
+                     plain_http_peer_uvloop, plain_http_peer_batch_uvloop: the HTTP peer on
+                     uvloop (uvicorn's default), reported beside
   seed_rust_http, seed_rust_http_batch, seed_go_grpc, seed_go_grpc_batch, seed_go_http_grpc
                      [seed] the seed's Rust HTTP and Go gRPC servers (bench/peers/seed_build.py
                      builds them; skipped, with the reason in the report, without Rust or Go)

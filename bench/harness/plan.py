@@ -22,6 +22,9 @@ GROUPS = {
         "plain_grpc_peer",
         "plain_http_peer_batch",
         "plain_grpc_peer_batch",
+        # The HTTP peer again on uvloop (uvicorn's default), beside the asyncio ones above.
+        "plain_http_peer_uvloop",
+        "plain_http_peer_batch_uvloop",
     ],
     "seed": [
         "seed_rust_http",

@@ -71,7 +71,7 @@ def test_compared_groups_repeat_five_times_the_others_three() -> None:
         make_plan(parse_args(["--repeats", "0"]), CONFIG)
 
 
-def test_a_full_run_is_expected_under_38_minutes_and_quick_under_10() -> None:
+def test_a_full_run_is_expected_under_38_minutes_and_quick_under_11() -> None:
     args = parse_args([])
     full = estimate_s(make_plan(args, CONFIG), selected(args), ["haproxy"])
     assert (
@@ -79,7 +79,7 @@ def test_a_full_run_is_expected_under_38_minutes_and_quick_under_10() -> None:
     )  # the variants (--batch-transactions, --persist-write-concerns) included
     quick_args = parse_args(["--quick"])
     quick = estimate_s(make_plan(quick_args, CONFIG), selected(quick_args), ["haproxy"])
-    assert quick < 10 * 60
+    assert quick < 11 * 60  # with the HTTP peer's uvloop scenarios beside the asyncio ones
     # A second mode adds its four `serve run`s and its Serve scenarios.
     assert (
         estimate_s(make_plan(args, CONFIG), selected(args), ["default", "haproxy"]) > full + 4 * 60
