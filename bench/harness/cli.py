@@ -190,8 +190,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="py-spy profile of the ingress replica and Serve's proxy during the first repeat "
-        "of each Serve scenario (default: on when py-spy is installed)",
+        help="py-spy profile of the ingress replica and Serve's proxy in one extra repeat of "
+        "each Serve scenario, not counted in the medians (default: on when py-spy is installed)",
     )
     parser.add_argument(
         "--merge",

@@ -50,7 +50,10 @@ class Bench:
         # What the CPU meter counts besides the stack: a peer's pid, our serve run's process group.
         self.measured_pids: dict[int, str] = {}
         self.measured_groups: list[int] = []
+        # Scenarios profiled already; `profiling`: the repeat running now is the profiled one.
         self.profiled: set[str] = set()
+        self.profiling = False
+        self.profiled_runs: dict[str, dict[str, Any]] = {}
         # system_*: the rate the lag-bounded load ended at, where the next repeat starts.
         self.system_rates: dict[str, float] = {}
         if args.profile and (why := Profiler.available()):
@@ -78,43 +81,58 @@ class Bench:
     ) -> list[dict[str, Any]]:
         """Run the repeats of a scenario (its plan's, or `repeats`); a repeat during which a stack
         part restarted (another session's fault test) is thrown away and run again, once.
-        `numbered`: one repeat's place among its scenario's (k, n), for the log (variants)."""
+        `numbered`: one repeat's place among its scenario's (k, n), for the log (variants).
+        A Serve scenario (--profile) first runs one extra repeat under py-spy, kept apart in
+        `profiled_runs` and not counted: the sampling costs the sampled process CPU."""
+        if self.args.profile and self.measured_groups and name not in self.profiled:
+            self.profiled.add(name)
+            self.profiling = True
+            try:
+                self.profiled_runs[name] = self.measured(name, run, "profiled, not counted")
+            finally:
+                self.profiling = False
         runs = []
         repeats = self.plan.repeats_of(name) if repeats is None else repeats
         for index in range(repeats):
-            for attempt in range(2):
-                pids = self.stack_pids()
-                load = os.getloadavg()[0]
-                meter = CpuMeter(
-                    {pid: part for part, pid in pids.items() if pid} | self.measured_pids,
-                    self.measured_groups,
-                )
-                meter.start()
-                try:
-                    result = run()
-                except Exception as exc:  # noqa: BLE001 - reported as a failed repeat
-                    log(f"{name} #{index + 1}: FAILED: {type(exc).__name__}: {exc}")
-                    result = failed(exc)
-                result["cpu_s"] = meter.stop() | result.pop("extra_cpu_s", {})
-                result["wall_s"] = round(meter.wall_s, 2)
-                if self.measured_groups:
-                    result["replicas_at_end"] = replica_counts(self.measured_groups)
-                result["loadavg_1m_before"] = round(load, 2)
-                disturbed = self.stack_pids() != pids
-                if disturbed and attempt == 0:
-                    log(f"{name} #{index + 1}: a stack part restarted meanwhile; running it again")
-                    continue
-                result["disturbed"] = disturbed
-                break
             place, total = numbered or (index + 1, repeats)
-            log(f"{name} #{place}/{total}: {short(result)} [{self.progress()}]")
-            runs.append(result)
+            runs.append(self.measured(name, run, f"{place}/{total}"))
         return runs
 
+    def measured(self, name: str, run: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
+        """One repeat with its CPU breakdown; run again once if a stack part restarted."""
+        for attempt in range(2):
+            pids = self.stack_pids()
+            load = os.getloadavg()[0]
+            meter = CpuMeter(
+                {pid: part for part, pid in pids.items() if pid} | self.measured_pids,
+                self.measured_groups,
+            )
+            meter.start()
+            try:
+                result = run()
+            except Exception as exc:  # noqa: BLE001 - reported as a failed repeat
+                log(f"{name} #{label}: FAILED: {type(exc).__name__}: {exc}")
+                result = failed(exc)
+            result["cpu_s"] = meter.stop() | result.pop("extra_cpu_s", {})
+            result["wall_s"] = round(meter.wall_s, 2)
+            if self.measured_groups:
+                result["replicas_at_end"] = replica_counts(self.measured_groups)
+            result["loadavg_1m_before"] = round(load, 2)
+            disturbed = self.stack_pids() != pids
+            if disturbed and attempt == 0:
+                log(f"{name} #{label}: a stack part restarted meanwhile; running it again")
+                continue
+            result["disturbed"] = disturbed
+            break
+        log(f"{name} #{label}: {short(result)} [{self.progress()}]")
+        return result
+
     def record(self, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        profile = next((run["profile"] for run in runs if run.get("profile")), None)
-        if profile:
-            extra["profile"] = profile
+        profiled = self.profiled_runs.pop(name, None)
+        if profiled is not None:
+            if profiled.get("profile"):
+                extra["profile"] = profiled.pop("profile")
+            extra["profiled_run"] = profiled  # its rate is not in the medians
         scenario = (
             summarize_runs(name, runs)
             | extra

@@ -157,7 +157,9 @@ def markdown(data: dict[str, Any]) -> str:
     profiles = profile_markdown(scenarios)
     if profiles:
         how = (
-            "py-spy samples of the first repeat of each Serve scenario. A sample's layer is the "
+            "py-spy samples of each Serve scenario, profiled in an extra, uncounted repeat (run "
+            "before the counted ones; its rate is `profiled_run` in latest.json, not in the "
+            "medians). A sample's layer is the "
             "innermost frame outside the event loop (`ours` = serve_app's own frames); own time is "
             "the leaf frame. Raw stacks of the run: `profiles/` (git-ignored; py-spy raw format, "
             "for flamegraph.pl)."
