@@ -194,6 +194,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "each Serve scenario, not counted in the medians (default: on when py-spy is installed)",
     )
     parser.add_argument(
+        "--niceness",
+        type=int,
+        help="the niceness of every measured process: the stack, our `serve run` and its Ray, the "
+        "peers and the load generator (default: the bench's own; the stack's is restored "
+        "afterwards; docs/decisions/0026-bench-one-priority.md)",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="update the existing latest.json: replace the scenarios measured now, keep the "

@@ -24,6 +24,8 @@ from bench.harness.plan import (
     serve_modes,
     suffix_of,
 )
+from bench.harness.priority import Priority, own_niceness
+from bench.harness.processes import session_members
 from bench.harness.profile import Profiler
 from bench.harness.serve_instance import ServeInstance
 from bench.harness.serving import own_ports
@@ -56,6 +58,9 @@ class Bench:
         self.profiled_runs: dict[str, dict[str, Any]] = {}
         # system_*: the rate the lag-bounded load ended at, where the next repeat starts.
         self.system_rates: dict[str, float] = {}
+        # Every measured process at one niceness (--niceness, else the bench's own): 0026.
+        niceness = getattr(args, "niceness", None)
+        self.priority = Priority(own_niceness() if niceness is None else niceness)
         if args.profile and (why := Profiler.available()):
             log(f"profiles: off ({why})")
             args.profile = False
@@ -102,6 +107,7 @@ class Bench:
         """One repeat with its CPU breakdown; run again once if a stack part restarted."""
         for attempt in range(2):
             pids = self.stack_pids()
+            self.align_priority(pids)
             load = os.getloadavg()[0]
             meter = CpuMeter(
                 {pid: part for part, pid in pids.items() if pid} | self.measured_pids,
@@ -115,6 +121,7 @@ class Bench:
                 result = failed(exc)
             result["cpu_s"] = meter.stop() | result.pop("extra_cpu_s", {})
             result["wall_s"] = round(meter.wall_s, 2)
+            result["niceness"] = meter.niceness
             if self.measured_groups:
                 result["replicas_at_end"] = replica_counts(self.measured_groups)
             result["loadavg_1m_before"] = round(load, 2)
@@ -126,6 +133,11 @@ class Bench:
             break
         log(f"{name} #{label}: {short(result)} [{self.progress()}]")
         return result
+
+    def align_priority(self, stack: dict[str, int]) -> None:
+        """The stack, the peer, our `serve run`'s session and this process at one niceness."""
+        members = [p.pid for group in self.measured_groups for p in session_members(group)]
+        self.priority.align([*stack.values(), *self.measured_pids, *members, os.getpid()])
 
     def record(self, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         profiled = self.profiled_runs.pop(name, None)
@@ -289,6 +301,8 @@ class Bench:
         )
         load_before = os.getloadavg()
         groups = {group_of(name) for name in chosen}
+        self.priority.align([os.getpid()])  # before any peer or `serve run`: they inherit it
+        log(f"priority: every measured process at nice {self.priority.niceness}")
         try:
             for label, needs, step in self.steps(chosen, modes):
                 if not groups & needs:
@@ -300,6 +314,7 @@ class Bench:
                     self.scenarios.append({"name": f"{label} (failed)"} | failed(exc))
         finally:
             delete_topics(self.topics)
+            self.priority.restore()  # the stack's threads get their niceness back
         results.write(self, chosen, modes, load_before)
         unclean = [
             s["name"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.harness.priority import merge_niceness
+
 
 def failed(exc: BaseException) -> dict[str, Any]:
     """What a repeat (or a step) that raised records: no rate, one error, not reconciled."""
@@ -102,5 +104,8 @@ def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         scenario.setdefault("cpu_us_per_vote", {}).update(
             {part: round(1e6 * s / window_votes, 1) for part, s in window.items()}
         )
+    niceness = merge_niceness(r["niceness"] for r in runs if r.get("niceness"))
+    if niceness:
+        scenario["niceness"] = niceness  # by part: the values seen over the repeats
     scenario["runs"] = runs
     return scenario

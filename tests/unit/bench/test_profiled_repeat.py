@@ -66,6 +66,7 @@ def test_the_profiled_repeat_is_extra_and_not_counted(
     monkeypatch.setattr(measure, "Profiler", FakeProfiler)
     monkeypatch.setattr(measure.loadgen, "run_http", fake_load)
     monkeypatch.setattr(Bench, "stack_pids", lambda _self: {})
+    monkeypatch.setattr(Bench, "align_priority", lambda _self, _stack: None)  # no renice here
     bench = a_bench(tmp_path)
     name = "serve_noop_http"
     runs = bench.repeat(
