@@ -1,7 +1,7 @@
 """`make bench`: every ingestion path and sink of votes, side by side, on this machine, in one run.
 
-    .venv/bin/python -m bench.run                # everything (~30 min on 2 cores: see its estimate)
-    .venv/bin/python -m bench.run --quick        # a tiny smoke of every group (~8 min)
+    .venv/bin/python -m bench.run                # everything (~40 min on 2 cores: see its estimate)
+    .venv/bin/python -m bench.run --quick        # a tiny smoke of every group (~11 min)
     .venv/bin/python -m bench.run --only raw,peer      # groups or scenario names
     .venv/bin/python -m bench.run --only ingest,noop --serve-modes default,haproxy
 

@@ -40,11 +40,16 @@ class Priority:
         if not -20 <= niceness <= 19:
             raise ValueError(f"a niceness is between -20 and 19 (got {niceness})")
         self.niceness = niceness
-        self.before: dict[int, int] = {}
+        self.before: dict[int, int] = {}  # by thread id, the niceness align() found
+        self.roots: dict[int, int] = {}  # by pid given to align(), its niceness then
         self.refused: dict[int, str] = {}
 
     def align(self, pids: Iterable[int]) -> None:
         """Every thread of `pids` (and their children) at `niceness`."""
+        pids = list(pids)
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                self.roots.setdefault(pid, psutil.Process(pid).nice())
         for tid in threads_of(pids):
             with contextlib.suppress(ProcessLookupError):
                 current = os.getpriority(os.PRIO_PROCESS, tid)
@@ -58,11 +63,17 @@ class Priority:
                 self.before.setdefault(tid, current)
 
     def restore(self) -> None:
-        """Give every thread still alive the niceness it had before `align`."""
+        """Give every thread still alive the niceness it had before `align`; a thread started
+        since (Kafka starts some) gets its process's."""
+        for root, niceness in self.roots.items():
+            for tid in threads_of([root]):
+                with contextlib.suppress(OSError):
+                    os.setpriority(os.PRIO_PROCESS, tid, self.before.get(tid, niceness))
         for tid, niceness in self.before.items():
             with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, tid, niceness)
         self.before.clear()
+        self.roots.clear()
 
 
 def one_priority(niceness_by_part: dict[str, list[int]]) -> int | None:

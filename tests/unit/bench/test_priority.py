@@ -5,6 +5,7 @@ gets its own back at the end. Needs CAP_SYS_NICE when the bench's niceness is th
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,9 +20,12 @@ from bench.harness.runner import Bench
 from devkit.waiting import wait_until
 
 THREADED = (
-    "import threading, time\n"
-    "for _ in range(2):\n"
+    "import signal, threading, time\n"
+    "def more(*_):\n"  # SIGUSR1: one more thread, like Kafka starting one mid-run
     "    threading.Thread(target=time.sleep, args=(120,), daemon=True).start()\n"
+    "signal.signal(signal.SIGUSR1, more)\n"
+    "for _ in range(2):\n"
+    "    more()\n"
     "time.sleep(120)\n"
 )
 
@@ -55,6 +59,8 @@ def test_align_sets_every_thread_and_restore_gives_it_back(stack_like: tuple[int
     priority = Priority(own_niceness())
     priority.align([pid])
     assert niceness_of_threads(pid) == {own_niceness()}
+    os.kill(pid, signal.SIGUSR1)  # a thread born at the aligned niceness
+    wait_until(lambda: len(psutil.Process(pid).threads()) >= 4, 30, "the fourth thread")
     priority.restore()
     assert niceness_of_threads(pid) == {other}
 
