@@ -16,6 +16,7 @@ from bench.harness import measure, results, serving
 from bench.harness.cpu import CpuMeter, replica_counts, stack_pids
 from bench.harness.env import log
 from bench.harness.plan import (
+    PROFILED_GROUPS,
     duration_text,
     estimate_s,
     group_of,
@@ -89,7 +90,8 @@ class Bench:
         `numbered`: one repeat's place among its scenario's (k, n), for the log (variants).
         A Serve scenario (--profile) first runs one extra repeat under py-spy, kept apart in
         `profiled_runs` and not counted: the sampling costs the sampled process CPU."""
-        if self.args.profile and self.measured_groups and name not in self.profiled:
+        wanted = self.args.profile and self.measured_groups and name not in self.profiled
+        if wanted and group_of(name) in PROFILED_GROUPS:  # the ones measure.ingest loads
             self.profiled.add(name)
             self.profiling = True
             try:

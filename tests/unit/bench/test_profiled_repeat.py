@@ -82,3 +82,14 @@ def test_the_profiled_repeat_is_extra_and_not_counted(
     calls: list[int] = []
     bench.repeat(name, lambda: calls.append(1) or {"votes_per_s": 1.0}, repeats=1)
     assert len(calls) == 1
+
+
+def test_scenarios_that_are_not_profiled_run_no_extra_repeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Bench, "stack_pids", lambda _self: {})
+    monkeypatch.setattr(Bench, "align_priority", lambda _self, _stack: None)
+    bench = a_bench(tmp_path)
+    calls: list[int] = []
+    runs = bench.repeat("system_single[haproxy]", lambda: calls.append(1) or {"votes_per_s": 1.0})
+    assert len(runs) == len(calls) == 3  # its own load, never profiled: no extra repeat
