@@ -83,7 +83,7 @@ test: install stack-up ## the whole suite against the real local stack (chaos in
 loadtest: $(STAMP) ## locust headless against `make run` (or LOADTEST_ARGS="--host ..."), then reconcile exactly
 	$(PY) -m loadtest.run $(LOADTEST_ARGS)
 
-bench: stack-up ## side-by-side benchmark (~35 min on 2 cores; seed peers built first); writes bench/results/latest.{json,md,png}
+bench: stack-up ## side-by-side benchmark (~40 min on 2 cores; seed peers built first); writes bench/results/latest.{json,md,png}
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-peers: $(STAMP) ## build the seed's Rust HTTP and Go gRPC peers once (make bench does it too)

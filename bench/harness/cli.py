@@ -1,7 +1,7 @@
 """`make bench`: every ingestion path and sink of votes, side by side, on this machine, in one run.
 
-    .venv/bin/python -m bench.run                # everything (~30 min on 2 cores: see its estimate)
-    .venv/bin/python -m bench.run --quick        # a tiny smoke of every group (~8 min)
+    .venv/bin/python -m bench.run                # everything (~40 min on 2 cores: see its estimate)
+    .venv/bin/python -m bench.run --quick        # a tiny smoke of every group (~11 min)
     .venv/bin/python -m bench.run --only raw,peer      # groups or scenario names
     .venv/bin/python -m bench.run --only ingest,noop --serve-modes default,haproxy
 
@@ -12,8 +12,10 @@ what `make run` ships, the default of --serve-modes):
   ferretdb_raw       [raw]  insert_many of vote documents, 1000 per call
   redis_raw          [raw]  the pool's counter Lua script, 1000 votes per call
   plain_http_peer, plain_http_peer_batch [peer]  uvicorn + Starlette: validate with Vote,
-                     produce with acks (no Ray); plain_grpc_peer, plain_grpc_peer_batch: the
-                     same with grpc.aio
+                     produce with acks (no Ray), on asyncio like Serve's replica;
+                     plain_grpc_peer, plain_grpc_peer_batch: the same with grpc.aio (asyncio);
+                     plain_http_peer_uvloop, plain_http_peer_batch_uvloop: the HTTP peer on
+                     uvloop (uvicorn's default), reported beside
   seed_rust_http, seed_rust_http_batch, seed_go_grpc, seed_go_grpc_batch, seed_go_http_grpc
                      [seed] the seed's Rust HTTP and Go gRPC servers (bench/peers/seed_build.py
                      builds them; skipped, with the reason in the report, without Rust or Go)
@@ -188,8 +190,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="py-spy profile of the ingress replica and Serve's proxy during the first repeat "
-        "of each Serve scenario (default: on when py-spy is installed)",
+        help="py-spy profile of the ingress replica and Serve's proxy in one extra repeat of "
+        "each Serve scenario, not counted in the medians (default: on when py-spy is installed)",
+    )
+    parser.add_argument(
+        "--niceness",
+        type=int,
+        help="the niceness of every measured process: the stack, our `serve run` and its Ray, the "
+        "peers and the load generator (default: the bench's own; the stack's is restored "
+        "afterwards; docs/decisions/0026-bench-one-priority.md)",
     )
     parser.add_argument(
         "--merge",

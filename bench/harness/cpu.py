@@ -49,6 +49,8 @@ class CpuMeter:
         self._start: dict[int, tuple[str, float]] = {}
         self.seconds: dict[str, float] = {}
         self.wall_s = 0.0
+        # The niceness each part's processes had at stop(): bench.harness.priority checks it.
+        self.niceness: dict[str, list[int]] = {}
 
     @staticmethod
     def _cpu(proc: psutil.Process) -> float:
@@ -89,6 +91,11 @@ class CpuMeter:
         for pid, (kind, cpu) in end.items():
             before = self._start[pid][1] if pid in self._start else 0.0
             seconds[kind] = seconds.get(kind, 0.0) + max(0.0, cpu - before)
+        seen: dict[str, set[int]] = {}
+        for pid, (kind, _cpu) in end.items():
+            with contextlib.suppress(psutil.Error):
+                seen.setdefault(kind, set()).add(psutil.Process(pid).nice())
+        self.niceness = {kind: sorted(values) for kind, values in sorted(seen.items())}
         ours = sum(seconds.values())
         seconds["other_processes"] = max(0.0, self._busy() - self._busy0 - ours)
         self.seconds = {k: round(v, 2) for k, v in sorted(seconds.items())}

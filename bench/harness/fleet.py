@@ -70,6 +70,8 @@ def merge(results: list[LoadResult]) -> LoadResult:
         merged.accepted_requests += result.accepted_requests
         merged.error_votes += result.error_votes
         merged.latencies_ms.extend(result.latencies_ms)
+        if result.window_cpu_s is not None:  # the fleet's CPU: every process's, added up
+            merged.window_cpu_s = (merged.window_cpu_s or 0.0) + result.window_cpu_s
         for kind, count in result.errors.items():
             merged.errors[kind] = merged.errors.get(kind, 0) + count
     return merged

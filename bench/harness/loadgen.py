@@ -36,6 +36,8 @@ class LoadResult:
     errors: dict[str, int] = field(default_factory=dict)
     error_votes: int = 0  # votes in failed requests (may or may not be in Kafka on a timeout)
     latencies_ms: list[float] = field(default_factory=list)
+    # CPU seconds of this load-generator process (all its threads) inside the window.
+    window_cpu_s: float | None = None
 
     def error(self, kind: str, votes: int) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -54,7 +56,16 @@ class LoadResult:
             "errors": self.error_count,
             "error_kinds": dict(self.errors),
             "accepted_votes": self.accepted_votes,
+            "loadgen_cpu_s": _round(self.window_cpu_s),
+            "loadgen_us_per_request": self.loadgen_us_per_request(),
         }
+
+    def loadgen_us_per_request(self) -> float | None:
+        """The load generator's own CPU per request answered in the window (µs): it shares the
+        cores with the server, and costs more per request the slower the server answers."""
+        if self.window_cpu_s is None or not self.window_requests:
+            return None
+        return round(1e6 * self.window_cpu_s / self.window_requests, 1)
 
 
 def _round(value: float | None) -> float | None:
@@ -114,14 +125,27 @@ class Pacer:
 Monitor = Callable[[LoadResult, Window], Awaitable[None]]
 
 
+async def _window_cpu(result: LoadResult, window: Window) -> None:
+    """Sets result.window_cpu_s: this process's CPU time from the window's opening to its close
+    (or to the load's end, if the load ends first: cancelled)."""
+    await asyncio.sleep(max(0.0, window.open - time.monotonic()))
+    opened = time.process_time()
+    try:
+        await asyncio.sleep(max(0.0, window.close - time.monotonic()))
+    finally:
+        result.window_cpu_s = time.process_time() - opened
+
+
 async def _with_monitor(
     load: Awaitable[None], monitor: Monitor | None, result: LoadResult, window: Window
 ) -> None:
-    task = asyncio.create_task(monitor(result, window)) if monitor is not None else None
+    tasks = [asyncio.create_task(_window_cpu(result, window))]
+    if monitor is not None:
+        tasks.append(asyncio.create_task(monitor(result, window)))
     try:
         await load
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -45,11 +45,10 @@ def ingest(
     counted_before = int(counters.get(rc.TOTAL) or 0) if counters else 0
     records_before = readable_records(topic) if topic else 0
     tag = f"{bench.names.run_id}{name[:1]}{time.monotonic_ns() % 10**8}"
-    # The first repeat of each Serve scenario is profiled (py-spy --nonblocking: the sampled
-    # process is not paused, so the rate stays comparable).
+    # The extra, uncounted repeat of a Serve scenario is profiled (Bench.repeat): py-spy
+    # --nonblocking does not pause the sampled process, but its sampling still costs CPU.
     profiler = None
-    if bench.args.profile and bench.measured_groups and name not in bench.profiled:
-        bench.profiled.add(name)
+    if bench.profiling:
         profiler = Profiler(
             bench.args.out / "profiles", name, bench.measured_groups[0], plan.warmup_s + duration
         )

@@ -22,6 +22,9 @@ GROUPS = {
         "plain_grpc_peer",
         "plain_http_peer_batch",
         "plain_grpc_peer_batch",
+        # The HTTP peer again on uvloop (uvicorn's default), beside the asyncio ones above.
+        "plain_http_peer_uvloop",
+        "plain_http_peer_batch_uvloop",
     ],
     "seed": [
         "seed_rust_http",
@@ -47,6 +50,8 @@ ALL = [name for names in GROUPS.values() for name in names]
 COMPARED_GROUPS = ("peer", "seed", "noop", "ingest")
 # Measured once per Serve mode, with the mode as a suffix of the name ("" for Serve's default).
 MODE_GROUPS = ("noop", "ingest", "serve", "system")
+# Measured through bench.harness.measure.ingest on our `serve run`: profiled with --profile.
+PROFILED_GROUPS = ("noop", "ingest", "serve")
 # Whose scenario is which (protocol, kind) through Serve; the Python peers and the seed's peers.
 SERVE_PATHS = {
     "http_single": ("http", "single"),
@@ -109,6 +114,8 @@ class Plan:
     e2e_duration_s: float
     system_warmup_s: float
     system_duration_s: float
+    # --profile: each Serve scenario (noop, ingest, serve) runs one extra, uncounted repeat.
+    profiled: bool = False
 
     def repeats_of(self, name: str) -> int:
         return self.repeats if group_of(name) in COMPARED_GROUPS else self.context_repeats
@@ -163,6 +170,7 @@ def make_plan(args: argparse.Namespace, config: dict[str, Any]) -> Plan:
         system_duration_s=args.system_duration
         if args.system_duration is not None
         else (4.0 if quick else 20.0),
+        profiled=bool(getattr(args, "profile", False)),
     )
 
 
@@ -248,7 +256,8 @@ def estimate_s(plan: Plan, chosen: Collection[str], modes: Collection[str]) -> f
     for name in chosen:
         seconds = per_repeat.get(name, batch if "batch" in name else single)
         copies = len(modes) if group_of(name) in MODE_GROUPS else 1
-        total += copies * plan.repeats_of(name) * seconds
+        extra = 1 if plan.profiled and group_of(name) in PROFILED_GROUPS else 0
+        total += copies * (plan.repeats_of(name) + extra) * seconds
     total += len(modes) * SERVE_START_STOP_S * len(serve_instances(chosen))
     total += PEER_START_S * sum(1 for name in chosen if group_of(name) in ("peer", "seed"))
     if "persist" in chosen:

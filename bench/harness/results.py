@@ -92,6 +92,9 @@ def config_info(bench: Bench, chosen: list[str], modes: list[str]) -> dict[str, 
             "app_args": bench.args.app_arg,
         },
         "system_load": bench.args.system_load,
+        "niceness": bench.priority.niceness,
+        # Threads whose niceness could not be changed (lowering one needs CAP_SYS_NICE).
+        "niceness_refused": sorted(set(bench.priority.refused.values()))[:5],
         "expected_s": round(bench.expected_s),
         "took_s": round(time.monotonic() - bench.started),
         "loadgen": "bench.harness.loadgen: raw HTTP/1.1 keep-alive on uvloop / grpc.aio, "

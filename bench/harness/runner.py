@@ -16,6 +16,7 @@ from bench.harness import measure, results, serving
 from bench.harness.cpu import CpuMeter, replica_counts, stack_pids
 from bench.harness.env import log
 from bench.harness.plan import (
+    PROFILED_GROUPS,
     duration_text,
     estimate_s,
     group_of,
@@ -24,6 +25,8 @@ from bench.harness.plan import (
     serve_modes,
     suffix_of,
 )
+from bench.harness.priority import Priority, own_niceness
+from bench.harness.processes import session_members
 from bench.harness.profile import Profiler
 from bench.harness.serve_instance import ServeInstance
 from bench.harness.serving import own_ports
@@ -50,9 +53,15 @@ class Bench:
         # What the CPU meter counts besides the stack: a peer's pid, our serve run's process group.
         self.measured_pids: dict[int, str] = {}
         self.measured_groups: list[int] = []
+        # Scenarios profiled already; `profiling`: the repeat running now is the profiled one.
         self.profiled: set[str] = set()
+        self.profiling = False
+        self.profiled_runs: dict[str, dict[str, Any]] = {}
         # system_*: the rate the lag-bounded load ended at, where the next repeat starts.
         self.system_rates: dict[str, float] = {}
+        # Every measured process at one niceness (--niceness, else the bench's own): 0026.
+        niceness = getattr(args, "niceness", None)
+        self.priority = Priority(own_niceness() if niceness is None else niceness)
         if args.profile and (why := Profiler.available()):
             log(f"profiles: off ({why})")
             args.profile = False
@@ -78,43 +87,66 @@ class Bench:
     ) -> list[dict[str, Any]]:
         """Run the repeats of a scenario (its plan's, or `repeats`); a repeat during which a stack
         part restarted (another session's fault test) is thrown away and run again, once.
-        `numbered`: one repeat's place among its scenario's (k, n), for the log (variants)."""
+        `numbered`: one repeat's place among its scenario's (k, n), for the log (variants).
+        A Serve scenario (--profile) first runs one extra repeat under py-spy, kept apart in
+        `profiled_runs` and not counted: the sampling costs the sampled process CPU."""
+        wanted = self.args.profile and self.measured_groups and name not in self.profiled
+        if wanted and group_of(name) in PROFILED_GROUPS:  # the ones measure.ingest loads
+            self.profiled.add(name)
+            self.profiling = True
+            try:
+                self.profiled_runs[name] = self.measured(name, run, "profiled, not counted")
+            finally:
+                self.profiling = False
         runs = []
         repeats = self.plan.repeats_of(name) if repeats is None else repeats
         for index in range(repeats):
-            for attempt in range(2):
-                pids = self.stack_pids()
-                load = os.getloadavg()[0]
-                meter = CpuMeter(
-                    {pid: part for part, pid in pids.items() if pid} | self.measured_pids,
-                    self.measured_groups,
-                )
-                meter.start()
-                try:
-                    result = run()
-                except Exception as exc:  # noqa: BLE001 - reported as a failed repeat
-                    log(f"{name} #{index + 1}: FAILED: {type(exc).__name__}: {exc}")
-                    result = failed(exc)
-                result["cpu_s"] = meter.stop() | result.pop("extra_cpu_s", {})
-                result["wall_s"] = round(meter.wall_s, 2)
-                if self.measured_groups:
-                    result["replicas_at_end"] = replica_counts(self.measured_groups)
-                result["loadavg_1m_before"] = round(load, 2)
-                disturbed = self.stack_pids() != pids
-                if disturbed and attempt == 0:
-                    log(f"{name} #{index + 1}: a stack part restarted meanwhile; running it again")
-                    continue
-                result["disturbed"] = disturbed
-                break
             place, total = numbered or (index + 1, repeats)
-            log(f"{name} #{place}/{total}: {short(result)} [{self.progress()}]")
-            runs.append(result)
+            runs.append(self.measured(name, run, f"{place}/{total}"))
         return runs
 
+    def measured(self, name: str, run: Callable[[], dict[str, Any]], label: str) -> dict[str, Any]:
+        """One repeat with its CPU breakdown; run again once if a stack part restarted."""
+        for attempt in range(2):
+            pids = self.stack_pids()
+            self.align_priority(pids)
+            load = os.getloadavg()[0]
+            meter = CpuMeter(
+                {pid: part for part, pid in pids.items() if pid} | self.measured_pids,
+                self.measured_groups,
+            )
+            meter.start()
+            try:
+                result = run()
+            except Exception as exc:  # noqa: BLE001 - reported as a failed repeat
+                log(f"{name} #{label}: FAILED: {type(exc).__name__}: {exc}")
+                result = failed(exc)
+            result["cpu_s"] = meter.stop() | result.pop("extra_cpu_s", {})
+            result["wall_s"] = round(meter.wall_s, 2)
+            result["niceness"] = meter.niceness
+            if self.measured_groups:
+                result["replicas_at_end"] = replica_counts(self.measured_groups)
+            result["loadavg_1m_before"] = round(load, 2)
+            disturbed = self.stack_pids() != pids
+            if disturbed and attempt == 0:
+                log(f"{name} #{label}: a stack part restarted meanwhile; running it again")
+                continue
+            result["disturbed"] = disturbed
+            break
+        log(f"{name} #{label}: {short(result)} [{self.progress()}]")
+        return result
+
+    def align_priority(self, stack: dict[str, int]) -> None:
+        """The stack, the peer, our `serve run`'s session and this process at one niceness."""
+        members = [p.pid for group in self.measured_groups for p in session_members(group)]
+        self.priority.align([*stack.values(), *self.measured_pids, *members, os.getpid()])
+
     def record(self, name: str, runs: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-        profile = next((run["profile"] for run in runs if run.get("profile")), None)
-        if profile:
-            extra["profile"] = profile
+        profiled = self.profiled_runs.pop(name, None)
+        if profiled is not None:
+            if profiled.get("profile"):
+                extra["profile"] = profiled.pop("profile")
+            extra["profiled_run"] = profiled  # its rate is not in the medians
         scenario = (
             summarize_runs(name, runs)
             | extra
@@ -271,6 +303,8 @@ class Bench:
         )
         load_before = os.getloadavg()
         groups = {group_of(name) for name in chosen}
+        self.priority.align([os.getpid()])  # before any peer or `serve run`: they inherit it
+        log(f"priority: every measured process at nice {self.priority.niceness}")
         try:
             for label, needs, step in self.steps(chosen, modes):
                 if not groups & needs:
@@ -282,6 +316,7 @@ class Bench:
                     self.scenarios.append({"name": f"{label} (failed)"} | failed(exc))
         finally:
             delete_topics(self.topics)
+            self.priority.restore()  # the stack's threads get their niceness back
         results.write(self, chosen, modes, load_before)
         unclean = [
             s["name"]

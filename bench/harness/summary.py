@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench.harness.priority import merge_niceness
+
 
 def failed(exc: BaseException) -> dict[str, Any]:
     """What a repeat (or a step) that raised records: no rate, one error, not reconciled."""
@@ -27,6 +29,8 @@ def short(result: dict[str, Any]) -> str:
         )
     if result.get("p99_ms") is not None:
         parts.append(f"p50 {result.get('p50_ms')} ms, p99 {result.get('p99_ms')} ms")
+    if result.get("loadgen_us_per_request") is not None:
+        parts.append(f"loadgen {result['loadgen_us_per_request']:.0f} µs/request")
     if share := result.get("cpu_share"):
         parts.append(f"cores {100 * sum(share.values()):.0f}% busy")
     parts.append(f"errors {result.get('errors')}")
@@ -43,7 +47,15 @@ def short(result: dict[str, Any]) -> str:
 
 
 # Besides votes/s and latencies: per-repeat figures some scenarios give (system_*, whole app).
-EXTRA_STATS = ("accepted_per_s", "persisted_per_s", "lag_at_end", "drain_s", "requests_per_s")
+# loadgen_us_per_request: the load generator's own CPU per request in the window (a median).
+EXTRA_STATS = (
+    "accepted_per_s",
+    "persisted_per_s",
+    "lag_at_end",
+    "drain_s",
+    "requests_per_s",
+    "loadgen_us_per_request",
+)
 
 
 def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -92,5 +104,8 @@ def summarize_runs(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         scenario.setdefault("cpu_us_per_vote", {}).update(
             {part: round(1e6 * s / window_votes, 1) for part, s in window.items()}
         )
+    niceness = merge_niceness(r["niceness"] for r in runs if r.get("niceness"))
+    if niceness:
+        scenario["niceness"] = niceness  # by part: the values seen over the repeats
     scenario["runs"] = runs
     return scenario

@@ -57,41 +57,64 @@ def peer_process(
         bench.measured_pids = dict(keep or {})
 
 
+# The event loop of each plain HTTP scenario: asyncio like Serve's ingress replica
+# (RAY_USE_UVLOOP=0, docs/decisions/0001-ingress-on-asyncio.md); the _uvloop ones are extra.
+HTTP_PEER_LOOPS = {
+    "plain_http_peer": "asyncio",
+    "plain_http_peer_batch": "asyncio",
+    "plain_http_peer_uvloop": "uvloop",
+    "plain_http_peer_batch_uvloop": "uvloop",
+}
+
+
+def plain_http_argv(port: int, loop: str) -> list[str]:
+    """uvicorn serving bench.peers.plain_http on `loop` ("asyncio" or "uvloop"), never its
+    default ("auto" picks uvloop when installed)."""
+    if loop not in ("asyncio", "uvloop"):
+        raise ValueError(f"the plain HTTP peer's loop must be asyncio or uvloop (got {loop!r})")
+    return [
+        PY,
+        "-m",
+        "uvicorn",
+        "bench.peers.plain_http:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        loop,
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
 def plain_peers(bench: Bench, chosen: list[str]) -> None:
-    """plain_{http,grpc}_peer and their batch scenarios: uvicorn+Starlette and grpc.aio."""
+    """plain_{http,grpc}_peer and their batch scenarios: uvicorn+Starlette and grpc.aio, both
+    on asyncio; plain_http_peer*_uvloop: the HTTP peer again on uvloop."""
     topic = bench.new_topic("peer")
     env = peer_env(topic)
-    http_names = [n for n in ("plain_http_peer", "plain_http_peer_batch") if n in chosen]
-    if http_names:
+    for loop in ("asyncio", "uvloop"):
+        http_names = [n for n, lp in HTTP_PEER_LOOPS.items() if lp == loop and n in chosen]
+        if not http_names:
+            continue
         port = free_port(PORT_RANGE)
-        argv = [
-            PY,
-            "-m",
-            "uvicorn",
-            "bench.peers.plain_http:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-        with peer_process(bench, "peer-http", argv, port, env):
+        with peer_process(bench, f"peer-http-{loop}", plain_http_argv(port, loop), port, env):
             warm_http(("127.0.0.1", port))
             for name in http_names:
-                kind = "batch" if name.endswith("_batch") else "single"
+                kind = "batch" if "_batch" in name else "single"
                 bench.record(
                     name,
                     bench.repeat(
                         name,
-                        lambda n=name, k=kind: bench.ingest(
-                            n, protocol="http", kind=k, http=("127.0.0.1", port), topic=topic
+                        lambda n=name, k=kind, p=port: bench.ingest(
+                            n, protocol="http", kind=k, http=("127.0.0.1", p), topic=topic
                         ),
                     ),
                     path="http",
                     kind=kind,
-                    server="uvicorn+starlette, 1 worker",
+                    server=f"uvicorn+starlette, 1 worker, {loop} loop",
+                    event_loop=loop,
                 )
     grpc_names = [n for n in ("plain_grpc_peer", "plain_grpc_peer_batch") if n in chosen]
     if grpc_names:
@@ -115,7 +138,8 @@ def plain_peers(bench: Bench, chosen: list[str]) -> None:
                     ),
                     path="grpc",
                     kind=kind,
-                    server="grpc.aio, 1 process",
+                    server="grpc.aio, 1 process, asyncio loop",
+                    event_loop="asyncio",
                 )
 
 

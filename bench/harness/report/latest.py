@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.harness.priority import merge_niceness, one_priority
 from bench.harness.profile import markdown as profile_markdown
 from bench.harness.report.comparisons import (
     comparisons,
@@ -74,7 +75,52 @@ def header(data: dict[str, Any]) -> list[str]:
             f"scenarios are from the run of {merged.get('when')} (plan "
             f"{merged.get('config', {}).get('plan')})."
         )
-    return ["# votes benchmark: latest results", "", first, "", setup, ""]
+    return ["# votes benchmark: latest results", "", first, "", setup, "", like_for_like(data), ""]
+
+
+def like_for_like(data: dict[str, Any]) -> str:
+    """Which like-for-like points hold in this run, and which do not, with why (issue 26)."""
+    scenarios = [s for s in data["scenarios"] if not s.get("skipped")]
+    config = data["config"]
+    held: list[str] = []
+    not_held: list[str] = []
+    loops = {s["name"]: s.get("event_loop") for s in scenarios if s["name"].startswith("plain_")}
+    compared = {name: loop for name, loop in loops.items() if not name.endswith("_uvloop")}
+    if compared and all(loop == "asyncio" for loop in compared.values()):
+        held.append(
+            "same event loop (asyncio) in the plain peers as in Serve's ingress replica "
+            "(the `_uvloop` scenarios: the HTTP peer on uvloop, extra)"
+        )
+    elif compared:
+        not_held.append(
+            "event loop: "
+            + ", ".join(f"{name} {loop or 'not recorded'}" for name, loop in compared.items())
+        )
+    seen = merge_niceness(s["niceness"] for s in scenarios if s.get("niceness"))
+    niceness = one_priority(seen)
+    if niceness is not None:
+        held.append(
+            f"one priority (nice {niceness}) for the stack, Serve and its Ray, the peers and "
+            "the load generator"
+        )
+    else:
+        parts = ", ".join(f"{part} {'/'.join(map(str, v))}" for part, v in seen.items())
+        refused = "; ".join(config.get("niceness_refused") or [])
+        why = f"; the bench could not change: {refused}" if refused else ""
+        not_held.append(
+            "priority: "
+            + (f"the parts ran at different niceness ({parts}{why})" if parts else "not recorded")
+        )
+    if config["plan"].get("profiled"):
+        held.append("profiled repeat not counted (py-spy in an extra, uncounted repeat)")
+    if any(s.get("loadgen_us_per_request") is not None for s in scenarios):
+        held.append("load generator CPU shown (loadgen µs/request beside each rate)")
+    else:
+        not_held.append("the load generator's CPU per request: not recorded")
+    text = "Like for like: " + ("; ".join(held) if held else "none of the points below") + "."
+    if not_held:
+        text += " Not like for like: " + "; ".join(not_held) + "."
+    return text
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -157,7 +203,9 @@ def markdown(data: dict[str, Any]) -> str:
     profiles = profile_markdown(scenarios)
     if profiles:
         how = (
-            "py-spy samples of the first repeat of each Serve scenario. A sample's layer is the "
+            "py-spy samples of each Serve scenario, profiled in an extra, uncounted repeat (run "
+            "before the counted ones; its rate is `profiled_run` in latest.json, not in the "
+            "medians). A sample's layer is the "
             "innermost frame outside the event loop (`ours` = serve_app's own frames); own time is "
             "the leaf frame. Raw stacks of the run: `profiles/` (git-ignored; py-spy raw format, "
             "for flamegraph.pl)."

@@ -167,3 +167,39 @@ def test_comparisons_are_kept_in_the_json_and_the_chart_is_drawn(tmp_path: Path)
 def test_no_comparison_without_both_sides() -> None:
     only_http = [scenario("plain_http_peer", [1500, 1510])]
     assert comparisons(only_http) == []
+
+
+def like_for_like_data(**config: Any) -> dict[str, Any]:
+    peer = scenario("plain_http_peer", [1500, 1510]) | {
+        "event_loop": "asyncio",
+        "niceness": {"kafka": [0], "peer": [0], "loadgen_and_bench": [0]},
+        "loadgen_us_per_request": 90.0,
+    }
+    uvloop = scenario("plain_http_peer_uvloop", [1700]) | {
+        "event_loop": "uvloop",
+        "niceness": {"kafka": [0], "peer": [0]},
+    }
+    return {"scenarios": [peer, uvloop], "config": {"plan": {"profiled": True}} | config}
+
+
+def test_the_header_says_which_like_for_like_points_hold() -> None:
+    from bench.harness.report.latest import like_for_like
+
+    text = like_for_like(like_for_like_data())
+    assert text.startswith("Like for like: same event loop (asyncio)")
+    assert "one priority (nice 0)" in text
+    assert "profiled repeat not counted" in text
+    assert "load generator CPU shown" in text
+    assert "Not like for like" not in text
+
+
+def test_the_header_says_what_is_not_like_for_like_and_why() -> None:
+    from bench.harness.report.latest import like_for_like
+
+    data = like_for_like_data(niceness_refused=["nice 15 (setpriority: Permission denied)"])
+    data["scenarios"][0]["niceness"]["kafka"] = [15]
+    data["scenarios"][0]["event_loop"] = "uvloop"
+    text = like_for_like(data)
+    assert "Not like for like: event loop: plain_http_peer uvloop" in text
+    assert "kafka 0/15" in text and "Permission denied" in text
+    assert "one priority" not in text
