@@ -75,7 +75,9 @@ def test_replicas_and_nodes_follow_a_burst_of_votes(stack: Any, tmp_path: Path) 
     assert events["lag_rose"] <= events["pool_up"], timeline
     assert events["pool_up"] < events["node_added"], timeline
     assert events["node_added"] < events["drained"], timeline
-    assert events["pool_running_up"] < events["drained"], timeline
+    # The new replicas run by the time the lag is gone, or in the same ~2 s sample: on a quiet
+    # machine one replica drained 43,000 records in the seconds the others took to start.
+    assert events["pool_running_up"] <= events["drained"], timeline
     assert events["drained"] < events["scaled_in"], timeline
     # No node before the pool asked for room, none beyond what the pool could use.
     assert all(row.nodes == 1 for row in rows if row.t < events["pool_up"]), timeline
